@@ -1,0 +1,32 @@
+"""canfar-jlab: promote a notebook to N batch replicas on CANFAR (Skaha) or a local engine.
+
+The package root stays import-light: the Jupyter server extension and the IPython magic are
+imported only when Jupyter or IPython asks for them, so the core never drags them in.
+"""
+
+try:
+    from ._version import __version__
+except ImportError:  # running from a source tree that was never built
+    import warnings
+
+    warnings.warn(
+        "canfar_jlab was imported from a tree that was not installed; run `pip install -e .`",
+        stacklevel=2,
+    )
+    __version__ = "0.0.0+unknown"
+
+
+def _jupyter_labextension_paths() -> list[dict[str, str]]:
+    return [{"src": "labextension", "dest": "canfar-jlab"}]
+
+
+def _jupyter_server_extension_points() -> list[dict[str, object]]:
+    from .server.app import CanfarJlabApp
+
+    return [{"module": "canfar_jlab", "app": CanfarJlabApp}]
+
+
+def load_ipython_extension(ipython) -> None:  # noqa: ANN001 - IPython's own protocol
+    from .magic import load_ipython_extension as load
+
+    load(ipython)

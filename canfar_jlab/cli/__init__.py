@@ -1,0 +1,65 @@
+"""The `canfar-jlab` command line.
+
+Each verb group lives in its own module and adds its sub-commands through `register(subparsers)`;
+a sub-command sets `func(args) -> int` as its handler. Errors reach the user as one line on
+stderr with a non-zero exit code, never as a traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+from collections.abc import Sequence
+
+from .. import __version__
+
+# Modules that contribute verbs; a module that is not written yet is simply skipped.
+_VERB_MODULES = ("engine", "sessions", "runs")
+
+
+class CliError(Exception):
+    """A failure to report to the user as one line, with an exit code."""
+
+    def __init__(self, message: str, code: int = 1) -> None:
+        super().__init__(message)
+        self.code = code
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="canfar-jlab",
+        description="Run notebooks as batch replicas on CANFAR or the local engine.",
+    )
+    parser.add_argument("--version", action="version", version=f"canfar-jlab {__version__}")
+    subparsers = parser.add_subparsers(dest="command", metavar="COMMAND")
+    for name in _VERB_MODULES:
+        try:
+            module = importlib.import_module(f"{__name__}.{name}")
+        except ModuleNotFoundError as exc:
+            if exc.name != f"{__name__}.{name}":
+                raise
+            continue
+        module.register(subparsers)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    func = getattr(args, "func", None)
+    if func is None:
+        parser.print_help()
+        return 2
+    try:
+        return int(func(args) or 0)
+    except CliError as exc:
+        print(f"canfar-jlab: {exc}", file=sys.stderr)
+        return exc.code
+    except KeyboardInterrupt:
+        print("canfar-jlab: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

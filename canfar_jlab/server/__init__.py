@@ -1,0 +1,1 @@
+"""The Jupyter server extension: REST routes and the live channel over the core."""
