@@ -14,6 +14,20 @@ from canfar_jlab.server.handlers import route_table
 ALL_METHODS = ("GET", "POST", "PUT", "PATCH", "DELETE")
 
 
+@pytest.fixture(
+    params=[False, True], ids=["server-requires-auth", "server-default-allows-anonymous"]
+)
+def jp_server_config(request):
+    # jupyter_server lets undecorated handlers through when allow_unauthenticated_access is
+    # True (its default): with True, only our own decorators stand between a caller and a route.
+    return {
+        "ServerApp": {
+            "jpserver_extensions": {"canfar_jlab": True},
+            "allow_unauthenticated_access": request.param,
+        }
+    }
+
+
 def _concrete(pattern: str) -> str:
     """Fill regex groups of a route pattern with a plausible value."""
     import re

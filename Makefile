@@ -1,0 +1,64 @@
+# canfar-jlab: the two commands a newcomer needs are `make lab` and `make test`.
+#
+#   make lab    install everything and start JupyterLab on the local engine with the example notebook
+#   make test   install everything (Chromium included) and run every test: lint, pytest, jest, Galata,
+#               and a check that `pip install .` from a clean tree gives a working prebuilt extension
+
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(abspath $(VENV))/bin
+export PATH := $(BIN):$(PATH)
+# As root (CI, containers) Jupyter and Chromium need to be told it is fine.
+ROOT_FLAGS := $(if $(filter 0,$(shell id -u)),--allow-root,)
+
+.PHONY: lab install frontend browser test lint test-python test-js test-ui check-wheel clean
+
+lab: install frontend
+	$(BIN)/canfar-jlab engine start
+	$(BIN)/jupyter lab $(ROOT_FLAGS) examples/reduce_fits.ipynb
+
+# Python environment with the package installed editable (its build hook also runs `jlpm install`).
+install: $(VENV)/.installed
+
+$(VENV)/.installed: pyproject.toml package.json
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -e ".[dev,test]"
+	$(BIN)/jupyter-builder develop --overwrite .
+	$(BIN)/jupyter server extension enable --sys-prefix canfar_jlab
+	touch $@
+
+# Rebuild the labextension from the current sources (the editable install links it into Lab).
+frontend: install
+	$(BIN)/jlpm install
+	$(BIN)/jlpm build
+
+# Debian's Chromium for the Galata tests (Playwright cannot download its own browser here).
+browser:
+	@test -x /usr/bin/chromium || { \
+	  if [ "$$(id -u)" = 0 ]; then apt-get update -qq && apt-get install -y -qq chromium fonts-liberation; \
+	  else sudo apt-get update -qq && sudo apt-get install -y -qq chromium fonts-liberation; fi; }
+
+test: install frontend browser lint test-python test-js test-ui check-wheel
+	@echo "All canfar-jlab tests passed."
+
+lint: install
+	$(BIN)/ruff check canfar_jlab tests bench ui-tests/jupyter_server_test_config.py
+	$(BIN)/ruff format --check canfar_jlab tests bench
+	$(BIN)/jlpm lint:check
+
+test-python: install
+	$(BIN)/pytest
+
+test-js: frontend
+	$(BIN)/jlpm test
+
+test-ui: frontend browser
+	cd ui-tests && $(BIN)/jlpm install && CI=1 $(BIN)/jlpm test
+
+check-wheel: install
+	bash scripts/check-wheel.sh $(BIN)/python
+
+clean:
+	$(BIN)/jlpm clean:all || true
+	rm -rf $(VENV) node_modules ui-tests/node_modules
