@@ -1,0 +1,234 @@
+"""`canfar-jlab ps | logs | images | stats | delete`: the session service's read verbs.
+
+The work is in small async functions that take a `SkahaClient` (so the runs verbs can reuse
+them); the handlers only open a client, call one, print, and turn a `SkahaError` into a
+one-line `CliError` with an exit code that says what kind of failure it was.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import sys
+from collections.abc import Awaitable, Callable, Sequence
+from datetime import datetime, timezone
+from typing import TextIO
+
+from ..models import Image, PlatformStats, Session
+from ..skaha import AuthError, NotFound, SkahaClient, SkahaError, Unavailable, open_client
+from . import CliError
+
+EXIT_FAILURE = 1
+EXIT_AUTH = 3
+EXIT_NOT_FOUND = 4
+EXIT_UNAVAILABLE = 5
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    ps = subparsers.add_parser("ps", help="list sessions (Pending and Running unless --all)")
+    ps.add_argument("-a", "--all", action="store_true", help="include finished sessions")
+    ps.add_argument("--json", action="store_true", help="print JSON (Skaha's session fields)")
+    ps.set_defaults(func=ps_command)
+
+    logs = subparsers.add_parser("logs", help="print a session's log")
+    logs.add_argument("session_id", metavar="ID")
+    logs.add_argument("-f", "--follow", action="store_true", help="follow until the session ends")
+    logs.add_argument(
+        "--interval", type=float, default=2.0, help="seconds between polls with -f (default 2)"
+    )
+    logs.set_defaults(func=logs_command)
+
+    images = subparsers.add_parser("images", help="list the images sessions can use")
+    images.add_argument("--type", help="only images of this session type (e.g. headless)")
+    images.add_argument("--json", action="store_true", help="print JSON")
+    images.set_defaults(func=images_command)
+
+    stats = subparsers.add_parser("stats", help="show the platform's load and capacity")
+    stats.add_argument("--json", action="store_true", help="print JSON")
+    stats.set_defaults(func=stats_command)
+
+    delete = subparsers.add_parser("delete", help="delete sessions")
+    delete.add_argument("session_ids", metavar="ID", nargs="+")
+    delete.set_defaults(func=delete_command)
+
+
+# ------------------------------------------------------------------ reusable session logic
+
+
+async def fetch_sessions(client: SkahaClient, include_finished: bool = False) -> list[Session]:
+    """The caller's sessions, oldest first; only Pending/Running ones unless `include_finished`."""
+    sessions = await client.list_sessions()
+    if not include_finished:
+        sessions = [s for s in sessions if s.status.is_active]
+    never = datetime.max.replace(tzinfo=timezone.utc)
+    return sorted(sessions, key=lambda s: (s.start_time or never, s.name or "", s.id))
+
+
+def sessions_table(sessions: Sequence[Session]) -> str:
+    rows = [("ID", "NAME", "STATUS", "TYPE", "STARTED (UTC)", "CPU", "RAM GB", "IMAGE")]
+    for s in sessions:
+        started = s.start_time.strftime("%Y-%m-%d %H:%M") if s.start_time else "-"
+        rows.append(
+            (
+                s.id,
+                s.name or "-",
+                s.status.value,
+                s.type or "-",
+                started,
+                _figure(s.cores_in_use),
+                _figure(s.ram_in_use_gb),
+                s.image or "-",
+            )
+        )
+    return _table(rows)
+
+
+def sessions_json(sessions: Sequence[Session]) -> str:
+    return json.dumps([s.model_dump(mode="json", exclude_none=True) for s in sessions], indent=2)
+
+
+async def write_logs(
+    client: SkahaClient,
+    session_id: str,
+    out: TextIO,
+    *,
+    follow: bool = False,
+    interval: float = 2.0,
+) -> None:
+    """Print a session's log once, or follow it until the session ends."""
+    if not follow:
+        out.write((await client.logs(session_id)).text)
+        out.flush()
+        return
+    async for text in client.tail(session_id, poll_interval=interval):
+        out.write(text)
+        out.flush()
+
+
+def images_table(images: Sequence[Image]) -> str:
+    rows = [("IMAGE", "TYPES")]
+    rows += [(image.id, ",".join(sorted(image.types)) or "-") for image in images]
+    return _table(rows)
+
+
+def stats_text(stats: PlatformStats) -> str:
+    cores, ram = stats.cores, stats.ram
+    lines = [
+        f"cores: {_figure(cores.requested_cpu_cores)} allocated of "
+        f"{_figure(cores.cpu_cores_available)}",
+        f"ram:   {ram.requested_ram or '-'} allocated of {ram.ram_available or '-'}",
+    ]
+    if cores.max_cpu_cores is not None:
+        lines.append(
+            f"largest session: {_figure(cores.max_cpu_cores.cpu_cores)} cores, "
+            f"{cores.max_cpu_cores.with_ram or '-'} RAM"
+        )
+    if stats.gpu is not None:
+        lines.append(
+            f"gpus:  {_figure(stats.gpu.requested_gpu)} allocated of "
+            f"{_figure(stats.gpu.gpu_available)}"
+        )
+    return "\n".join(lines)
+
+
+def run_with_client(work: Callable[[SkahaClient], Awaitable[int | None]]) -> int:
+    """Open a client from the usual credentials, run `work`, map failures to CliError."""
+
+    async def main() -> int | None:
+        client = await open_client()
+        async with client:
+            return await work(client)
+
+    try:
+        return int(asyncio.run(main()) or 0)
+    except SkahaError as exc:
+        raise CliError(exc.message, exit_code(exc)) from None
+    except BrokenPipeError:  # e.g. `canfar-jlab logs ID | head`
+        return 0
+
+
+def exit_code(error: SkahaError) -> int:
+    if isinstance(error, AuthError):
+        return EXIT_AUTH
+    if isinstance(error, NotFound):
+        return EXIT_NOT_FOUND
+    if isinstance(error, Unavailable):
+        return EXIT_UNAVAILABLE
+    return EXIT_FAILURE
+
+
+# ------------------------------------------------------------------ handlers
+
+
+def ps_command(args: argparse.Namespace) -> int:
+    async def work(client: SkahaClient) -> int:
+        sessions = await fetch_sessions(client, include_finished=args.all)
+        print(sessions_json(sessions) if args.json else sessions_table(sessions))
+        return 0
+
+    return run_with_client(work)
+
+
+def logs_command(args: argparse.Namespace) -> int:
+    async def work(client: SkahaClient) -> int:
+        if not args.follow:  # Skaha answers logs of unknown ids with 200; tail checks itself
+            await client.get_session(args.session_id)
+        await write_logs(
+            client, args.session_id, sys.stdout, follow=args.follow, interval=args.interval
+        )
+        return 0
+
+    return run_with_client(work)
+
+
+def images_command(args: argparse.Namespace) -> int:
+    async def work(client: SkahaClient) -> int:
+        images = await client.images(args.type)
+        if args.json:
+            print(json.dumps([image.model_dump(mode="json") for image in images], indent=2))
+        else:
+            print(images_table(images))
+        return 0
+
+    return run_with_client(work)
+
+
+def stats_command(args: argparse.Namespace) -> int:
+    async def work(client: SkahaClient) -> int:
+        stats = await client.platform_stats()
+        if args.json:
+            print(json.dumps(stats.model_dump(mode="json", exclude_none=True), indent=2))
+        else:
+            print(stats_text(stats))
+        return 0
+
+    return run_with_client(work)
+
+
+def delete_command(args: argparse.Namespace) -> int:
+    async def work(client: SkahaClient) -> int:
+        for session_id in args.session_ids:
+            await client.delete(session_id)
+            print(f"deleted {session_id}")
+        return 0
+
+    return run_with_client(work)
+
+
+# ------------------------------------------------------------------ helpers
+
+
+def _figure(value: float | None) -> str:
+    if value is None:
+        return "-"
+    return f"{value:g}"
+
+
+def _table(rows: Sequence[Sequence[str]]) -> str:
+    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
+    lines = [
+        "  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True))
+        for row in rows
+    ]
+    return "\n".join(line.rstrip() for line in lines)

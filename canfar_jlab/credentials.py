@@ -1,0 +1,493 @@
+"""Where the session service URL and its credential come from.
+
+Sources, first match wins (the same ones the official `canfar` client reads, so users are not
+asked twice):
+
+1. explicit arguments (`url` with `token` or `certificate`);
+2. `CANFAR_URL` with `CANFAR_TOKEN` (or `CANFAR_CERTIFICATE`);
+3. the active record of `~/.canfar/config.yaml` (an OIDC access token with its expiry, or an
+   X.509 path) and its active server's url and version;
+4. `~/.ssl/cadcproxy.pem` with CANFAR's production server;
+5. the local engine, started on demand.
+
+A URL given alone (argument or `CANFAR_URL`) pins the server and takes its credential from the
+first of sources 3-5 that has one. A token is never kept as a plain attribute: it lives in a
+`Secret` whose repr is masked, and nothing here logs or formats it.
+"""
+
+from __future__ import annotations
+
+import base64
+import hmac
+import logging
+import os
+import re
+import stat
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit, urlunsplit
+
+import yaml
+
+from .skaha import AuthError, CredentialsError
+
+log = logging.getLogger(__name__)
+
+DEFAULT_SERVER_URL = "https://ws-uv.canfar.net/skaha/v1"
+_VERSION_SUFFIX = re.compile(r"/v\d+(\.\d+)*$")
+_LOOPBACK = {"127.0.0.1", "::1", "localhost"}
+
+
+class Secret:
+    """A credential string that never shows itself in a repr, str, log record or traceback."""
+
+    __slots__ = ("_value",)
+
+    def __init__(self, value: str) -> None:
+        if not value:
+            raise ValueError("an empty secret")
+        self._value = value
+
+    def reveal(self) -> str:
+        """The value, for building an outgoing header and nothing else."""
+        return self._value
+
+    def __repr__(self) -> str:
+        return "Secret('********')"
+
+    __str__ = __repr__
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Secret) and hmac.compare_digest(self._value, other._value)
+
+    __hash__ = None  # type: ignore[assignment]
+
+    def __reduce__(self) -> Any:
+        raise TypeError("a Secret is not picklable")
+
+
+@dataclass(frozen=True, repr=False, eq=False)
+class Credentials:
+    """A Skaha base URL (ending in /vN) and what proves who we are to it.
+
+    `source` says in words where the credential came from; `renew_hint` says what to do when it
+    expires or is refused. Neither ever contains the credential itself.
+    """
+
+    base_url: str
+    source: str
+    kind: str  # explicit | environment | canfar-config | certificate | local-engine
+    token: Secret | None = None
+    certificate: Path | None = None
+    expires_at: datetime | None = None
+    registry_auth: Secret | None = None
+    renew_hint: str = ""
+
+    def auth_headers(self) -> dict[str, str]:
+        """Headers to attach to requests for `base_url`'s origin only."""
+        headers: dict[str, str] = {}
+        if self.token is not None:
+            headers["Authorization"] = f"Bearer {self.token.reveal()}"
+        if self.registry_auth is not None:
+            headers["X-Skaha-Registry-Auth"] = self.registry_auth.reveal()
+        return headers
+
+    def is_expired(self, now: datetime | None = None) -> bool:
+        if self.expires_at is None:
+            return False
+        return (now or datetime.now(timezone.utc)) >= self.expires_at
+
+    @property
+    def is_local_engine(self) -> bool:
+        return self.kind == "local-engine"
+
+    def expired_message(self) -> str:
+        when = self.expires_at.strftime("%Y-%m-%d %H:%M UTC") if self.expires_at else "?"
+        return f"the credential from {self.source} expired at {when}; {self.renew_hint}"
+
+    def rejected_message(self, status: int, detail: str = "") -> str:
+        said = f": {detail}" if detail else ""
+        return (
+            f"{self.service_name} refused the credential from {self.source} "
+            f"(HTTP {status}{said}); {self.renew_hint}"
+        )
+
+    @property
+    def service_name(self) -> str:
+        if self.is_local_engine:
+            return "the local engine"
+        return urlsplit(self.base_url).hostname or "the session service"
+
+    def summary(self) -> dict[str, Any]:
+        """What may be shown to a user or a browser: never the credential."""
+        return {
+            "base_url": self.base_url,
+            "source": self.source,
+            "kind": self.kind,
+            "method": "token" if self.token else ("x509" if self.certificate else "none"),
+            "certificate": str(self.certificate) if self.certificate else None,
+            "expires_at": self.expires_at.isoformat() if self.expires_at else None,
+            "registry_auth": self.registry_auth is not None,
+        }
+
+    def __repr__(self) -> str:
+        method = "token=***" if self.token else f"certificate={self.certificate}"
+        return f"Credentials(base_url={self.base_url!r}, source={self.source!r}, {method})"
+
+    __str__ = __repr__
+
+
+def normalise_base_url(url: str, *, allow_http: bool = False) -> str:
+    """`url` as a Skaha versioned base (`.../skaha/v1`), refusing what would leak a credential.
+
+    A URL without a `/vN` suffix gets `/v1` (canfar would silently talk to `/skaha/session`).
+    Plain http is accepted only for loopback hosts unless `allow_http`.
+    """
+    text = url.strip()
+    parts = urlsplit(text)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise CredentialsError(f"{_shown(text)} is not an http(s) URL of a Skaha service")
+    if parts.username or parts.password:
+        raise CredentialsError("the session service URL must not contain a user name or password")
+    if parts.query or parts.fragment:
+        raise CredentialsError("the session service URL must not have a query or fragment")
+    if parts.scheme == "http" and parts.hostname not in _LOOPBACK and not allow_http:
+        raise CredentialsError(
+            f"refusing to send credentials over plain http to {parts.hostname}; use https"
+        )
+    path = parts.path.rstrip("/")
+    if not _VERSION_SUFFIX.search(path):
+        path = f"{path}/v1"
+    return urlunsplit((parts.scheme, parts.netloc, path, "", ""))
+
+
+def resolve_credentials(
+    url: str | None = None,
+    token: str | None = None,
+    certificate: str | os.PathLike[str] | None = None,
+    *,
+    start_engine: bool = True,
+    engine_home: Path | None = None,
+    allow_http: bool = False,
+) -> Credentials:
+    """The first usable credential in the documented order (module docstring).
+
+    May start the local engine (blocking, up to its start timeout); call it in a worker thread
+    from async code. Raises `CredentialsError` with a one-line reason when nothing fits.
+    """
+    env = os.environ
+    home = Path.home()
+    config = _CanfarConfig.load(home)
+    registry = _registry_auth(env, config)
+
+    def base(candidate: str) -> str:
+        return normalise_base_url(candidate, allow_http=allow_http)
+
+    if token or certificate:
+        pinned = url or env.get("CANFAR_URL")
+        if not pinned:
+            raise CredentialsError("a token or certificate was given without the service URL")
+        return _token_or_cert(
+            base(pinned),
+            token,
+            certificate,
+            "explicit arguments",
+            "explicit",
+            registry,
+            renew="pass a valid token or certificate",
+        )
+
+    env_token, env_cert = env.get("CANFAR_TOKEN", "").strip(), env.get("CANFAR_CERTIFICATE", "")
+    if env_token or env_cert.strip():
+        pinned = url or env.get("CANFAR_URL")
+        if not pinned:
+            which = "CANFAR_TOKEN" if env_token else "CANFAR_CERTIFICATE"
+            raise CredentialsError(
+                f"{which} is set but CANFAR_URL is not; set CANFAR_URL to the service, "
+                f"for example {DEFAULT_SERVER_URL}"
+            )
+        source = (
+            "the CANFAR_TOKEN environment variable"
+            if env_token
+            else (f"the certificate {env_cert} (CANFAR_CERTIFICATE)")
+        )
+        return _token_or_cert(
+            base(pinned),
+            env_token or None,
+            env_cert.strip() or None,
+            source,
+            "environment",
+            registry,
+            renew="set a fresh CANFAR_TOKEN"
+            if env_token
+            else ("renew the certificate, for example with `canfar login cadc`"),
+        )
+
+    pinned = url or env.get("CANFAR_URL") or None
+    if config is not None:
+        found = config.active_credentials(base(pinned) if pinned else None, registry, allow_http)
+        if found is not None:
+            return found
+
+    proxy = home / ".ssl" / "cadcproxy.pem"
+    if proxy.is_file():
+        return Credentials(
+            base_url=base(pinned or DEFAULT_SERVER_URL),
+            source="~/.ssl/cadcproxy.pem",
+            kind="certificate",
+            certificate=proxy,
+            expires_at=certificate_expiry(proxy),
+            registry_auth=registry,
+            renew_hint="renew it with `canfar login cadc`",
+        )
+
+    if pinned:
+        engine = _running_engine_for(base(pinned), engine_home)
+        if engine is not None:
+            return engine
+        raise CredentialsError(
+            f"no credential found for {_shown(pinned)}: set CANFAR_TOKEN, "
+            "log in with `canfar login`, or provide ~/.ssl/cadcproxy.pem"
+        )
+    if not start_engine:
+        raise CredentialsError(
+            "no CANFAR credentials found (CANFAR_TOKEN, ~/.canfar/config.yaml, "
+            "~/.ssl/cadcproxy.pem) and starting the local engine was not allowed"
+        )
+    return engine_credentials(engine_home)
+
+
+def engine_credentials(home: Path | None = None, *, start: bool = True) -> Credentials:
+    """Credentials for the local engine, starting it when `start` (the default)."""
+    try:  # imported here: the engine is optional for users who only talk to CANFAR
+        from .engine import control
+    except ImportError as exc:
+        raise CredentialsError(
+            "no CANFAR credentials found and the local engine is not available "
+            f"({type(exc).__name__}); set CANFAR_URL and CANFAR_TOKEN or run `canfar login`"
+        ) from None
+    try:
+        info = control.ensure_engine(home) if start else control.engine_status(home)
+    except Exception as exc:  # the engine's own failure, reported in one line
+        raise CredentialsError(f"could not start the local engine: {_first_line(exc)}") from None
+    if info is None:
+        raise CredentialsError(
+            "the local engine is not running; start it with `canfar-jlab engine start`"
+        )
+    return Credentials(
+        base_url=normalise_base_url(info.url),
+        source=f"the local engine's state file ({info.token_file})",
+        kind="local-engine",
+        token=Secret(info.token().strip()),
+        renew_hint="the local engine was restarted; try again (or `canfar-jlab engine status`)",
+    )
+
+
+def certificate_expiry(path: Path) -> datetime | None:
+    """`notAfter` of the first certificate in a PEM file, if `cryptography` can read it."""
+    try:
+        from cryptography import x509
+    except ImportError:
+        return None
+    try:
+        cert = x509.load_pem_x509_certificate(path.read_bytes())
+    except (OSError, ValueError):
+        return None
+    return cert.not_valid_after_utc
+
+
+def _token_or_cert(
+    base_url: str,
+    token: str | None,
+    certificate: str | os.PathLike[str] | None,
+    source: str,
+    kind: str,
+    registry: Secret | None,
+    renew: str,
+) -> Credentials:
+    if token:  # a token wins over a certificate, as in the canfar client
+        return Credentials(
+            base_url=base_url,
+            source=source,
+            kind=kind,
+            token=Secret(token.strip()),
+            registry_auth=registry,
+            renew_hint=renew,
+        )
+    path = Path(certificate).expanduser()  # type: ignore[arg-type]
+    if not path.is_file():
+        raise CredentialsError(f"the certificate {path} from {source} does not exist")
+    return Credentials(
+        base_url=base_url,
+        source=source,
+        kind=kind,
+        certificate=path,
+        expires_at=certificate_expiry(path),
+        registry_auth=registry,
+        renew_hint=renew,
+    )
+
+
+def _running_engine_for(base_url: str, home: Path | None) -> Credentials | None:
+    """The engine's credentials when `base_url` is the running local engine's URL."""
+    try:
+        found = engine_credentials(home, start=False)
+    except CredentialsError:
+        return None
+    return found if found.base_url == base_url else None
+
+
+def _registry_auth(
+    env: os._Environ[str] | dict[str, str], config: _CanfarConfig | None
+) -> Secret | None:
+    user = env.get("CANFAR_REGISTRY__USERNAME")
+    secret = env.get("CANFAR_REGISTRY__SECRET")
+    if not (user and secret) and config is not None:
+        user, secret = config.registry_login()
+    if not (user and secret):
+        return None
+    return Secret(base64.b64encode(f"{user}:{secret}".encode()).decode("ascii"))
+
+
+class _CanfarConfig:
+    """The parts of canfar's `~/.canfar/config.yaml` (schema version 2) that we read."""
+
+    def __init__(self, path: Path, data: dict[str, Any]) -> None:
+        self.path = path
+        self.data = data
+
+    @classmethod
+    def load(cls, home: Path) -> _CanfarConfig | None:
+        path = home / ".canfar" / "config.yaml"
+        try:
+            mode = path.stat().st_mode
+        except OSError:
+            return None
+        if mode & (stat.S_IWGRP | stat.S_IWOTH):
+            raise CredentialsError(
+                "refusing ~/.canfar/config.yaml: other users can write it; `chmod 600` it"
+            )
+        try:
+            data = yaml.safe_load(path.read_text(encoding="utf-8"))
+        except (OSError, UnicodeDecodeError, yaml.YAMLError) as exc:
+            raise CredentialsError(
+                f"cannot read ~/.canfar/config.yaml ({type(exc).__name__}); fix it or remove it "
+                "and run `canfar login`"
+            ) from None
+        if data is None:
+            return None
+        if not isinstance(data, dict):
+            raise CredentialsError("~/.canfar/config.yaml is not a mapping; run `canfar login`")
+        return cls(path, data)
+
+    def _section(self, key: str) -> dict[str, Any]:
+        value = self.data.get(key)
+        return value if isinstance(value, dict) else {}
+
+    def registry_login(self) -> tuple[str | None, str | None]:
+        registry = self._section("registry")
+        return registry.get("username"), registry.get("secret")
+
+    def active_credentials(
+        self, pinned: str | None, registry: Secret | None, allow_http: bool
+    ) -> Credentials | None:
+        active = self._section("active")
+        idp = active.get("authentication")
+        records = self._section("authentication")
+        record = records.get(idp) if isinstance(idp, str) else None
+        if not isinstance(record, dict):
+            return None
+        server_name, base_url = self._server(active, idp, allow_http)
+        where = f"~/.canfar/config.yaml (login '{idp}'"
+        where += f", server '{server_name}')" if server_name else ")"
+        base_url = pinned or base_url
+        mode = str(record.get("mode", "")).lower()
+        renew = f"renew it with `canfar login {idp}`"
+        if mode == "oidc":
+            access = (record.get("token") or {}).get("access")
+            if not isinstance(access, str) or not access.strip():
+                raise CredentialsError(f"{where} has no access token; run `canfar login {idp}`")
+            expiry = _epoch((record.get("expiry") or {}).get("access"))
+            return Credentials(
+                base_url=base_url,
+                source=where,
+                kind="canfar-config",
+                token=Secret(access.strip()),
+                expires_at=expiry,
+                registry_auth=registry,
+                renew_hint=renew,
+            )
+        if mode == "x509":
+            path = Path(str(record.get("path") or "~/.ssl/cadcproxy.pem")).expanduser()
+            if not path.is_file():
+                raise CredentialsError(
+                    f"the certificate {path} named in {where} does not exist; "
+                    f"run `canfar login {idp}`"
+                )
+            expiry = _epoch(record.get("expiry")) or certificate_expiry(path)
+            return Credentials(
+                base_url=base_url,
+                source=where,
+                kind="canfar-config",
+                certificate=path,
+                expires_at=expiry,
+                registry_auth=registry,
+                renew_hint=renew,
+            )
+        log.info("ignoring ~/.canfar/config.yaml login %r with unknown mode %r", idp, mode)
+        return None
+
+    def _server(self, active: dict[str, Any], idp: str, allow_http: bool) -> tuple[str, str]:
+        servers = self._section("servers")
+        name = active.get("server")
+        if name not in servers:
+            remembered = active.get("servers")
+            name = remembered.get(idp) if isinstance(remembered, dict) else None
+        server = servers.get(name) if isinstance(name, str) else None
+        if not isinstance(server, dict) or not server.get("url"):
+            return "", DEFAULT_SERVER_URL
+        url = str(server["url"]).rstrip("/")
+        version = str(server.get("version") or "v1")
+        if not _VERSION_SUFFIX.search(urlsplit(url).path):
+            url = f"{url}/{version}"
+        return str(name), normalise_base_url(url, allow_http=allow_http)
+
+
+def _epoch(value: Any) -> datetime | None:
+    if isinstance(value, bool) or not isinstance(value, (int, float, str)):
+        return None
+    try:
+        return datetime.fromtimestamp(float(value), tz=timezone.utc)
+    except (ValueError, OverflowError, OSError):
+        return None
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip().splitlines()
+    return text[0][:300] if text else type(exc).__name__
+
+
+def _shown(url: str) -> str:
+    """A URL fit for a message: scheme, host and path only."""
+    try:
+        parts = urlsplit(url)
+        port = f":{parts.port}" if parts.port else ""
+    except ValueError:
+        return "the given URL"
+    host = parts.hostname or ""
+    return f"{parts.scheme}://{host}{port}{parts.path}" if parts.scheme else "the given URL"
+
+
+__all__ = [
+    "DEFAULT_SERVER_URL",
+    "AuthError",
+    "Credentials",
+    "CredentialsError",
+    "Secret",
+    "certificate_expiry",
+    "engine_credentials",
+    "normalise_base_url",
+    "resolve_credentials",
+]

@@ -1,0 +1,821 @@
+"""The async Skaha v1 client: the only code that speaks to a session service.
+
+One client for CANFAR (or any Skaha deployment) and for the local engine; they differ only by
+base URL and credential (`canfar_jlab.credentials`). It survives the real service's quirks
+(shared/docs/skaha-api.md, security-reliability.md §4):
+
+* GET and DELETE are retried with capped, jittered backoff on connection failures and
+  429/502/503/504, honouring a bounded `Retry-After`. POST create is never retried once it may
+  have reached the server: `create_replicas` reconciles by listing sessions by name instead.
+* Redirects are not followed across origins (credentials would go with them).
+* Every phase has a timeout; bodies are read with a size cap.
+* The credential is attached by an httpx auth hook for the service's origin only, and never
+  appears in a URL, a log record, an exception or a repr.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import codecs
+import email.utils
+import json
+import logging
+import random
+import re
+import ssl
+import time
+from collections.abc import AsyncIterator, Callable, Generator
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from typing import TYPE_CHECKING, Any, TypeVar
+from urllib.parse import urlencode
+from xml.etree import ElementTree
+
+import httpx
+from pydantic import ValidationError
+
+from . import __version__
+from .models import (
+    Availability,
+    Context,
+    Image,
+    LogChunk,
+    PlatformStats,
+    ReplicaOutcome,
+    Session,
+    SessionSpec,
+    replica_names,
+)
+
+if TYPE_CHECKING:
+    from pathlib import Path
+
+    from .credentials import Credentials
+
+log = logging.getLogger(__name__)
+
+T = TypeVar("T")
+
+LOG_OFFSET_HEADER = "X-Skaha-Log-Offset"
+_SESSION_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9-]{0,63}$")
+_RETRY_STATUSES = frozenset({429, 502, 503, 504})
+_JSON_CAP = 32 * 2**20
+_ERROR_CAP = 8 * 2**10
+_NOT_SENT = (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout)
+
+
+# --------------------------------------------------------------------------------------------
+# Errors: one line each, never carrying a credential. `code` is machine-readable; `http_status`
+# is what a proxy (the server extension) should answer with.
+
+
+class SkahaError(Exception):
+    """A session-service call failed. `status` is the upstream HTTP status, when there was one."""
+
+    code = "upstream_error"
+    http_status = 502
+
+    def __init__(
+        self, message: str, *, status: int | None = None, retry_after: float | None = None
+    ) -> None:
+        self.message = _one_line(message)
+        self.status = status
+        self.retry_after = retry_after
+        super().__init__(self.message)
+
+
+class InvalidRequest(SkahaError):
+    """The request was refused as invalid (by us before sending, or by the service: 400)."""
+
+    code = "invalid_request"
+    http_status = 400
+
+
+class AuthError(SkahaError):
+    """The credential is missing, expired or refused (401/403), with how to renew it."""
+
+    code = "canfar_auth"
+    http_status = 401
+
+
+class CredentialsError(AuthError):
+    """No usable credential could be found or read."""
+
+    code = "canfar_credentials"
+
+
+class NotFound(SkahaError):
+    code = "not_found"
+    http_status = 404
+
+
+class Unavailable(SkahaError):
+    """The service could not be reached or failed (5xx), after any retries."""
+
+    code = "upstream_unavailable"
+    http_status = 502
+
+
+class UpstreamTimeout(Unavailable):
+    code = "upstream_timeout"
+    http_status = 504
+
+
+class BadReply(Unavailable):
+    """The service answered with something we cannot read (malformed JSON, wrong shape)."""
+
+    code = "upstream_bad_reply"
+
+
+class RedirectRefused(Unavailable):
+    """The service redirected to another origin; we do not carry credentials there."""
+
+    code = "upstream_redirect"
+
+
+class CreateOutcomeUnknown(Unavailable):
+    """A create may or may not have happened (reply lost, timeout after sending, 5xx)."""
+
+    code = "create_outcome_unknown"
+    http_status = 504
+
+
+# --------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class RetryPolicy:
+    """How idempotent calls are retried. Delays are capped and jittered ("equal jitter")."""
+
+    attempts: int = 4
+    base_delay: float = 0.25
+    max_delay: float = 4.0
+    max_retry_after: float = 30.0  # a longer Retry-After is reported, not waited for
+
+    def backoff(self, attempt: int) -> float:
+        cap = min(self.max_delay, self.base_delay * 2 ** (attempt - 1))
+        return cap / 2 + random.uniform(0, cap / 2)  # noqa: S311 - jitter, not crypto
+
+
+@dataclass(frozen=True)
+class _Reply:
+    status: int
+    headers: httpx.Headers
+    body: bytes
+
+
+class _OriginAuth(httpx.Auth):
+    """Adds the credential headers to requests for one origin, and to nothing else."""
+
+    def __init__(self, origin: tuple[str, str, int], headers: Callable[[], dict[str, str]]):
+        self._origin = origin
+        self._headers = headers
+
+    def auth_flow(self, request: httpx.Request) -> Generator[httpx.Request, httpx.Response, None]:
+        if _origin(request.url) == self._origin:
+            request.headers.update(self._headers())
+        yield request
+
+    def __repr__(self) -> str:
+        return "_OriginAuth(***)"
+
+
+class SkahaClient:
+    """Async client for one Skaha v1 service. Use `async with`, or call `aclose()`.
+
+    `timeout` bounds reading a reply (seconds), `connect_timeout` opening a connection.
+    """
+
+    def __init__(
+        self,
+        credentials: Credentials,
+        *,
+        timeout: float = 30.0,
+        connect_timeout: float = 5.0,
+        retry: RetryPolicy | None = None,
+        max_connections: int = 32,
+        max_log_bytes: int = 64 * 2**20,
+        reconcile_delay: float = 1.0,
+    ) -> None:
+        self.credentials = credentials
+        self.retry = retry or RetryPolicy()
+        self.max_log_bytes = max_log_bytes
+        self.reconcile_delay = reconcile_delay
+        self._base = httpx.URL(credentials.base_url.rstrip("/") + "/")
+        self._secrets = [
+            s.reveal() for s in (credentials.token, credentials.registry_auth) if s is not None
+        ]
+        self._http = httpx.AsyncClient(
+            auth=_OriginAuth(_origin(self._base), credentials.auth_headers),
+            headers={
+                "Accept": "application/json",
+                "User-Agent": f"canfar-jlab/{__version__} httpx/{httpx.__version__}",
+            },
+            timeout=httpx.Timeout(timeout, connect=connect_timeout, pool=timeout),
+            limits=httpx.Limits(
+                max_connections=max_connections,
+                max_keepalive_connections=max(1, max_connections // 4),
+            ),
+            follow_redirects=False,
+            verify=_ssl_context(credentials),
+            # Proxy settings from the environment only for https: a proxy must never see a
+            # plain-http credential (the local engine's token).
+            trust_env=self._base.scheme == "https",
+        )
+
+    @property
+    def base_url(self) -> str:
+        return str(self._base).rstrip("/")
+
+    def __repr__(self) -> str:
+        return f"SkahaClient(base_url={self.base_url!r}, source={self.credentials.source!r})"
+
+    async def __aenter__(self) -> SkahaClient:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.aclose()
+
+    async def aclose(self) -> None:
+        await self._http.aclose()
+
+    # ---------------------------------------------------------------- sessions
+
+    async def list_sessions(
+        self, type: str | None = None, status: str | None = None
+    ) -> list[Session]:
+        """The caller's sessions, optionally filtered by type and status (case-insensitive)."""
+        params = {key: value for key, value in (("type", type), ("status", status)) if value}
+        data = await self._get_json("session", params)
+        if not isinstance(data, list):
+            raise BadReply(
+                f"{self.credentials.service_name} sent a session list that is not a list"
+            )
+        sessions = []
+        for item in data:
+            try:
+                sessions.append(Session.model_validate(item))
+            except ValidationError:
+                log.warning("skipping a session entry without an id from %s", self.base_url)
+        return sessions
+
+    async def get_session(self, session_id: str) -> Session:
+        data = await self._get_json(f"session/{_checked_id(session_id)}")
+        if not isinstance(data, dict):
+            raise BadReply(f"{self.credentials.service_name} sent a session that is not an object")
+        try:
+            return Session.model_validate(data)
+        except ValidationError:
+            raise BadReply(
+                f"{self.credentials.service_name} sent a session without an id"
+            ) from None
+
+    async def create_session(
+        self, spec: SessionSpec, *, name: str | None = None, env: dict[str, str] | None = None
+    ) -> str:
+        """POST one session (form-encoded) and return its id.
+
+        Retried only when the connection could not be opened (nothing was sent). When the request
+        may have reached the service but no usable reply came back, raises
+        `CreateOutcomeUnknown`: list sessions by name before trying again.
+        """
+        fields = spec.form_fields(name=name, extra_env=env)
+        reply = await self._send("POST", "session", form=fields, idempotent=False)
+        session_id = reply.body.decode("utf-8", "replace").strip()
+        if not _SESSION_ID.match(session_id):
+            raise CreateOutcomeUnknown(
+                f"{self.credentials.service_name} accepted the create of "
+                f"{name or spec.name} but its reply is not a session id"
+            )
+        return session_id
+
+    async def create_replicas(
+        self, spec: SessionSpec, replicas: int = 1, *, concurrency: int = 8, rounds: int = 3
+    ) -> list[ReplicaOutcome]:
+        """Create `replicas` sessions the way the official client does, one outcome each.
+
+        Names are `name` (one replica) or `name-1` .. `name-N`; each gets REPLICA_ID (1-based)
+        and REPLICA_COUNT in its env. A create whose outcome is unknown is reconciled by listing
+        sessions and matching the expected name against sessions that did not exist before;
+        only replicas still missing are created again (up to `rounds` times).
+        Raises (nothing sent) on invalid names, an expired credential or a failed first listing.
+        """
+        try:
+            names = replica_names(spec.name, replicas)
+        except ValueError as exc:
+            raise InvalidRequest(str(exc)) from None
+        self._check_expiry()
+        wanted = set(names)
+        # Sessions already carrying these names (an earlier run) must never be mistaken for ours.
+        before = {s.id for s in await self.list_sessions() if s.name in wanted}
+        gate = asyncio.Semaphore(max(1, concurrency))
+        outcomes: dict[int, ReplicaOutcome] = {}
+        last_error: dict[int, SkahaError] = {}
+        todo = list(range(1, replicas + 1))
+
+        async def create(index: int) -> tuple[int, str | SkahaError]:
+            env = {"REPLICA_ID": str(index), "REPLICA_COUNT": str(replicas)}
+            async with gate:
+                try:
+                    return index, await self.create_session(spec, name=names[index - 1], env=env)
+                except SkahaError as exc:
+                    return index, exc
+
+        for round_number in range(1, rounds + 1):
+            unknown: list[int] = []
+            for index, result in await asyncio.gather(*(create(i) for i in todo)):
+                name = names[index - 1]
+                if isinstance(result, str):
+                    outcomes[index] = ReplicaOutcome(index=index, name=name, session_id=result)
+                elif isinstance(result, CreateOutcomeUnknown):
+                    unknown.append(index)
+                    last_error[index] = result
+                else:
+                    outcomes[index] = _failed(index, name, result)
+            if not unknown:
+                break
+            log.info("reconciling %d replica(s) of %s by name", len(unknown), spec.name)
+            await asyncio.sleep(self.reconcile_delay)
+            try:
+                listed = await self.list_sessions()
+            except SkahaError as exc:
+                for index in unknown:
+                    more = f"and listing sessions to check failed: {exc.message}"
+                    outcomes[index] = _failed(index, names[index - 1], last_error[index], more)
+                break
+            claimed = {o.session_id for o in outcomes.values() if o.session_id}
+            found: dict[str, Session] = {}
+            for session in sorted(listed, key=_started):
+                if session.name in wanted and session.id not in before | claimed:
+                    found.setdefault(session.name, session)
+            todo = []
+            for index in unknown:
+                session = found.get(names[index - 1])
+                if session is not None:
+                    outcomes[index] = ReplicaOutcome(
+                        index=index, name=names[index - 1], session_id=session.id, reconciled=True
+                    )
+                elif round_number == rounds:
+                    more = f"and no session named {names[index - 1]} appeared after {rounds} tries"
+                    outcomes[index] = _failed(index, names[index - 1], last_error[index], more)
+                else:
+                    todo.append(index)
+            if not todo:
+                break
+        return [outcomes[index] for index in range(1, replicas + 1)]
+
+    async def logs(self, session_id: str, offset: int | None = None) -> LogChunk:
+        """The session's log, or only what follows byte `offset`.
+
+        The local engine applies the offset itself (`honoured`); from a service that sends the
+        whole log, the bytes before `offset` are cut here, so the text means the same either way.
+        """
+        body, server_offset = await self._log_bytes(session_id, offset)
+        if server_offset is not None:
+            return LogChunk(_decode(body), server_offset, honoured=True)
+        start = min(offset or 0, len(body))
+        return LogChunk(_decode(body[start:]), len(body), honoured=False)
+
+    async def tail(
+        self, session_id: str, poll_interval: float = 2.0, *, max_failures: int = 5
+    ) -> AsyncIterator[str]:
+        """New log text as it appears, each line once, until the session has ended.
+
+        Text comes in whole lines (a partial last line is held back until its end arrives or the
+        session ends). After the session is seen Completed, Failed or gone, the log is read one
+        last time and the iterator ends. Raises NotFound if the session is unknown at the start.
+        """
+        follower = _LogFollower(self.max_log_bytes)
+        first, failures = True, 0
+        while True:
+            try:
+                try:
+                    finished = (await self.get_session(session_id)).status.is_terminal
+                except NotFound:
+                    if first:
+                        raise
+                    finished = True
+                first = False
+                body, server_offset = await self._log_bytes(
+                    session_id, follower.offset if follower.honoured is not False else None
+                )
+            except (Unavailable, UpstreamTimeout) as exc:
+                failures += 1
+                if failures > max_failures:
+                    raise
+                log.info("log poll of %s failed (%s); polling again", session_id, exc.code)
+                await asyncio.sleep(poll_interval)
+                continue
+            failures = 0
+            text = follower.take(body, server_offset, final=finished)
+            if text:
+                yield text
+            if finished:
+                return
+            await asyncio.sleep(poll_interval)
+
+    async def events(self, session_id: str) -> str:
+        """The Kubernetes events table as text ('' when there are none)."""
+        reply = await self._send("GET", f"session/{_checked_id(session_id)}", {"view": "events"})
+        text = _decode(reply.body)
+        return "" if text.strip() == "<none>" else text
+
+    async def renew(self, session_id: str) -> None:
+        """Ask for the session's deadline to be extended (repeating it is harmless)."""
+        await self._send(
+            "POST",
+            f"session/{_checked_id(session_id)}",
+            form=[("action", "renew")],
+            idempotent=True,
+        )
+
+    async def delete(self, session_id: str) -> None:
+        """Delete a session. Deleting an unknown or already deleted session is not an error."""
+        try:
+            await self._send("DELETE", f"session/{_checked_id(session_id)}")
+        except NotFound:
+            pass
+
+    # ---------------------------------------------------------------- platform
+
+    async def images(self, type: str | None = None) -> list[Image]:
+        data = await self._get_json("image", {"type": type} if type else None)
+        return self._validate_list(data, Image, "image list")
+
+    async def context(self) -> Context:
+        return self._validate(await self._get_json("context"), Context, "context")
+
+    async def platform_stats(self) -> PlatformStats:
+        data = await self._get_json("session", {"view": "stats"})
+        return self._validate(data, PlatformStats, "platform stats")
+
+    async def repositories(self) -> list[str]:
+        data = await self._get_json("repository")
+        if not isinstance(data, list):
+            raise BadReply(
+                f"{self.credentials.service_name} sent a repository list that is not one"
+            )
+        return [str(item) for item in data]
+
+    async def availability(self) -> Availability:
+        """VOSI availability, read from `<service>/availability` (outside the /vN prefix)."""
+        service_root = re.sub(r"/v\d+(\.\d+)*/?$", "/", str(self._base))
+        reply = await self._send("GET", httpx.URL(service_root).join("availability"))
+        try:
+            root = ElementTree.fromstring(reply.body[: _ERROR_CAP * 8])  # noqa: S314 - capped, no DTDs used
+        except ElementTree.ParseError:
+            raise BadReply(
+                f"{self.credentials.service_name} sent unreadable availability XML"
+            ) from None
+        values = {el.tag.rsplit("}", 1)[-1]: (el.text or "").strip() for el in root.iter()}
+        if "available" not in values:
+            raise BadReply(f"{self.credentials.service_name} sent availability without a value")
+        return Availability(
+            available=values["available"].lower() == "true", note=values.get("note") or None
+        )
+
+    # ---------------------------------------------------------------- plumbing
+
+    async def _get_json(self, path: str, params: dict[str, str] | None = None) -> Any:
+        reply = await self._send("GET", path, params, cap=_JSON_CAP)
+        try:
+            return json.loads(reply.body)
+        except ValueError:
+            raise BadReply(
+                f"{self.credentials.service_name} sent malformed JSON for {path}"
+            ) from None
+
+    def _validate(self, data: Any, model: type[T], what: str) -> T:
+        try:
+            return model.model_validate(data)  # type: ignore[attr-defined, no-any-return]
+        except ValidationError:
+            raise BadReply(f"{self.credentials.service_name} sent an unreadable {what}") from None
+
+    def _validate_list(self, data: Any, model: type[T], what: str) -> list[T]:
+        if not isinstance(data, list):
+            raise BadReply(f"{self.credentials.service_name} sent an {what} that is not a list")
+        return [self._validate(item, model, what) for item in data]
+
+    async def _log_bytes(self, session_id: str, offset: int | None) -> tuple[bytes, int | None]:
+        params = {"view": "logs"}
+        if offset is not None:
+            params["offset"] = str(max(0, int(offset)))
+        reply = await self._send(
+            "GET", f"session/{_checked_id(session_id)}", params, cap=self.max_log_bytes
+        )
+        header = (reply.headers.get(LOG_OFFSET_HEADER) or "").strip()
+        return reply.body, (int(header) if header.isdigit() else None)
+
+    def _check_expiry(self) -> None:
+        if self.credentials.is_expired():
+            raise AuthError(self.credentials.expired_message())
+
+    async def _send(
+        self,
+        method: str,
+        path: str | httpx.URL,
+        params: dict[str, str] | None = None,
+        *,
+        form: list[tuple[str, str]] | None = None,
+        idempotent: bool | None = None,
+        cap: int = _JSON_CAP,
+    ) -> _Reply:
+        """One call with retries where safe; returns the whole (capped) body of a 2xx reply."""
+        self._check_expiry()
+        idempotent = method in ("GET", "HEAD", "DELETE") if idempotent is None else idempotent
+        url = path if isinstance(path, httpx.URL) else self._base.join(path)
+        content, headers = None, None
+        if form is not None:  # a form body keeps env values and arguments out of URLs and logs
+            content = urlencode(form).encode("ascii")
+            headers = {"Content-Type": "application/x-www-form-urlencoded"}
+        attempt, redirects = 0, 0
+        what = f"{method} {url.path}"
+        while True:
+            attempt += 1
+            request = self._http.build_request(
+                method, url, params=params, content=content, headers=headers
+            )
+            started = time.monotonic()
+            try:
+                response = await self._http.send(request, stream=True)
+            except httpx.TransportError as exc:
+                # Connect failures happen before anything is sent: safe to retry for any method.
+                # A pool timeout also sent nothing, but waiting again would only queue longer.
+                sent = not isinstance(exc, _NOT_SENT)
+                safe = (not sent and not isinstance(exc, httpx.PoolTimeout)) or (
+                    idempotent and not isinstance(exc, httpx.TimeoutException)
+                )
+                if safe and attempt < self.retry.attempts:
+                    await self._pause(what, attempt, None, type(exc).__name__)
+                    continue
+                raise self._transport_error(exc, what, sent, idempotent) from None
+            try:
+                status = response.status_code
+                log.debug("%s -> %d (%.0f ms)", what, status, (time.monotonic() - started) * 1e3)
+                if response.is_redirect:
+                    target = self._redirect_target(response, what)
+                    redirects += 1
+                    if not idempotent or redirects > 3:
+                        raise RedirectRefused(f"{what} was redirected; not following it")
+                    url, params, attempt = target, None, attempt - 1
+                    continue
+                if status in _RETRY_STATUSES and idempotent and attempt < self.retry.attempts:
+                    wait = _retry_after(response.headers.get("Retry-After"))
+                    if wait is not None and wait > self.retry.max_retry_after:
+                        body = await _read_capped(response, _ERROR_CAP, truncate=True)
+                        raise self._status_error(status, body, what, wait)
+                    await self._pause(what, attempt, wait, f"HTTP {status}")
+                    continue
+                if status >= 400:
+                    body = await _read_capped(response, _ERROR_CAP, truncate=True)
+                    wait = _retry_after(response.headers.get("Retry-After"))
+                    raise self._status_error(status, body, what, wait, create=not idempotent)
+                body = await _read_capped(response, cap)
+                return _Reply(status, response.headers, body)
+            except _TooLarge:
+                raise BadReply(f"the reply to {what} is larger than {cap} bytes") from None
+            except httpx.TransportError as exc:  # the connection broke while reading the body
+                safe = idempotent and not isinstance(exc, httpx.TimeoutException)
+                if safe and attempt < self.retry.attempts:
+                    await self._pause(what, attempt, None, type(exc).__name__)
+                    continue
+                raise self._transport_error(exc, what, True, idempotent) from None
+            finally:
+                await response.aclose()
+
+    async def _pause(self, what: str, attempt: int, wait: float | None, why: str) -> None:
+        delay = wait if wait is not None else self.retry.backoff(attempt)
+        log.info("retrying %s in %.2f s after %s (attempt %d)", what, delay, why, attempt + 1)
+        await asyncio.sleep(delay)
+
+    def _redirect_target(self, response: httpx.Response, what: str) -> httpx.URL:
+        try:
+            target = response.url.join(response.headers.get("Location", ""))
+        except (httpx.InvalidURL, ValueError):
+            raise RedirectRefused(f"{what} was redirected to an unreadable location") from None
+        if _origin(target) != _origin(self._base):
+            raise RedirectRefused(
+                f"{what} was redirected to another host ({target.host}); not following it "
+                "with credentials"
+            )
+        return target
+
+    def _transport_error(
+        self, exc: httpx.TransportError, what: str, sent: bool, idempotent: bool
+    ) -> SkahaError:
+        service = self.credentials.service_name
+        kind = type(exc).__name__
+        if not idempotent and sent:
+            return CreateOutcomeUnknown(
+                f"no reply from {service} to {what} ({kind}); the session may have been created"
+            )
+        if isinstance(exc, httpx.TimeoutException):
+            return UpstreamTimeout(f"{service} did not answer {what} in time ({kind})")
+        tls_failed = isinstance(exc.__cause__ or exc.__context__, ssl.SSLError)
+        if tls_failed and self.credentials.certificate is not None:
+            return AuthError(
+                f"TLS with the certificate from {self.credentials.source} failed ({kind}); "
+                f"{self.credentials.renew_hint}"
+            )
+        if sent:
+            return Unavailable(f"the connection to {service} broke during {what} ({kind})")
+        return Unavailable(f"cannot reach {service} for {what} ({kind})")
+
+    def _status_error(
+        self, status: int, body: bytes, what: str, retry_after: float | None, create: bool = False
+    ) -> SkahaError:
+        detail = self._redact(_one_line(_decode(body), 200))
+        creds = self.credentials
+        if status in (401, 403) or (status == 400 and "anonymous" in detail):
+            return AuthError(creds.rejected_message(status, detail), status=status)
+        said = f"{creds.service_name} answered {what} with HTTP {status}" + (
+            f": {detail}" if detail else ""
+        )
+        if status == 404:
+            return NotFound(said, status=status)
+        if status < 500 and status != 429:
+            return InvalidRequest(detail or said, status=status)
+        if create and status >= 500:
+            return CreateOutcomeUnknown(said, status=status, retry_after=retry_after)
+        return Unavailable(said, status=status, retry_after=retry_after)
+
+    def _redact(self, text: str) -> str:
+        # A misbehaving server may echo what it received; never pass a credential on.
+        for secret in self._secrets:
+            text = text.replace(secret, "***")
+        return text
+
+
+async def open_client(
+    url: str | None = None,
+    token: str | None = None,
+    certificate: str | Path | None = None,
+    *,
+    start_engine: bool = True,
+    **options: Any,
+) -> SkahaClient:
+    """A client for the service the credentials resolve to (see `canfar_jlab.credentials`).
+
+    Resolution may start the local engine, so it runs in a worker thread.
+    """
+    from .credentials import resolve_credentials
+
+    credentials = await asyncio.to_thread(
+        resolve_credentials, url, token, certificate, start_engine=start_engine
+    )
+    return SkahaClient(credentials, **options)
+
+
+# --------------------------------------------------------------------------------------------
+
+
+def _ssl_context(credentials: Credentials) -> ssl.SSLContext:
+    """TLS 1.2+ with the usual CA bundle (SSL_CERT_FILE honoured) and the client certificate."""
+    context = httpx.create_ssl_context(verify=True, trust_env=True)
+    context.minimum_version = ssl.TLSVersion.TLSv1_2
+    if credentials.certificate is not None:
+        try:
+            context.load_cert_chain(str(credentials.certificate))
+        except (OSError, ssl.SSLError):
+            raise AuthError(
+                f"cannot use the certificate {credentials.certificate} from {credentials.source}: "
+                f"it is unreadable or lacks its key; {credentials.renew_hint}"
+            ) from None
+    return context
+
+
+class _TooLarge(Exception):
+    pass
+
+
+class _LogFollower:
+    """Turns successive log reads into new text, each byte once, cut at line ends.
+
+    With the offset extension the service sends only new bytes. Otherwise each read is the whole
+    log: the part already seen is recognised by its length and the last bytes seen (an anchor),
+    so a log that was cut or rotated is noticed instead of repeated or skipped silently.
+    """
+
+    ANCHOR = 256
+    MAX_PENDING = 64 * 2**10  # a "line" longer than this is passed on unfinished
+
+    def __init__(self, cap: int) -> None:
+        self.offset = 0
+        self.honoured: bool | None = None
+        self._anchor = b""
+        self._pending = b""
+        self._decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
+        self._cap = cap
+
+    def take(self, body: bytes, server_offset: int | None, *, final: bool) -> str:
+        if server_offset is not None:
+            self.honoured = True
+            new = body
+            self.offset = server_offset
+        else:
+            self.honoured = False
+            new = self._diff(body)
+        data = self._pending + new
+        if final:
+            self._pending = b""
+            return self._decoder.decode(data, final=True)
+        cut = max(data.rfind(b"\n"), data.rfind(b"\r")) + 1
+        if len(data) - cut > self.MAX_PENDING:
+            cut = len(data)
+        self._pending = data[cut:]
+        return self._decoder.decode(data[:cut])
+
+    def _diff(self, whole: bytes) -> bytes:
+        seen, anchor = self.offset, self._anchor
+        if len(whole) >= seen and whole[seen - len(anchor) : seen] == anchor:
+            new = whole[seen:]
+        else:
+            found = whole.rfind(anchor) if anchor else -1
+            if found >= 0:
+                new = whole[found + len(anchor) :]
+            elif not whole:
+                new = b""  # the service no longer has the log (e.g. session expired)
+            else:
+                new = b"[canfar-jlab: the log was cut or rotated upstream]\n" + whole
+        if whole:
+            self.offset = len(whole)
+            self._anchor = whole[-self.ANCHOR :]
+        return new
+
+
+def _failed(index: int, name: str, error: SkahaError, more: str = "") -> ReplicaOutcome:
+    message = f"{error.message} {more}".strip() if more else error.message
+    return ReplicaOutcome(index=index, name=name, error=message, error_status=error.status)
+
+
+def _started(session: Session) -> datetime:
+    return session.start_time or datetime.max.replace(tzinfo=timezone.utc)
+
+
+def _checked_id(session_id: str) -> str:
+    if not isinstance(session_id, str) or not _SESSION_ID.match(session_id):
+        raise InvalidRequest(f"{_one_line(str(session_id), 80)!r} is not a session id")
+    return session_id
+
+
+def _origin(url: httpx.URL) -> tuple[str, str, int]:
+    port = url.port or (443 if url.scheme == "https" else 80)
+    return url.scheme, url.host, port
+
+
+def _retry_after(value: str | None) -> float | None:
+    """Seconds from a Retry-After header (delta-seconds or an HTTP date), or None."""
+    if not value:
+        return None
+    value = value.strip()
+    if value.isdigit():
+        return float(value)
+    try:
+        when = email.utils.parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+    if when.tzinfo is None:
+        when = when.replace(tzinfo=timezone.utc)
+    return max(0.0, (when - datetime.now(timezone.utc)).total_seconds())
+
+
+async def _read_capped(response: httpx.Response, cap: int, *, truncate: bool = False) -> bytes:
+    """The body, refusing (or, for error text, cutting) more than `cap` bytes."""
+    chunks, size = [], 0
+    async for chunk in response.aiter_bytes():
+        size += len(chunk)
+        if size > cap:
+            if truncate:
+                chunks.append(chunk[: cap - (size - len(chunk))])
+                break
+            raise _TooLarge
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+def _decode(body: bytes) -> str:
+    return body.decode("utf-8", errors="replace")
+
+
+def _one_line(text: str, limit: int = 500) -> str:
+    line = " ".join(text.split())
+    line = "".join(ch for ch in line if ch.isprintable())
+    return line if len(line) <= limit else line[: limit - 1] + "…"
+
+
+__all__ = [
+    "LOG_OFFSET_HEADER",
+    "AuthError",
+    "BadReply",
+    "CreateOutcomeUnknown",
+    "CredentialsError",
+    "InvalidRequest",
+    "NotFound",
+    "RedirectRefused",
+    "RetryPolicy",
+    "SkahaClient",
+    "SkahaError",
+    "Unavailable",
+    "UpstreamTimeout",
+    "open_client",
+]
