@@ -1,0 +1,571 @@
+"""Notebook -> batch script: what a replica runs, and the checks made before anything launches.
+
+How a notebook runs in batch, and why this way:
+
+- nbconvert's PythonExporter (with a small template of ours) turns each code cell into plain
+  Python: ``%magic`` becomes ``get_ipython().run_line_magic(...)``, ``%%magic`` becomes
+  ``run_cell_magic(...)``, ``!cmd`` becomes ``system(...)`` and ``x = !cmd`` becomes
+  ``getoutput(...)``. That is exactly the transformation a kernel applies before running a cell.
+- The script is run by `canfar_jlab.export_runner` (copied next to the script as
+  ``canfar_runner.py``), which creates an IPython shell and runs the cells one by one. A shell
+  is needed because the magics call ``get_ipython()``; running cell by cell gives what plain
+  ``python`` or ``ipython script.py`` cannot: each cell's last value printed as the kernel
+  shows it, a traceback on stderr and exit code 1 at the first failing cell (the cells after it
+  do not run), and the notebook's folder as working directory. See that module for details.
+- Skaha runs a replica as ``cmd`` + ``args`` split on single spaces, and mangles ``$``, ``"``
+  and ``\\``. So `ExportedScript.argv` is ``[python, runner, script]`` with absolute paths, and an
+  output folder or interpreter path containing a space or one of those characters is refused
+  with `ExportError` rather than launched broken. The notebook's own folder may contain spaces:
+  it travels inside the script, not on the command line.
+
+Checks before launch: each cell's transformed source is parsed (``ast``) and searched for what
+cannot work without a person at a screen: ``input()``, ``getpass``, reading ``sys.stdin``,
+debuggers, desktop GUI toolkits (tkinter, Qt, wx, turtle, ``%gui``, ``matplotlib.use`` of a GUI
+backend) and ipywidgets' ``interact``. Each finding is an `ExportProblem` whose ``cell`` is the
+1-based number of the **code cell**, counting every code cell of the notebook (markdown and raw
+cells are not counted, skipped cells are), which is the ``[n]`` JupyterLab shows after "Run
+All". ``%matplotlib qt`` and the like are not problems: the runner maps them to a headless
+backend, and figures still render and save.
+
+Cells tagged ``skip-batch`` are left out. ``parameters`` override the assignments of the first
+cell tagged ``parameters`` (papermill's convention): an assignment cell is added right after it.
+"""
+
+from __future__ import annotations
+
+import ast
+import hashlib
+import json
+import keyword
+import math
+import os
+import re
+import sys
+from pathlib import Path
+
+import jinja2
+import nbformat
+from nbconvert import PythonExporter
+from nbconvert.filters import ipython2python
+from pydantic import BaseModel, ConfigDict
+
+from . import export_runner
+
+SKIP_TAG = "skip-batch"
+PARAMETERS_TAG = "parameters"
+RUNNER_NAME = "canfar_runner.py"
+PYTHON_LANGUAGES = {"python", "python3", "ipython", "ipython3"}
+
+# Skaha pastes cmd and args into YAML and splits args on single spaces (skaha-api.md §2.1).
+_SKAHA_UNSAFE = re.compile(r'[\s$"\\]')
+_SCRIPT_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*\.py$")
+
+_TEMPLATE = r"""{%- extends 'null.j2' -%}
+{%- block header -%}
+#!/usr/bin/env python
+# coding: utf-8
+# Batch script exported by canfar-jlab from {{ resources.canfar_jlab.notebook_name }}.
+# It contains IPython magics: run it with `python canfar_runner.py THIS_FILE`.
+{{ resources.canfar_jlab.header_line }}
+{% endblock header %}
+{% block in_prompt %}
+# %% [canfar-jlab {{ cell.metadata.canfar_jlab.label }}]
+{% endblock in_prompt %}
+{% block input %}
+{{ cell.source | ipython2python }}
+{% endblock input %}
+{% block markdowncell scoped %}
+# %% [markdown] canfar-jlab
+{{ cell.source | comment_lines }}
+{% endblock markdowncell %}
+{% block rawcell %}{% endblock rawcell %}
+"""
+
+
+class ExportError(Exception):
+    """A notebook that cannot be exported at all; the message is one line for the user."""
+
+
+class ExportProblem(BaseModel):
+    """Something in a cell that cannot work in an unattended replica."""
+
+    model_config = ConfigDict(frozen=True)
+
+    cell: int  # 1-based code-cell number (markdown and raw cells are not counted)
+    line: int  # 1-based line within that cell
+    message: str
+    cell_id: str | None = None  # nbformat >= 4.5 cell id, for a UI to select the cell
+
+    def __str__(self) -> str:
+        return f"code cell {self.cell}, line {self.line}: {self.message}"
+
+
+class ExportedScript(BaseModel):
+    """What `export_notebook` wrote, and the command line a replica runs."""
+
+    notebook_path: Path
+    script_path: Path
+    runner_path: Path
+    argv: list[str]  # [python, runner_path, script_path]: no spaces, `$`, `"` or `\`
+    checksum: str  # sha256 of the notebook file's bytes
+    cell_count: int  # code cells in the script (skipped cells and injected parameters excluded)
+    skipped_cells: list[int]  # code-cell numbers left out by the skip-batch tag
+    parameters: dict[str, object]
+    problems: list[ExportProblem]  # non-empty: do not launch; show them all to the user
+
+    @property
+    def ok(self) -> bool:
+        return not self.problems
+
+    @property
+    def skaha_cmd(self) -> str:
+        """Skaha's `cmd` parameter."""
+        return self.argv[0]
+
+    @property
+    def skaha_args(self) -> str:
+        """Skaha's `args` parameter: the rest of argv joined by single spaces."""
+        return " ".join(self.argv[1:])
+
+
+def check_notebook(
+    path: Path, *, parameters: dict[str, object] | None = None
+) -> list[ExportProblem]:
+    """The problems `export_notebook` would report, without writing anything."""
+    _, notebook = _read_notebook(Path(path))
+    return _Plan(notebook, parameters).problems
+
+
+def export_notebook(
+    path: Path,
+    out_dir: Path,
+    *,
+    parameters: dict[str, object] | None = None,
+    python: str = sys.executable,
+    script_name: str | None = None,
+) -> ExportedScript:
+    """Write `<out_dir>/<notebook stem>.py` and `<out_dir>/canfar_runner.py`; return the argv.
+
+    `python` is the interpreter a replica starts (its image must have IPython); by default the
+    one running this code, which is right for the local engine and for CANFAR when the replica
+    uses the notebook session's image. `script_name` lets a caller write several scripts from
+    one notebook into one folder (say one per parameter set). Raises `ExportError` for an
+    unreadable notebook, bad parameters, or paths Skaha cannot carry; returns problems (and
+    still writes the script) for cells that need a person at a screen.
+    """
+    notebook_path = Path(os.path.abspath(path))
+    content, notebook = _read_notebook(notebook_path)
+    plan = _Plan(notebook, parameters)
+
+    out_dir = Path(os.path.abspath(out_dir))
+    script_path = out_dir / (script_name or _script_name(notebook_path))
+    runner_path = out_dir / RUNNER_NAME
+    if not _SCRIPT_NAME.match(script_path.name):
+        raise ExportError(f"script name {script_path.name!r} must match {_SCRIPT_NAME.pattern}")
+    _check_skaha_safe("interpreter", python)
+    _check_skaha_safe("output folder", str(out_dir))
+
+    checksum = hashlib.sha256(content).hexdigest()
+    header = {
+        "format": export_runner.SCRIPT_FORMAT,
+        "notebook": str(notebook_path),
+        "sha256": checksum,
+        "cwd": str(notebook_path.parent),
+        # The runner refuses a script with problems, should anyone launch it all the same.
+        "problems": [str(problem) for problem in plan.problems],
+    }
+    text = _render(plan.notebook, notebook_path.name, header)
+    runner_source = Path(export_runner.__file__).read_text(encoding="utf-8")
+    try:
+        out_dir.mkdir(parents=True, exist_ok=True)
+        _write_atomically(script_path, text)
+        _write_atomically(runner_path, runner_source)
+    except OSError as error:
+        raise ExportError(f"cannot write to {out_dir}: {error.strerror or error}") from None
+
+    return ExportedScript(
+        notebook_path=notebook_path,
+        script_path=script_path,
+        runner_path=runner_path,
+        argv=[python, str(runner_path), str(script_path)],
+        checksum=checksum,
+        cell_count=plan.cell_count,
+        skipped_cells=plan.skipped_cells,
+        parameters=dict(parameters or {}),
+        problems=plan.problems,
+    )
+
+
+# ---- reading -----------------------------------------------------------------------------------
+
+
+def _read_notebook(path: Path) -> tuple[bytes, nbformat.NotebookNode]:
+    try:
+        content = path.read_bytes()
+    except OSError as error:
+        raise ExportError(f"cannot read {path}: {error.strerror or error}") from None
+    try:
+        notebook = nbformat.reads(
+            content.decode("utf-8"), as_version=4, capture_validation_error={}
+        )
+    except Exception as error:  # nbformat raises many types for a broken file
+        reason = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+        raise ExportError(f"{path.name} is not a readable notebook: {reason}") from None
+    cells = notebook.get("cells")
+    if not isinstance(cells, list) or not all(
+        isinstance(cell, dict) and isinstance(cell.get("source", ""), str) for cell in cells
+    ):
+        raise ExportError(f"{path.name} is not a readable notebook: malformed cells")
+    language = _language(notebook)
+    if language is not None and language.lower() not in PYTHON_LANGUAGES:
+        raise ExportError(
+            f"{path.name} is a {language} notebook; only Python notebooks can run as batch"
+        )
+    return content, notebook
+
+
+def _language(notebook: nbformat.NotebookNode) -> str | None:
+    """The notebook's language, or None when its metadata does not say (then: Python)."""
+    metadata = notebook.get("metadata") or {}
+    info = metadata.get("language_info") or {}
+    kernelspec = metadata.get("kernelspec") or {}
+    return info.get("name") or kernelspec.get("language") or None
+
+
+# ---- planning: which cells, which parameters, which problems ----------------------------------
+
+
+class _Plan:
+    """The notebook as the script will hold it: kept cells, injected parameters, problems."""
+
+    def __init__(self, source: nbformat.NotebookNode, parameters: dict[str, object] | None):
+        self.problems: list[ExportProblem] = []
+        self.skipped_cells: list[int] = []
+        self.cell_count = 0
+        checker = _Checker()
+        kept = []
+        parameters_at: int | None = None  # index in `kept` after which parameters go
+        parameters_source: str | None = None
+        number = 0
+        for cell in source.cells:
+            kind = cell.get("cell_type")
+            if kind == "markdown":
+                kept.append(nbformat.v4.new_markdown_cell(cell.get("source", "")))
+                continue
+            if kind != "code":
+                continue
+            number += 1
+            tags = (cell.get("metadata") or {}).get("tags") or []
+            if PARAMETERS_TAG in tags and parameters_source is None:
+                parameters_source = cell.get("source", "")
+                parameters_at = len(kept) + (0 if SKIP_TAG in tags else 1)
+            if SKIP_TAG in tags:
+                self.skipped_cells.append(number)
+                continue
+            code = cell.get("source", "")
+            self.cell_count += 1
+            kept.append(_code_cell(code, f"cell {number}"))
+            self.problems.extend(checker.check(code, number, cell.get("id")))
+
+        if parameters:
+            if parameters_source is None or parameters_at is None:
+                raise ExportError(
+                    f"parameters given but no code cell is tagged {PARAMETERS_TAG!r}; "
+                    "tag the cell that assigns their defaults"
+                )
+            kept.insert(parameters_at, _parameters_cell(parameters, parameters_source))
+        self.notebook = nbformat.v4.new_notebook(cells=kept)
+
+
+def _code_cell(source: str, label: str) -> nbformat.NotebookNode:
+    cell = nbformat.v4.new_code_cell(source)
+    cell.metadata["canfar_jlab"] = {"label": label}
+    return cell
+
+
+def _parameters_cell(parameters: dict[str, object], defaults_source: str) -> nbformat.NotebookNode:
+    known = _assigned_names(defaults_source)
+    lines = ["# Parameters of this run, set by canfar-jlab"]
+    for name, value in parameters.items():
+        if not isinstance(name, str) or not name.isidentifier() or keyword.iskeyword(name):
+            raise ExportError(f"parameter name {name!r} is not a Python identifier")
+        if known is not None and name not in known:
+            choices = ", ".join(sorted(known)) or "nothing"
+            raise ExportError(f"unknown parameter {name!r}: the parameters cell assigns {choices}")
+        _check_literal(name, value)
+        lines.append(f"{name} = {value!r}")
+    return _code_cell("\n".join(lines), "parameters")
+
+
+def _assigned_names(source: str) -> set[str] | None:
+    """Names the parameters cell assigns at top level, or None when it does not parse."""
+    try:
+        tree = ast.parse(ipython2python(source))
+    except SyntaxError:
+        return None
+    names: set[str] = set()
+    for node in tree.body:
+        targets = []
+        if isinstance(node, ast.Assign):
+            targets = node.targets
+        elif isinstance(node, (ast.AnnAssign, ast.AugAssign)):
+            targets = [node.target]
+        for target in targets:
+            for leaf in ast.walk(target):
+                if isinstance(leaf, ast.Name):
+                    names.add(leaf.id)
+    return names
+
+
+def _check_literal(name: str, value: object) -> None:
+    """JSON-like values only, so that repr() is a Python literal that means the same thing."""
+    if value is None or isinstance(value, (bool, int, str)):
+        return
+    if isinstance(value, float):
+        if not math.isfinite(value):
+            raise ExportError(f"parameter {name!r}: {value} is not a finite number")
+        return
+    if isinstance(value, (list, tuple)):
+        for item in value:
+            _check_literal(name, item)
+        return
+    if isinstance(value, dict):
+        for key, item in value.items():
+            if not isinstance(key, str):
+                raise ExportError(f"parameter {name!r}: dict keys must be strings")
+            _check_literal(name, item)
+        return
+    raise ExportError(
+        f"parameter {name!r}: a {type(value).__name__} is not allowed; "
+        "use None, bool, int, float, str, list or dict"
+    )
+
+
+# ---- static checks ------------------------------------------------------------------------------
+
+_KEYBOARD = "waits for someone to type, and a batch replica has no keyboard"
+_NO_KEYBOARD = "a batch replica has no keyboard"
+_DEBUGGER = f"opens an interactive debugger, and {_NO_KEYBOARD}"
+_CALLS = {
+    "input": f"input() {_KEYBOARD}",
+    "raw_input": f"raw_input() {_KEYBOARD}",
+    "getpass.getpass": f"getpass() {_KEYBOARD}; pass secrets in an environment variable",
+    "sys.stdin.read": f"reading sys.stdin {_KEYBOARD}",
+    "sys.stdin.readline": f"reading sys.stdin {_KEYBOARD}",
+    "sys.stdin.readlines": f"reading sys.stdin {_KEYBOARD}",
+    "breakpoint": f"breakpoint() {_DEBUGGER}",
+    "pdb.set_trace": f"pdb.set_trace() {_DEBUGGER}",
+    "ipdb.set_trace": f"ipdb.set_trace() {_DEBUGGER}",
+    "IPython.embed": f"IPython.embed() {_KEYBOARD}",
+    "code.interact": f"code.interact() {_KEYBOARD}",
+}
+_WIDGET_FUNCTIONS = {"interact", "interact_manual", "interactive"}
+_GUI_MODULES = {
+    "tkinter",
+    "Tkinter",
+    "turtle",
+    "PyQt4",
+    "PyQt5",
+    "PyQt6",
+    "PySide",
+    "PySide2",
+    "PySide6",
+    "qtpy",
+    "wx",
+}
+_GUI_BACKEND = re.compile(r"^(tk|qt|gtk|wx|macosx)", re.IGNORECASE)
+_LINE_MAGICS = {
+    "gui": "%gui starts a desktop GUI event loop, and a batch replica has no display",
+    "qtconsole": "%qtconsole opens a desktop window, and a batch replica has no display",
+    "debug": f"%debug {_DEBUGGER}",
+}
+# Magics whose argument or body is IPython code, checked like a cell of its own.
+_CODE_MAGICS = {"time", "timeit", "prun", "capture"}
+
+
+class _Checker:
+    """Finds interactive calls; remembers imports from cell to cell, as a kernel would."""
+
+    def __init__(self) -> None:
+        self.names: dict[str, str] = {}  # local name -> dotted name it stands for
+        self.star_modules: set[str] = set()
+
+    def check(self, source: str, cell: int, cell_id: str | None) -> list[ExportProblem]:
+        found: list[tuple[int, str]] = []
+        self._check_code(source, 0, found)
+        for number, line in enumerate(ipython2python(source).splitlines(), start=1):
+            if export_runner.MARKER_RE.match(line):
+                found.append((number, f"the line {line!r} is reserved by canfar-jlab; reword it"))
+        return [ExportProblem(cell=cell, line=n, message=m, cell_id=cell_id) for n, m in found]
+
+    def _check_code(self, source: str, offset: int, found: list[tuple[int, str]]) -> None:
+        try:
+            tree = compile(
+                ipython2python(source),
+                "<cell>",
+                "exec",
+                flags=ast.PyCF_ONLY_AST | ast.PyCF_ALLOW_TOP_LEVEL_AWAIT,
+                dont_inherit=True,
+            )
+        except SyntaxError as error:
+            found.append((offset + (error.lineno or 1), f"syntax error: {error.msg}"))
+            return
+        except ValueError as error:  # e.g. null bytes in the source
+            found.append((offset + 1, f"cannot parse: {error}"))
+            return
+        for node in ast.walk(tree):
+            line = offset + getattr(node, "lineno", 1)
+            if isinstance(node, (ast.Import, ast.ImportFrom)):
+                self._note_import(node, line, found)
+            elif isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
+                self.names[node.name] = f"__main__.{node.name}"
+                for decorator in node.decorator_list:
+                    if not isinstance(decorator, ast.Call):  # calls are visited as calls
+                        self._check_callable(decorator, decorator.lineno + offset, found)
+            elif isinstance(node, ast.Assign):
+                for target in node.targets:
+                    if isinstance(target, ast.Name):
+                        self.names[target.id] = f"__main__.{target.id}"
+            elif isinstance(node, ast.Call):
+                if not self._check_magic(node, line, found):
+                    self._check_call(node, line, found)
+
+    def _note_import(self, node: ast.Import | ast.ImportFrom, line: int, found: list) -> None:
+        if isinstance(node, ast.Import):
+            modules = [alias.name for alias in node.names]
+            for alias in node.names:
+                if alias.asname:
+                    self.names[alias.asname] = alias.name
+                else:
+                    top = alias.name.split(".")[0]
+                    self.names[top] = top
+        else:
+            module = node.module or ""
+            modules = [module] if node.level == 0 else []
+            for alias in node.names:
+                if alias.name == "*":
+                    self.star_modules.add(module)
+                else:
+                    self.names[alias.asname or alias.name] = f"{module}.{alias.name}"
+        for module in modules:
+            if module.split(".")[0] in _GUI_MODULES:
+                found.append(
+                    (line, f"{module} opens desktop windows, and a batch replica has no display")
+                )
+
+    def _resolve(self, node: ast.expr) -> str | None:
+        if isinstance(node, ast.Name):
+            if node.id in self.names:
+                return self.names[node.id]
+            if node.id in _WIDGET_FUNCTIONS and any(
+                module.startswith("ipywidgets") for module in self.star_modules
+            ):
+                return f"ipywidgets.{node.id}"
+            return node.id
+        if isinstance(node, ast.Attribute):
+            base = self._resolve(node.value)
+            return f"{base}.{node.attr}" if base else None
+        return None
+
+    def _check_callable(self, func: ast.expr, line: int, found: list) -> None:
+        name = self._resolve(func)
+        if name is None:
+            return
+        if name in _CALLS:
+            found.append((line, _CALLS[name]))
+        elif name.startswith("ipywidgets.") and name.rsplit(".", 1)[1] in _WIDGET_FUNCTIONS:
+            found.append(
+                (
+                    line,
+                    f"ipywidgets {name.rsplit('.', 1)[1]}() needs someone moving widgets in a "
+                    "live notebook; set the values in code or as run parameters",
+                )
+            )
+
+    def _check_call(self, node: ast.Call, line: int, found: list) -> None:
+        self._check_callable(node.func, line, found)
+        if self._resolve(node.func) == "matplotlib.use" and node.args:
+            backend = node.args[0]
+            if isinstance(backend, ast.Constant) and isinstance(backend.value, str):
+                if _GUI_BACKEND.match(backend.value):
+                    found.append(
+                        (
+                            line,
+                            f"matplotlib.use({backend.value!r}) needs a display, and a batch "
+                            "replica has none; use 'Agg' or %matplotlib inline",
+                        )
+                    )
+
+    def _check_magic(self, node: ast.Call, line: int, found: list) -> bool:
+        """Checks `get_ipython().run_line_magic(...)`/`run_cell_magic(...)`; True if it was one."""
+        func = node.func
+        if not (
+            isinstance(func, ast.Attribute)
+            and func.attr in ("run_line_magic", "run_cell_magic")
+            and isinstance(func.value, ast.Call)
+            and isinstance(func.value.func, ast.Name)
+            and func.value.func.id == "get_ipython"
+        ):
+            return False
+        values = [arg.value if isinstance(arg, ast.Constant) else None for arg in node.args]
+        if not values or not isinstance(values[0], str):
+            return True
+        magic = values[0]
+        if func.attr == "run_line_magic":
+            argument = values[1] if len(values) > 1 and isinstance(values[1], str) else ""
+            if magic in _LINE_MAGICS:
+                found.append((line, _LINE_MAGICS[magic]))
+            elif magic == "pdb" and argument.strip().lower() in ("on", "1"):
+                found.append((line, "%pdb on opens a debugger when a cell fails; " + _NO_KEYBOARD))
+            elif magic in _CODE_MAGICS and argument.strip():
+                nested: list[tuple[int, str]] = []
+                self._check_code(argument, line - 1, nested)
+                found.extend(item for item in nested if not item[1].startswith("syntax"))
+        else:
+            body = values[2] if len(values) > 2 and isinstance(values[2], str) else ""
+            if magic == "debug":
+                found.append((line, f"%%debug {_DEBUGGER}"))
+            elif magic in _CODE_MAGICS:
+                self._check_code(body, line, found)  # the body starts on the cell's line 2
+        return True
+
+
+# ---- writing ---------------------------------------------------------------------------------
+
+
+def _render(notebook: nbformat.NotebookNode, notebook_name: str, header: dict) -> str:
+    exporter = PythonExporter(
+        extra_loaders=[jinja2.DictLoader({"canfar_batch.py.j2": _TEMPLATE})],
+        template_file="canfar_batch.py.j2",
+    )
+    resources = {
+        "canfar_jlab": {
+            "notebook_name": notebook_name.replace("\n", " "),
+            "header_line": export_runner.HEADER_PREFIX + json.dumps(header),
+        }
+    }
+    text, _ = exporter.from_notebook_node(notebook, resources=resources)
+    return text
+
+
+def _script_name(notebook_path: Path) -> str:
+    stem = re.sub(r"[^A-Za-z0-9._-]+", "_", notebook_path.stem).strip("._-")
+    return f"{stem or 'notebook'}.py"
+
+
+def _check_skaha_safe(what: str, value: str) -> None:
+    if not value:
+        raise ExportError(f"the {what} is empty")
+    bad = _SKAHA_UNSAFE.search(value)
+    if bad:
+        shown = "a space" if bad.group() == " " else repr(bad.group())
+        raise ExportError(
+            f"the {what} {value!r} contains {shown}; Skaha splits a replica's command on "
+            'spaces and mangles $, " and \\, so choose a path without them'
+        )
+
+
+def _write_atomically(path: Path, text: str) -> None:
+    temporary = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    temporary.write_text(text, encoding="utf-8")
+    os.replace(temporary, path)

@@ -1,0 +1,273 @@
+"""Run a script made by `canfar_jlab.export` the way a Jupyter kernel runs the notebook.
+
+Usage::
+
+    python canfar_runner.py SCRIPT.py      # the copy that export puts next to the script
+    python -m canfar_jlab.export_runner SCRIPT.py
+
+The script holds the notebook's code cells, already turned into plain Python by nbconvert
+(magics became ``get_ipython().run_line_magic(...)`` and friends), separated by
+``# %% [canfar-jlab cell N]`` markers. This runner creates one IPython ``InteractiveShell``
+and runs the cells one by one through ``run_cell``, so that, as in a kernel:
+
+- magics, ``!shell`` lines, ``x = !cmd`` and top-level ``await`` work;
+- the value of a cell's last expression is printed (its ``text/plain``, without ``Out[n]:``),
+  ``display(obj)`` prints ``obj``'s ``text/plain``, and a trailing ``;`` silences it;
+- the working directory is the notebook's folder and that folder comes first on ``sys.path``;
+- matplotlib uses the kernel's default backend (inline, which draws with Agg and needs no
+  display); ``%matplotlib qt`` and other backend choices are mapped to a headless one.
+
+It then exits the way a batch job should: at the first cell that raises, the traceback goes
+to stderr, nothing after that cell runs and the exit code is 1. ``sys.exit(n)`` in a cell
+stops the run with exit code ``n``. A script whose export found problems (``input()``, GUI
+calls...) is refused with exit code 2 before its first cell runs.
+
+Why not ``ipython script.py``: it runs the file as one block, so no cell shows its last value,
+and its traceback goes to stdout, mixed with the results. (IPython 9 does exit 1 on an error,
+we checked; our tests pin the behaviour of this runner instead of any IPython release's.)
+
+This file imports only the standard library at import time and IPython when it runs, because
+`export` copies it next to the script: a replica's image then needs IPython (every Jupyter
+image has it), not canfar_jlab.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import os
+import re
+import sys
+import warnings
+from dataclasses import dataclass
+from pathlib import Path
+
+SCRIPT_FORMAT = 1
+HEADER_PREFIX = "# canfar-jlab-script: "
+# One line starts each cell; export refuses notebooks whose code contains such a line.
+MARKER_RE = re.compile(r"^# %% (?:\[canfar-jlab (cell \d+|parameters)\]|\[markdown\] canfar-jlab)$")
+INLINE_BACKEND = "module://matplotlib_inline.backend_inline"
+# %matplotlib choices that draw in the browser: the kernel's inline backend stands in for them.
+BROWSER_BACKENDS = {"inline", "widget", "ipympl", "notebook", "nbagg"}
+EXIT_CELL_FAILED = 1
+EXIT_REFUSED = 2
+EXIT_INTERRUPTED = 130
+
+
+@dataclass(frozen=True)
+class Cell:
+    """One code cell of the script: `number` is its 1-based code-cell number in the notebook."""
+
+    label: str
+    number: int | None
+    source: str
+
+
+@dataclass(frozen=True)
+class Script:
+    header: dict
+    cells: list[Cell]
+
+
+class ScriptFormatError(Exception):
+    """The file is not a script written by canfar_jlab.export."""
+
+
+def parse_script(text: str) -> Script:
+    header: dict | None = None
+    cells: list[Cell] = []
+    label: str | None = None
+    lines: list[str] = []
+
+    def close() -> None:
+        if label is None or label == "markdown":
+            return
+        number = int(label.split()[1]) if label.startswith("cell ") else None
+        source = "".join(lines).lstrip("\n").rstrip()
+        cells.append(Cell(label=label, number=number, source=source + "\n" if source else ""))
+
+    for line in text.splitlines(keepends=True):
+        marker = MARKER_RE.match(line.rstrip("\r\n"))
+        if marker:
+            close()
+            label, lines = marker.group(1) or "markdown", []
+        elif label is None:
+            if line.startswith(HEADER_PREFIX):
+                header = json.loads(line[len(HEADER_PREFIX) :])
+        else:
+            lines.append(line)
+    close()
+    if header is None:
+        raise ScriptFormatError("no canfar-jlab header line: was this script made by export?")
+    if header.get("format") != SCRIPT_FORMAT:
+        raise ScriptFormatError(f"script format {header.get('format')!r} is not {SCRIPT_FORMAT}")
+    return Script(header=header, cells=cells)
+
+
+def _matplotlib_backend() -> str:
+    # find_spec, not import: importing the backend would import matplotlib in every replica.
+    return INLINE_BACKEND if importlib.util.find_spec("matplotlib_inline") else "agg"
+
+
+def _make_shell():
+    from IPython.core.displayhook import DisplayHook
+    from IPython.core.displaypub import DisplayPublisher
+    from IPython.core.interactiveshell import InteractiveShell
+    from traitlets import Type
+    from traitlets.config import Config
+
+    class BatchDisplayHook(DisplayHook):
+        """Prints a cell's result as the kernel's text/plain, with no `Out[n]:` prompt."""
+
+        def write_output_prompt(self) -> None:
+            pass
+
+        def write_format_data(self, format_dict, md_dict=None) -> None:
+            if "text/plain" in format_dict:
+                print(format_dict["text/plain"])
+
+    class BatchDisplayPublisher(DisplayPublisher):
+        def clear_output(self, wait: bool = False) -> None:
+            # A kernel clears the browser's view; a log keeps its lines (and no escape codes).
+            sys.stdout.flush()
+
+    class BatchShell(InteractiveShell):
+        displayhook_class = Type(BatchDisplayHook)
+        display_pub_class = Type(BatchDisplayPublisher)
+
+        def enable_gui(self, gui=None) -> None:
+            pass  # no GUI event loop in batch: matplotlib's inline and agg backends need none
+
+        def _showtraceback(self, etype, evalue, stb) -> None:
+            if etype is SystemExit:
+                return  # the runner turns it into the exit code
+            sys.stdout.flush()
+            print(self.InteractiveTB.stb2text(stb), file=sys.stderr, flush=True)
+
+    import IPython
+
+    config = Config()
+    config.HistoryManager.hist_file = ":memory:"  # replicas must not share one sqlite file
+    config.InteractiveShell.colors = "nocolor" if IPython.version_info >= (9,) else "NoColor"
+    shell = BatchShell.instance(config=config)
+    # Only text/plain is printed, so skip rendering PNG/HTML for every display.
+    shell.display_formatter.active_types = ["text/plain"]
+    shell.set_hook("show_in_pager", _print_pager)
+    _wrap_matplotlib_magic(shell)
+    return shell
+
+
+def _print_pager(shell, data, start=0, screen_lines=0) -> None:
+    text = data.get("text/plain", "") if isinstance(data, dict) else str(data)
+    print("\n".join(text.splitlines()[start:]))
+
+
+def _wrap_matplotlib_magic(shell) -> None:
+    """`%matplotlib X` selects inline for browser backends and Agg for desktop GUIs."""
+    original = shell.find_line_magic("matplotlib")
+    if original is None:
+        return
+
+    def matplotlib_magic(line: str = "") -> object:
+        words = line.split()
+        if any(word in ("-l", "--list") for word in words):
+            return original(line)
+        options = [word for word in words if word.startswith("-")]
+        chosen = next((word for word in words if not word.startswith("-")), None)
+        headless = "inline" if chosen is None or chosen.lower() in BROWSER_BACKENDS else "agg"
+        if headless == "agg":
+            print(
+                f"canfar-jlab: %matplotlib {chosen} needs a display; using agg in batch",
+                file=sys.stderr,
+            )
+        if headless == "inline" and _matplotlib_backend() != INLINE_BACKEND:
+            headless = "agg"
+        return original(" ".join([*options, headless]))
+
+    shell.register_magic_function(matplotlib_magic, "line", "matplotlib")
+
+
+def _enter_notebook_folder(folder: str | None) -> None:
+    if not folder:
+        return
+    try:
+        os.chdir(folder)
+    except OSError as error:
+        print(
+            f"canfar-jlab: cannot enter the notebook's folder {folder!r} ({error.strerror}); "
+            f"running in {os.getcwd()!r}",
+            file=sys.stderr,
+        )
+        return
+    # A kernel started in the notebook's folder imports modules that sit beside the notebook.
+    sys.path[0] = folder
+
+
+def _exit_code(error: BaseException) -> int:
+    if isinstance(error, SystemExit):
+        code = error.code
+        if code is None or isinstance(code, int):
+            return code or 0
+        print(code, file=sys.stderr)
+        return EXIT_CELL_FAILED
+    if isinstance(error, KeyboardInterrupt):
+        return EXIT_INTERRUPTED
+    return EXIT_CELL_FAILED
+
+
+def run_script(path: Path) -> int:
+    script = parse_script(path.read_text(encoding="utf-8"))
+    problems = script.header.get("problems") or []
+    if problems:
+        for problem in problems:
+            print(f"canfar-jlab: {problem}", file=sys.stderr)
+        print(
+            "canfar-jlab: refusing to run a notebook that needs a person at a screen; "
+            "fix those cells or tag them skip-batch",
+            file=sys.stderr,
+        )
+        return EXIT_REFUSED
+    os.environ["MPLBACKEND"] = _matplotlib_backend()
+    _enter_notebook_folder(script.header.get("cwd"))
+    warnings.filterwarnings("ignore", message="To exit: use 'exit', 'quit', or Ctrl-D.")
+    shell = _make_shell()
+    for cell in script.cells:
+        if not cell.source:
+            continue
+        if cell.number is not None:
+            shell.execution_count = cell.number  # tracebacks then say "Cell In[N]"
+        result = shell.run_cell(cell.source, store_history=True)
+        sys.stdout.flush()
+        error = result.error_before_exec or result.error_in_exec
+        if error is not None:
+            code = _exit_code(error)
+            if code != 0 and not isinstance(error, SystemExit):
+                where = f"code cell {cell.number}" if cell.number else f"the {cell.label} cell"
+                print(
+                    f"canfar-jlab: stopped at {where} ({type(error).__name__}: {error}); "
+                    "the cells after it did not run",
+                    file=sys.stderr,
+                    flush=True,
+                )
+            return code
+        if shell.exit_now:  # exit() or quit() in a cell
+            return 0
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = sys.argv[1:] if argv is None else argv
+    if len(args) != 1 or args[0].startswith("-"):
+        print("usage: python -m canfar_jlab.export_runner SCRIPT.py", file=sys.stderr)
+        return EXIT_REFUSED
+    # Line by line, so a live log tail sees output as it happens.
+    sys.stdout.reconfigure(line_buffering=True)
+    try:
+        return run_script(Path(args[0]))
+    except (OSError, UnicodeDecodeError, ValueError, ScriptFormatError) as error:
+        print(f"canfar-jlab: cannot run {args[0]}: {error}", file=sys.stderr)
+        return EXIT_REFUSED
+
+
+if __name__ == "__main__":
+    sys.exit(main())
