@@ -26,7 +26,7 @@ def _jupyter_server_extension_points() -> list[dict[str, object]]:
     return [{"module": "canfar_jlab", "app": CanfarJlabApp}]
 
 
-def load_ipython_extension(ipython) -> None:  # noqa: ANN001 - IPython's own protocol
+def load_ipython_extension(ipython) -> None:  # IPython calls it with its shell
     from .magic import load_ipython_extension as load
 
     load(ipython)

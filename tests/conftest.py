@@ -1,17 +1,43 @@
-"""Shared pytest setup: a Jupyter server with canfar_jlab enabled and authentication required."""
+"""Shared pytest setup: a Jupyter server with canfar_jlab enabled and authentication required.
+
+No test may touch the developer's own state or reach a real CANFAR: the whole session runs with
+CANFAR_JLAB_HOME in a temporary folder and no CANFAR_* credentials in the environment.
+"""
 
 from __future__ import annotations
+
+import os
 
 import pytest
 
 pytest_plugins = ("pytest_jupyter.jupyter_server",)
+
+_CREDENTIAL_VARIABLES = ("CANFAR_URL", "CANFAR_TOKEN", "CANFAR_CERTIFICATE")
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _isolated_state(tmp_path_factory):
+    saved = {name: os.environ.get(name) for name in (*_CREDENTIAL_VARIABLES, "CANFAR_JLAB_HOME")}
+    for name in _CREDENTIAL_VARIABLES:
+        os.environ.pop(name, None)
+    home = tmp_path_factory.mktemp("canfar-jlab-home")
+    os.environ["CANFAR_JLAB_HOME"] = str(home)
+    yield home
+    from canfar_jlab.engine.control import stop_engine
+
+    stop_engine(home)  # an engine a test started on demand must not outlive the suite
+    for name, value in saved.items():
+        if value is None:
+            os.environ.pop(name, None)
+        else:
+            os.environ[name] = value
 
 
 @pytest.fixture
 def jp_server_config(jp_server_config):
     return {
         "ServerApp": {
-            "jpserver_extensions": {"canfar_jlab": True},
+            "jpserver_extensions": {"canfar_jlab": True, "jupyter_server_terminals": False},
             "allow_unauthenticated_access": False,
         }
     }

@@ -6,7 +6,8 @@ from pathlib import Path
 
 from jupyterlab.galata import configure_jupyter_server
 
-configure_jupyter_server(c)  # noqa: F821 - `c` is provided by Jupyter's config loader
+c = get_config()  # noqa: F821 - provided by Jupyter's config loader
+configure_jupyter_server(c)
 
 c.ServerApp.allow_root = True  # CI and these machines run as root
 

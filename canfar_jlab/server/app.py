@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 from jupyter_server.extension.application import ExtensionApp
-from traitlets import Unicode
+from traitlets import Float, Unicode
 
 from .. import __version__
+from .backend import Backend
 from .handlers import route_table
 
 
@@ -23,17 +24,30 @@ class CanfarJlabApp(ExtensionApp):
         help=(
             "Base URL of a Skaha v1 API (for example https://ws-uv.canfar.net/skaha/v1). "
             "Empty: find it from CANFAR_URL, ~/.canfar/config.yaml or ~/.ssl/cadcproxy.pem, "
-            "else use the local engine."
+            "else use the local engine (started on demand)."
         ),
     )
+    request_timeout = Float(
+        10.0,
+        config=True,
+        help="Seconds a route waits for the session service before answering 504.",
+    )
+    list_interval = Float(
+        2.0,
+        config=True,
+        help="Seconds between the single session-list poll that feeds every live view.",
+    )
+
+    def initialize_settings(self) -> None:
+        self.backend = Backend(
+            url=self.skaha_url or None,
+            request_timeout=self.request_timeout,
+            list_interval=self.list_interval,
+        )
+        self.settings["canfar_jlab_backend"] = self.backend
 
     def initialize_handlers(self) -> None:
         self.handlers.extend(route_table())
 
-    def backend_summary(self) -> dict[str, str]:
-        """Which kind of session service is in use, and where; never a credential."""
-        if self.skaha_url:
-            from urllib.parse import urlsplit
-
-            return {"kind": "skaha", "host": urlsplit(self.skaha_url).hostname or ""}
-        return {"kind": "local", "host": "127.0.0.1"}
+    async def stop_extension(self) -> None:
+        await self.backend.close()

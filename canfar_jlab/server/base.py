@@ -1,32 +1,76 @@
-"""What every canfar-jlab handler shares: authentication, authorization, JSON errors."""
+"""What every canfar-jlab handler shares: authentication, authorization, JSON and errors."""
 
 from __future__ import annotations
 
-from typing import Any
+import json
+import logging
+from typing import TYPE_CHECKING, Any
 
 from jupyter_server.base.handlers import APIHandler
 from jupyter_server.extension.handler import ExtensionHandlerMixin
+from pydantic import BaseModel, ValidationError
+from tornado import web
 
-# Resource names follow jupyter_server's advice: "<extension>:<area>", so a deployment's
-# Authorizer can allow reading runs without allowing launching them.
-AUTH_RESOURCE_PREFIX = "canfar"
+from ..skaha import SkahaError
+
+if TYPE_CHECKING:
+    from .backend import Backend
+
+log = logging.getLogger(__name__)
 
 
 class CanfarHandler(ExtensionHandlerMixin, APIHandler):
-    """Base for every route. Each verb still carries `@web.authenticated` and `@authorized`.
+    """Base for every route. Each verb also carries `@web.authenticated` then `@authorized`.
 
-    `APIHandler.write_error` already answers JSON with no traceback; we keep it that way.
+    Resource names follow jupyter_server's advice, "<extension>:<area>", so a deployment's
+    Authorizer can allow reading runs without allowing launching them.
     """
 
-    auth_resource = f"{AUTH_RESOURCE_PREFIX}:config"
+    auth_resource = "canfar:config"
+
+    @property
+    def backend(self) -> Backend:
+        return self.settings["canfar_jlab_backend"]
 
     def write_json(self, payload: Any, status: int = 200) -> None:
         self.set_status(status)
         self.set_header("Content-Type", "application/json")
-        self.finish(payload if isinstance(payload, str) else self._encode(payload))
+        if isinstance(payload, BaseModel):
+            self.finish(payload.model_dump_json(by_alias=True))
+        else:
+            self.finish(json.dumps(payload, default=str))
 
-    @staticmethod
-    def _encode(payload: Any) -> str:
-        import json
+    def read_json(self, model: type[BaseModel]) -> Any:
+        """The request body validated by `model`, or a 400 naming the fields at fault."""
+        try:
+            raw = json.loads(self.request.body or b"{}")
+        except json.JSONDecodeError:
+            raise web.HTTPError(400, "the request body is not valid JSON") from None
+        try:
+            return model.model_validate(raw)
+        except ValidationError as exc:
+            raise web.HTTPError(400, validation_message(exc)) from None
 
-        return json.dumps(payload)
+    async def upstream(self, method: str, *args: Any, **kwargs: Any) -> Any:
+        """Call the session service, turning its failures into one-line HTTP errors."""
+        try:
+            return await self.backend.call(method, *args, **kwargs)
+        except SkahaError as exc:
+            raise http_error(exc) from None
+
+
+def http_error(exc: SkahaError) -> web.HTTPError:
+    """400/404/409 for what the user can fix, 502/504 for what the service did."""
+    status = exc.http_status
+    if status == 401 or status == 403:
+        status = 502  # the service refused our credential: not the Jupyter login's fault
+    return web.HTTPError(status, exc.message)
+
+
+def validation_message(exc: ValidationError) -> str:
+    """One line naming each field at fault: 'replicas: must be at least 1; name: ...'."""
+    parts = []
+    for error in exc.errors():
+        where = ".".join(str(p) for p in error.get("loc", ())) or "body"
+        parts.append(f"{where}: {error.get('msg', 'invalid')}")
+    return "; ".join(parts)

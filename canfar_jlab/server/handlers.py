@@ -1,6 +1,8 @@
-"""REST handlers under <base_url>/canfar-jlab/."""
+"""REST handlers under <base_url>/canfar-jlab/ (docs/rest-api.md, docs/openapi.yaml)."""
 
 from __future__ import annotations
+
+import re
 
 from jupyter_server.auth.decorator import authorized
 from jupyter_server.utils import url_path_join
@@ -10,6 +12,7 @@ from .. import __version__
 from .base import CanfarHandler
 
 ROUTE_PREFIX = "canfar-jlab"
+SESSION_ID = r"(?P<session_id>[A-Za-z0-9][A-Za-z0-9-]{0,63})"
 
 
 class ConfigHandler(CanfarHandler):
@@ -20,19 +23,130 @@ class ConfigHandler(CanfarHandler):
 
     @web.authenticated
     @authorized
-    def get(self) -> None:
-        self.write_json({"version": __version__, "backend": self.extensionapp.backend_summary()})
+    async def get(self) -> None:
+        try:
+            await self.backend.connect()
+        except Exception:  # noqa: S110 - the summary carries the one-line reason
+            pass
+        self.write_json({"version": __version__, "backend": self.backend.summary()})
 
 
-def route_table() -> list[tuple[str, type[CanfarHandler]]]:
+class SessionsHandler(CanfarHandler):
+    SUPPORTED_METHODS = ("GET",)
+    auth_resource = "canfar:sessions"
+
+    @web.authenticated
+    @authorized
+    async def get(self) -> None:
+        sessions = await self.upstream("list_sessions")
+        if self.get_argument("active", "") in {"1", "true"}:
+            sessions = [s for s in sessions if not s.status.is_terminal]
+        self.write_json({"sessions": [s.model_dump(mode="json", by_alias=True) for s in sessions]})
+
+
+class SessionHandler(CanfarHandler):
+    SUPPORTED_METHODS = ("GET", "DELETE")
+    auth_resource = "canfar:sessions"
+
+    @web.authenticated
+    @authorized
+    async def get(self, session_id: str) -> None:
+        session = await self.upstream("get_session", session_id)
+        self.write_json(session.model_dump(mode="json", by_alias=True))
+
+    @web.authenticated
+    @authorized
+    async def delete(self, session_id: str) -> None:
+        await self.upstream("delete", session_id)
+        if self.backend.hub is not None:
+            self.backend.hub.nudge()
+        self.write_json({"deleted": [session_id]})
+
+
+class SessionLogsHandler(CanfarHandler):
+    SUPPORTED_METHODS = ("GET",)
+    auth_resource = "canfar:logs"
+
+    @web.authenticated
+    @authorized
+    async def get(self, session_id: str) -> None:
+        raw = self.get_argument("offset", "0")
+        if not re.fullmatch(r"\d{1,15}", raw):
+            raise web.HTTPError(400, "offset: must be a whole number of bytes")
+        offset = int(raw)
+        chunk = await self.upstream("logs", session_id, offset or None)
+        self.write_json({"text": chunk.text, "offset": offset, "next_offset": chunk.next_offset})
+
+
+class SessionEventsHandler(CanfarHandler):
+    SUPPORTED_METHODS = ("GET",)
+    auth_resource = "canfar:sessions"
+
+    @web.authenticated
+    @authorized
+    async def get(self, session_id: str) -> None:
+        self.write_json({"text": await self.upstream("events", session_id)})
+
+
+class ImagesHandler(CanfarHandler):
+    SUPPORTED_METHODS = ("GET",)
+    auth_resource = "canfar:images"
+
+    @web.authenticated
+    @authorized
+    async def get(self) -> None:
+        images = await self.upstream("images")
+        note = ""
+        if self.backend.credentials is not None and self.backend.credentials.is_local_engine:
+            note = (
+                "The local engine has no container runtime: replicas run in its own Python "
+                "environment, and the image is only recorded."
+            )
+        self.write_json(
+            {"images": [i.model_dump(mode="json", by_alias=True) for i in images], "note": note}
+        )
+
+
+class ContextHandler(CanfarHandler):
+    SUPPORTED_METHODS = ("GET",)
+    auth_resource = "canfar:images"
+
+    @web.authenticated
+    @authorized
+    async def get(self) -> None:
+        context = await self.upstream("context")
+        self.write_json(context.model_dump(mode="json", by_alias=True))
+
+
+class StatsHandler(CanfarHandler):
+    SUPPORTED_METHODS = ("GET",)
+    auth_resource = "canfar:sessions"
+
+    @web.authenticated
+    @authorized
+    async def get(self) -> None:
+        stats = await self.upstream("platform_stats")
+        self.write_json(stats.model_dump(mode="json", by_alias=True, exclude_none=True))
+
+
+def route_table() -> list[tuple[str, type]]:
     """Every route the extension serves, relative to base_url (ExtensionApp prepends it).
 
     The auth test enumerates this very list, so a route added here is covered there.
     """
+    from .live import LiveHandler
 
     def path(*parts: str) -> str:
         return url_path_join("/", ROUTE_PREFIX, *parts)
 
     return [
         (path("config"), ConfigHandler),
+        (path("sessions"), SessionsHandler),
+        (path("sessions", SESSION_ID), SessionHandler),
+        (path("sessions", SESSION_ID, "logs"), SessionLogsHandler),
+        (path("sessions", SESSION_ID, "events"), SessionEventsHandler),
+        (path("images"), ImagesHandler),
+        (path("context"), ContextHandler),
+        (path("stats"), StatsHandler),
+        (path("live"), LiveHandler),
     ]

@@ -22,7 +22,7 @@ def jp_server_config(request):
     # True (its default): with True, only our own decorators stand between a caller and a route.
     return {
         "ServerApp": {
-            "jpserver_extensions": {"canfar_jlab": True},
+            "jpserver_extensions": {"canfar_jlab": True, "jupyter_server_terminals": False},
             "allow_unauthenticated_access": request.param,
         }
     }

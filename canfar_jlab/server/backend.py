@@ -1,0 +1,126 @@
+"""The server's one connection to a session service: credentials, client, live hub.
+
+Created by the ExtensionApp's start hook and closed by its stop hook. Credential discovery
+may start the local engine, so it runs in a worker thread and never blocks the event loop;
+until it has succeeded, routes answer with its one-line failure (502) and try again.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from typing import Any
+
+from ..credentials import Credentials, resolve_credentials
+from ..live import LiveHub
+from ..skaha import AuthError, SkahaClient, SkahaError
+
+log = logging.getLogger(__name__)
+
+
+class BackendUnavailable(SkahaError):
+    """No session service could be set up (no credentials, engine failed to start)."""
+
+    code = "backend_unavailable"
+    http_status = 502
+
+
+class Backend:
+    """Lazily connected client + hub, shared by every handler of one Jupyter server."""
+
+    def __init__(
+        self,
+        *,
+        url: str | None = None,
+        request_timeout: float = 10.0,
+        list_interval: float = 2.0,
+    ) -> None:
+        self.url = url or None
+        self.request_timeout = request_timeout
+        self.list_interval = list_interval
+        self.credentials: Credentials | None = None
+        self.client: SkahaClient | None = None
+        self.hub: LiveHub | None = None
+        self.last_error: str | None = None
+        self._lock = asyncio.Lock()
+        self._observers: list[Any] = []
+
+    def summary(self) -> dict[str, Any]:
+        """What the browser may know about the backend: kind, host and credential source."""
+        from urllib.parse import urlsplit
+
+        if self.credentials is None:
+            return {
+                "kind": "unknown",
+                "host": urlsplit(self.url).hostname if self.url else "",
+                "url": "",
+                "error": self.last_error,
+            }
+        creds = self.credentials
+        return {
+            "kind": "local" if creds.is_local_engine else "skaha",
+            "host": urlsplit(creds.base_url).hostname or "",
+            "url": creds.base_url,
+            "credential": {
+                "source": creds.source,
+                "method": creds.summary()["method"],
+                "expires": creds.expires_at.isoformat() if creds.expires_at else None,
+            },
+        }
+
+    async def connect(self) -> SkahaClient:
+        """The client, connecting on first use (and again after a failure)."""
+        if self.client is not None:
+            return self.client
+        async with self._lock:
+            if self.client is None:
+                try:
+                    creds = await asyncio.to_thread(resolve_credentials, self.url)
+                except SkahaError as exc:
+                    self.last_error = exc.message
+                    raise BackendUnavailable(exc.message) from None
+                except Exception as exc:  # report in one line, never a traceback
+                    self.last_error = f"could not set up the session service: {exc}"
+                    raise BackendUnavailable(self.last_error) from None
+                self.credentials = creds
+                self.last_error = None
+                self.client = SkahaClient(
+                    creds,
+                    timeout=self.request_timeout,
+                    connect_timeout=min(5.0, self.request_timeout),
+                )
+                self.hub = LiveHub(self.client, list_interval=self.list_interval)
+                for observer in self._observers:
+                    observer(self.hub)
+        return self.client
+
+    def on_hub(self, callback: Any) -> None:
+        """Call `callback(hub)` now if connected, and whenever a new hub is made."""
+        self._observers.append(callback)
+        if self.hub is not None:
+            callback(self.hub)
+
+    async def call(self, method: str, *args: Any, **kwargs: Any) -> Any:
+        """`client.<method>(...)`, reconnecting once if the local engine's token went stale."""
+        client = await self.connect()
+        try:
+            return await getattr(client, method)(*args, **kwargs)
+        except AuthError:
+            if self.credentials is None or not self.credentials.is_local_engine:
+                raise
+            # The engine was restarted with a new token: pick it up and try once more.
+            await self.reset()
+            client = await self.connect()
+            return await getattr(client, method)(*args, **kwargs)
+
+    async def reset(self) -> None:
+        async with self._lock:
+            hub, client = self.hub, self.client
+            self.hub = self.client = self.credentials = None
+        if hub is not None:
+            await hub.close()
+        if client is not None:
+            await client.aclose()
+
+    async def close(self) -> None:
+        await self.reset()
