@@ -62,7 +62,6 @@ class EngineHandler(tornado.web.RequestHandler):
         if scheme.lower() != "bearer" or not hmac.compare_digest(
             credential.strip().encode(), self.token.encode()
         ):
-            self.set_header("WWW-Authenticate", 'Bearer realm="canfar-jlab-engine"')
             raise SkahaError(401, "authentication required: send the engine's bearer token")
         self.set_header("x-vo-authenticated", self.manager.identity.username)
 
@@ -94,6 +93,8 @@ class EngineHandler(tornado.web.RequestHandler):
 
     def write_error(self, status_code: int, **kwargs: Any) -> None:
         exc = kwargs.get("exc_info", (None, None, None))[1]
+        if status_code == 401:
+            self.set_header("WWW-Authenticate", 'Bearer realm="canfar-jlab-engine"')
         if isinstance(exc, SkahaError):
             message = exc.message
         elif status_code == 405:
