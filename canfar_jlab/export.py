@@ -41,6 +41,7 @@ import math
 import os
 import re
 import sys
+import tempfile
 from pathlib import Path
 
 import jinja2
@@ -158,10 +159,14 @@ def export_notebook(
     plan = _Plan(notebook, parameters)
 
     out_dir = Path(os.path.abspath(out_dir))
-    script_path = out_dir / (script_name or _script_name(notebook_path))
+    script_name = script_name or _script_name(notebook_path)
+    if not _SCRIPT_NAME.match(script_name) or script_name == RUNNER_NAME:
+        raise ExportError(
+            f"script name {script_name!r} must match {_SCRIPT_NAME.pattern} "
+            f"and not be {RUNNER_NAME}"
+        )
+    script_path = out_dir / script_name
     runner_path = out_dir / RUNNER_NAME
-    if not _SCRIPT_NAME.match(script_path.name):
-        raise ExportError(f"script name {script_path.name!r} must match {_SCRIPT_NAME.pattern}")
     _check_skaha_safe("interpreter", python)
     _check_skaha_safe("output folder", str(out_dir))
 
@@ -549,8 +554,8 @@ def _render(notebook: nbformat.NotebookNode, notebook_name: str, header: dict) -
 
 
 def _script_name(notebook_path: Path) -> str:
-    stem = re.sub(r"[^A-Za-z0-9._-]+", "_", notebook_path.stem).strip("._-")
-    return f"{stem or 'notebook'}.py"
+    stem = re.sub(r"[^A-Za-z0-9._-]+", "_", notebook_path.stem).strip("._-") or "notebook"
+    return f"{stem}_notebook.py" if f"{stem}.py" == RUNNER_NAME else f"{stem}.py"
 
 
 def _check_skaha_safe(what: str, value: str) -> None:
@@ -566,6 +571,13 @@ def _check_skaha_safe(what: str, value: str) -> None:
 
 
 def _write_atomically(path: Path, text: str) -> None:
-    temporary = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    temporary.write_text(text, encoding="utf-8")
-    os.replace(temporary, path)
+    """Readers (a replica starting, another export) see the old file or the new, never half."""
+    descriptor, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
+    try:
+        with os.fdopen(descriptor, "w", encoding="utf-8") as file:
+            file.write(text)
+        os.chmod(temporary, 0o644)  # mkstemp makes 0600; give what a plain write gives
+        os.replace(temporary, path)
+    except BaseException:
+        Path(temporary).unlink(missing_ok=True)
+        raise

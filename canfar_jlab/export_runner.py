@@ -236,7 +236,8 @@ def run_script(path: Path) -> int:
             continue
         if cell.number is not None:
             shell.execution_count = cell.number  # tracebacks then say "Cell In[N]"
-        result = shell.run_cell(cell.source, store_history=True)
+        # The injected parameters cell takes no number: history numbers must only grow.
+        result = shell.run_cell(cell.source, store_history=cell.number is not None)
         sys.stdout.flush()
         error = result.error_before_exec or result.error_in_exec
         if error is not None:
