@@ -13,7 +13,7 @@ from typing import Any
 
 from ..credentials import Credentials, resolve_credentials
 from ..live import LiveHub
-from ..skaha import AuthError, SkahaClient, SkahaError
+from ..skaha import AuthError, RetryPolicy, SkahaClient, SkahaError
 
 log = logging.getLogger(__name__)
 
@@ -44,6 +44,11 @@ class Backend:
         self.last_error: str | None = None
         self._lock = asyncio.Lock()
         self._observers: list[Any] = []
+
+    @property
+    def call_deadline(self) -> float:
+        """Upper bound for one route's upstream work, retries included."""
+        return self.request_timeout * 2
 
     def summary(self) -> dict[str, Any]:
         """What the browser may know about the backend: kind, host and credential source."""
@@ -84,10 +89,12 @@ class Backend:
                     raise BackendUnavailable(self.last_error) from None
                 self.credentials = creds
                 self.last_error = None
+                # One attempt gets the request timeout; retries fit in the route's deadline.
                 self.client = SkahaClient(
                     creds,
                     timeout=self.request_timeout,
                     connect_timeout=min(5.0, self.request_timeout),
+                    retry=RetryPolicy(attempts=3, base_delay=0.25, max_delay=2.0),
                 )
                 self.hub = LiveHub(self.client, list_interval=self.list_interval)
                 for observer in self._observers:

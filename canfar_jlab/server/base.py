@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 from typing import TYPE_CHECKING, Any
@@ -52,11 +53,20 @@ class CanfarHandler(ExtensionHandlerMixin, APIHandler):
             raise web.HTTPError(400, validation_message(exc)) from None
 
     async def upstream(self, method: str, *args: Any, **kwargs: Any) -> Any:
-        """Call the session service, turning its failures into one-line HTTP errors."""
+        """Call the session service, turning its failures into one-line HTTP errors.
+
+        The whole call, retries included, gets one deadline: a slow or dead service costs
+        the browser at most that long, and other routes keep answering meanwhile.
+        """
+        deadline = self.backend.call_deadline
         try:
-            return await self.backend.call(method, *args, **kwargs)
+            return await asyncio.wait_for(self.backend.call(method, *args, **kwargs), deadline)
         except SkahaError as exc:
             raise http_error(exc) from None
+        except asyncio.TimeoutError:
+            raise web.HTTPError(
+                504, f"the session service did not answer within {deadline:g} s"
+            ) from None
 
 
 def http_error(exc: SkahaError) -> web.HTTPError:

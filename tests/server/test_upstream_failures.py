@@ -1,0 +1,106 @@
+"""A slow, failing or absent session service: the routes answer 502/504 with one line in
+bounded time, and the server keeps answering other routes meanwhile.
+
+The service is a misbehaving Skaha look-alike on 127.0.0.1 (tests/fake_skaha.py): the real
+CANFAR cannot run here.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import secrets
+import socket
+import time
+
+import pytest
+import tornado.httpclient
+from credentials_in_use import CREDENTIALS_IN_USE
+from fake_skaha import Delay, FakeSkaha, Malformed, Status
+
+TOKEN = "canfar-" + secrets.token_hex(12)
+CREDENTIALS_IN_USE.add(TOKEN)
+TIMEOUT = 1.0
+
+
+@pytest.fixture
+def jp_server_config(jp_server_config):
+    return {
+        "ServerApp": {
+            "jpserver_extensions": {"canfar_jlab": True, "jupyter_server_terminals": False},
+            "allow_unauthenticated_access": False,
+        },
+        "CanfarJlabApp": {"request_timeout": TIMEOUT},
+    }
+
+
+@pytest.fixture
+def skaha(monkeypatch):
+    with FakeSkaha(TOKEN) as fake:
+        monkeypatch.setenv("CANFAR_URL", fake.url)
+        monkeypatch.setenv("CANFAR_TOKEN", TOKEN)
+        yield fake
+
+
+async def _error(jp_fetch, *path) -> tuple[int, str, float]:
+    start = time.monotonic()
+    with pytest.raises(tornado.httpclient.HTTPClientError) as info:
+        await jp_fetch("canfar-jlab", *path)
+    elapsed = time.monotonic() - start
+    body = info.value.response.body.decode()
+    assert "Traceback" not in body and TOKEN not in body
+    message = json.loads(body)["message"]
+    assert "\n" not in message
+    return info.value.code, message, elapsed
+
+
+async def test_service_answering_500_gives_502(jp_fetch, skaha):
+    for _ in range(5):  # more than the retries
+        skaha.fail_next("GET session", Status(500, "unexpected exception: boom"))
+    code, message, _ = await _error(jp_fetch, "sessions")
+    assert code == 502
+    assert "500" in message or "boom" in message
+
+
+async def test_service_unavailable_with_retry_after_gives_502(jp_fetch, skaha):
+    for _ in range(5):
+        skaha.fail_next("GET context", Status(503, "temporarily unavailable", {"Retry-After": "0"}))
+    code, _, _ = await _error(jp_fetch, "context")
+    assert code == 502
+
+
+async def test_malformed_json_gives_502(jp_fetch, skaha):
+    skaha.fail_next("GET image", Malformed())
+    code, _, _ = await _error(jp_fetch, "images")
+    assert code == 502
+
+
+async def test_slow_service_gives_504_in_bounded_time_while_config_answers(jp_fetch, skaha):
+    for _ in range(5):
+        skaha.fail_next("GET session", Delay(10 * TIMEOUT))
+    slow = asyncio.ensure_future(_error(jp_fetch, "sessions"))
+    # While the slow call is stuck upstream, another route answers at once.
+    config = json.loads((await jp_fetch("canfar-jlab", "config")).body)
+    assert config["backend"]["kind"] == "skaha" and not slow.done()
+    assert TOKEN not in json.dumps(config)
+    code, message, elapsed = await slow
+    assert code == 504 and "did not answer" in message
+    assert elapsed < 4 * TIMEOUT
+
+
+async def test_service_down_gives_502(jp_fetch, monkeypatch):
+    with socket.socket() as probe:  # a port nobody listens on
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    monkeypatch.setenv("CANFAR_URL", f"http://127.0.0.1:{port}/skaha/v1")
+    monkeypatch.setenv("CANFAR_TOKEN", TOKEN)
+    code, message, elapsed = await _error(jp_fetch, "sessions")
+    assert code == 502 and elapsed < 4 * TIMEOUT
+    assert message
+
+
+async def test_refused_credential_is_502_with_renew_hint(jp_fetch, skaha):
+    skaha.fail_next("GET session", Status(401, "invalid token"))
+    code, message, _ = await _error(jp_fetch, "sessions")
+    assert code == 502
+    assert "CANFAR_TOKEN" in message
