@@ -189,14 +189,19 @@ def resolve_credentials(
         pinned = url or env.get("CANFAR_URL")
         if not pinned:
             raise CredentialsError("a token or certificate was given without the service URL")
+        source = (
+            "the token given explicitly"
+            if token
+            else f"the certificate {Path(certificate).expanduser()} given explicitly"  # type: ignore[arg-type]
+        )
         return _token_or_cert(
             base(pinned),
             token,
             certificate,
-            "explicit arguments",
+            source,
             "explicit",
             registry,
-            renew="pass a valid token or certificate",
+            renew="pass a valid token" if token else "renew the certificate",
         )
 
     env_token, env_cert = env.get("CANFAR_TOKEN", "").strip(), env.get("CANFAR_CERTIFICATE", "")

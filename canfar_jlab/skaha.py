@@ -538,13 +538,14 @@ class SkahaClient:
             started = time.monotonic()
             try:
                 response = await self._http.send(request, stream=True)
-            except httpx.TransportError as exc:
+            except (httpx.TransportError, ssl.SSLError) as exc:
                 # Connect failures happen before anything is sent: safe to retry for any method.
                 # A pool timeout also sent nothing, but waiting again would only queue longer.
                 sent = not isinstance(exc, _NOT_SENT)
                 safe = (not sent and not isinstance(exc, httpx.PoolTimeout)) or (
                     idempotent and not isinstance(exc, httpx.TimeoutException)
                 )
+                safe = safe and _tls_error(exc) is None  # a refused handshake stays refused
                 if safe and attempt < self.retry.attempts:
                     await self._pause(what, attempt, None, type(exc).__name__)
                     continue
@@ -574,9 +575,9 @@ class SkahaClient:
                 return _Reply(status, response.headers, body)
             except _TooLarge:
                 raise BadReply(f"the reply to {what} is larger than {cap} bytes") from None
-            except httpx.TransportError as exc:  # the connection broke while reading the body
+            except (httpx.TransportError, ssl.SSLError) as exc:  # broke while reading the body
                 safe = idempotent and not isinstance(exc, httpx.TimeoutException)
-                if safe and attempt < self.retry.attempts:
+                if safe and _tls_error(exc) is None and attempt < self.retry.attempts:
                     await self._pause(what, attempt, None, type(exc).__name__)
                     continue
                 raise self._transport_error(exc, what, True, idempotent) from None
@@ -601,24 +602,37 @@ class SkahaClient:
         return target
 
     def _transport_error(
-        self, exc: httpx.TransportError, what: str, sent: bool, idempotent: bool
+        self, exc: Exception, what: str, sent: bool, idempotent: bool
     ) -> SkahaError:
         service = self.credentials.service_name
         kind = type(exc).__name__
+        certificate = self.credentials.certificate
+        tls_error = _tls_error(exc)
+        # A failed TLS handshake means the service never read the request, even a create.
+        if isinstance(tls_error, ssl.SSLCertVerificationError):
+            return Unavailable(f"the TLS certificate of {service} could not be verified ({kind})")
+        if tls_error is not None and certificate is not None:
+            return AuthError(
+                f"{service} refused TLS with the certificate from {self.credentials.source} "
+                f"({kind}); {self.credentials.renew_hint}"
+            )
+        if tls_error is not None:
+            return Unavailable(f"TLS with {service} failed for {what} ({kind})")
         if not idempotent and sent:
             return CreateOutcomeUnknown(
                 f"no reply from {service} to {what} ({kind}); the session may have been created"
             )
         if isinstance(exc, httpx.TimeoutException):
             return UpstreamTimeout(f"{service} did not answer {what} in time ({kind})")
-        tls_failed = isinstance(exc.__cause__ or exc.__context__, ssl.SSLError)
-        if tls_failed and self.credentials.certificate is not None:
-            return AuthError(
-                f"TLS with the certificate from {self.credentials.source} failed ({kind}); "
-                f"{self.credentials.renew_hint}"
-            )
         if sent:
-            return Unavailable(f"the connection to {service} broke during {what} ({kind})")
+            # With TLS 1.3 a refused client certificate can look like a reset connection.
+            maybe = (
+                f"; if it refused the certificate from {self.credentials.source}, "
+                f"{self.credentials.renew_hint}"
+                if certificate is not None
+                else ""
+            )
+            return Unavailable(f"the connection to {service} broke during {what} ({kind}){maybe}")
         return Unavailable(f"cannot reach {service} for {what} ({kind})")
 
     def _status_error(
@@ -741,6 +755,15 @@ class _LogFollower:
             self.offset = len(whole)
             self._anchor = whole[-self.ANCHOR :]
         return new
+
+
+def _tls_error(exc: BaseException) -> ssl.SSLError | None:
+    seen: BaseException | None = exc
+    for _ in range(6):  # httpx wraps httpcore, which wraps the ssl error
+        if seen is None or isinstance(seen, ssl.SSLError):
+            return seen
+        seen = seen.__cause__ or seen.__context__
+    return None
 
 
 def _failed(index: int, name: str, error: SkahaError, more: str = "") -> ReplicaOutcome:

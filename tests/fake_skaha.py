@@ -14,6 +14,7 @@ import json
 import random
 import re
 import socket
+import ssl
 import string
 import threading
 from collections import defaultdict, deque
@@ -87,6 +88,7 @@ class Recorded:
     query: list[tuple[str, str]]
     headers: dict[str, str]
     body: bytes
+    peer: str | None = None  # the client certificate's common name, over TLS
 
 
 def new_session_id() -> str:
@@ -97,7 +99,13 @@ def new_session_id() -> str:
 class FakeSkaha:
     """Run with `with FakeSkaha(token) as fake:`; `fake.url` is the /skaha/v1 base."""
 
-    def __init__(self, token: str | None = None, *, honour_offset: bool = False) -> None:
+    def __init__(
+        self,
+        token: str | None = None,
+        *,
+        honour_offset: bool = False,
+        tls: ssl.SSLContext | None = None,
+    ) -> None:
         self.token = token
         self.honour_offset = honour_offset
         self.lock = threading.Lock()
@@ -112,6 +120,9 @@ class FakeSkaha:
         self._stopping = threading.Event()
         self._server = ThreadingHTTPServer(("127.0.0.1", 0), _handler_for(self))
         self._server.daemon_threads = True
+        self.scheme = "https" if tls else "http"
+        if tls is not None:  # e.g. one that requires a client certificate (X.509 login)
+            self._server.socket = tls.wrap_socket(self._server.socket, server_side=True)
         self._server.block_on_close = False
         self._thread = threading.Thread(
             target=self._server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True
@@ -122,7 +133,7 @@ class FakeSkaha:
     @property
     def root(self) -> str:
         host, port = self._server.server_address[:2]
-        return f"http://{host}:{port}"
+        return f"{self.scheme}://{host}:{port}"
 
     @property
     def url(self) -> str:
@@ -269,9 +280,10 @@ def _handler_for(fake: FakeSkaha) -> type[BaseHTTPRequestHandler]:
             length = int(self.headers.get("Content-Length") or 0)
             body = self.rfile.read(length) if length else b""
             query = parse_qsl(split.query, keep_blank_values=True)
+            peer = _peer_name(self.connection)
             with fake.lock:
                 fake.requests.append(
-                    Recorded(method, split.path, query, dict(self.headers.items()), body)
+                    Recorded(method, split.path, query, dict(self.headers.items()), body, peer)
                 )
             params = list(query)
             if self.headers.get("Content-Type", "").startswith("application/x-www-form"):
@@ -425,6 +437,17 @@ def _handler_for(fake: FakeSkaha) -> type[BaseHTTPRequestHandler]:
                 pass
 
     return Handler
+
+
+def _peer_name(connection: socket.socket) -> str | None:
+    if not isinstance(connection, ssl.SSLSocket):
+        return None
+    cert = connection.getpeercert() or {}
+    for rdn in cert.get("subject", ()):
+        for key, value in rdn:
+            if key == "commonName":
+                return value
+    return None
 
 
 def _matches(session: dict, query: dict[str, str]) -> bool:

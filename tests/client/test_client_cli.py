@@ -1,0 +1,132 @@
+"""`canfar-jlab ps | logs | images | stats | delete`, run as a real process against the fake."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from client_support import TEST_TOKEN
+from fake_skaha import FakeSkaha, Status
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+@pytest.fixture
+def cli(home: Path, fake: FakeSkaha, leaks):
+    """Run `python -m canfar_jlab ARGS` with the fake's URL and the test token in CANFAR_*."""
+
+    def run(*args: str, token: str = TEST_TOKEN, **env: str) -> subprocess.CompletedProcess:
+        environ = {k: v for k, v in os.environ.items() if not k.startswith("CANFAR_")}
+        environ.update(
+            HOME=str(home),
+            CANFAR_URL=fake.url,
+            CANFAR_TOKEN=token,
+            CANFAR_JLAB_HOME=str(home / "jlab"),  # never the user's engine
+        )
+        environ.update(env)
+        done = subprocess.run(
+            [sys.executable, "-m", "canfar_jlab", *args],
+            capture_output=True,
+            text=True,
+            env=environ,
+            cwd=REPO,
+            timeout=60,
+        )
+        leaks.add("cli stdout", done.stdout)
+        leaks.add("cli stderr", done.stderr)
+        return done
+
+    return run
+
+
+def test_ps_shows_active_sessions_and_all_with_json(cli, fake):
+    running = fake.add_session("job-1", cpuCoresInUse="0.5", ramInUse="1.25")
+    done = fake.add_session("job-2", status="Completed")
+    table = cli("ps")
+    assert table.returncode == 0, table.stderr
+    header, *rows = table.stdout.splitlines()
+    assert header.split()[:4] == ["ID", "NAME", "STATUS", "TYPE"]
+    assert len(rows) == 1 and rows[0].split()[:3] == [running, "job-1", "Running"]
+    assert "0.5" in rows[0] and "1.25" in rows[0]
+    listed = json.loads(cli("ps", "--all", "--json").stdout)
+    assert {s["id"]: s["status"] for s in listed} == {running: "Running", done: "Completed"}
+    assert listed[0]["connectURL"] == ""  # Skaha's own field names
+
+
+def test_logs_once_and_followed_to_the_end(cli, fake):
+    sid = fake.add_session("talker")
+    fake.append_log(sid, "first\n")
+
+    def finish(session_id: str, count: int) -> None:
+        if count == 2:
+            fake.append_log(session_id, "second\nthird")
+            fake.set_status(session_id, "Completed")
+
+    once = cli("logs", sid)
+    assert (once.returncode, once.stdout) == (0, "first\n")
+    fake.on_log_read = finish
+    followed = cli("logs", "-f", sid, "--interval", "0.05")
+    assert followed.returncode == 0, followed.stderr
+    assert followed.stdout == "first\nsecond\nthird"
+
+
+def test_images_stats_and_delete(cli, fake):
+    images = cli("images")
+    assert images.returncode == 0
+    assert images.stdout.splitlines()[2].split() == ["images.canfar.net/skaha/base:1", "headless"]
+    stats = cli("stats")
+    assert stats.returncode == 0
+    assert stats.stdout.splitlines()[:2] == [
+        "cores: 12 allocated of 96",
+        "ram:   48.5G allocated of 512G",
+    ]
+    assert json.loads(cli("stats", "--json").stdout)["cores"]["cpuCoresAvailable"] == 96
+    sid = fake.add_session("doomed")
+    deleted = cli("delete", sid, "abcdefgh")
+    assert deleted.stdout.splitlines() == [f"deleted {sid}", "deleted abcdefgh"]
+    assert sid not in fake.sessions
+
+
+@pytest.mark.parametrize(
+    ("args", "token", "code", "message"),
+    [
+        (
+            ("ps",),
+            "tok-wrong",
+            3,
+            "canfar-jlab: 127.0.0.1 refused the credential from the CANFAR_TOKEN environment "
+            "variable (HTTP 401: invalid or expired token); set a fresh CANFAR_TOKEN",
+        ),
+        (
+            ("logs", "abcdefgh"),
+            TEST_TOKEN,
+            4,
+            "canfar-jlab: 127.0.0.1 answered GET /skaha/v1/session/abcdefgh with HTTP 404: "
+            "session abcdefgh not found",
+        ),
+        (("logs", "../etc"), TEST_TOKEN, 1, "canfar-jlab: '../etc' is not a session id"),
+    ],
+)
+def test_failures_are_one_line_with_a_telling_exit_code(cli, args, token, code, message):
+    done = cli(*args, token=token)
+    assert (done.returncode, done.stderr.strip()) == (code, message)
+    assert "Traceback" not in done.stderr and done.stdout == ""
+
+
+def test_an_unusable_service_url_is_a_one_line_credentials_error(cli):
+    done = cli("ps", CANFAR_URL="http://example.org/skaha/v1")
+    assert done.returncode == 3
+    assert done.stderr.strip() == (
+        "canfar-jlab: refusing to send credentials over plain http to example.org; use https"
+    )
+
+
+def test_a_service_that_fails_is_exit_code_5(cli, fake):
+    fake.fail_next("GET session", Status(500, "unexpected exception: boom"))
+    done = cli("ps")
+    assert done.returncode == 5
+    assert done.stderr.strip().endswith("HTTP 500: unexpected exception: boom")
