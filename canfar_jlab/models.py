@@ -19,6 +19,7 @@ from pydantic import (
     ConfigDict,
     Field,
     ValidationError,
+    computed_field,
     field_validator,
     model_validator,
 )
@@ -560,3 +561,188 @@ class LogChunk:
     text: str
     next_offset: int
     honoured: bool
+
+
+# ---- runs: one promotion of a notebook to N replicas (canfar_jlab.runs) ------------------------
+
+# A run's name is also its folder name and the prefix of its replicas' session names
+# (`name-1` .. `name-256`), so it must leave room for `-256` within Skaha's 63 characters.
+RUN_NAME_MAX = 59
+
+
+class ReplicaStatus(str, Enum):
+    """A replica's state: Skaha's session statuses, plus NotCreated (its create failed)."""
+
+    PENDING = "Pending"
+    RUNNING = "Running"
+    COMPLETED = "Completed"
+    FAILED = "Failed"
+    TERMINATING = "Terminating"
+    UNKNOWN = "Unknown"
+    NOT_CREATED = "NotCreated"
+
+    @classmethod
+    def of(cls, status: SessionStatus) -> ReplicaStatus:
+        return cls(status.value)
+
+    def __str__(self) -> str:
+        return self.value
+
+
+def check_run_name(name: str) -> str:
+    """`name` lower-cased if it can name a run (and, with `-N`, its replicas); else ValueError."""
+    name = name.strip().lower()
+    if len(name) > RUN_NAME_MAX:
+        raise ValueError(
+            f"run name {name!r} is longer than {RUN_NAME_MAX} characters (its replicas are "
+            "named NAME-1 .. NAME-N within Skaha's 63)"
+        )
+    if not SESSION_NAME_PATTERN.match(name):
+        raise ValueError(
+            f"run name {name!r} must be 1-{RUN_NAME_MAX} characters of a-z, 0-9 and '-', "
+            "starting and ending with a letter or digit"
+        )
+    return name
+
+
+class LaunchRequest(BaseModel):
+    """What a front door asks for: run `notebook` as `replicas` batch replicas.
+
+    Empty `cores`/`ram` mean flexible resources. `parameters` override the notebook's cell
+    tagged `parameters` (JSON values). `env` reaches every replica.
+    """
+
+    model_config = ConfigDict(extra="forbid")
+
+    notebook: str = Field(min_length=1)
+    replicas: int = Field(1, ge=1, le=MAX_REPLICAS)
+    name: str | None = None
+    image: str | None = None
+    cores: int | None = Field(default=None, ge=1, le=256)
+    ram: int | None = Field(default=None, ge=1, le=512, description="GB")
+    gpus: int | None = Field(default=None, ge=0, le=28)
+    env: dict[str, str] = Field(default_factory=dict)
+    parameters: dict[str, Any] = Field(default_factory=dict)
+
+    @field_validator("name", "image", "cores", "ram", "gpus", mode="before")
+    @classmethod
+    def _blank_is_none(cls, value: Any) -> Any:
+        return None if isinstance(value, str) and not value.strip() else value
+
+    @field_validator("name")
+    @classmethod
+    def _name(cls, value: str | None) -> str | None:
+        return None if value is None else check_run_name(value)
+
+    @field_validator("image")
+    @classmethod
+    def _image(cls, value: str | None) -> str | None:
+        if value is not None and any(ch.isspace() for ch in value.strip()):
+            raise ValueError(f"image {value!r} contains whitespace")
+        return None if value is None else value.strip()
+
+    @field_validator("env", mode="before")
+    @classmethod
+    def _env(cls, value: Any) -> dict[str, str]:
+        if value is None:
+            return {}
+        if not isinstance(value, dict):
+            raise ValueError("env must be an object of NAME: value")
+        return SessionSpec._env(value)  # Skaha's rules for env entries, checked up front
+
+
+class ReplicaAttempt(BaseModel):
+    """An earlier session of a replica that was run again (`rerun_failed`)."""
+
+    session_id: str | None = None
+    status: ReplicaStatus
+    error: str | None = None
+    started: datetime | None = None
+    ended: datetime | None = None
+    log: str | None = None
+
+
+class Replica(BaseModel):
+    """One of a run's N sessions. `index` is its REPLICA_ID (1-based).
+
+    `log` is the archived log's path relative to the run folder, set when the replica has ended
+    and its log was saved (`log_partial` while it holds only what was there at a delete).
+    `attempts` keeps the earlier sessions of a replica that was run again.
+    """
+
+    index: int = Field(ge=1)
+    name: str
+    session_id: str | None = None
+    status: ReplicaStatus = ReplicaStatus.PENDING
+    error: str | None = None
+    started: datetime | None = None
+    ended: datetime | None = None
+    log: str | None = None
+    log_partial: bool = False
+    attempts: list[ReplicaAttempt] = Field(default_factory=list)
+
+    @property
+    def is_ended(self) -> bool:
+        """Will not change any more (until run again)."""
+        if self.status in (ReplicaStatus.COMPLETED, ReplicaStatus.FAILED):
+            return True
+        if self.status is ReplicaStatus.NOT_CREATED:
+            return True
+        return self.status is ReplicaStatus.UNKNOWN and self.ended is not None
+
+    @property
+    def is_failed(self) -> bool:
+        return self.is_ended and self.status is not ReplicaStatus.COMPLETED
+
+
+class RunSpec(BaseModel):
+    """What every replica of the run was created with."""
+
+    image: str
+    cores: int | None = None
+    ram: int | None = None
+    gpus: int | None = None
+    env: dict[str, str] = Field(default_factory=dict)
+    replicas: int = Field(ge=1, le=MAX_REPLICAS)
+    parameters: dict[str, Any] = Field(default_factory=dict)
+    argv: list[str] = Field(default_factory=list, description="cmd + args of every replica")
+
+
+class Run(BaseModel):
+    """One promotion of a notebook: the content of the run folder's `run.json`.
+
+    `folder` is absolute; `script` is relative to it. `service` says which session service
+    holds the replicas (`local-engine`, or the Skaha base URL). `counts` and `state` are
+    derived from the replicas: `active` until every replica has ended, then `completed` when
+    all completed, else `failed`.
+    """
+
+    format: int = 1
+    name: str
+    notebook: str
+    notebook_sha256: str
+    created: datetime
+    folder: str
+    folder_relative: str | None = None  # set by the server extension when under its root
+    script: str
+    service: str
+    spec: RunSpec
+    replicas: list[Replica]
+
+    @computed_field  # type: ignore[prop-decorator]
+    @property
+    def counts(self) -> dict[str, int]:
+        counts: dict[str, int] = {}
+        for replica in self.replicas:
+            counts[replica.status.value] = counts.get(replica.status.value, 0) + 1
+        return counts
+
+    @computed_field  # type: ignore[prop-decorator]
+    @property
+    def state(self) -> str:
+        if not all(replica.is_ended for replica in self.replicas):
+            return "active"
+        return "failed" if any(replica.is_failed for replica in self.replicas) else "completed"
+
+    def replica(self, index: int) -> Replica:
+        return self.replicas[index - 1]
