@@ -2,10 +2,13 @@
 
 How a notebook runs in batch, and why this way:
 
-- nbconvert's PythonExporter (with a small template of ours) turns each code cell into plain
-  Python: ``%magic`` becomes ``get_ipython().run_line_magic(...)``, ``%%magic`` becomes
-  ``run_cell_magic(...)``, ``!cmd`` becomes ``system(...)`` and ``x = !cmd`` becomes
-  ``getoutput(...)``. That is exactly the transformation a kernel applies before running a cell.
+- Each code cell is turned into plain Python by IPython's ``TransformerManager``, the
+  transformation a kernel applies before running a cell (and the one behind nbconvert's
+  ``ipython2python`` filter): ``%magic`` becomes ``get_ipython().run_line_magic(...)``,
+  ``%%magic`` becomes ``run_cell_magic(...)``, ``!cmd`` becomes ``system(...)`` and
+  ``x = !cmd`` becomes ``getoutput(...)``. nbconvert's PythonExporter, with a small template of
+  ours, writes the script: a JSON header line, then each cell after a ``# %%`` marker (so
+  editors show the cells too), markdown as comments, raw cells left out.
 - The script is run by `canfar_jlab.export_runner` (copied next to the script as
   ``canfar_runner.py``), which creates an IPython shell and runs the cells one by one. A shell
   is needed because the magics call ``get_ipython()``; running cell by cell gives what plain
@@ -42,12 +45,13 @@ import os
 import re
 import sys
 import tempfile
+from collections.abc import Callable
 from pathlib import Path
 
 import jinja2
 import nbformat
+from IPython.core.inputtransformer2 import TransformerManager
 from nbconvert import PythonExporter
-from nbconvert.filters import ipython2python
 from pydantic import BaseModel, ConfigDict
 
 from . import export_runner
@@ -73,7 +77,7 @@ _TEMPLATE = r"""{%- extends 'null.j2' -%}
 # %% [canfar-jlab {{ cell.metadata.canfar_jlab.label }}]
 {% endblock in_prompt %}
 {% block input %}
-{{ cell.source | ipython2python }}
+{{ cell.source }}
 {% endblock input %}
 {% block markdowncell scoped %}
 # %% [markdown] canfar-jlab
@@ -247,15 +251,16 @@ class _Plan:
         self.problems: list[ExportProblem] = []
         self.skipped_cells: list[int] = []
         self.cell_count = 0
-        checker = _Checker()
-        kept = []
+        to_python = TransformerManager().transform_cell
+        checker = _Checker(to_python)
+        kept: list[nbformat.NotebookNode] = []
         parameters_at: int | None = None  # index in `kept` after which parameters go
         parameters_source: str | None = None
         number = 0
         for cell in source.cells:
             kind = cell.get("cell_type")
             if kind == "markdown":
-                kept.append(nbformat.v4.new_markdown_cell(cell.get("source", "")))
+                kept.append(_cell("markdown", cell.get("source", "")))
                 continue
             if kind != "code":
                 continue
@@ -267,10 +272,10 @@ class _Plan:
             if SKIP_TAG in tags:
                 self.skipped_cells.append(number)
                 continue
-            code = cell.get("source", "")
+            python = to_python(cell.get("source", ""))
             self.cell_count += 1
-            kept.append(_code_cell(code, f"cell {number}"))
-            self.problems.extend(checker.check(code, number, cell.get("id")))
+            kept.append(_cell("code", python, f"cell {number}"))
+            self.problems.extend(checker.check(python, number, cell.get("id")))
 
         if parameters:
             if parameters_source is None or parameters_at is None:
@@ -278,18 +283,24 @@ class _Plan:
                     f"parameters given but no code cell is tagged {PARAMETERS_TAG!r}; "
                     "tag the cell that assigns their defaults"
                 )
-            kept.insert(parameters_at, _parameters_cell(parameters, parameters_source))
+            defaults = to_python(parameters_source)
+            kept.insert(parameters_at, _parameters_cell(parameters, defaults))
+        for index, kept_cell in enumerate(kept):
+            kept_cell["id"] = f"cell-{index}"  # nbformat 4.5 wants ids; these stay internal
         self.notebook = nbformat.v4.new_notebook(cells=kept)
 
 
-def _code_cell(source: str, label: str) -> nbformat.NotebookNode:
-    cell = nbformat.v4.new_code_cell(source)
-    cell.metadata["canfar_jlab"] = {"label": label}
+def _cell(kind: str, source: str, label: str = "") -> nbformat.NotebookNode:
+    """A cell for the template; built directly, since validating each one costs ~1 ms."""
+    cell = nbformat.NotebookNode(cell_type=kind, source=source, metadata={})
+    if kind == "code":
+        cell.update(outputs=[], execution_count=None)
+        cell.metadata["canfar_jlab"] = {"label": label}
     return cell
 
 
-def _parameters_cell(parameters: dict[str, object], defaults_source: str) -> nbformat.NotebookNode:
-    known = _assigned_names(defaults_source)
+def _parameters_cell(parameters: dict[str, object], defaults: str) -> nbformat.NotebookNode:
+    known = _assigned_names(defaults)
     lines = ["# Parameters of this run, set by canfar-jlab"]
     for name, value in parameters.items():
         if not isinstance(name, str) or not name.isidentifier() or keyword.iskeyword(name):
@@ -299,13 +310,13 @@ def _parameters_cell(parameters: dict[str, object], defaults_source: str) -> nbf
             raise ExportError(f"unknown parameter {name!r}: the parameters cell assigns {choices}")
         _check_literal(name, value)
         lines.append(f"{name} = {value!r}")
-    return _code_cell("\n".join(lines), "parameters")
+    return _cell("code", "\n".join(lines), "parameters")
 
 
-def _assigned_names(source: str) -> set[str] | None:
+def _assigned_names(python: str) -> set[str] | None:
     """Names the parameters cell assigns at top level, or None when it does not parse."""
     try:
-        tree = ast.parse(ipython2python(source))
+        tree = ast.parse(python)
     except SyntaxError:
         return None
     names: set[str] = set()
@@ -391,22 +402,24 @@ _CODE_MAGICS = {"time", "timeit", "prun", "capture"}
 class _Checker:
     """Finds interactive calls; remembers imports from cell to cell, as a kernel would."""
 
-    def __init__(self) -> None:
+    def __init__(self, to_python: Callable[[str], str]) -> None:
+        self.to_python = to_python  # IPython source -> Python, as a kernel transforms a cell
         self.names: dict[str, str] = {}  # local name -> dotted name it stands for
         self.star_modules: set[str] = set()
 
-    def check(self, source: str, cell: int, cell_id: str | None) -> list[ExportProblem]:
+    def check(self, python: str, cell: int, cell_id: str | None) -> list[ExportProblem]:
+        """Problems in one cell, given as Python (already transformed)."""
         found: list[tuple[int, str]] = []
-        self._check_code(source, 0, found)
-        for number, line in enumerate(ipython2python(source).splitlines(), start=1):
+        self._check_code(python, 0, found)
+        for number, line in enumerate(python.splitlines(), start=1):
             if export_runner.MARKER_RE.match(line):
                 found.append((number, f"the line {line!r} is reserved by canfar-jlab; reword it"))
         return [ExportProblem(cell=cell, line=n, message=m, cell_id=cell_id) for n, m in found]
 
-    def _check_code(self, source: str, offset: int, found: list[tuple[int, str]]) -> None:
+    def _check_code(self, python: str, offset: int, found: list[tuple[int, str]]) -> None:
         try:
             tree = compile(
-                ipython2python(source),
+                python,
                 "<cell>",
                 "exec",
                 flags=ast.PyCF_ONLY_AST | ast.PyCF_ALLOW_TOP_LEVEL_AWAIT,
@@ -524,14 +537,15 @@ class _Checker:
                 found.append((line, "%pdb on opens a debugger when a cell fails; " + _NO_KEYBOARD))
             elif magic in _CODE_MAGICS and argument.strip():
                 nested: list[tuple[int, str]] = []
-                self._check_code(argument, line - 1, nested)
+                self._check_code(self.to_python(argument), line - 1, nested)
                 found.extend(item for item in nested if not item[1].startswith("syntax"))
         else:
             body = values[2] if len(values) > 2 and isinstance(values[2], str) else ""
             if magic == "debug":
                 found.append((line, f"%%debug {_DEBUGGER}"))
             elif magic in _CODE_MAGICS:
-                self._check_code(body, line, found)  # the body starts on the cell's line 2
+                # The body starts on the cell's line 2.
+                self._check_code(self.to_python(body), line, found)
         return True
 
 
