@@ -38,6 +38,7 @@ MAGIC_CELLS = [
     "import asyncio\nawait asyncio.sleep(0)\nprint('awaited')",
     "import matplotlib.pyplot as plt\nplt.plot([1, 2, 3])\nplt.show()",
     "fig, ax = plt.subplots()\nax.plot([3, 2])",
+    "import pickle\nclass Point:\n    x = 3\nprint(__name__, pickle.loads(pickle.dumps(Point)).x)",
     "def last():\n    return 'last value'\nlast()",
 ]
 
@@ -79,6 +80,7 @@ def test_magics_and_shell_lines_print_what_the_kernel_printed(helpers, tmp_path)
         "<IPython.core.display.Markdown object>\n<IPython.core.display.Markdown object>\n",
         "awaited\n<Figure size 640x480 with 1 Axes>\n",
         "[<matplotlib.lines.Line2D at 0x?>]\n<Figure size 640x480 with 1 Axes>\n",
+        "__main__ 3\n",  # notebook classes pickle, as in a kernel
         "'last value'\n",
     ]:
         assert expected in batch_text
