@@ -666,7 +666,8 @@ class Replica(BaseModel):
     """One of a run's N sessions. `index` is its REPLICA_ID (1-based).
 
     `log` is the archived log's path relative to the run folder, set when the replica has ended
-    and its log was saved (`log_partial` while it holds only what was there at a delete).
+    and its log was saved (`log_partial` while it holds only what was there at a delete,
+    `log_lost` when the service forgot the session before its whole log could be saved).
     `attempts` keeps the earlier sessions of a replica that was run again.
     """
 
@@ -675,10 +676,12 @@ class Replica(BaseModel):
     session_id: str | None = None
     status: ReplicaStatus = ReplicaStatus.PENDING
     error: str | None = None
+    submitted: datetime | None = None  # when its create was sent
     started: datetime | None = None
     ended: datetime | None = None
     log: str | None = None
     log_partial: bool = False
+    log_lost: bool = False  # the service forgot the session before its (whole) log was saved
     attempts: list[ReplicaAttempt] = Field(default_factory=list)
 
     @property

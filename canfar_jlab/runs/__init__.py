@@ -1,0 +1,60 @@
+"""Runs: one promotion of a notebook to N batch replicas, with a folder that outlives them.
+
+A run folder `<root>/<run-name>/` (root: `$CANFAR_JLAB_RUNS`, default `~/canfar-runs`) holds
+the exported script and its runner, `run.json` (spec, notebook path and checksum, every
+replica's session id, status, outcome and times), `logs/replica-<i>.log` archived as each
+replica ends, and `outputs/` (passed to replicas as `CANFAR_RUN_OUTPUTS`, with the folder as
+`CANFAR_RUN_DIR`). Runs launched from the server extension, the magic or the CLI land in the
+same store, so every front door lists them.
+
+- `launch`, `preview`, `rerun_failed`, `delete_run`: `launch.py`
+- `reconcile`, `busy`: `reconcile.py` (the session service is the source of truth)
+- `follow_run`: `follow.py` (logs and progress until a run ends)
+- `RunStore`: `store.py` (atomic run.json, per-run locks)
+"""
+
+from ..models import LaunchRequest, Replica, ReplicaStatus, Run, RunSpec
+from .follow import RunFollower, follow_run
+from .launch import (
+    LaunchRefused,
+    NothingToRerun,
+    Preview,
+    PreviewReplica,
+    delete_run,
+    launch,
+    preview,
+    rerun_failed,
+    resolve_image,
+    service_of,
+)
+from .reconcile import Reconciled, busy, needs_work, reconcile
+from .store import RunError, RunNameInUse, RunNotFound, RunStore, default_root
+
+__all__ = [
+    "LaunchRefused",
+    "LaunchRequest",
+    "NothingToRerun",
+    "Preview",
+    "PreviewReplica",
+    "Reconciled",
+    "Replica",
+    "ReplicaStatus",
+    "Run",
+    "RunError",
+    "RunFollower",
+    "RunNameInUse",
+    "RunNotFound",
+    "RunSpec",
+    "RunStore",
+    "busy",
+    "default_root",
+    "delete_run",
+    "follow_run",
+    "launch",
+    "needs_work",
+    "preview",
+    "reconcile",
+    "rerun_failed",
+    "resolve_image",
+    "service_of",
+]

@@ -1,0 +1,210 @@
+"""Keeping run.json in step with the session service.
+
+`reconcile` is called with every session of one listing (the server extension's poll, the
+CLI's `--follow` loop, `ps`): it records each replica's status, saves the log of each replica
+that has ended into the run folder (once), notices sessions the service has forgotten, and
+says which runs have just ended. It only touches runs of the service the client speaks to,
+and only writes a run.json when something in it changed.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+from typing import Any
+
+from ..models import Replica, ReplicaStatus, Run, Session
+from ..skaha import NotFound, SkahaClient, SkahaError
+from .archive import archive_log
+from .launch import service_of
+from .store import RunNotFound, RunStore
+
+log = logging.getLogger(__name__)
+
+# A replica still without a session this long after its create was sent: that launch died.
+INTERRUPTED_AFTER = timedelta(minutes=10)
+# A run seen for the first time already ended is announced if it ended this recently.
+RECENT_END = timedelta(minutes=1)
+_TERMINAL = (ReplicaStatus.COMPLETED, ReplicaStatus.FAILED)
+
+
+@dataclass
+class Reconciled:
+    """`runs`: every run in the store (newest first); `owners`: session id -> (run name,
+    replica index) for this service's runs; `ended`: runs that ended since the last call on
+    this store (each reported once)."""
+
+    runs: list[Run]
+    owners: dict[str, tuple[str, int]] = field(default_factory=dict)
+    ended: list[Run] = field(default_factory=list)
+
+    def as_json(self) -> dict[str, Any]:
+        return {
+            "runs": [run.model_dump(mode="json") for run in self.runs],
+            "owners": {sid: list(owner) for sid, owner in self.owners.items()},
+            "ended": [run.model_dump(mode="json") for run in self.ended],
+        }
+
+
+async def reconcile(store: RunStore, sessions: list[Session], client: SkahaClient) -> Reconciled:
+    """Bring every run of `client`'s service up to date with `sessions` (one full listing)."""
+    service = service_of(client)
+    listed = {session.id: session for session in sessions}
+    runs = []
+    for run in store.list():
+        if run.service == service and needs_work(run):
+            changes = await _observe(run, listed, client)
+            if changes:
+                try:
+                    run = store.update(run.name, lambda current, c=changes: _apply(current, c))
+                except RunNotFound:
+                    continue  # deleted from disk meanwhile
+        runs.append(run)
+    owners = {
+        session_id: (run.name, replica.index)
+        for run in runs
+        if run.service == service
+        for replica in run.replicas
+        for session_id in (replica.session_id, *(a.session_id for a in replica.attempts))
+        if session_id
+    }
+    return Reconciled(runs=runs, owners=owners, ended=_newly_ended(store, runs))
+
+
+def needs_work(run: Run) -> bool:
+    """True while a replica may still change or has a log still to be saved."""
+    return any(_replica_needs_work(replica) for replica in run.replicas)
+
+
+def busy(store: RunStore) -> bool:
+    """Any run whose replicas have not all ended or whose logs are not all saved: the server
+    keeps polling for those even when nobody is looking."""
+    return any(needs_work(run) for run in store.list())
+
+
+def _replica_needs_work(replica: Replica) -> bool:
+    if not replica.is_ended:
+        return True
+    if replica.session_id is None or replica.log_lost:
+        return False
+    return replica.log is None or replica.log_partial
+
+
+async def _observe(
+    run: Run, listed: dict[str, Session], client: SkahaClient
+) -> dict[int, dict[str, Any]]:
+    """What changed for each replica, as {index: {field: value}} including the session id the
+    observation is about (so a replica re-run meanwhile is not overwritten)."""
+    now = datetime.now(timezone.utc)
+    changes: dict[int, dict[str, Any]] = {}
+    for replica in run.replicas:
+        if not _replica_needs_work(replica):
+            continue
+        update: dict[str, Any] = {}
+        session_id = replica.session_id
+        if session_id is None:
+            submitted = replica.submitted or run.created
+            if replica.status is ReplicaStatus.PENDING and now - submitted > INTERRUPTED_AFTER:
+                update = {
+                    "status": ReplicaStatus.NOT_CREATED,
+                    "error": "the launch was interrupted before this replica was created",
+                    "ended": now,
+                }
+        else:
+            update = await _observe_session(run, replica, listed.get(session_id), client, now)
+        if update:
+            changes[replica.index] = {"session_id": session_id, **update}
+    return changes
+
+
+async def _observe_session(
+    run: Run, replica: Replica, session: Session | None, client: SkahaClient, now: datetime
+) -> dict[str, Any]:
+    assert replica.session_id is not None
+    update: dict[str, Any] = {}
+    if session is None:  # not in the listing: confirm before believing it is gone
+        try:
+            session = await client.get_session(replica.session_id)
+        except NotFound:
+            return _gone(replica, client, now)
+        except SkahaError:
+            return {}
+    status = ReplicaStatus.of(session.status)
+    if not replica.is_ended and status is not replica.status:
+        update["status"] = status
+    if session.start_time is not None and session.start_time != replica.started:
+        update["started"] = session.start_time
+    ended = replica.is_ended or status in _TERMINAL
+    if ended and replica.ended is None:
+        update["ended"] = now
+    if ended and (replica.log is None or replica.log_partial):
+        saved = await archive_log(client, replica.session_id, Path(run.folder), replica.index)
+        if saved is not None:
+            update.update(log=saved, log_partial=False)
+            final = update.get("status", replica.status)
+            if final is ReplicaStatus.FAILED and replica.error is None:
+                update["error"] = _failure_line(Path(run.folder) / saved)
+    return update
+
+
+def _gone(replica: Replica, client: SkahaClient, now: datetime) -> dict[str, Any]:
+    """The service no longer knows the session."""
+    update: dict[str, Any] = {"log_lost": True}
+    if not replica.is_ended:
+        update.update(
+            status=ReplicaStatus.UNKNOWN,
+            ended=now,
+            error=(
+                f"its session is gone from {client.credentials.service_name} "
+                "before it was seen to end"
+            ),
+        )
+    return update
+
+
+def _apply(run: Run, changes: dict[int, dict[str, Any]]) -> None:
+    for index, update in changes.items():
+        replica = run.replica(index)
+        if replica.session_id != update["session_id"]:
+            continue  # re-run or recorded by someone else meanwhile
+        if update.get("status") is not None and replica.is_ended:
+            update = {k: v for k, v in update.items() if k not in ("status", "error")}
+        for name, value in update.items():
+            if name != "session_id":
+                setattr(replica, name, value)
+
+
+def _failure_line(path: Path) -> str | None:
+    """The line that says why a replica failed: the runner's summary, else the last line."""
+    try:
+        with open(path, "rb") as stream:
+            stream.seek(0, 2)
+            stream.seek(max(0, stream.tell() - 16384))
+            lines = stream.read().decode("utf-8", "replace").splitlines()
+    except OSError:
+        return None
+    lines = [line.strip() for line in lines if line.strip()]
+    summary = [line for line in lines if line.startswith("canfar-jlab: stopped at")]
+    chosen = summary[-1] if summary else (lines[-1] if lines else None)
+    return chosen[:300] if chosen else None
+
+
+def _newly_ended(store: RunStore, runs: list[Run]) -> list[Run]:
+    previous, store.seen_states = store.seen_states, {run.name: run.state for run in runs}
+    if previous is None:
+        return []  # the first look: what ended before it is not news
+    now = datetime.now(timezone.utc)
+    ended = []
+    for run in runs:
+        if run.state == "active":
+            continue
+        before = previous.get(run.name)
+        if before == "active":
+            ended.append(run)
+        elif before is None:
+            last = max((r.ended for r in run.replicas if r.ended), default=None)
+            if last is not None and now - last < RECENT_END:
+                ended.append(run)
+    return ended
