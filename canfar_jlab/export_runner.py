@@ -244,8 +244,9 @@ def run_script(path: Path) -> int:
             code = _exit_code(error)
             if code != 0 and not isinstance(error, SystemExit):
                 where = f"code cell {cell.number}" if cell.number else f"the {cell.label} cell"
+                reason = (str(error).strip().splitlines() or [""])[0][:200]
                 print(
-                    f"canfar-jlab: stopped at {where} ({type(error).__name__}: {error}); "
+                    f"canfar-jlab: stopped at {where} ({type(error).__name__}: {reason}); "
                     "the cells after it did not run",
                     file=sys.stderr,
                     flush=True,
@@ -263,6 +264,11 @@ def main(argv: list[str] | None = None) -> int:
         return EXIT_REFUSED
     # Line by line, so a live log tail sees output as it happens.
     sys.stdout.reconfigure(line_buffering=True)
+    try:
+        import IPython  # noqa: F401 - a clear message when the replica's image lacks it
+    except ImportError:
+        print("canfar-jlab: this script needs IPython: pip install ipython", file=sys.stderr)
+        return EXIT_REFUSED
     try:
         return run_script(Path(args[0]))
     except (OSError, UnicodeDecodeError, ValueError, ScriptFormatError) as error:
