@@ -108,8 +108,9 @@ class LogFeed:
     async def _poll(self) -> None:
         interval = self.min_interval
         failures = 0
+        started = time.time()
         while True:
-            ended = self.hub.ended_status(self.session_id)
+            ended = self.hub.ended_status(self.session_id, since=started)
             try:
                 chunk = await self.hub.source.logs(self.session_id, self.next_offset)
                 self.upstream_reads += 1
@@ -273,15 +274,16 @@ class LiveHub:
             self._snapshot_changed.notify_all()
         return snapshot
 
-    def ended_status(self, session_id: str) -> str | None:
-        """The session's final status as the last list saw it, 'Deleted' if it is gone."""
+    def ended_status(self, session_id: str, since: float = 0.0) -> str | None:
+        """The session's final status as the last list saw it, or 'Deleted' when a list taken
+        after `since` no longer has it (an older list may predate the session)."""
         snapshot = self.snapshot
         if snapshot is None or snapshot.error:
             return None
         for session in snapshot.sessions:
             if session.id == session_id:
                 return session.status.value if session.status.is_terminal else None
-        return "Deleted"
+        return "Deleted" if snapshot.t >= since else None
 
     async def snapshots(self) -> AsyncIterator[Snapshot]:
         """The latest snapshot at once, then each new one; a slow reader only skips stale ones."""
@@ -317,8 +319,6 @@ class LiveHub:
             self._feeds[session_id] = feed
         feed.viewers += 1
         self.ensure_polling()
-        if self.snapshot is None:
-            await self.refresh()  # a feed needs to know whether the session has already ended
         feed.start(offset)
         try:
             async for item in feed.follow(offset):

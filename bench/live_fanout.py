@@ -1,0 +1,122 @@
+"""Fan-out of the live channel: K browser tabs watching one replica's log.
+
+    python bench/live_fanout.py
+
+A replica prints 20 timestamped lines a second. For K = 1, 10 and 50 websocket subscribers on
+a real Jupyter server, it measures the log requests per second the server sends upstream
+(counted by a proxy in front of the local engine) and the latency from a line's print to its
+arrival at each subscriber. The baseline is K = 1 in the same run: the target is upstream
+requests at K = 50 within 1.1x of K = 1, and a p50 latency of at most 100 ms.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import sys
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from _harness import engine_client, percentile, stack
+
+from canfar_jlab.models import SessionSpec
+
+RATE = 20  # lines per second
+WATCH = 8.0  # seconds of watching per K
+PRINTER = """import time
+end = time.time() + {seconds}
+i = 0
+while time.time() < end:
+    print(repr(time.time()), 'line', i, flush=True)
+    i += 1
+    time.sleep(1 / {rate})
+"""
+
+
+async def watch(server, session_id: str, latencies: list[float], stop: asyncio.Event) -> int:
+    ws = await server.live()
+    ws.write_message(json.dumps({"op": "subscribe", "topic": "logs", "session": session_id}))
+    lines = 0
+    partial = ""
+    while not stop.is_set():
+        try:
+            raw = await asyncio.wait_for(ws.read_message(), 0.5)
+        except asyncio.TimeoutError:
+            continue
+        if raw is None:
+            break
+        message = json.loads(raw)
+        if message.get("type") != "log":
+            continue
+        now = time.time()
+        text = partial + message["text"]
+        *complete, partial = text.split("\n")
+        for line in complete:
+            stamp = line.split(" ", 1)[0]
+            try:
+                latencies.append(now - float(stamp))
+                lines += 1
+            except ValueError:
+                continue
+    ws.close()
+    return lines
+
+
+async def one_round(k: int, server, proxy, client, image: str, tmp: Path) -> dict:
+    script = tmp / f"printer-{k}.py"
+    script.write_text(PRINTER.format(seconds=WATCH + 6, rate=RATE))
+    spec = SessionSpec(name=f"fanout-{k}", image=image, cmd=sys.executable, args=[str(script)])
+    session_id = await client.create_session(spec)
+    # Wait until it runs and has printed, so every K measures the same steady state.
+    while (await client.get_session(session_id)).status.value != "Running":
+        await asyncio.sleep(0.05)
+    latencies: list[float] = []
+    stop = asyncio.Event()
+    watchers = [asyncio.ensure_future(watch(server, session_id, latencies, stop)) for _ in range(k)]
+    await asyncio.sleep(1.0)  # let every subscriber connect and catch up with the backlog
+    latencies.clear()
+    before = proxy.counts["logs"]
+    started = time.monotonic()
+    await asyncio.sleep(WATCH)
+    elapsed = time.monotonic() - started
+    requests = proxy.counts["logs"] - before
+    stop.set()
+    await asyncio.gather(*watchers)
+    await client.delete(session_id)
+    return {
+        "k": k,
+        "upstream_log_req_per_s": requests / elapsed,
+        "p50_ms": percentile(latencies, 50) * 1000,
+        "p95_ms": percentile(latencies, 95) * 1000,
+        "deliveries": len(latencies),
+    }
+
+
+async def main() -> None:
+    async with stack() as (home, info, proxy, server):
+        client = await engine_client(info)
+        image = (await client.images())[0].id
+        rows = []
+        for k in (1, 10, 50):
+            rows.append(await one_round(k, server, proxy, client, image, home))
+        await client.aclose()
+    base = rows[0]["upstream_log_req_per_s"]
+    print(f"live fan-out: one replica printing {RATE} lines/s, {WATCH:g} s watched per K")
+    print(f"{'K':>4} {'upstream log req/s':>19} {'ratio vs K=1':>13} {'p50 ms':>8} {'p95 ms':>8}")
+    for row in rows:
+        ratio = row["upstream_log_req_per_s"] / base if base else float("nan")
+        print(
+            f"{row['k']:>4} {row['upstream_log_req_per_s']:>19.2f} {ratio:>13.2f} "
+            f"{row['p50_ms']:>8.1f} {row['p95_ms']:>8.1f}"
+        )
+    worst = rows[-1]["upstream_log_req_per_s"] / base if base else float("nan")
+    print(
+        f"target: K=50 within 1.1x of K=1 -> {worst:.2f}x; p50 <= 100 ms -> "
+        f"{max(r['p50_ms'] for r in rows):.1f} ms"
+    )
+
+
+if __name__ == "__main__":
+    asyncio.run(main())
