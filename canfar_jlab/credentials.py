@@ -179,7 +179,14 @@ def resolve_credentials(
     """
     env = os.environ
     home = Path.home()
-    config = _CanfarConfig.load(home)
+    try:
+        config = _CanfarConfig.load(home)
+    except CredentialsError as unusable:
+        config, config_error = None, unusable
+    else:
+        config_error = None
+    # Registry login may also come from the config; an unusable config only matters below,
+    # where the config is the credential's source.
     registry = _registry_auth(env, config)
 
     def base(candidate: str) -> str:
@@ -231,6 +238,8 @@ def resolve_credentials(
         )
 
     pinned = url or env.get("CANFAR_URL") or None
+    if config_error is not None:
+        raise config_error
     if config is not None:
         found = config.active_credentials(base(pinned) if pinned else None, registry, allow_http)
         if found is not None:

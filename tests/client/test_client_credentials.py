@@ -211,6 +211,8 @@ def test_unsafe_or_broken_config_files_are_refused(home, raises):
     path.chmod(0o600)
     with raises(CredentialsError, match="cannot read ~/.canfar/config.yaml"):
         resolve_credentials()
+    # ...but it does not stand in the way of a credential that comes first
+    assert resolve_credentials("https://ws-uv.canfar.net/skaha/v1", "tok-x").kind == "explicit"
 
 
 # ------------------------------------------------------------------ 4. certificate file alone

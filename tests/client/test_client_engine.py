@@ -196,7 +196,9 @@ def test_cli_against_the_local_engine(home, engine, leaks, tmp_path):
 
     def cli(*args: str) -> subprocess.CompletedProcess:
         command = [sys.executable, "-m", "canfar_jlab", *args]
-        done = subprocess.run(command, capture_output=True, text=True, env=environ, cwd=REPO)
+        done = subprocess.run(
+            command, capture_output=True, text=True, env=environ, cwd=REPO, timeout=60
+        )
         leaks.add("cli stdout", done.stdout)
         leaks.add("cli stderr", done.stderr)
         assert done.returncode == 0, done.stderr

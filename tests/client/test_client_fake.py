@@ -347,6 +347,17 @@ async def test_a_create_that_never_answers_is_reported_after_the_rounds(fake, ma
     assert fake.creates == 0
 
 
+async def test_only_some_replicas_of_a_run_can_be_created_again(fake, make_client):
+    failed = fake.add_session("sweep-2", status="Failed")  # the first try of replica 2
+    async with make_client(fake.url) as client:
+        [outcome] = await client.create_replicas(SPEC, 3, only=[2])
+    assert (outcome.index, outcome.name, outcome.ok) == (2, "sweep-2", True)
+    assert outcome.session_id != failed
+    [post] = fake.recorded("POST")
+    assert form(post)[0] == ("name", "sweep-2")
+    assert form(post)[-2:] == [("env", "REPLICA_ID=2"), ("env", "REPLICA_COUNT=3")]
+
+
 async def test_invalid_replica_names_send_nothing(fake, make_client, raises):
     long = SessionSpec(name="x" * 62, image="img:1")
     async with make_client(fake.url) as client:
@@ -354,6 +365,8 @@ async def test_invalid_replica_names_send_nothing(fake, make_client, raises):
             await client.create_replicas(long, 10)
         with raises(InvalidRequest, match="between 1 and 256"):
             await client.create_replicas(SPEC, 300)
+        with raises(InvalidRequest, match=r"among 1\.\.3"):
+            await client.create_replicas(SPEC, 3, only=[4])
     assert fake.requests == []
 
 
