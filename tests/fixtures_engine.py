@@ -11,7 +11,6 @@ Both yield `RunningEngine` objects (`.url`, `.token`, `.home`, `.info`, `.client
 
 from __future__ import annotations
 
-import sys
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -72,7 +71,8 @@ def wait_for(predicate: Callable[[], T], timeout: float = 30.0, what: str = "con
         time.sleep(0.02)
 
 
-def _start(home: Path, settings: dict[str, Any]) -> RunningEngine:
+def start_engine(home: Path, **settings: Any) -> RunningEngine:
+    """Start (or find) the engine for `home`; replicas get `home/work` as HOME, grace 5 s."""
     workdir = home / "work"
     workdir.mkdir(parents=True, exist_ok=True)
     config = {"workdir": str(workdir), "grace_period": 5, **settings}
@@ -83,7 +83,7 @@ def _start(home: Path, settings: dict[str, Any]) -> RunningEngine:
 @pytest.fixture(scope="session")
 def engine(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningEngine]:
     """One real engine daemon for the test session (8 cores of capacity)."""
-    running = _start(tmp_path_factory.mktemp("engine-home"), {"cores": 8})
+    running = start_engine(tmp_path_factory.mktemp("engine-home"), cores=8)
     yield running
     running.stop()
 
@@ -96,13 +96,10 @@ def engine_factory(
     started: list[RunningEngine] = []
 
     def start(**settings: Any) -> RunningEngine:
-        running = _start(tmp_path_factory.mktemp("engine-home"), settings)
+        running = start_engine(tmp_path_factory.mktemp("engine-home"), **settings)
         started.append(running)
         return running
 
     yield start
     for running in started:
         running.stop()
-
-
-PYTHON = sys.executable

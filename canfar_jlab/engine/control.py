@@ -90,7 +90,8 @@ def ensure_engine(
     with _locked(layout.start_lock, deadline):
         info = engine_status(layout.home)
         if info is not None and info.state == "stopping":
-            _wait_gone(info.pid, deadline)
+            if not _wait_gone(info.pid, _ctime(info.pid), deadline):
+                raise EngineError(f"the engine (pid {info.pid}) is still stopping")
             info = None
         if info is not None:
             _check_answers(info, deadline, layout)
@@ -115,14 +116,14 @@ def stop_engine(
         _delete_active_sessions(info, deadline)
     try:
         proc = psutil.Process(info.pid)
+        ctime = proc.create_time()
         proc.terminate()  # psutil refuses if the pid now names another process
-        proc.wait(timeout=max(0.1, deadline - time.monotonic()))
-    except psutil.TimeoutExpired:
+    except psutil.Error:
+        return True
+    if not _wait_gone(info.pid, ctime, deadline):
         with contextlib.suppress(psutil.Error):
             proc.kill()
-            proc.wait(timeout=5)
-    except psutil.Error:
-        pass
+        _wait_gone(info.pid, ctime, time.monotonic() + 5)
     return True
 
 
@@ -148,9 +149,21 @@ def _locked(path: Path, deadline: float) -> Iterator[None]:
         os.close(fd)  # releases the lock
 
 
-def _wait_gone(pid: int, deadline: float) -> None:
-    with contextlib.suppress(psutil.Error):
-        psutil.Process(pid).wait(timeout=max(0.1, deadline - time.monotonic()))
+def _wait_gone(pid: int, ctime: float | None, deadline: float) -> bool:
+    """Wait until the process has ended; an unreaped zombie counts as ended (a detached
+    daemon's parent is init, which may be slow to reap it or not reap at all)."""
+    while is_alive(pid, ctime):
+        if time.monotonic() >= deadline:
+            return False
+        time.sleep(0.01)
+    return True
+
+
+def _ctime(pid: int) -> float | None:
+    try:
+        return psutil.Process(pid).create_time()
+    except psutil.Error:
+        return None
 
 
 def _request(

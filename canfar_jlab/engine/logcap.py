@@ -50,7 +50,7 @@ def read_served(path: str | os.PathLike[str], cap: int, offset: int, limit: int)
 
 
 def enforce(fd: int, cap: int) -> None:
-    """Cut the file open as `fd` (not in append mode) down to `cap` bytes plus the marker."""
+    """Cut the file open read-write (not appending) as `fd` to `cap` bytes plus the marker."""
     size = os.fstat(fd).st_size
     mark = marker(cap)
     if size <= cap or size == cap + len(mark):

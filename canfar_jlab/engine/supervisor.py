@@ -138,7 +138,7 @@ def _supervise(spec: dict[str, Any]) -> int:
 
     log_path = session_dir / SESSION_LOG
     append_fd = os.open(log_path, os.O_WRONLY | os.O_CREAT | os.O_APPEND | os.O_CLOEXEC, FILE_MODE)
-    cap_fd = os.open(log_path, os.O_WRONLY | os.O_CLOEXEC)
+    cap_fd = os.open(log_path, os.O_RDWR | os.O_CLOEXEC)
     cap = int(spec["log_cap"])
 
     wake_r, wake_w = os.pipe()
