@@ -66,12 +66,15 @@ class CountingProxy:
                     if k.lower() not in {"host", "authorization", "content-length"}
                 }
                 headers["Authorization"] = f"Bearer {proxy.engine_token}"
-                reply = await proxy._http.request(
-                    self.request.method,
-                    proxy.engine_root + self.request.uri,
-                    headers=headers,
-                    content=self.request.body or None,
-                )
+                try:
+                    reply = await proxy._http.request(
+                        self.request.method,
+                        proxy.engine_root + self.request.uri,
+                        headers=headers,
+                        content=self.request.body or None,
+                    )
+                except (httpx.HTTPError, RuntimeError):  # the bench is tearing down
+                    raise web.HTTPError(502) from None
                 self.set_status(reply.status_code)
                 for key, value in reply.headers.items():
                     if key.lower() in {"content-type", "x-skaha-log-offset", "retry-after"}:
@@ -80,7 +83,9 @@ class CountingProxy:
 
             get = post = delete = _forward
 
-        self.server = httpserver.HTTPServer(web.Application([(r"/.*", Forward)]))
+        self.server = httpserver.HTTPServer(
+            web.Application([(r"/.*", Forward)], log_function=lambda handler: None)
+        )
         self.server.listen(self.port, "127.0.0.1")
 
     @property
