@@ -14,6 +14,7 @@ import os
 import re
 import shutil
 import sys
+import unicodedata
 from datetime import datetime, timezone
 from pathlib import Path
 
@@ -118,7 +119,8 @@ async def resolve_image(image: str | None, client: SkahaClient) -> str:
 
 def base_name(notebook: Path) -> str:
     """A run name from a notebook's file name: Skaha's rules, room left for a suffix."""
-    name = re.sub(r"[^a-z0-9]+", "-", notebook.stem.lower()).strip("-")
+    ascii_stem = unicodedata.normalize("NFKD", notebook.stem).encode("ascii", "ignore").decode()
+    name = re.sub(r"[^a-z0-9]+", "-", ascii_stem.lower()).strip("-")
     return name[:_BASE_MAX].strip("-") or "run"
 
 
@@ -185,7 +187,10 @@ async def launch(
     problems = await asyncio.to_thread(_problems, notebook, request.parameters)
     if problems:
         raise LaunchRefused(_refusal(notebook, problems), problems)
-    check_path_safe("runs folder", store.root)
+    try:
+        check_path_safe("runs folder", store.root)
+    except RunError as error:
+        raise LaunchRefused(str(error)) from None
     image = await resolve_image(request.image, client)
     active = await _active_session_names(client)
 

@@ -78,10 +78,12 @@ def needs_work(run: Run) -> bool:
     return any(_replica_needs_work(replica) for replica in run.replicas)
 
 
-def busy(store: RunStore) -> bool:
+def busy(store: RunStore, client: SkahaClient | None = None) -> bool:
     """Any run whose replicas have not all ended or whose logs are not all saved: the server
-    keeps polling for those even when nobody is looking."""
-    return any(needs_work(run) for run in store.list())
+    keeps polling for those even when nobody is looking. With `client`, only runs of its
+    service count (a run on CANFAR cannot progress through the local engine)."""
+    service = service_of(client) if client is not None else None
+    return any(needs_work(run) for run in store.list() if service is None or run.service == service)
 
 
 def _replica_needs_work(replica: Replica) -> bool:
