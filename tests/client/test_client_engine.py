@@ -20,8 +20,6 @@ from canfar_jlab.credentials import resolve_credentials
 from canfar_jlab.models import SessionSpec, SessionStatus
 from canfar_jlab.skaha import InvalidRequest, NotFound, SkahaClient
 
-pytest.importorskip("fixtures_engine")
-
 T = TypeVar("T")
 SCRIPT = str(Path(__file__).with_name("replica_script.py"))
 IMAGE = "images.canfar.net/skaha/base:latest"
