@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from jupyter_server.extension.application import ExtensionApp
 from traitlets import Float, Unicode
 
@@ -38,11 +40,19 @@ class CanfarJlabApp(ExtensionApp):
         help="Seconds between the single session-list poll that feeds every live view.",
     )
 
+    runs_root = Unicode(
+        "",
+        config=True,
+        help="Folder that holds one folder per run. Empty: $CANFAR_JLAB_RUNS, else ~/canfar-runs.",
+    )
+
     def initialize_settings(self) -> None:
         self.backend = Backend(
             url=self.skaha_url or None,
             request_timeout=self.request_timeout,
             list_interval=self.list_interval,
+            runs_root=Path(self.runs_root) if self.runs_root else None,
+            root_dir=Path(self.serverapp.root_dir),
         )
         self.settings["canfar_jlab_backend"] = self.backend
 

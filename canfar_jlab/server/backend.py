@@ -9,10 +9,13 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from pathlib import Path
 from typing import Any
 
 from ..credentials import Credentials, resolve_credentials
 from ..live import LiveHub
+from ..models import Run
+from ..runs import RunStore, busy, reconcile
 from ..skaha import AuthError, RetryPolicy, SkahaClient, SkahaError
 
 log = logging.getLogger(__name__)
@@ -34,8 +37,12 @@ class Backend:
         url: str | None = None,
         request_timeout: float = 10.0,
         list_interval: float = 2.0,
+        runs_root: Path | None = None,
+        root_dir: Path | None = None,
     ) -> None:
         self.url = url or None
+        self.store = RunStore(runs_root)
+        self.root_dir = root_dir.resolve() if root_dir else None
         self.request_timeout = request_timeout
         self.list_interval = list_interval
         self.credentials: Credentials | None = None
@@ -43,7 +50,6 @@ class Backend:
         self.hub: LiveHub | None = None
         self.last_error: str | None = None
         self._lock = asyncio.Lock()
-        self._observers: list[Any] = []
 
     @property
     def call_deadline(self) -> float:
@@ -96,16 +102,41 @@ class Backend:
                     connect_timeout=min(5.0, self.request_timeout),
                     retry=RetryPolicy(attempts=3, base_delay=0.25, max_delay=2.0),
                 )
-                self.hub = LiveHub(self.client, list_interval=self.list_interval)
-                for observer in self._observers:
-                    observer(self.hub)
+                client = self.client
+                self.hub = LiveHub(
+                    client,
+                    list_interval=self.list_interval,
+                    observer=self._observe,
+                    # Replicas still running keep the list polled (their logs must be archived
+                    # when they end) even when no browser is watching.
+                    busy=lambda: busy(self.store, client),
+                )
         return self.client
 
-    def on_hub(self, callback: Any) -> None:
-        """Call `callback(hub)` now if connected, and whenever a new hub is made."""
-        self._observers.append(callback)
+    async def _observe(self, sessions: list) -> dict[str, Any]:
+        """Every list the hub takes also brings the runs up to date (statuses, log archive)."""
+        assert self.client is not None
+        reconciled = await reconcile(self.store, sessions, self.client)
+        return {
+            "runs": [self.run_json(run) for run in reconciled.runs],
+            "owners": reconciled.owners,
+            "ended": [self.run_json(run) for run in reconciled.ended],
+        }
+
+    def run_json(self, run: Run) -> dict[str, Any]:
+        """A run as the browser sees it, with its folder relative to the server root if inside."""
+        if self.root_dir is not None:
+            try:
+                relative = Path(run.folder).resolve().relative_to(self.root_dir)
+                run = run.model_copy(update={"folder_relative": relative.as_posix()})
+            except ValueError:
+                pass
+        return run.model_dump(mode="json")
+
+    def nudge(self) -> None:
+        """Poll the service again now (after a launch, re-run or delete)."""
         if self.hub is not None:
-            callback(self.hub)
+            self.hub.nudge()
 
     async def call(self, method: str, *args: Any, **kwargs: Any) -> Any:
         """`client.<method>(...)`, reconnecting once if the local engine's token went stale."""

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+from collections.abc import Awaitable
 from typing import TYPE_CHECKING, Any
 
 from jupyter_server.base.handlers import APIHandler
@@ -12,7 +13,7 @@ from jupyter_server.extension.handler import ExtensionHandlerMixin
 from pydantic import BaseModel, ValidationError
 from tornado import web
 
-from ..skaha import SkahaError
+from ..skaha import SkahaClient, SkahaError
 
 if TYPE_CHECKING:
     from .backend import Backend
@@ -58,15 +59,30 @@ class CanfarHandler(ExtensionHandlerMixin, APIHandler):
         The whole call, retries included, gets one deadline: a slow or dead service costs
         the browser at most that long, and other routes keep answering meanwhile.
         """
-        deadline = self.backend.call_deadline
+        return await self.upstream_work(
+            self.backend.call(method, *args, **kwargs), self.backend.call_deadline
+        )
+
+    async def upstream_work(self, work: Awaitable[Any], deadline: float | None = None) -> Any:
+        """Await `work` (which talks to the session service) with errors as HTTP errors.
+
+        Work that creates sessions gets no deadline: cancelling it half-way would leave
+        replicas the run does not know of. Each of its requests has its own timeout instead.
+        """
         try:
-            return await asyncio.wait_for(self.backend.call(method, *args, **kwargs), deadline)
+            if deadline is None:
+                return await work
+            return await asyncio.wait_for(work, deadline)
         except SkahaError as exc:
             raise http_error(exc) from None
         except asyncio.TimeoutError:
             raise web.HTTPError(
                 504, f"the session service did not answer within {deadline:g} s"
             ) from None
+
+    async def client(self) -> SkahaClient:
+        """The connected Skaha client (502 with the reason when none can be set up)."""
+        return await self.upstream_work(self.backend.connect(), self.backend.call_deadline)
 
 
 def http_error(exc: SkahaError) -> web.HTTPError:

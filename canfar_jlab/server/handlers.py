@@ -58,8 +58,7 @@ class SessionHandler(CanfarHandler):
     @authorized
     async def delete(self, session_id: str) -> None:
         await self.upstream("delete", session_id)
-        if self.backend.hub is not None:
-            self.backend.hub.nudge()
+        self.backend.nudge()
         self.write_json({"deleted": [session_id]})
 
 
@@ -135,12 +134,23 @@ def route_table() -> list[tuple[str, type]]:
     The auth test enumerates this very list, so a route added here is covered there.
     """
     from .live import LiveHandler
+    from .runs_handlers import (
+        RUN_NAME,
+        RunHandler,
+        RunPreviewHandler,
+        RunRerunHandler,
+        RunsHandler,
+    )
 
     def path(*parts: str) -> str:
         return url_path_join("/", ROUTE_PREFIX, *parts)
 
     return [
         (path("config"), ConfigHandler),
+        (path("runs"), RunsHandler),
+        (path("runs", "preview"), RunPreviewHandler),
+        (path("runs", RUN_NAME), RunHandler),
+        (path("runs", RUN_NAME, "rerun"), RunRerunHandler),
         (path("sessions"), SessionsHandler),
         (path("sessions", SESSION_ID), SessionHandler),
         (path("sessions", SESSION_ID, "logs"), SessionLogsHandler),

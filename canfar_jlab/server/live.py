@@ -147,6 +147,8 @@ class LiveHandler(WebSocketMixin, websocket.WebSocketHandler, JupyterHandler):
         hub = await self._hub()
         async for snapshot in hub.snapshots():
             await self.write_message(json.dumps(snapshot_message(snapshot), default=str))
+            for run in snapshot.extra.get("ended", []):
+                await self.write_message(json.dumps({"type": "run_ended", "run": run}))
 
     async def _pump_logs(self, session_id: str, offset: int) -> None:
         hub = await self._hub()
