@@ -7,15 +7,15 @@ replica ends, and `outputs/` (passed to replicas as `CANFAR_RUN_OUTPUTS`, with t
 `CANFAR_RUN_DIR`). Runs launched from the server extension, the magic or the CLI land in the
 same store, so every front door lists them.
 
-- `launch`, `preview`, `rerun_failed`, `delete_run`: `launch.py`
-- `reconcile`, `busy`: `reconcile.py` (the session service is the source of truth)
+- `launch`, `preview`, `rerun_failed`, `delete_run`: `launcher.py`
+- `reconcile`, `busy`: `reconciler.py` (the session service is the source of truth)
 - `follow_run`: `follow.py` (logs and progress until a run ends)
 - `RunStore`: `store.py` (atomic run.json, per-run locks)
 """
 
 from ..models import LaunchRequest, Replica, ReplicaStatus, Run, RunSpec
 from .follow import RunFollower, follow_run
-from .launch import (
+from .launcher import (
     LaunchRefused,
     NothingToRerun,
     Preview,
@@ -27,7 +27,7 @@ from .launch import (
     resolve_image,
     service_of,
 )
-from .reconcile import Reconciled, busy, needs_work, reconcile
+from .reconciler import Reconciled, busy, needs_work, reconcile
 from .store import RunError, RunNameInUse, RunNotFound, RunStore, default_root
 
 __all__ = [

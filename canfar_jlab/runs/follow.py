@@ -15,7 +15,7 @@ from pathlib import Path
 
 from ..models import Replica, Run
 from ..skaha import SkahaClient, SkahaError
-from .reconcile import reconcile
+from .reconciler import reconcile
 from .store import RunStore
 
 LineHandler = Callable[[int, str], None]

@@ -18,7 +18,7 @@ from typing import Any
 from ..models import Replica, ReplicaStatus, Run, Session
 from ..skaha import NotFound, SkahaClient, SkahaError
 from .archive import archive_log
-from .launch import service_of
+from .launcher import service_of
 from .store import RunNotFound, RunStore
 
 log = logging.getLogger(__name__)

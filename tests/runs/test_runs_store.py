@@ -22,7 +22,7 @@ from canfar_jlab.runs import (
     RunStore,
     launch,
 )
-from canfar_jlab.runs.launch import base_name
+from canfar_jlab.runs.launcher import base_name
 
 QUICK = "import os\nprint('replica', os.environ['REPLICA_ID'])"
 
