@@ -49,6 +49,7 @@ def snapshot_message(snapshot: Snapshot) -> dict[str, Any]:
 class LiveHandler(WebSocketMixin, websocket.WebSocketHandler, JupyterHandler):
     """`<base_url>/canfar-jlab/live`: status, usage and log deltas pushed to the browser."""
 
+    SUPPORTED_METHODS = ("GET",)
     auth_resource = "canfar:live"
 
     def check_origin(self, origin: str | None = None) -> bool:
