@@ -70,9 +70,9 @@ def test_inside_a_replica_the_magic_does_nothing(shell, monkeypatch):
     assert "never here" not in shown.stdout
 
 
-def test_batch_without_a_notebook_asks_for_its_path(shell):
+def test_batch_without_a_notebook_asks_for_its_path(shell, monkeypatch):
     assert not {"__session__", "__vsc_ipynb_file__"} & set(shell.user_ns)
-    assert "JPY_SESSION_NAME" not in os.environ
+    monkeypatch.delenv("JPY_SESSION_NAME", raising=False)  # as in a plain terminal IPython
     shown = line(shell, "batch -r 2")
     assert "pass its path: %canfar batch PATH.ipynb" in shown.error_line()
 
