@@ -1,0 +1,212 @@
+// Types and calls for the canfar-jlab REST routes (docs/rest-api.md is the contract).
+import { ServerConnection } from '@jupyterlab/services';
+
+import { requestAPI } from './request';
+
+/** A replica or session status, as the server reports it. */
+export type Status =
+  | 'Pending'
+  | 'Running'
+  | 'Completed'
+  | 'Failed'
+  | 'Terminating'
+  | 'Unknown'
+  | 'NotCreated';
+
+/** Skaha's session JSON, plus the run it belongs to when the server knows it. */
+export interface ISession {
+  id: string;
+  name?: string;
+  status: Status;
+  type?: string;
+  image?: string;
+  startTime?: string;
+  expiryTime?: string;
+  cpuCoresInUse?: string;
+  ramInUse?: string;
+  requestedCPUCores?: string;
+  requestedRAM?: string;
+  requestedGPUCores?: string;
+  isFixedResources?: boolean;
+  run?: string;
+  replica?: number;
+}
+
+/** One of a run's N sessions. `index` is the replica's REPLICA_ID (1-based). */
+export interface IReplica {
+  index: number;
+  name: string;
+  session_id: string | null;
+  status: Status;
+  error: string | null;
+  started: string | null;
+  ended: string | null;
+  /** The archived log, relative to the run folder, once the replica has ended. */
+  log: string | null;
+}
+
+export type RunState = 'active' | 'completed' | 'failed';
+
+/** One promotion of a notebook to N replicas. */
+export interface IRun {
+  name: string;
+  notebook: string;
+  created: string;
+  folder: string;
+  /** The run folder relative to the server root, or null when it lies outside it. */
+  folder_relative: string | null;
+  spec: {
+    image: string;
+    cores: number | null;
+    ram: number | null;
+    gpus: number | null;
+    env: Record<string, string>;
+    replicas: number;
+  };
+  replicas: IReplica[];
+  counts: Partial<Record<Status, number>>;
+  state: RunState;
+}
+
+/** The body of POST runs and POST runs/preview. */
+export interface ILaunchRequest {
+  notebook: string;
+  replicas: number;
+  name?: string;
+  image?: string;
+  cores?: number;
+  ram?: number;
+  gpus?: number;
+  env?: Record<string, string>;
+  parameters?: Record<string, unknown>;
+}
+
+/** Something in the notebook that cannot work in an unattended replica. */
+export interface IExportProblem {
+  cell: number;
+  line: number;
+  message: string;
+  cell_id?: string | null;
+}
+
+/** What POST runs/preview says a launch would do. */
+export interface IPreview {
+  problems: IExportProblem[];
+  replicas: { index: number; name: string; env: Record<string, string> }[];
+  argv: string[];
+}
+
+export interface IImage {
+  id: string;
+  types: string[];
+  digest?: string | null;
+}
+
+export interface IImages {
+  images: IImage[];
+  note: string;
+}
+
+/** One resource of Skaha's /context: what a session may ask for. */
+export interface IResourceOptions {
+  default?: number | null;
+  defaultRequest?: number | null;
+  defaultLimit?: number | null;
+  options: number[];
+}
+
+export interface IContext {
+  cores: IResourceOptions;
+  memoryGB: IResourceOptions;
+  gpus: IResourceOptions;
+  [key: string]: unknown;
+}
+
+/** Skaha's platform stats (view=stats). */
+export interface IPlatformStats {
+  cores?: {
+    requestedCPUCores?: number | null;
+    cpuCoresAvailable?: number | null;
+  };
+  ram?: { requestedRAM?: string | null; ramAvailable?: string | null };
+  gpu?: { requestedGPU?: number | null; gpuAvailable?: number | null } | null;
+}
+
+export interface ILogChunk {
+  text: string;
+  offset: number;
+  next_offset: number;
+}
+
+const json = (method: string, body?: unknown): RequestInit => ({
+  method,
+  body: body === undefined ? undefined : JSON.stringify(body),
+  headers:
+    body === undefined ? undefined : { 'Content-Type': 'application/json' }
+});
+
+const segment = (value: string): string => encodeURIComponent(value);
+
+/** The REST calls the UI makes, bound to one server. */
+export class CanfarAPI {
+  constructor(readonly serverSettings: ServerConnection.ISettings) {}
+
+  listRuns(): Promise<{ runs: IRun[] }> {
+    return requestAPI('runs', this.serverSettings);
+  }
+
+  launch(request: ILaunchRequest): Promise<IRun> {
+    return requestAPI('runs', this.serverSettings, json('POST', request));
+  }
+
+  preview(request: ILaunchRequest): Promise<IPreview> {
+    return requestAPI(
+      'runs/preview',
+      this.serverSettings,
+      json('POST', request)
+    );
+  }
+
+  deleteRun(name: string): Promise<{ deleted: string[] }> {
+    return requestAPI(
+      `runs/${segment(name)}`,
+      this.serverSettings,
+      json('DELETE')
+    );
+  }
+
+  rerunFailed(name: string): Promise<IRun> {
+    return requestAPI(
+      `runs/${segment(name)}/rerun`,
+      this.serverSettings,
+      json('POST', { failed_only: true })
+    );
+  }
+
+  deleteSession(id: string): Promise<{ deleted: string[] }> {
+    return requestAPI(
+      `sessions/${segment(id)}`,
+      this.serverSettings,
+      json('DELETE')
+    );
+  }
+
+  logs(id: string, offset = 0): Promise<ILogChunk> {
+    return requestAPI(
+      `sessions/${segment(id)}/logs?offset=${offset}`,
+      this.serverSettings
+    );
+  }
+
+  images(): Promise<IImages> {
+    return requestAPI('images', this.serverSettings);
+  }
+
+  context(): Promise<IContext> {
+    return requestAPI('context', this.serverSettings);
+  }
+
+  stats(): Promise<IPlatformStats> {
+    return requestAPI('stats', this.serverSettings);
+  }
+}

@@ -1,0 +1,225 @@
+// The Run as batch form's rules: default name, validation, and the launch request it makes.
+// Mirrors the server's checks (canfar_jlab/models.py) so mistakes show as you type; the
+// server still checks everything again.
+import { PathExt } from '@jupyterlab/coreutils';
+import { TranslationBundle } from '@jupyterlab/translation';
+
+import { ILaunchRequest } from './api';
+
+/** Skaha's session name rule: a DNS label of at most 63 characters. */
+export const SESSION_NAME = /^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$/;
+/** Kubernetes' rule for environment variable names. */
+export const ENV_NAME = /^[-._a-zA-Z][-._a-zA-Z0-9]*$/;
+export const MAX_REPLICAS = 256;
+/** Set by the session service for every replica: a user value would be overwritten. */
+export const RESERVED_ENV = ['REPLICA_ID', 'REPLICA_COUNT'];
+const UNSAFE = ['$', '"', '\\'];
+const MAX_NAME = 63;
+
+/**
+ * A run name from a notebook path: `Reduce FITS (v2).ipynb` gives `reduce-fits-v2`.
+ * Room is left for the `-N` suffix replica names get.
+ */
+export function runNameFromPath(path: string, replicas = 1): string {
+  const stem = PathExt.basename(path, PathExt.extname(path));
+  const cleaned = stem
+    .normalize('NFKD')
+    .replace(/[\u0300-\u036f]/g, '') // accents go, their letters stay
+    .toLowerCase()
+    .replace(/[^a-z0-9]+/g, '-')
+    .replace(/^-+|-+$/g, '');
+  const room = MAX_NAME - (replicas > 1 ? String(replicas).length + 1 : 0);
+  const name = cleaned.slice(0, room).replace(/-+$/, '');
+  return name || 'run';
+}
+
+/** `base`, or `base-2`, `base-3`... when a run already has that name. */
+export function uniqueRunName(
+  base: string,
+  taken: ReadonlySet<string>
+): string {
+  if (!taken.has(base)) {
+    return base;
+  }
+  for (let i = 2; ; i++) {
+    const suffix = `-${i}`;
+    const candidate =
+      base.slice(0, MAX_NAME - suffix.length).replace(/-+$/, '') + suffix;
+    if (!taken.has(candidate)) {
+      return candidate;
+    }
+  }
+}
+
+export interface IEnvRow {
+  key: string;
+  value: string;
+}
+
+/** What the user typed, as typed: numbers stay strings until validated. */
+export interface IRunFormValues {
+  name: string;
+  image: string;
+  cores: string;
+  ram: string;
+  gpus: string;
+  replicas: string;
+  env: IEnvRow[];
+}
+
+/** What the service offers (from /context), and which run names are in use. */
+export interface IFormLimits {
+  cores: number[];
+  ram: number[];
+  gpus: number[];
+  takenNames: ReadonlySet<string>;
+}
+
+export type FieldName =
+  'name' | 'image' | 'cores' | 'ram' | 'gpus' | 'replicas';
+
+export interface IFormCheck {
+  /** One message per field in error. */
+  errors: Partial<Record<FieldName, string>>;
+  /** One message per env row in error, by row index. */
+  envErrors: Record<number, string>;
+  /** The request (without `notebook`) when there is no error. */
+  request: Omit<ILaunchRequest, 'notebook'> | null;
+}
+
+function wholeNumber(text: string): number | null {
+  return /^\s*\d+\s*$/.test(text) ? Number(text) : null;
+}
+
+function checkResource(
+  text: string,
+  options: number[],
+  what: string,
+  trans: TranslationBundle
+): { value?: number; error?: string } {
+  if (text.trim() === '') {
+    return {};
+  }
+  const value = wholeNumber(text);
+  if (value === null || value < (what === 'gpus' ? 0 : 1)) {
+    return {
+      error: trans.__('Enter a whole number, or leave empty for flexible')
+    };
+  }
+  if (options.length > 0 && !options.includes(value)) {
+    return {
+      error: trans.__('The service offers %1', options.join(', '))
+    };
+  }
+  return { value };
+}
+
+/** Check the form; give the request only when everything is right. */
+export function checkRunForm(
+  values: IRunFormValues,
+  limits: IFormLimits,
+  trans: TranslationBundle
+): IFormCheck {
+  const errors: IFormCheck['errors'] = {};
+  const envErrors: Record<number, string> = {};
+
+  const replicas = wholeNumber(values.replicas);
+  if (replicas === null || replicas < 1 || replicas > MAX_REPLICAS) {
+    errors.replicas = trans.__('Between 1 and %1 replicas', MAX_REPLICAS);
+  }
+
+  const name = values.name.trim();
+  const longest =
+    replicas !== null && replicas > 1 ? `${name}-${replicas}` : name;
+  if (name === '') {
+    errors.name = trans.__('A run needs a name');
+  } else if (!SESSION_NAME.test(name)) {
+    errors.name = trans.__(
+      'Use a-z, 0-9 and "-", starting and ending with a letter or digit'
+    );
+  } else if (!errors.replicas && longest.length > MAX_NAME) {
+    errors.name = trans.__(
+      'Too long: replica names (%1) must have at most 63 characters',
+      longest
+    );
+  } else if (limits.takenNames.has(name)) {
+    errors.name = trans.__('A run named "%1" exists already', name);
+  }
+
+  const image = values.image.trim();
+  if (/\s/.test(image)) {
+    errors.image = trans.__('An image name has no spaces');
+  }
+
+  const cores = checkResource(values.cores, limits.cores, 'cores', trans);
+  const ram = checkResource(values.ram, limits.ram, 'ram', trans);
+  const gpus = checkResource(values.gpus, limits.gpus, 'gpus', trans);
+  for (const [field, result] of [
+    ['cores', cores],
+    ['ram', ram],
+    ['gpus', gpus]
+  ] as const) {
+    if (result.error) {
+      errors[field] = result.error;
+    }
+  }
+
+  const env: Record<string, string> = {};
+  values.env.forEach((row, index) => {
+    const key = row.key.trim();
+    if (key === '' && row.value === '') {
+      return; // a blank row is just an empty slot
+    }
+    let error: string | null = null;
+    if (!ENV_NAME.test(key)) {
+      error = trans.__('"%1" is not a valid variable name', key);
+    } else if (RESERVED_ENV.includes(key)) {
+      error = trans.__(
+        '%1 is set by the session service for each replica',
+        key
+      );
+    } else if (key in env) {
+      error = trans.__('%1 is set twice', key);
+    } else if (row.value === '') {
+      error = trans.__('Give %1 a value (the service drops empty ones)', key);
+    } else if (
+      UNSAFE.some(ch => row.value.includes(ch)) ||
+      row.value.includes('=')
+    ) {
+      error = trans.__('Values cannot contain $, ", \\ or =');
+    } else if (/[\r\n]/.test(row.value)) {
+      error = trans.__('Values cannot contain line breaks');
+    }
+    if (error) {
+      envErrors[index] = error;
+    } else {
+      env[key] = row.value;
+    }
+  });
+
+  const ok =
+    Object.keys(errors).length === 0 && Object.keys(envErrors).length === 0;
+  if (!ok) {
+    return { errors, envErrors, request: null };
+  }
+  const request: Omit<ILaunchRequest, 'notebook'> = {
+    name,
+    replicas: replicas!
+  };
+  if (image) {
+    request.image = image;
+  }
+  if (cores.value !== undefined) {
+    request.cores = cores.value;
+  }
+  if (ram.value !== undefined) {
+    request.ram = ram.value;
+  }
+  if (gpus.value !== undefined && gpus.value > 0) {
+    request.gpus = gpus.value;
+  }
+  if (Object.keys(env).length > 0) {
+    request.env = env;
+  }
+  return { errors, envErrors, request };
+}

@@ -1,0 +1,128 @@
+// CPU and memory in use per session, sampled from successive `sessions` messages.
+import { ISession } from './api';
+
+/** A fixed-size window of the latest samples: old ones fall off, memory stays bounded. */
+export class RingBuffer {
+  constructor(readonly capacity: number) {
+    this._data = new Float64Array(capacity);
+  }
+
+  get length(): number {
+    return this._length;
+  }
+
+  push(value: number): void {
+    this._data[(this._start + this._length) % this.capacity] = value;
+    if (this._length < this.capacity) {
+      this._length++;
+    } else {
+      this._start = (this._start + 1) % this.capacity;
+    }
+  }
+
+  /** Oldest first. */
+  toArray(): number[] {
+    const out: number[] = [];
+    for (let i = 0; i < this._length; i++) {
+      out.push(this._data[(this._start + i) % this.capacity]);
+    }
+    return out;
+  }
+
+  last(): number | undefined {
+    return this._length === 0
+      ? undefined
+      : this._data[(this._start + this._length - 1) % this.capacity];
+  }
+
+  private _data: Float64Array;
+  private _start = 0;
+  private _length = 0;
+}
+
+/** Cores from Skaha's `cpuCoresInUse` ("0.250"), or null when absent or unreadable. */
+export function parseCores(value: string | null | undefined): number | null {
+  if (value === null || value === undefined || value.trim() === '') {
+    return null;
+  }
+  const number = Number(value);
+  return Number.isFinite(number) ? number : null;
+}
+
+const BINARY: Record<string, number> = {
+  K: 2 ** 10,
+  M: 2 ** 20,
+  G: 2 ** 30,
+  T: 2 ** 40
+};
+const DECIMAL: Record<string, number> = { K: 1e3, M: 1e6, G: 1e9, T: 1e12 };
+
+/**
+ * Decimal GB from a memory figure: v1's bare "8.59" (already GB), the stats form "1234.5G",
+ * or a Kubernetes quantity ("512Mi", "8Gi").
+ */
+export function parseGigabytes(
+  value: string | null | undefined
+): number | null {
+  const match = /^\s*([0-9]*\.?[0-9]+)\s*([KMGT])?(i)?B?\s*$/i.exec(
+    value ?? ''
+  );
+  if (!match) {
+    return null;
+  }
+  const number = Number(match[1]);
+  if (!match[2]) {
+    return number;
+  }
+  const unit = match[2].toUpperCase();
+  return (number * (match[3] ? BINARY[unit] : DECIMAL[unit])) / 1e9;
+}
+
+export interface IUsageSeries {
+  cpu: RingBuffer;
+  ram: RingBuffer;
+}
+
+/** One pair of ring buffers per listed session; sessions that vanish are forgotten. */
+export class UsageHistory {
+  constructor(readonly capacity = 60) {}
+
+  get(sessionId: string): IUsageSeries | undefined {
+    return this._series.get(sessionId);
+  }
+
+  /** Take one sample from a `sessions` message (sent at `t`, epoch seconds). */
+  record(t: number, sessions: ISession[]): void {
+    if (t === this._lastT) {
+      return; // the same snapshot again (a new subscriber): not a new sample
+    }
+    this._lastT = t;
+    const seen = new Set<string>();
+    for (const session of sessions) {
+      seen.add(session.id);
+      const cpu = parseCores(session.cpuCoresInUse);
+      const ram = parseGigabytes(session.ramInUse);
+      if (cpu === null && ram === null) {
+        continue;
+      }
+      let series = this._series.get(session.id);
+      if (!series) {
+        series = {
+          cpu: new RingBuffer(this.capacity),
+          ram: new RingBuffer(this.capacity)
+        };
+        this._series.set(session.id, series);
+      }
+      series.cpu.push(cpu ?? 0);
+      series.ram.push(ram ?? 0);
+    }
+    for (const id of this._series.keys()) {
+      if (!seen.has(id)) {
+        this._series.delete(id);
+      }
+    }
+  }
+
+  private _series = new Map<string, IUsageSeries>();
+  private _lastT: number | null = null;
+}
