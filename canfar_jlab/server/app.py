@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from pathlib import Path
 
 from jupyter_server.extension.application import ExtensionApp
@@ -59,5 +60,13 @@ class CanfarJlabApp(ExtensionApp):
     def initialize_handlers(self) -> None:
         self.handlers.extend(route_table())
 
+    async def _start_jupyter_server_extension(self, serverapp) -> None:
+        # Runs launched before a restart (or from the CLI) still need their replicas followed
+        # and their logs archived: resume in the background, never delaying the server's start.
+        self._resume = asyncio.ensure_future(self.backend.resume())
+
     async def stop_extension(self) -> None:
+        resume = getattr(self, "_resume", None)
+        if resume is not None:
+            resume.cancel()
         await self.backend.close()

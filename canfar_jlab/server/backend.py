@@ -133,6 +133,17 @@ class Backend:
                 pass
         return run.model_dump(mode="json")
 
+    async def resume(self) -> None:
+        """Follow runs that are still active (from before a restart, or from the CLI)."""
+        try:
+            if not await asyncio.to_thread(busy, self.store):
+                return  # nothing in flight: connect (maybe start the engine) only when asked
+            await self.connect()
+        except Exception as exc:  # logged once; routes report the same reason when used
+            log.warning("canfar-jlab could not resume following active runs: %s", exc)
+            return
+        self.nudge()
+
     def nudge(self) -> None:
         """Poll the service again now (after a launch, re-run or delete)."""
         if self.hub is not None:
