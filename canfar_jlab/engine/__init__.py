@@ -8,7 +8,10 @@ This package never imports Jupyter.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from typing import Any
 
 __all__ = ["EngineError", "EngineInfo", "engine_status", "ensure_engine", "stop_engine"]
 

@@ -1,7 +1,7 @@
 """Find, start and stop the local engine: the API the Skaha client's credential discovery, the CLI
 and the tests call.
 
-Light on purpose (standard library and psutil): importing it must not cost a web framework.
+Light on purpose (standard library only): importing it must not cost a web framework.
 """
 
 from __future__ import annotations
@@ -11,6 +11,7 @@ import fcntl
 import json
 import os
 import select
+import signal
 import subprocess
 import sys
 import time
@@ -21,11 +22,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import psutil
-
 from ..paths import data_home
 from .layout import FILE_MODE, EngineLayout, read_json
-from .procs import is_alive
+from .procs import is_alive, send_signal, start_time
 
 LOG_ROTATE_BYTES = 10 * 1024 * 1024
 ACTIVE_STATUSES = ("Pending", "Running", "Terminating")
@@ -90,7 +89,7 @@ def ensure_engine(
     with _locked(layout.start_lock, deadline):
         info = engine_status(layout.home)
         if info is not None and info.state == "stopping":
-            if not _wait_gone(info.pid, _ctime(info.pid), deadline):
+            if not _wait_gone(info.pid, start_time(info.pid), deadline):
                 raise EngineError(f"the engine (pid {info.pid}) is still stopping")
             info = None
         if info is not None:
@@ -114,16 +113,12 @@ def stop_engine(
     deadline = time.monotonic() + timeout
     if terminate_replicas:
         _delete_active_sessions(info, deadline)
-    try:
-        proc = psutil.Process(info.pid)
-        ctime = proc.create_time()
-        proc.terminate()  # psutil refuses if the pid now names another process
-    except psutil.Error:
-        return True
-    if not _wait_gone(info.pid, ctime, deadline):
-        with contextlib.suppress(psutil.Error):
-            proc.kill()
-        _wait_gone(info.pid, ctime, time.monotonic() + 5)
+    token = start_time(info.pid)
+    if not send_signal(info.pid, token, signal.SIGTERM):
+        return True  # it ended meanwhile
+    if not _wait_gone(info.pid, token, deadline):
+        send_signal(info.pid, token, signal.SIGKILL)
+        _wait_gone(info.pid, token, time.monotonic() + 5)
     return True
 
 
@@ -157,13 +152,6 @@ def _wait_gone(pid: int, ctime: float | None, deadline: float) -> bool:
             return False
         time.sleep(0.01)
     return True
-
-
-def _ctime(pid: int) -> float | None:
-    try:
-        return psutil.Process(pid).create_time()
-    except psutil.Error:
-        return None
 
 
 def _request(

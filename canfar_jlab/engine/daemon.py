@@ -24,6 +24,7 @@ from .. import __version__
 from ..paths import data_home
 from .config import ConfigError, EngineConfig, load_config
 from .layout import FILE_MODE, EngineLayout, write_json_atomic
+from .procs import start_time
 
 log = logging.getLogger("canfar_jlab.engine")
 
@@ -97,15 +98,13 @@ def _identity_username(config: EngineConfig) -> str:
 
 
 def write_state(layout: EngineLayout, url: str, port: int, state: str) -> None:
-    import psutil
-
     write_json_atomic(
         layout.state_file,
         {
             "url": url,
             "port": port,
             "pid": os.getpid(),
-            "ctime": psutil.Process().create_time(),
+            "ctime": start_time(os.getpid()),
             "state": state,
             "version": __version__,
             "python": sys.executable,

@@ -10,12 +10,14 @@ forked; when the engine goes away (EOF) it stays until they have all ended, then
 from __future__ import annotations
 
 import contextlib
+import gc
 import json
 import os
 import signal
 import sys
 
 from . import supervisor
+from .procs import start_time
 
 
 def _reap(_signum: int = 0, _frame: object = None) -> None:
@@ -37,7 +39,7 @@ def _launch(line: bytes) -> dict[str, object]:
         pid = os.fork()
         if pid == 0:
             supervisor.run(spec)
-        return {"id": spec["id"], "pid": pid, "ctime": supervisor.process_ctime(pid)}
+        return {"id": spec["id"], "pid": pid, "ctime": start_time(pid)}
     except OSError as exc:
         return {"id": spec.get("id"), "error": f"cannot start a supervisor: {exc.strerror}"}
     finally:
@@ -45,6 +47,10 @@ def _launch(line: bytes) -> dict[str, object]:
 
 
 def main() -> None:
+    # Every fork copies this process: keep the collector away from the inherited objects so
+    # supervisors do not write to (and so copy) pages they share with us.
+    gc.disable()
+    gc.freeze()
     signal.signal(signal.SIGCHLD, _reap)
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the engine decides when we stop
     stdin, stdout = sys.stdin.buffer, sys.stdout.buffer

@@ -89,7 +89,8 @@ class EngineHandler(tornado.web.RequestHandler):
 
     def write_json(self, data: Any) -> None:
         self.set_header("Content-Type", "application/json")
-        self.finish(json.dumps(data, indent=2, ensure_ascii=False))
+        # Compact (Skaha pretty-prints): the C encoder is several times faster for long lists.
+        self.finish(json.dumps(data, ensure_ascii=False, separators=(",", ":")))
 
     def write_error(self, status_code: int, **kwargs: Any) -> None:
         exc = kwargs.get("exc_info", (None, None, None))[1]

@@ -1,18 +1,23 @@
 """Where the local engine keeps its files, all under `<data home>/engine/`.
 
-Stdlib only: the control API, the daemon, the fork server and the per-replica supervisor all use
-it, and the last two must start fast.
+Stdlib only: the control API and the daemon use it.
 """
 
 from __future__ import annotations
 
-import json
-import os
 from dataclasses import dataclass
 from pathlib import Path
 
+from .sessionfiles import (  # noqa: F401 - re-exported for the engine's modules
+    EXIT_FILE,
+    FILE_MODE,
+    SESSION_LOG,
+    SUPERVISOR_FILE,
+    read_json,
+    write_json_atomic,
+)
+
 DIR_MODE = 0o700
-FILE_MODE = 0o600
 
 
 @dataclass(frozen=True)
@@ -68,31 +73,3 @@ class EngineLayout:
     def ensure_dirs(self) -> None:
         for path in (self.home, self.root, self.sessions_dir):
             path.mkdir(mode=DIR_MODE, parents=True, exist_ok=True)
-
-
-# Files inside one session directory, shared by the engine and the supervisor.
-SESSION_LOG = "output.log"
-SUPERVISOR_FILE = "supervisor.json"
-SUPERVISOR_LOCK = "supervisor.lock"
-EXIT_FILE = "exit.json"
-
-
-def write_json_atomic(path: Path, data: object) -> None:
-    """Write `data` as JSON through a private temporary file and a rename (readers see all or
-    nothing, and the file is born with mode 0600 instead of being chmod-ed afterwards)."""
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, FILE_MODE)
-    try:
-        os.write(fd, json.dumps(data).encode())
-    finally:
-        os.close(fd)
-    os.replace(tmp, path)
-
-
-def read_json(path: Path) -> dict | None:
-    """The JSON object in `path`, or None when it is missing or unreadable."""
-    try:
-        data = json.loads(path.read_bytes())
-    except (OSError, ValueError):
-        return None
-    return data if isinstance(data, dict) else None

@@ -59,3 +59,19 @@ def enforce(fd: int, cap: int) -> None:
         os.ftruncate(fd, cap)
         os.pwrite(fd, mark, cap)
     os.ftruncate(fd, cap + len(mark))
+
+
+class Cutter:
+    """Keeps one log at its cap. The replica's own appends are never touched; a read-write
+    descriptor is opened only once the log has passed the cap (most never do)."""
+
+    def __init__(self, path: str, append_fd: int, cap: int) -> None:
+        self.path, self.append_fd, self.cap = path, append_fd, cap
+        self._fd: int | None = None
+
+    def check(self) -> None:
+        if os.fstat(self.append_fd).st_size <= self.cap:
+            return
+        if self._fd is None:
+            self._fd = os.open(self.path, os.O_RDWR | os.O_CLOEXEC)
+        enforce(self._fd, self.cap)

@@ -22,7 +22,7 @@ from . import logcap
 from .config import EngineConfig
 from .errors import bad_request
 from .ids import new_session_id
-from .layout import EXIT_FILE, FILE_MODE, SESSION_LOG, SUPERVISOR_FILE, EngineLayout, read_json
+from .layout import EXIT_FILE, SESSION_LOG, SUPERVISOR_FILE, EngineLayout, read_json
 from .params import CreateRequest
 from .procs import is_alive, kill_group_checked
 from .records import (
@@ -56,7 +56,11 @@ class SessionManager:
         self.store = store
         self.identity = identity
         self.sessions: dict[str, SessionRecord] = {}
+        self._active: dict[str, SessionRecord] = {}  # not finished, in arrival order
         self.events: dict[str, list[Event]] = {}
+        self._base_env = self._engine_env()
+        self._commit_pending = False
+        store.on_dirty = self._commit_soon
         self._forkserver = ForkServer()
         self._watcher: ExitWatcher | None = None
         self._usage = UsageSampler()
@@ -74,12 +78,24 @@ class SessionManager:
         self.events = self.store.load_events()
         for rec in self.store.load_sessions():
             self.sessions[rec.id] = rec
-        for rec in list(self.sessions.values()):
             if not rec.final:
-                self._reconcile(rec)
+                self._active[rec.id] = rec
+        for rec in list(self._active.values()):
+            self._reconcile(rec)
         self.sweep()
         self.schedule()
         self._sweeper = asyncio.get_running_loop().create_task(self._sweep_forever())
+
+    def _commit_soon(self) -> None:
+        """Commit once this turn of the event loop is done (called when a write opens a
+        transaction)."""
+        if not self._commit_pending:
+            self._commit_pending = True
+            asyncio.get_running_loop().call_soon(self._commit)
+
+    def _commit(self) -> None:
+        self._commit_pending = False
+        self.store.commit()
 
     def close(self) -> None:
         """Stop managing; replicas keep running under their supervisors, to be adopted later."""
@@ -125,7 +141,7 @@ class SessionManager:
     def allocated(self) -> tuple[int, int]:
         """Cores and RAM bytes held by sessions that are starting, running or stopping."""
         cores = ram = 0
-        for rec in self.sessions.values():
+        for rec in self._active.values():
             if rec.status in (RUNNING, TERMINATING) or rec.id in self._launching:
                 cores += rec.alloc_cores
                 ram += rec.alloc_ram
@@ -169,7 +185,9 @@ class SessionManager:
             deadline=self.config.deadline,
         )
         rec.seq = self.store.insert(rec)
+        self.store.commit()  # durable before the id is handed out
         self.sessions[rec.id] = rec
+        self._active[rec.id] = rec
         for name in request.dropped_env:
             self._event(rec, "Warning", "EnvDropped", f"env {name} dropped: its value contains '='")
         self.schedule()
@@ -212,7 +230,7 @@ class SessionManager:
         """Start pending sessions in arrival order while they fit; the first that does not fit
         waits, and everything behind it waits too (first come, first served)."""
         cores, ram = self.allocated()
-        for rec in self.sessions.values():
+        for rec in self._active.values():
             if rec.status != PENDING or rec.id in self._launching or rec.deleting:
                 continue
             fits_cores = cores + rec.alloc_cores <= self.config.cores or cores == 0
@@ -245,14 +263,21 @@ class SessionManager:
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
 
-    def replica_env(self, rec: SessionRecord) -> dict[str, str]:
-        """The engine's environment without secrets, `python` from the engine's environment
-        first on PATH, the user's env, then what Skaha injects (later entries win)."""
+    @staticmethod
+    def _engine_env() -> dict[str, str]:
+        """The engine's environment without secrets, with the engine's Python first on PATH
+        (replicas run in the engine's Python environment)."""
         env = {k: v for k, v in os.environ.items() if k not in SECRET_ENV}
         bindir = str(Path(sys.executable).parent)
         path = env.get("PATH", os.defpath)
         if path.split(os.pathsep)[0] != bindir:
             env["PATH"] = bindir + os.pathsep + path
+        return env
+
+    def replica_env(self, rec: SessionRecord) -> dict[str, str]:
+        """The engine's environment, then the user's env, then what Skaha injects (later
+        entries win)."""
+        env = dict(self._base_env)
         env.update(dict(rec.env))
         home = str(self.config.replica_home)
         env.update(
@@ -266,11 +291,8 @@ class SessionManager:
         return env
 
     async def _launch(self, rec: SessionRecord) -> None:
-        session_dir = self.layout.session_dir(rec.id)
+        session_dir = self.layout.session_dir(rec.id)  # made by the supervisor
         try:
-            session_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
-            log_file = session_dir / SESSION_LOG
-            os.close(os.open(log_file, os.O_WRONLY | os.O_CREAT | os.O_CLOEXEC, FILE_MODE))
             spec = {
                 "id": rec.id,
                 "dir": str(session_dir),
@@ -280,6 +302,7 @@ class SessionManager:
                 "ram_bytes": rec.alloc_ram or None,
                 "grace": self.config.grace_period,
                 "log_cap": self.config.log_cap,
+                "nice": self.config.nice,
             }
             pid, ctime = await self._forkserver.spawn(spec)
         except (OSError, LaunchError) as exc:
@@ -393,6 +416,7 @@ class SessionManager:
         if rec.deleting:
             self._forget(rec)
             return
+        self._active.pop(rec.id, None)
         rec.ended = time.time()
         if outcome is None:
             rec.end_reason = rec.end_reason or reason or "lost"
@@ -421,6 +445,7 @@ class SessionManager:
         if self._watcher is not None:
             self._watcher.unwatch(rec.id)
         self.sessions.pop(rec.id, None)
+        self._active.pop(rec.id, None)
         self.events.pop(rec.id, None)
         self.store.delete([rec.id])
         shutil.rmtree(self.layout.session_dir(rec.id), ignore_errors=True)
@@ -430,23 +455,21 @@ class SessionManager:
     def _reconcile(self, rec: SessionRecord) -> None:
         """After a restart: adopt a live supervisor (same pid and start time), or record how the
         replica ended while the engine was down."""
-        owner = read_json(self.layout.session_dir(rec.id) / SUPERVISOR_FILE)
-        if owner is None:
+        session_dir = self.layout.session_dir(rec.id)
+        owner = read_json(session_dir / SUPERVISOR_FILE) or {}
+        pid = owner.get("pid", rec.supervisor_pid)
+        ctime = owner.get("ctime", rec.supervisor_ctime)
+        if pid is None and not (session_dir / EXIT_FILE).exists():
             if rec.status == PENDING:
                 return  # never launched: it waits in the queue again
             self._finish(rec, None)
             return
-        rec.supervisor_pid, rec.supervisor_ctime = owner.get("pid"), owner.get("ctime")
+        rec.supervisor_pid, rec.supervisor_ctime = pid, ctime
         rec.started = rec.started or owner.get("started") or time.time()
-        if is_alive(rec.supervisor_pid, rec.supervisor_ctime):
+        if is_alive(pid, ctime):
             rec.status = TERMINATING if rec.deleting else RUNNING
             self.store.update(rec)
-            self._event(
-                rec,
-                "Normal",
-                "Adopted",
-                f"engine restarted; supervisor pid {rec.supervisor_pid} adopted",
-            )
+            self._event(rec, "Normal", "Adopted", f"engine restarted; supervisor pid {pid} adopted")
             self._follow(rec)
             return
         self.store.update(rec)

@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import os
 import sqlite3
+from collections.abc import Callable
 from pathlib import Path
 
 from .layout import FILE_MODE
@@ -71,7 +72,11 @@ _MUTABLE = (
 
 
 class Store:
-    def __init__(self, path: Path) -> None:
+    """Writes open a transaction that stays open until `commit()`; the engine commits once per
+    event-loop turn (and at once for creates), so a burst of changes costs one commit."""
+
+    def __init__(self, path: Path, on_dirty: Callable[[], None] | None = None) -> None:
+        self.on_dirty = on_dirty
         if not path.exists():  # born private: user commands and env values are stored here
             os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_CLOEXEC, FILE_MODE))
         self._db = sqlite3.connect(path, isolation_level=None)
@@ -83,7 +88,18 @@ class Store:
         )
 
     def close(self) -> None:
+        self.commit()
         self._db.close()
+
+    def commit(self) -> None:
+        if self._db.in_transaction:
+            self._db.execute("COMMIT")
+
+    def _begin(self) -> None:
+        if not self._db.in_transaction:
+            self._db.execute("BEGIN")
+            if self.on_dirty is not None:
+                self.on_dirty()
 
     def load_sessions(self) -> list[SessionRecord]:
         cursor = self._db.execute("SELECT * FROM sessions ORDER BY seq")
@@ -106,6 +122,7 @@ class Store:
         return events
 
     def insert(self, rec: SessionRecord) -> int:
+        self._begin()
         cursor = self._db.execute(
             "INSERT INTO sessions (id, name, image, type, userid, cmd, args, env, cores, ram, gpus,"
             " created, deadline, status) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
@@ -129,19 +146,20 @@ class Store:
         return int(cursor.lastrowid or 0)
 
     def update(self, rec: SessionRecord) -> None:
+        self._begin()
         values = [getattr(rec, column) for column in _MUTABLE]
         values[_MUTABLE.index("deleting")] = int(rec.deleting)
         assignments = ", ".join(f"{column} = ?" for column in _MUTABLE)
         self._db.execute(f"UPDATE sessions SET {assignments} WHERE id = ?", (*values, rec.id))  # noqa: S608
 
     def delete(self, session_ids: list[str]) -> None:
-        with self._db:
-            self._db.execute("BEGIN")
-            for sid in session_ids:
-                self._db.execute("DELETE FROM sessions WHERE id = ?", (sid,))
-                self._db.execute("DELETE FROM events WHERE session_id = ?", (sid,))
+        self._begin()
+        for sid in session_ids:
+            self._db.execute("DELETE FROM sessions WHERE id = ?", (sid,))
+            self._db.execute("DELETE FROM events WHERE session_id = ?", (sid,))
 
     def add_event(self, session_id: str, event: Event) -> None:
+        self._begin()
         self._db.execute(
             "INSERT INTO events (session_id, type, reason, message, first, last)"
             " VALUES (?, ?, ?, ?, ?, ?)",

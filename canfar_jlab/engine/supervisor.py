@@ -1,7 +1,8 @@
 """The per-replica supervisor: a small process that owns one replica from start to exit.
 
 The fork server forks one supervisor per replica. The supervisor
-- starts its own session, holds `supervisor.lock` and records itself in `supervisor.json`;
+- starts its own session, holds an exclusive lock on the session directory (one supervisor per
+  session) and records itself and the replica in `supervisor.json`;
 - runs the replica (`cmd` + `args`, no shell) in a new session and process group, stdout and
   stderr appended to the log file, stdin from /dev/null, under an address-space limit when RAM
   was requested;
@@ -13,7 +14,9 @@ The fork server forks one supervisor per replica. The supervisor
   container's other processes the same way), reaps everything, and writes `exit.json`.
 
 Because it outlives the engine, the exit status of a replica that ends while the engine is down
-is still recorded exactly. Standard library plus psutil only: it runs inside the fork server.
+is still recorded exactly. Standard library only on the common path (psutil is loaded only to
+find stray descendants): it is a forked copy of the fork server, and every page it touches is
+copied.
 """
 
 from __future__ import annotations
@@ -27,31 +30,26 @@ import select
 import signal
 import sys
 import time
-import traceback
-from pathlib import Path
-from typing import Any, NoReturn
-
-import psutil
+from typing import TYPE_CHECKING
 
 from . import logcap
-from .layout import (
-    EXIT_FILE,
-    FILE_MODE,
-    SESSION_LOG,
-    SUPERVISOR_FILE,
-    SUPERVISOR_LOCK,
-    write_json_atomic,
-)
+from .procs import start_time
+from .sessionfiles import EXIT_FILE, FILE_MODE, SESSION_LOG, SUPERVISOR_FILE, write_json_atomic
+
+if TYPE_CHECKING:
+    from typing import Any, NoReturn
 
 TICK = 1.0  # seconds between log-cap checks while nothing else happens
 REAP_TIMEOUT = 5.0
+OWNER_WAIT = 5.0
 PR_SET_CHILD_SUBREAPER = 36
-# Dispositions this process changes, put back to default in the replica before exec.
-_RESET = (
-    signal.SIGTERM,
-    signal.SIGINT,
+# Back to default in the replica: Python ignores SIGPIPE and SIGXFSZ, and a signal ignored
+# here (or by whoever started the engine, e.g. nohup) would stay ignored across exec.
+_DEFAULT_IN_REPLICA = (
     signal.SIGHUP,
+    signal.SIGINT,
     signal.SIGQUIT,
+    signal.SIGTERM,
     signal.SIGALRM,
     signal.SIGCHLD,
     signal.SIGPIPE,
@@ -59,14 +57,6 @@ _RESET = (
     signal.SIGUSR1,
     signal.SIGUSR2,
 )
-
-
-def process_ctime(pid: int) -> float | None:
-    """The process's start time as psutil reports it (the engine compares the same number)."""
-    try:
-        return psutil.Process(pid).create_time()
-    except psutil.Error:
-        return None
 
 
 class _Replica:
@@ -84,6 +74,8 @@ class _Replica:
         if self.pid is not None and not self.reaped:
             with contextlib.suppress(OSError):
                 os.killpg(self.pid, sig)
+        import psutil  # only here: a scan of the process table, for processes that left the group
+
         try:
             descendants = psutil.Process().children(recursive=True)
         except psutil.Error:
@@ -92,10 +84,14 @@ class _Replica:
             with contextlib.suppress(psutil.Error):
                 proc.send_signal(sig)  # psutil checks the pid still names the same process
 
-    def on_term(self, _signum: int, _frame: object) -> None:
+    def on_term(self, _signum: int | None = None, _frame: object = None) -> None:
         if self.terminating:
             return
         self.terminating = True
+        if self.pid is not None:  # otherwise done as soon as the replica exists
+            self.stop()
+
+    def stop(self) -> None:
         self.signal_tree(signal.SIGTERM)
         signal.setitimer(signal.ITIMER_REAL, max(self.grace, 0.01))
 
@@ -111,6 +107,8 @@ def run(spec: dict[str, Any]) -> NoReturn:
         code = _supervise(spec)
     except BaseException:  # last resort: report and leave
         with contextlib.suppress(Exception):
+            import traceback
+
             traceback.print_exc(file=sys.stderr)
             sys.stderr.flush()
     os._exit(code)
@@ -118,59 +116,82 @@ def run(spec: dict[str, Any]) -> NoReturn:
 
 def _supervise(spec: dict[str, Any]) -> int:
     os.setsid()
-    signal.pthread_sigmask(signal.SIG_SETMASK, {signal.SIGTERM})  # held until the replica exists
+    if spec.get("nice"):  # inherited by the replica: batch work yields to interactive work
+        with contextlib.suppress(OSError):
+            os.nice(int(spec["nice"]))
+    signal.pthread_sigmask(signal.SIG_SETMASK, set())  # the replica inherits our mask
     _detach_stdio()
-    session_dir = Path(spec["dir"])
-    lock_fd = os.open(
-        session_dir / SUPERVISOR_LOCK, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, FILE_MODE
-    )
+    session_dir: str = spec["dir"]
+    os.makedirs(session_dir, mode=0o700, exist_ok=True)
+    # The session directory itself is the lock: one supervisor per session, ever.
+    lock_fd = os.open(session_dir, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
     try:
         fcntl.flock(lock_fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
     except OSError:
-        return 0  # another supervisor already owns this session; leave it alone
+        _await_owner(session_dir)
+        return 0  # a duplicate launch: the supervisor that owns the session carries on
     record: dict[str, Any] = {
         "pid": os.getpid(),
-        "ctime": process_ctime(os.getpid()),
+        "ctime": start_time(os.getpid()),
         "started": time.time(),
     }
-    write_json_atomic(session_dir / SUPERVISOR_FILE, record)
     _become_subreaper()
 
-    log_path = session_dir / SESSION_LOG
+    log_path = os.path.join(session_dir, SESSION_LOG)
     append_fd = os.open(log_path, os.O_WRONLY | os.O_CREAT | os.O_APPEND | os.O_CLOEXEC, FILE_MODE)
-    cap_fd = os.open(log_path, os.O_RDWR | os.O_CLOEXEC)
-    cap = int(spec["log_cap"])
+    cutter = logcap.Cutter(log_path, append_fd, int(spec["log_cap"]))
 
     wake_r, wake_w = os.pipe()
     os.set_blocking(wake_r, False)
     os.set_blocking(wake_w, False)
     signal.set_wakeup_fd(wake_w)
     replica = _Replica(float(spec["grace"]))
-    signal.signal(signal.SIGCHLD, lambda *_: None)  # wakes the loop through the wakeup fd
+    # Python-level handlers only: exec resets them to default in the replica (an ignored
+    # signal would stay ignored there).
     signal.signal(signal.SIGTERM, replica.on_term)
     signal.signal(signal.SIGALRM, replica.on_alarm)
-    for ignored in (signal.SIGHUP, signal.SIGINT, signal.SIGQUIT, signal.SIGUSR1, signal.SIGUSR2):
-        signal.signal(ignored, signal.SIG_IGN)
+    for sig in (signal.SIGCHLD, signal.SIGHUP, signal.SIGINT, signal.SIGQUIT):
+        signal.signal(sig, _wake)  # SIGCHLD wakes the loop through the wakeup fd
 
-    replica.pid = _spawn(spec, append_fd)
-    record.update(replica_pid=replica.pid, replica_ctime=process_ctime(replica.pid))
-    write_json_atomic(session_dir / SUPERVISOR_FILE, record)
-    signal.pthread_sigmask(signal.SIG_SETMASK, set())
+    try:
+        replica.pid = _spawn(spec, append_fd)
+    except OSError as exc:
+        message = f"canfar-jlab engine: cannot start {spec['argv'][0]!r}: {exc}\n"
+        os.write(append_fd, message.encode(errors="replace"))
+        _write_exit(session_dir, 127 if isinstance(exc, FileNotFoundError) else 126, None, False)
+        return 0
+    record.update(replica_pid=replica.pid, replica_ctime=start_time(replica.pid))
+    # What a restarted engine adopts:
+    write_json_atomic(os.path.join(session_dir, SUPERVISOR_FILE), record)
+    if replica.terminating:  # SIGTERM came while starting
+        replica.stop()
 
-    status = _wait(replica, wake_r, cap_fd, cap)
+    status = _wait(replica, wake_r, cutter)
     _reap_all()
-    logcap.enforce(cap_fd, cap)
+    cutter.check()
     exit_code = os.waitstatus_to_exitcode(status)
-    write_json_atomic(
-        session_dir / EXIT_FILE,
-        {
-            "code": exit_code if exit_code >= 0 else None,
-            "signal": -exit_code if exit_code < 0 else None,
-            "ended": time.time(),
-            "terminated": replica.terminating,
-        },
-    )
+    if exit_code >= 0:
+        _write_exit(session_dir, exit_code, None, replica.terminating)
+    else:
+        _write_exit(session_dir, None, -exit_code, replica.terminating)
     return 0
+
+
+def _await_owner(session_dir: str) -> None:
+    """Leave only once the owner has recorded itself, so the engine can follow it."""
+    deadline = time.monotonic() + OWNER_WAIT
+    owner = os.path.join(session_dir, SUPERVISOR_FILE)
+    while not os.path.exists(owner) and time.monotonic() < deadline:
+        time.sleep(0.01)
+
+
+def _wake(_signum: int, _frame: object) -> None:
+    """Nothing to do in Python: the wakeup fd has already woken the loop."""
+
+
+def _write_exit(session_dir: str, code: int | None, sig: int | None, terminated: bool) -> None:
+    outcome = {"code": code, "signal": sig, "ended": time.time(), "terminated": terminated}
+    write_json_atomic(os.path.join(session_dir, EXIT_FILE), outcome)
 
 
 def _detach_stdio() -> None:
@@ -181,15 +202,28 @@ def _detach_stdio() -> None:
     os.close(devnull)
 
 
-def _become_subreaper() -> None:
+def _load_libc() -> ctypes.CDLL | None:
+    """Loaded once in the fork server, so each supervisor only makes the call."""
     if not sys.platform.startswith("linux"):
-        return
-    with contextlib.suppress(Exception):
-        ctypes.CDLL(None, use_errno=True).prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0)
+        return None
+    try:
+        return ctypes.CDLL(None, use_errno=True)
+    except OSError:
+        return None
+
+
+_LIBC = _load_libc()
+
+
+def _become_subreaper() -> None:
+    if _LIBC is not None:
+        with contextlib.suppress(Exception):
+            _LIBC.prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0)
 
 
 def _limit_memory(limit: int) -> None:
-    """RAM request -> RLIMIT_AS: allocations past it fail (MemoryError in Python)."""
+    """RAM request -> RLIMIT_AS, set here and inherited by the replica: its allocations past
+    the limit fail (MemoryError in Python). This small process stays far below it."""
     _soft, hard = resource.getrlimit(resource.RLIMIT_AS)
     if hard != resource.RLIM_INFINITY:
         limit = min(limit, hard)
@@ -197,35 +231,41 @@ def _limit_memory(limit: int) -> None:
 
 
 def _spawn(spec: dict[str, Any], log_fd: int) -> int:
+    """Start the replica: `cmd` + `args`, no shell, in its own session and process group, the
+    log as stdout and stderr, stdin from /dev/null, in the working directory. posix_spawn
+    (vfork and exec) costs far less than a fork of this process. Every descriptor but 0-2 is
+    close-on-exec here, so nothing else leaks into the replica."""
     argv: list[str] = spec["argv"]
-    pid = os.fork()
-    if pid:
-        return pid
-    try:  # the replica, between fork and exec: this process has a single thread
-        os.setsid()
-        for sig in _RESET:
-            signal.signal(sig, signal.SIG_DFL)
-        signal.set_wakeup_fd(-1)
-        signal.setitimer(signal.ITIMER_REAL, 0)
-        signal.pthread_sigmask(signal.SIG_SETMASK, set())
-        if spec.get("ram_bytes"):
-            _limit_memory(int(spec["ram_bytes"]))
-        devnull = os.open(os.devnull, os.O_RDONLY)
-        os.dup2(devnull, 0)
-        os.dup2(log_fd, 1)
-        os.dup2(log_fd, 2)
-        os.chdir(spec["cwd"])
-        os.closerange(3, 1 << 16)
-        os.execvpe(argv[0], argv, spec["env"])  # noqa: S606 - an argument list, no shell
-    except BaseException as exc:  # reported in the replica's own log
-        message = f"canfar-jlab engine: cannot start {argv[0]!r}: {exc}\n"
-        with contextlib.suppress(OSError):
-            os.write(2, message.encode(errors="replace"))
-        os._exit(127 if isinstance(exc, FileNotFoundError) else 126)
-    raise AssertionError("unreachable")
+    env: dict[str, str] = spec["env"]
+    os.chdir(spec["cwd"])  # inherited; this process has no use for its own working directory
+    executable = argv[0] if os.sep in argv[0] else _which(argv[0], env.get("PATH", os.defpath))
+    if spec.get("ram_bytes"):
+        _limit_memory(int(spec["ram_bytes"]))
+    return os.posix_spawn(
+        executable,
+        argv,
+        env,
+        file_actions=[
+            (os.POSIX_SPAWN_OPEN, 0, os.devnull, os.O_RDONLY, 0),
+            (os.POSIX_SPAWN_DUP2, log_fd, 1),
+            (os.POSIX_SPAWN_DUP2, log_fd, 2),
+        ],
+        setsid=True,
+        setsigmask=(),
+        setsigdef=_DEFAULT_IN_REPLICA,
+    )
 
 
-def _wait(replica: _Replica, wake_r: int, cap_fd: int, cap: int) -> int:
+def _which(name: str, path: str) -> str:
+    """`name` looked up on the replica's PATH, as exec*p would."""
+    for directory in path.split(os.pathsep):
+        candidate = os.path.join(directory or os.curdir, name)
+        if os.path.isfile(candidate) and os.access(candidate, os.X_OK):
+            return candidate
+    raise FileNotFoundError(2, "No such file or directory", name)
+
+
+def _wait(replica: _Replica, wake_r: int, cutter: logcap.Cutter) -> int:
     """Wait for the main process to end; return its wait status. Children re-parented to us
     while it runs are reaped as they end."""
     assert replica.pid is not None
@@ -234,16 +274,28 @@ def _wait(replica: _Replica, wake_r: int, cap_fd: int, cap: int) -> int:
         if os.waitid(os.P_PID, replica.pid, flags) is not None:
             break
         _reap_others(replica.pid)
-        logcap.enforce(cap_fd, cap)
+        cutter.check()
         select.select([wake_r], [], [], TICK)
         with contextlib.suppress(BlockingIOError):
             while os.read(wake_r, 512):
                 pass
-    # The main process is a zombie: its group id cannot be reused until we reap it.
-    replica.signal_tree(signal.SIGKILL)
+    # The main process is a zombie: its group id cannot be reused until we reap it, so the
+    # group can be signalled safely. What is left of the container dies with it.
+    with contextlib.suppress(OSError):
+        os.killpg(replica.pid, signal.SIGKILL)
     replica.reaped = True  # set before reaping so a late signal handler skips killpg
     _, status = os.waitpid(replica.pid, 0)
+    if _has_children():  # leftovers outside the group (we are their subreaper): find them
+        replica.signal_tree(signal.SIGKILL)
     return status
+
+
+def _has_children() -> bool:
+    try:
+        os.waitid(os.P_ALL, 0, os.WEXITED | os.WNOHANG | os.WNOWAIT)
+    except ChildProcessError:
+        return False
+    return True
 
 
 def _reap_others(main: int) -> None:

@@ -5,6 +5,7 @@ Field names, order and formats follow shared/docs/skaha-api.md §3 and §5 (Skah
 
 from __future__ import annotations
 
+import functools
 import signal
 from dataclasses import dataclass
 from datetime import datetime, timezone
@@ -41,15 +42,25 @@ class Usage:
 
 def offset_datetime(ts: float) -> str:
     """Java `OffsetDateTime.toString()` at second precision: seconds left out when zero."""
-    moment = datetime.fromtimestamp(int(ts), tz=timezone.utc)
+    return _offset_datetime(int(ts))
+
+
+def instant(ts: float) -> str:
+    """Java `Instant.toString()` at second precision (seconds always present)."""
+    return _instant(int(ts))
+
+
+@functools.lru_cache(maxsize=8192)  # listings format the same few seconds over and over
+def _offset_datetime(seconds: int) -> str:
+    moment = datetime.fromtimestamp(seconds, tz=timezone.utc)
     if moment.second == 0:
         return moment.strftime("%Y-%m-%dT%H:%MZ")
     return moment.strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
-def instant(ts: float) -> str:
-    """Java `Instant.toString()` at second precision (seconds always present)."""
-    return datetime.fromtimestamp(int(ts), tz=timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+@functools.lru_cache(maxsize=8192)
+def _instant(seconds: int) -> str:
+    return datetime.fromtimestamp(seconds, tz=timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 def _decimal(value: float, places: str) -> str:
