@@ -131,12 +131,13 @@ class SessionManager:
         return self.sessions.get(session_id)
 
     def usage(self, records: list[SessionRecord]) -> dict[str, Usage]:
-        roots = {
+        """Live CPU and memory of running replicas (their supervisor's tree, minus itself)."""
+        roots: dict[str, tuple[int, float]] = {
             rec.id: (rec.supervisor_pid, rec.started or time.time())
             for rec in records
             if rec.status == RUNNING and rec.supervisor_pid
         }
-        return self._usage.sample(roots) if roots else {}  # type: ignore[arg-type]
+        return self._usage.sample(roots) if roots else {}
 
     def allocated(self) -> tuple[int, int]:
         """Cores and RAM bytes held by sessions that are starting, running or stopping."""
