@@ -42,6 +42,7 @@ class Snapshot:
     sessions: list[Session]
     extra: dict[str, Any] = field(default_factory=dict)
     error: str | None = None
+    failure: BaseException | None = field(default=None, repr=False, compare=False)
 
 
 @dataclass(frozen=True)
@@ -213,6 +214,7 @@ class LiveHub:
         self._snapshot_changed = asyncio.Condition()
         self._wake = asyncio.Event()
         self._list_task: asyncio.Task[None] | None = None
+        self._refreshing: asyncio.Future[Snapshot] | None = None
         self._closed = False
 
     # ------------------------------------------------------------------ lifecycle
@@ -255,7 +257,20 @@ class LiveHub:
                 await asyncio.wait_for(self._wake.wait(), self.list_interval)
 
     async def refresh(self) -> Snapshot:
-        """One list call, shared by everyone; observers see every list."""
+        """One list call, shared by everyone who asks while it is in flight (single flight);
+        observers see every list."""
+        if self._refreshing is None or self._refreshing.done():
+            self._refreshing = asyncio.ensure_future(self._refresh())
+        return await asyncio.shield(self._refreshing)
+
+    async def recent(self, max_age: float) -> Snapshot:
+        """The last snapshot if it is younger than `max_age` seconds, else a fresh one."""
+        snapshot = self.snapshot
+        if snapshot is not None and snapshot.error is None and time.time() - snapshot.t < max_age:
+            return snapshot
+        return await self.refresh()
+
+    async def _refresh(self) -> Snapshot:
         try:
             sessions = await self.source.list_sessions()
             self.list_calls += 1
@@ -268,6 +283,7 @@ class LiveHub:
                 previous.sessions if previous else [],
                 previous.extra if previous else {},
                 error=_one_line(exc),
+                failure=exc,
             )
         async with self._snapshot_changed:
             self.snapshot = snapshot

@@ -9,7 +9,8 @@ from jupyter_server.utils import url_path_join
 from tornado import web
 
 from .. import __version__
-from .base import CanfarHandler
+from ..skaha import SkahaError
+from .base import CanfarHandler, http_error
 
 ROUTE_PREFIX = "canfar-jlab"
 SESSION_ID = r"(?P<session_id>[A-Za-z0-9][A-Za-z0-9-]{0,63})"
@@ -38,7 +39,15 @@ class SessionsHandler(CanfarHandler):
     @web.authenticated
     @authorized
     async def get(self) -> None:
-        sessions = await self.upstream("list_sessions")
+        # Many tabs asking at once share one upstream list (single flight, 1 s cache).
+        await self.client()
+        hub = self.backend.hub
+        snapshot = await self.upstream_work(hub.recent(1.0), self.backend.call_deadline)
+        if isinstance(snapshot.failure, SkahaError):
+            raise http_error(snapshot.failure)
+        if snapshot.error is not None:
+            raise web.HTTPError(502, snapshot.error)
+        sessions = snapshot.sessions
         if self.get_argument("active", "") in {"1", "true"}:
             sessions = [s for s in sessions if not s.status.is_terminal]
         self.write_json({"sessions": [s.model_dump(mode="json", by_alias=True) for s in sessions]})

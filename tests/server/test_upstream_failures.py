@@ -104,3 +104,12 @@ async def test_refused_credential_is_502_with_renew_hint(jp_fetch, skaha):
     code, message, _ = await _error(jp_fetch, "sessions")
     assert code == 502
     assert "CANFAR_TOKEN" in message
+
+
+async def test_many_tabs_listing_at_once_cost_one_upstream_list(jp_fetch, skaha):
+    skaha.add_session("shared-1")
+    skaha.fail_next("GET session", Delay(0.3))  # keep the first list in flight a while
+    replies = await asyncio.gather(*(jp_fetch("canfar-jlab", "sessions") for _ in range(10)))
+    assert all(json.loads(r.body)["sessions"][0]["name"] == "shared-1" for r in replies)
+    lists = [r for r in skaha.recorded("GET") if r.path.endswith("/session") and not r.query]
+    assert len(lists) == 1
