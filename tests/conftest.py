@@ -9,6 +9,7 @@ from __future__ import annotations
 import os
 
 import pytest
+from server_config import server_config
 
 pytest_plugins = ("pytest_jupyter.jupyter_server",)
 
@@ -35,9 +36,4 @@ def _isolated_state(tmp_path_factory):
 
 @pytest.fixture
 def jp_server_config(jp_server_config):
-    return {
-        "ServerApp": {
-            "jpserver_extensions": {"canfar_jlab": True, "jupyter_server_terminals": False},
-            "allow_unauthenticated_access": False,
-        }
-    }
+    return server_config()

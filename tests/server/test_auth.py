@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import pytest
 import tornado.httpclient
+from server_config import server_config
 
 from canfar_jlab.server.handlers import route_table
 
@@ -20,12 +21,7 @@ ALL_METHODS = ("GET", "POST", "PUT", "PATCH", "DELETE")
 def jp_server_config(request):
     # jupyter_server lets undecorated handlers through when allow_unauthenticated_access is
     # True (its default): with True, only our own decorators stand between a caller and a route.
-    return {
-        "ServerApp": {
-            "jpserver_extensions": {"canfar_jlab": True, "jupyter_server_terminals": False},
-            "allow_unauthenticated_access": request.param,
-        }
-    }
+    return server_config(allow_unauthenticated_access=request.param)
 
 
 def _concrete(pattern: str) -> str:

@@ -4,17 +4,12 @@ from __future__ import annotations
 
 import pytest
 import tornado.httpclient
+from server_config import server_config
 
 
 @pytest.fixture
 def jp_server_config(jp_server_config):
-    return {
-        "ServerApp": {
-            "jpserver_extensions": {"canfar_jlab": True, "jupyter_server_terminals": False},
-            "allow_unauthenticated_access": False,
-            "allow_origin": "*",
-        }
-    }
+    return server_config(allow_origin="*")
 
 
 async def test_foreign_origin_refused_even_with_allow_origin_star(jp_ws_fetch, jp_serverapp):

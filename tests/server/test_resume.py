@@ -8,6 +8,7 @@ import asyncio
 
 import nbformat
 import pytest
+from server_config import server_config
 
 from canfar_jlab.credentials import engine_credentials
 from canfar_jlab.models import LaunchRequest
@@ -40,13 +41,7 @@ def launched(runs_root, tmp_path):
 
 @pytest.fixture
 def jp_server_config(jp_server_config, runs_root, launched):
-    return {
-        "ServerApp": {
-            "jpserver_extensions": {"canfar_jlab": True, "jupyter_server_terminals": False},
-            "allow_unauthenticated_access": False,
-        },
-        "CanfarJlabApp": {"runs_root": str(runs_root), "list_interval": 0.2},
-    }
+    return server_config({"runs_root": str(runs_root), "list_interval": 0.2})
 
 
 async def test_server_start_resumes_following_active_runs(jp_serverapp, runs_root, launched):

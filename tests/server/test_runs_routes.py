@@ -10,6 +10,7 @@ import os
 import nbformat
 import pytest
 import tornado.httpclient
+from server_config import server_config
 
 
 def _notebook(path, *cells: str) -> str:
@@ -38,13 +39,7 @@ def runs_root(jp_root_dir):
 
 @pytest.fixture
 def jp_server_config(jp_server_config, runs_root):
-    return {
-        "ServerApp": {
-            "jpserver_extensions": {"canfar_jlab": True, "jupyter_server_terminals": False},
-            "allow_unauthenticated_access": False,
-        },
-        "CanfarJlabApp": {"runs_root": str(runs_root)},
-    }
+    return server_config({"runs_root": str(runs_root)})
 
 
 async def _json(jp_fetch, *path, method="GET", body=None):

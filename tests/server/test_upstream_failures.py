@@ -17,6 +17,7 @@ import pytest
 import tornado.httpclient
 from credentials_in_use import CREDENTIALS_IN_USE
 from fake_skaha import Delay, FakeSkaha, Malformed, Status
+from server_config import server_config
 
 TOKEN = "canfar-" + secrets.token_hex(12)
 CREDENTIALS_IN_USE.add(TOKEN)
@@ -25,13 +26,7 @@ TIMEOUT = 1.0
 
 @pytest.fixture
 def jp_server_config(jp_server_config):
-    return {
-        "ServerApp": {
-            "jpserver_extensions": {"canfar_jlab": True, "jupyter_server_terminals": False},
-            "allow_unauthenticated_access": False,
-        },
-        "CanfarJlabApp": {"request_timeout": TIMEOUT},
-    }
+    return server_config({"request_timeout": TIMEOUT})
 
 
 @pytest.fixture
