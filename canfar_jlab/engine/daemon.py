@@ -164,6 +164,7 @@ async def serve(config: EngineConfig, layout: EngineLayout, token: str, ready: R
     store.close()
     with contextlib.suppress(OSError):
         layout.state_file.unlink()
+    log.info("stopped")
 
 
 def _parser() -> argparse.ArgumentParser:

@@ -1,4 +1,9 @@
-"""The engine's side of the fork server: send launch specs, get (pid, start time) back."""
+"""The engine's side of the fork server: send launch specs, get (pid, start token) back.
+
+The fork server is a plain `subprocess.Popen` child driven through its pipes on the event loop
+(not an asyncio subprocess: closing one of those kills the child, and the fork server must
+outlive the engine to keep reaping its supervisors).
+"""
 
 from __future__ import annotations
 
@@ -6,7 +11,10 @@ import asyncio
 import contextlib
 import json
 import logging
+import os
+import subprocess
 import sys
+import threading
 from typing import Any
 
 log = logging.getLogger(__name__)
@@ -18,64 +26,118 @@ class LaunchError(Exception):
 
 class ForkServer:
     def __init__(self) -> None:
-        self._proc: asyncio.subprocess.Process | None = None
-        self._reader: asyncio.Task[None] | None = None
+        self._proc: subprocess.Popen[bytes] | None = None
+        self._stdin = self._stdout = -1
+        self._outgoing = bytearray()
+        self._incoming = bytearray()
         self._waiting: dict[str, asyncio.Future[tuple[int, float]]] = {}
-        self._lock = asyncio.Lock()
 
-    async def _start(self) -> asyncio.subprocess.Process:
-        proc = await asyncio.create_subprocess_exec(
-            sys.executable,
-            "-m",
-            "canfar_jlab.engine.forkserver",
-            stdin=asyncio.subprocess.PIPE,
-            stdout=asyncio.subprocess.PIPE,
+    @property
+    def running(self) -> bool:
+        return self._proc is not None and self._stdout >= 0
+
+    def _start(self) -> None:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "canfar_jlab.engine.forkserver"],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=None,  # the engine's log
         )
+        assert proc.stdin is not None and proc.stdout is not None
         self._proc = proc
-        self._reader = asyncio.get_running_loop().create_task(self._read(proc))
-        return proc
+        self._stdin, self._stdout = proc.stdin.fileno(), proc.stdout.fileno()
+        os.set_blocking(self._stdin, False)
+        os.set_blocking(self._stdout, False)
+        asyncio.get_running_loop().add_reader(self._stdout, self._read)
 
     async def spawn(self, spec: dict[str, Any]) -> tuple[int, float]:
-        """Start a supervisor for `spec`; return its pid and start time."""
-        async with self._lock:
-            proc = self._proc
-            if proc is None or proc.returncode is not None or proc.stdin is None:
-                proc = await self._start()
-            future: asyncio.Future[tuple[int, float]] = asyncio.get_running_loop().create_future()
-            self._waiting[spec["id"]] = future
-            assert proc.stdin is not None
-            try:
-                proc.stdin.write(json.dumps(spec).encode() + b"\n")
-            except (ConnectionError, RuntimeError) as exc:
-                self._waiting.pop(spec["id"], None)
-                raise LaunchError(f"the fork server is gone: {exc}") from None
+        """Start a supervisor for `spec`; return its pid and start-time token."""
+        if not self.running:
+            self._start()
+        future: asyncio.Future[tuple[int, float]] = asyncio.get_running_loop().create_future()
+        self._waiting[spec["id"]] = future
+        self._outgoing += json.dumps(spec).encode() + b"\n"
+        self._flush()
         return await future
 
-    async def _read(self, proc: asyncio.subprocess.Process) -> None:
-        assert proc.stdout is not None
-        while line := await proc.stdout.readline():
-            try:
-                reply = json.loads(line)
-            except ValueError:
-                log.error("fork server sent an unreadable line")
-                continue
-            future = self._waiting.pop(reply.get("id"), None)
-            if future is None or future.done():
-                continue
-            if "error" in reply or not reply.get("pid") or reply.get("ctime") is None:
-                future.set_exception(LaunchError(reply.get("error", "no start time reported")))
-            else:
-                future.set_result((int(reply["pid"]), float(reply["ctime"])))
-        log.warning("the fork server ended; it will be restarted on the next launch")
+    def _flush(self) -> None:
+        loop = asyncio.get_running_loop()
+        try:
+            while self._outgoing:
+                written = os.write(self._stdin, self._outgoing)
+                del self._outgoing[:written]
+        except BlockingIOError:
+            loop.add_writer(self._stdin, self._flush)
+            return
+        except OSError as exc:
+            self._gone(f"cannot write to the fork server: {exc.strerror}")
+            return
+        loop.remove_writer(self._stdin)
+
+    def _read(self) -> None:
+        try:
+            chunk = os.read(self._stdout, 65536)
+        except BlockingIOError:
+            return
+        except OSError:
+            chunk = b""
+        if not chunk:
+            self._gone("the fork server ended during a launch")
+            return
+        self._incoming += chunk
+        while (end := self._incoming.find(b"\n")) >= 0:
+            line = bytes(self._incoming[:end])
+            del self._incoming[: end + 1]
+            self._reply(line)
+
+    def _reply(self, line: bytes) -> None:
+        try:
+            reply = json.loads(line)
+        except ValueError:
+            log.error("the fork server sent an unreadable line")
+            return
+        future = self._waiting.pop(reply.get("id"), None)
+        if future is None or future.done():
+            return
+        if "error" in reply or not reply.get("pid") or reply.get("ctime") is None:
+            future.set_exception(LaunchError(reply.get("error", "no start time reported")))
+        else:
+            future.set_result((int(reply["pid"]), float(reply["ctime"])))
+
+    def _gone(self, why: str) -> None:
+        log.warning("the fork server is gone; it will be restarted on the next launch")
+        self._detach()
         for future in self._waiting.values():
             if not future.done():
-                future.set_exception(LaunchError("the fork server ended during a launch"))
+                future.set_exception(LaunchError(why))
         self._waiting.clear()
 
+    def _detach(self) -> None:
+        loop = asyncio.get_running_loop()
+        proc, self._proc = self._proc, None
+        if self._stdout >= 0:
+            loop.remove_reader(self._stdout)
+        if self._stdin >= 0:
+            loop.remove_writer(self._stdin)
+        self._stdin = self._stdout = -1
+        self._outgoing.clear()
+        self._incoming.clear()
+        if proc is not None:
+            for pipe in (proc.stdin, proc.stdout):
+                with contextlib.suppress(OSError):
+                    pipe.close()  # type: ignore[union-attr]
+            # Reap it once it exits (it first waits for its supervisors); a daemon thread, so
+            # that stopping the engine never waits for it.
+            threading.Thread(target=proc.wait, name="reap-fork-server", daemon=True).start()
+
     def close(self) -> None:
-        """Let the fork server go: it exits once its supervisors have all ended."""
-        if self._proc is not None and self._proc.stdin is not None:
-            with contextlib.suppress(Exception):
-                self._proc.stdin.close()
-        if self._reader is not None:
-            self._reader.cancel()
+        """Let the fork server go: it sees EOF and exits once its supervisors have ended."""
+        if self._proc is not None:
+            loop = asyncio.get_running_loop()
+            loop.remove_reader(self._stdout)
+            loop.remove_writer(self._stdin)
+            for pipe in (self._proc.stdin, self._proc.stdout):
+                with contextlib.suppress(OSError):
+                    pipe.close()  # type: ignore[union-attr]
+            self._proc = None
+            self._stdin = self._stdout = -1
