@@ -1,5 +1,9 @@
 """`canfar-jlab ps | logs | images | stats | delete`: the session service's read verbs.
 
+`ps`, `logs` and `delete` know runs too (canfar_jlab.runs, helpers in cli/runs.py): `ps` lists
+the runs with their replicas, then the sessions outside runs; `logs` and `delete` take a run
+name as well as a session id.
+
 The work is in small async functions that take a `SkahaClient` (so the runs verbs can reuse
 them); the handlers only open a client, call one, print, and turn a `SkahaError` into a
 one-line `CliError` with an exit code that says what kind of failure it was.
@@ -26,13 +30,21 @@ EXIT_UNAVAILABLE = 5
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
-    ps = subparsers.add_parser("ps", help="list sessions (Pending and Running unless --all)")
-    ps.add_argument("-a", "--all", action="store_true", help="include finished sessions")
-    ps.add_argument("--json", action="store_true", help="print JSON (Skaha's session fields)")
+    ps = subparsers.add_parser("ps", help="list runs and sessions (active ones unless --all)")
+    ps.add_argument("-a", "--all", action="store_true", help="include finished runs and sessions")
+    ps.add_argument(
+        "--json",
+        action="store_true",
+        help="print JSON: the sessions (Skaha's fields, plus run and replica when a run owns "
+        "one), or the runs with --runs",
+    )
+    ps.add_argument("--runs", action="store_true", help="only runs (with --json: Run objects)")
     ps.set_defaults(func=ps_command)
 
-    logs = subparsers.add_parser("logs", help="print a session's log")
-    logs.add_argument("session_id", metavar="ID")
+    logs = subparsers.add_parser(
+        "logs", help="print a session's log, or every replica's log of a run ([i] prefixed)"
+    )
+    logs.add_argument("session_id", metavar="RUN_OR_SESSION")
     logs.add_argument("-f", "--follow", action="store_true", help="follow until the session ends")
     logs.add_argument(
         "--interval", type=float, default=2.0, help="seconds between polls with -f (default 2)"
@@ -48,8 +60,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     stats.add_argument("--json", action="store_true", help="print JSON")
     stats.set_defaults(func=stats_command)
 
-    delete = subparsers.add_parser("delete", help="delete sessions")
-    delete.add_argument("session_ids", metavar="ID", nargs="+")
+    delete = subparsers.add_parser(
+        "delete", help="delete sessions, or a run's sessions (its folder stays)"
+    )
+    delete.add_argument("session_ids", metavar="RUN_OR_SESSION", nargs="+")
     delete.set_defaults(func=delete_command)
 
 
@@ -61,6 +75,10 @@ async def fetch_sessions(client: SkahaClient, include_finished: bool = False) ->
     sessions = await client.list_sessions()
     if not include_finished:
         sessions = [s for s in sessions if s.status.is_active]
+    return oldest_first(sessions)
+
+
+def oldest_first(sessions: Sequence[Session]) -> list[Session]:
     never = datetime.max.replace(tzinfo=timezone.utc)
     return sorted(sessions, key=lambda s: (s.start_time or never, s.name or "", s.id))
 
@@ -162,16 +180,36 @@ def exit_code(error: SkahaError) -> int:
 
 
 def ps_command(args: argparse.Namespace) -> int:
+    from .runs import run_errors, runs_and_sessions, runs_table, session_with_owner
+
     async def work(client: SkahaClient) -> int:
-        sessions = await fetch_sessions(client, include_finished=args.all)
-        print(sessions_json(sessions) if args.json else sessions_table(sessions))
+        runs, sessions, owners = await runs_and_sessions(client, include_ended=args.all)
+        shown = oldest_first([s for s in sessions if args.all or s.status.is_active])
+        if args.json and args.runs:
+            print(json.dumps([run.model_dump(mode="json") for run in runs], indent=2))
+        elif args.json:
+            print(json.dumps([session_with_owner(s, owners) for s in shown], indent=2))
+        else:
+            if runs:
+                print(runs_table(runs) + ("" if args.runs else "\n"))
+            if not args.runs:
+                print(sessions_table([s for s in shown if s.id not in owners]))
         return 0
 
-    return run_with_client(work)
+    return run_errors(lambda: run_with_client(work))
 
 
 def logs_command(args: argparse.Namespace) -> int:
+    from .runs import find_run, run_errors, write_run_logs
+
+    run = find_run(args.session_id)
+
     async def work(client: SkahaClient) -> int:
+        if run is not None:
+            await write_run_logs(
+                client, run, sys.stdout, follow=args.follow, interval=args.interval
+            )
+            return 0
         if not args.follow:  # Skaha answers logs of unknown ids with 200; tail checks itself
             await client.get_session(args.session_id)
         await write_logs(
@@ -179,7 +217,7 @@ def logs_command(args: argparse.Namespace) -> int:
         )
         return 0
 
-    return run_with_client(work)
+    return run_errors(lambda: run_with_client(work))
 
 
 def images_command(args: argparse.Namespace) -> int:
@@ -207,13 +245,18 @@ def stats_command(args: argparse.Namespace) -> int:
 
 
 def delete_command(args: argparse.Namespace) -> int:
+    from .runs import delete_run_verbosely, find_run, run_errors
+
     async def work(client: SkahaClient) -> int:
-        for session_id in args.session_ids:
-            await client.delete(session_id)
-            print(f"deleted {session_id}")
+        for target in args.session_ids:
+            if find_run(target) is not None:
+                await delete_run_verbosely(client, target, sys.stdout)
+                continue
+            await client.delete(target)
+            print(f"deleted {target}")
         return 0
 
-    return run_with_client(work)
+    return run_errors(lambda: run_with_client(work))
 
 
 # ------------------------------------------------------------------ helpers

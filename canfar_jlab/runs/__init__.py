@@ -7,28 +7,47 @@ replica ends, and `outputs/` (passed to replicas as `CANFAR_RUN_OUTPUTS`, with t
 `CANFAR_RUN_DIR`). Runs launched from the server extension, the magic or the CLI land in the
 same store, so every front door lists them.
 
-- `launch`, `preview`, `rerun_failed`, `delete_run`: `launcher.py`
+- `launch`, `preview`: `launcher.py` (imported on first use: it needs the exporter)
+- `rerun_failed`, `delete_run`: `actions.py`
 - `reconcile`, `busy`: `reconciler.py` (the session service is the source of truth)
 - `follow_run`: `follow.py` (logs and progress until a run ends)
 - `RunStore`: `store.py` (atomic run.json, per-run locks)
 """
 
+from typing import Any
+
 from ..models import LaunchRequest, Replica, ReplicaStatus, Run, RunSpec
+from .actions import delete_run, rerun_failed
 from .follow import RunFollower, follow_run
-from .launcher import (
+from .reconciler import Reconciled, busy, needs_work, reconcile, service_of
+from .store import (
     LaunchRefused,
     NothingToRerun,
-    Preview,
-    PreviewReplica,
-    delete_run,
-    launch,
-    preview,
-    rerun_failed,
-    resolve_image,
-    service_of,
+    RunError,
+    RunNameInUse,
+    RunNotFound,
+    RunStore,
+    default_root,
 )
-from .reconciler import Reconciled, busy, needs_work, reconcile
-from .store import RunError, RunNameInUse, RunNotFound, RunStore, default_root
+
+# Launching needs the exporter (nbconvert, nbformat: slow to import), so `launcher` is only
+# imported when one of its names is first used; `ps` or `logs` never pay for it.
+_LAUNCHER = {
+    "Preview",
+    "PreviewReplica",
+    "launch",
+    "preview",
+    "resolve_image",
+}
+
+
+def __getattr__(name: str) -> Any:
+    if name in _LAUNCHER:
+        from . import launcher
+
+        return getattr(launcher, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
 
 __all__ = [
     "LaunchRefused",

@@ -15,7 +15,6 @@ import re
 import shutil
 import sys
 import unicodedata
-from datetime import datetime, timezone
 from pathlib import Path
 
 from pydantic import BaseModel, ValidationError
@@ -25,20 +24,20 @@ from ..models import (
     RUN_NAME_MAX,
     LaunchRequest,
     Replica,
-    ReplicaAttempt,
     ReplicaOutcome,
-    ReplicaStatus,
     Run,
     RunSpec,
     SessionSpec,
     explain,
     replica_names,
 )
-from ..skaha import CreateOutcomeUnknown, SkahaClient, SkahaError
-from .archive import archive_log, attempt_log_name
+from ..skaha import SkahaClient, SkahaError
+from .actions import apply_outcomes, note_active, run_env, utc_now
+from .reconciler import service_of
 from .store import (
     LOGS_DIR,
     OUTPUTS_DIR,
+    LaunchRefused,
     RunError,
     RunNameInUse,
     RunStore,
@@ -48,23 +47,8 @@ from .store import (
 IMAGE_ENV = "CANFAR_JLAB_IMAGE"
 PYTHON_ENV = "CANFAR_JLAB_PYTHON"
 REMOTE_PYTHON = "python3"  # what a CANFAR image runs the script with, unless PYTHON_ENV says
-RUN_DIR_ENV = "CANFAR_RUN_DIR"
-RUN_OUTPUTS_ENV = "CANFAR_RUN_OUTPUTS"
-RUN_NAME_ENV = "CANFAR_RUN_NAME"
 MAX_SUFFIX = 999
 _BASE_MAX = RUN_NAME_MAX - 4  # room for "-999"
-
-
-class LaunchRefused(RunError):
-    """Nothing was created. `problems` lists the cells that need a person at a screen."""
-
-    def __init__(self, message: str, problems: list[ExportProblem] | None = None) -> None:
-        super().__init__(message)
-        self.problems = list(problems or [])
-
-
-class NothingToRerun(RunError):
-    pass
 
 
 class PreviewReplica(BaseModel):
@@ -82,12 +66,6 @@ class Preview(BaseModel):
     problems: list[ExportProblem]
     replicas: list[PreviewReplica]
     argv: list[str]
-
-
-def service_of(client: SkahaClient) -> str:
-    """Which service a run's sessions live in: `local-engine` (whatever port it has today) or
-    the Skaha base URL."""
-    return "local-engine" if client.credentials.is_local_engine else client.base_url
 
 
 def replica_python(client: SkahaClient | None) -> str:
@@ -218,7 +196,7 @@ async def launch(
             raise LaunchRefused(f"cannot prepare {folder}: {error.strerror or error}") from None
         raise LaunchRefused(str(error)) from None
 
-    now = _now()
+    now = utc_now()
     run = Run(
         name=name,
         notebook=str(notebook),
@@ -243,14 +221,14 @@ async def launch(
         ],
     )
     store.write(run)
-    _note_active(store, name)
+    note_active(store, name)
     try:
         outcomes = await client.create_replicas(spec, request.replicas, concurrency=concurrency)
     except SkahaError as error:  # raised before any create was sent
         outcomes = [
             ReplicaOutcome(index=r.index, name=r.name, error=error.message) for r in run.replicas
         ]
-    return store.update(name, lambda run: _apply_outcomes(run, outcomes))
+    return store.update(name, lambda run: apply_outcomes(run, outcomes))
 
 
 async def _prepare(
@@ -284,160 +262,6 @@ async def _prepare(
         env=_run_env(request, folder, name),
     )
     return spec, exported.script_path.name, exported.checksum
-
-
-# ------------------------------------------------------------------ acting on a run
-
-
-async def rerun_failed(
-    name: str, client: SkahaClient, store: RunStore, *, concurrency: int = 8
-) -> Run:
-    """Create again only the Failed and NotCreated replicas, each with its own REPLICA_ID and
-    session name; their earlier sessions (and archived logs) are kept under `attempts`."""
-    run = store.get(name)
-    indices = [
-        r.index
-        for r in run.replicas
-        if r.status in (ReplicaStatus.FAILED, ReplicaStatus.NOT_CREATED)
-    ]
-    if not indices:
-        raise NothingToRerun(f"run {name} has no Failed or NotCreated replica to run again")
-    folder = Path(run.folder)
-    if not (folder / run.script).is_file():
-        raise RunError(f"the script of run {name} is missing: {folder / run.script}")
-    try:
-        spec = SessionSpec(
-            name=name,
-            image=run.spec.image,
-            cores=run.spec.cores,
-            ram=run.spec.ram,
-            gpus=run.spec.gpus,
-            cmd=run.spec.argv[0],
-            args=run.spec.argv[1:],
-            env=_env_of(run),
-        )
-    except (ValidationError, IndexError):
-        raise RunError(f"run.json of {name} does not describe a command to run again") from None
-
-    now = _now()
-
-    def reset(current: Run) -> None:
-        for index in indices:
-            replica = current.replica(index)
-            if replica.status not in (ReplicaStatus.FAILED, ReplicaStatus.NOT_CREATED):
-                continue  # another process re-ran it meanwhile
-            _push_attempt(folder, replica)
-            replica.session_id = None
-            replica.status = ReplicaStatus.PENDING
-            replica.error = replica.started = replica.ended = replica.log = None
-            replica.log_partial = False
-            replica.submitted = now
-
-    store.update(name, reset)
-    _note_active(store, name)
-    names = {index: run.replica(index).name for index in indices}
-    outcomes = await create_replicas_by_index(
-        client, spec, names, run.spec.replicas, concurrency=concurrency
-    )
-    return store.update(name, lambda current: _apply_outcomes(current, outcomes))
-
-
-async def delete_run(name: str, client: SkahaClient, store: RunStore) -> list[str]:
-    """Delete the run's sessions (its folder, script, logs and outputs stay).
-
-    Logs not archived yet are saved first (Skaha's and the engine's logs go with the session);
-    replicas that had not ended are recorded as Failed, deleted by the user.
-    """
-    run = store.get(name)
-    listed = {session.id for session in await client.list_sessions()}
-    folder = Path(run.folder)
-    archived: dict[int, tuple[str, bool]] = {}
-    for replica in run.replicas:
-        if replica.session_id in listed and (replica.log is None or replica.log_partial):
-            path = await archive_log(client, replica.session_id, folder, replica.index)
-            if path is not None:
-                archived[replica.index] = (path, not replica.is_ended)
-    ids = [r.session_id for r in run.replicas if r.session_id in listed]
-    ids += [a.session_id for r in run.replicas for a in r.attempts if a.session_id in listed]
-    gate = asyncio.Semaphore(8)
-
-    async def delete(session_id: str) -> None:
-        async with gate:
-            await client.delete(session_id)
-
-    await asyncio.gather(*(delete(session_id) for session_id in ids if session_id))
-    now = _now()
-
-    def record(current: Run) -> None:
-        for replica in current.replicas:
-            done = archived.get(replica.index)
-            if done is not None and replica.session_id == run.replica(replica.index).session_id:
-                replica.log, replica.log_partial = done
-            if replica.session_id in ids and not replica.is_ended:
-                replica.status = ReplicaStatus.FAILED
-                replica.error = "deleted by the user before it ended"
-                replica.ended = now
-                replica.log_partial = False  # nothing more will come
-
-    store.update(name, record)
-    return [session_id for session_id in ids if session_id]
-
-
-async def create_replicas_by_index(
-    client: SkahaClient,
-    spec: SessionSpec,
-    names: dict[int, str],
-    count: int,
-    *,
-    concurrency: int = 8,
-) -> list[ReplicaOutcome]:
-    """Create the replicas `names` ({REPLICA_ID: session name}) of a run of `count`.
-
-    Create is not idempotent on Skaha: a create whose reply was lost is looked for by name
-    among sessions that did not exist before, and never sent twice.
-    """
-    wanted = set(names.values())
-    before = {s.id for s in await client.list_sessions() if s.name in wanted}
-    gate = asyncio.Semaphore(max(1, concurrency))
-
-    async def create(index: int) -> tuple[int, str | SkahaError]:
-        async with gate:
-            try:
-                env = {"REPLICA_ID": str(index), "REPLICA_COUNT": str(count)}
-                return index, await client.create_session(spec, name=names[index], env=env)
-            except SkahaError as error:
-                return index, error
-
-    outcomes: dict[int, ReplicaOutcome] = {}
-    unknown: dict[int, SkahaError] = {}
-    for index, result in await asyncio.gather(*(create(index) for index in names)):
-        if isinstance(result, str):
-            outcomes[index] = ReplicaOutcome(index=index, name=names[index], session_id=result)
-        elif isinstance(result, CreateOutcomeUnknown):
-            unknown[index] = result
-        else:
-            outcomes[index] = _failed_outcome(index, names[index], result.message)
-    if unknown:
-        await asyncio.sleep(client.reconcile_delay)
-        claimed = before | {o.session_id for o in outcomes.values() if o.session_id}
-        try:
-            listed = await client.list_sessions()
-        except SkahaError as error:
-            listed, note = [], f"and listing sessions to check failed: {error.message}"
-        else:
-            note = "and no session of that name appeared"
-        for index, error in unknown.items():
-            found = next(
-                (s for s in listed if s.name == names[index] and s.id not in claimed), None
-            )
-            if found is not None:
-                claimed.add(found.id)
-                outcomes[index] = ReplicaOutcome(
-                    index=index, name=names[index], session_id=found.id, reconciled=True
-                )
-            else:
-                outcomes[index] = _failed_outcome(index, names[index], f"{error.message} {note}")
-    return [outcomes[index] for index in sorted(outcomes)]
 
 
 # ------------------------------------------------------------------ helpers
@@ -499,68 +323,4 @@ def _choose_name(store: RunStore, notebook: Path, request: LaunchRequest, active
 
 
 def _run_env(request: LaunchRequest, folder: Path, name: str) -> dict[str, str]:
-    env = dict(request.env)
-    if request.cores is not None:
-        env.setdefault("OMP_NUM_THREADS", str(request.cores))
-    env[RUN_DIR_ENV] = str(folder)
-    env[RUN_OUTPUTS_ENV] = str(folder / OUTPUTS_DIR)
-    env[RUN_NAME_ENV] = name
-    return env
-
-
-def _env_of(run: Run) -> dict[str, str]:
-    env = dict(run.spec.env)
-    if run.spec.cores is not None:
-        env.setdefault("OMP_NUM_THREADS", str(run.spec.cores))
-    env[RUN_DIR_ENV] = run.folder
-    env[RUN_OUTPUTS_ENV] = str(Path(run.folder) / OUTPUTS_DIR)
-    env[RUN_NAME_ENV] = run.name
-    return env
-
-
-def _apply_outcomes(run: Run, outcomes: list[ReplicaOutcome]) -> None:
-    now = _now()
-    for outcome in outcomes:
-        replica = run.replica(outcome.index)
-        if replica.session_id is not None or replica.status is not ReplicaStatus.PENDING:
-            continue  # already recorded (another process reconciled it meanwhile)
-        if outcome.session_id is not None:
-            replica.session_id = outcome.session_id
-        else:
-            replica.status = ReplicaStatus.NOT_CREATED
-            replica.error = outcome.error or "not created"
-            replica.ended = now
-
-
-def _push_attempt(folder: Path, replica: Replica) -> None:
-    log = replica.log
-    if log is not None:
-        target = attempt_log_name(replica.index, len(replica.attempts) + 1)
-        try:
-            os.replace(folder / log, folder / target)
-            log = target
-        except OSError:
-            log = None
-    replica.attempts.append(
-        ReplicaAttempt(
-            session_id=replica.session_id,
-            status=replica.status,
-            error=replica.error,
-            started=replica.started,
-            ended=replica.ended,
-            log=log,
-        )
-    )
-
-
-def _failed_outcome(index: int, name: str, message: str) -> ReplicaOutcome:
-    return ReplicaOutcome(index=index, name=name, error=message)
-
-
-def _note_active(store: RunStore, name: str) -> None:
-    if store.seen_states is not None:
-        store.seen_states[name] = "active"
-
-
-def _now() -> datetime:
-    return datetime.now(timezone.utc)
+    return run_env(request.env, request.cores, folder, name)

@@ -18,7 +18,6 @@ from typing import Any
 from ..models import Replica, ReplicaStatus, Run, Session
 from ..skaha import NotFound, SkahaClient, SkahaError
 from .archive import archive_log
-from .launcher import service_of
 from .store import RunNotFound, RunStore
 
 log = logging.getLogger(__name__)
@@ -28,6 +27,12 @@ INTERRUPTED_AFTER = timedelta(minutes=10)
 # A run seen for the first time already ended is announced if it ended this recently.
 RECENT_END = timedelta(minutes=1)
 _TERMINAL = (ReplicaStatus.COMPLETED, ReplicaStatus.FAILED)
+
+
+def service_of(client: SkahaClient) -> str:
+    """Which service a run's sessions live in: `local-engine` (whatever port it has today) or
+    the Skaha base URL."""
+    return "local-engine" if client.credentials.is_local_engine else client.base_url
 
 
 @dataclass

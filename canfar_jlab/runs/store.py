@@ -19,12 +19,16 @@ import logging
 import os
 import re
 import secrets
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from pydantic import ValidationError
 
 from ..models import RUN_NAME_MAX, SESSION_NAME_PATTERN, Run
+
+if TYPE_CHECKING:
+    from ..export import ExportProblem
 
 log = logging.getLogger(__name__)
 
@@ -46,6 +50,19 @@ class RunNotFound(RunError):
 
 
 class RunNameInUse(RunError):
+    pass
+
+
+class LaunchRefused(RunError):
+    """Nothing was created. `problems` (export.ExportProblem) lists the cells that need a
+    person at a screen."""
+
+    def __init__(self, message: str, problems: Sequence[ExportProblem] | None = None) -> None:
+        super().__init__(message)
+        self.problems = list(problems or [])
+
+
+class NothingToRerun(RunError):
     pass
 
 
