@@ -17,6 +17,7 @@ from __future__ import annotations
 import ast
 import os
 import secrets
+import shutil
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timezone
@@ -102,6 +103,10 @@ class CellNotebook:
     path: Path
     cell_number: int
     setup_number: int | None
+
+    def remove(self) -> None:
+        """Delete the notebook's folder (after a launch that created nothing)."""
+        shutil.rmtree(self.path.parent, ignore_errors=True)
 
     def explain(self, problem: ExportProblem) -> str:
         """A launch problem in the user's terms (this cell, or the --setup code)."""

@@ -84,8 +84,9 @@ class BackgroundLoop:
                 finished.set()
                 items.put(_DONE)
 
-        future = asyncio.run_coroutine_threadsafe(guarded(), loop)
+        future: concurrent.futures.Future[T] | None = None
         try:
+            future = asyncio.run_coroutine_threadsafe(guarded(), loop)
             while True:
                 item = items.get()  # a KeyboardInterrupt (SIGINT) lands here
                 if item is _DONE:
@@ -93,6 +94,8 @@ class BackgroundLoop:
                 show(item)
             return future.result()
         except KeyboardInterrupt:
+            if future is None:  # interrupted while submitting
+                raise Interrupted() from None
             if cancellable:
                 future.cancel()  # cancels the task on the loop; its finally blocks run there
                 _wait_quietly(lambda: finished.wait(CLEANUP_TIMEOUT))

@@ -120,8 +120,14 @@ class CanfarMagics(Magics):
             self._dispatch(line, cell)
         except HelpShown:
             pass
-        except Interrupted:
-            self._note("interrupted")
+        except Interrupted as stop:
+            # Work that is never cancelled half-way (creating sessions) finished: show it.
+            done = stop.result[0] if isinstance(stop.result, tuple) else stop.result
+            if isinstance(done, (views.Report, views.Table, views.Note)):
+                self._show(done)
+                self._note("interrupted once that was done")
+            else:
+                self._note("interrupted")
         except BaseException as error:  # KeyboardInterrupt too: one line
             message = _one_line_error(error)
             if message is None:
@@ -145,6 +151,9 @@ class CanfarMagics(Magics):
         verb, rest = tokens[0], tokens[1:]
         if verb not in VERBS:
             raise UsageError(f"unknown verb {verb!r}; one of {', '.join(VERBS)} (see %canfar?)")
+        if verb == "run" and {"-h", "--help"} & set(rest) and "--" not in rest:
+            self._parsers["run"].print_help()
+            return
         if verb == "run":
             options, command = split_command(rest)
             self._run(self._parsers["run"].parse_args(options), command)
@@ -183,12 +192,13 @@ class CanfarMagics(Magics):
         async def start(client: SkahaClient, store: RunStore) -> Run:
             try:
                 return await verbs.launch_notebook(notebook.path, args, client, store)
-            except LaunchRefused as refused:
-                if not refused.problems:
+            except BaseException as error:  # nothing was launched: the notebook is not needed
+                notebook.remove()
+                if not isinstance(error, LaunchRefused) or not error.problems:
                     raise
-                more = len(refused.problems) - 1
+                more = len(error.problems) - 1
                 tail = f" (and {more} more)" if more else ""
-                first = notebook.explain(refused.problems[0])
+                first = notebook.explain(error.problems[0])
                 raise UsageError(f"cannot run this cell as batch: {first}{tail}") from None
 
         self._launch(start, follow=args.follow)
@@ -205,25 +215,17 @@ class CanfarMagics(Magics):
             )
         store = self._store()
 
-        async def work(emit: Emit) -> tuple[Run, list[int], str]:
-            async def inner(client: SkahaClient) -> tuple[Run, list[int], str]:
+        async def work(emit: Emit) -> tuple[views.Report, list[int]]:
+            async def inner(client: SkahaClient) -> tuple[views.Report, list[int]]:
                 run, indices = await verbs.rerun(args.run, client, store)
-                return run, indices, client.credentials.service_name
+                return verbs.relaunched(run, indices, client, following=args.follow), indices
 
             return await verbs.with_client(inner)
 
-        try:
-            run, indices, service = self._call(work, cancellable=False)
-        except Interrupted as stop:
-            if stop.result is not None:
-                self._show(views.Note(f"run {stop.result[0].name}: failed replicas relaunched"))
-            raise
-        replicas = ", ".join(str(i) for i in indices)
-        headline = f"run {run.name}: replica(s) {replicas} relaunched on {service}"
-        hint = None if args.follow else f"follow with: %canfar logs {run.name} -f"
-        self._show(views.run_report(run, headline, hint))
+        report, indices = self._call(work, cancellable=False)
+        self._show(report)
         if args.follow:
-            self._follow(run.name, indices)
+            self._follow(args.run, indices)
 
     def _launch(
         self, start: Callable[[SkahaClient, RunStore], Awaitable[Run]], *, follow: bool
@@ -239,12 +241,7 @@ class CanfarMagics(Magics):
 
             return await verbs.with_client(inner)
 
-        try:
-            report, name = self._call(work, cancellable=False)
-        except Interrupted as stop:
-            if stop.result is not None:
-                self._show(stop.result[0])  # the launch finished: say what now exists
-            raise
+        report, name = self._call(work, cancellable=False)
         self._show(report)
         if follow:
             self._follow(name)

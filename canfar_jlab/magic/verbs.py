@@ -123,6 +123,17 @@ def launched(run: Run, client: SkahaClient, *, following: bool) -> views.Report:
     return views.run_report(run, headline, hint)
 
 
+def relaunched(
+    run: Run, indices: Sequence[int], client: SkahaClient, *, following: bool
+) -> views.Report:
+    replicas = ", ".join(str(index) for index in indices)
+    headline = (
+        f"run {run.name}: replica(s) {replicas} relaunched on {client.credentials.service_name}"
+    )
+    hint = None if following else f"follow with: %canfar logs {run.name} -f"
+    return views.run_report(run, headline, hint)
+
+
 async def run_command(
     command: list[str], args: argparse.Namespace, client: SkahaClient
 ) -> views.Report:

@@ -14,6 +14,7 @@ from fixtures_engine import RunningEngine, wait_for
 from magic_support import cell, line, replica_lines
 from nbformat.v4 import new_code_cell, new_notebook
 
+from canfar_jlab.paths import data_home
 from canfar_jlab.runs import RunStore
 
 
@@ -95,10 +96,12 @@ def test_batch_promotes_the_kernels_notebook(shell, tmp_path):
 
 
 def test_a_cell_that_needs_a_person_is_refused_in_its_own_terms(shell, runs_root):
-    before = set(os.listdir(runs_root))
+    cells = data_home() / "magic-cells"
+    before = set(os.listdir(runs_root)), set(os.listdir(cells)) if cells.exists() else set()
     shown = cell(shell, "%%canfar -r 2\nx = 1\nname = input('name? ')")
     assert "cannot run this cell as batch: this cell, line 2:" in shown.error_line()
-    assert set(os.listdir(runs_root)) == before  # nothing was created
+    after = set(os.listdir(runs_root)), set(os.listdir(cells)) if cells.exists() else set()
+    assert after == before  # nothing was created, and the cell's notebook is not kept
 
 
 def test_run_any_command_as_replicas(shell, local_engine):

@@ -33,6 +33,8 @@ def test_help_says_what_a_canfar_cell_takes_along(shell):
     assert "%canfar batch" in shown.stdout and shown.stderr == ""
     shown = line(shell, "logs -h")
     assert "--follow" in shown.stdout and shown.stderr == ""
+    shown = line(shell, "run -h")
+    assert "-- CMD ARGS" in shown.stdout and shown.stderr == ""
 
 
 @pytest.mark.parametrize(
@@ -195,16 +197,16 @@ def test_uncancellable_work_finishes_before_the_interrupt_is_reported():
     # then the caller learns of the interrupt with the work's result.
     loop = BackgroundLoop()
     shown: list[str] = []
-    started, release = threading.Event(), threading.Event()
+    release = threading.Event()
 
     async def launch(emit):
-        started.set()
+        emit("creating")
         await asyncio.to_thread(release.wait, 30)
         return "launched"
 
     def interrupt_then_release() -> None:
-        try:
-            started.wait(30)
+        try:  # once the caller shows output, it is waiting on the work
+            wait_for(lambda: "creating" in shown, timeout=30, what="the first output")
         finally:
             os.kill(os.getpid(), signal.SIGINT)
         try:
