@@ -229,3 +229,11 @@ def test_uncancellable_work_finishes_before_the_interrupt_is_reported():
 def test_cell_magic_parses_its_options(shell):
     shown = cell(shell, "%%canfar -r two\nprint(1)")
     assert "'two' is not a whole number" in shown.error_line()
+
+
+def test_a_credential_problem_is_one_line_without_the_token(shell, monkeypatch):
+    monkeypatch.setenv("CANFAR_TOKEN", "secret-token-value")
+    monkeypatch.delenv("CANFAR_URL", raising=False)
+    shown = line(shell, "ps")
+    assert "CANFAR_TOKEN is set but CANFAR_URL is not" in shown.error_line()
+    assert "secret-token-value" not in shown.stdout + shown.stderr
