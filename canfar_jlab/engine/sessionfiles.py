@@ -28,6 +28,17 @@ def write_json_atomic(path: str | os.PathLike[str], data: object) -> None:
     os.replace(tmp, path)
 
 
+def write_json_once(path: str | os.PathLike[str], data: object) -> None:
+    """Create `path` (it must not exist) and write `data` as JSON in one write. Cheaper than a
+    rename; a reader that comes mid-write sees unparsable JSON, which `read_json` reports as
+    missing, and every reader treats a missing file as "not yet"."""
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, FILE_MODE)
+    try:
+        os.write(fd, json.dumps(data).encode())
+    finally:
+        os.close(fd)
+
+
 def read_json(path: str | os.PathLike[str]) -> dict | None:
     """The JSON object in `path`, or None when it is missing or unreadable."""
     try:

@@ -34,7 +34,14 @@ from typing import TYPE_CHECKING
 
 from . import logcap
 from .procs import start_time
-from .sessionfiles import EXIT_FILE, FILE_MODE, SESSION_LOG, SUPERVISOR_FILE, write_json_atomic
+from .sessionfiles import (
+    EXIT_FILE,
+    FILE_MODE,
+    SESSION_LOG,
+    SUPERVISOR_FILE,
+    read_json,
+    write_json_once,
+)
 
 if TYPE_CHECKING:
     from typing import Any, NoReturn
@@ -130,6 +137,8 @@ def _supervise(spec: dict[str, Any]) -> int:
     except OSError:
         _await_owner(session_dir)
         return 0  # a duplicate launch: the supervisor that owns the session carries on
+    if any(os.path.exists(os.path.join(session_dir, f)) for f in (SUPERVISOR_FILE, EXIT_FILE)):
+        return 0  # a duplicate launch after the owner: the session ran once, never again
     record: dict[str, Any] = {
         "pid": os.getpid(),
         "ctime": start_time(os.getpid()),
@@ -162,7 +171,7 @@ def _supervise(spec: dict[str, Any]) -> int:
         return 0
     record.update(replica_pid=replica.pid, replica_ctime=start_time(replica.pid))
     # What a restarted engine adopts:
-    write_json_atomic(os.path.join(session_dir, SUPERVISOR_FILE), record)
+    write_json_once(os.path.join(session_dir, SUPERVISOR_FILE), record)
     if replica.terminating:  # SIGTERM came while starting
         replica.stop()
 
@@ -181,7 +190,7 @@ def _await_owner(session_dir: str) -> None:
     """Leave only once the owner has recorded itself, so the engine can follow it."""
     deadline = time.monotonic() + OWNER_WAIT
     owner = os.path.join(session_dir, SUPERVISOR_FILE)
-    while not os.path.exists(owner) and time.monotonic() < deadline:
+    while read_json(owner) is None and time.monotonic() < deadline:
         time.sleep(0.01)
 
 
@@ -191,7 +200,7 @@ def _wake(_signum: int, _frame: object) -> None:
 
 def _write_exit(session_dir: str, code: int | None, sig: int | None, terminated: bool) -> None:
     outcome = {"code": code, "signal": sig, "ended": time.time(), "terminated": terminated}
-    write_json_atomic(os.path.join(session_dir, EXIT_FILE), outcome)
+    write_json_once(os.path.join(session_dir, EXIT_FILE), outcome)
 
 
 def _detach_stdio() -> None:
