@@ -99,8 +99,8 @@ class StdlibClient:
 
 async def engine_round(
     request: Callable, n: int, tag: str, concurrency: int
-) -> tuple[float, float]:
-    """Create N sessions; (all Running or beyond, all Completed), measured by polling."""
+) -> tuple[float, float, set[str]]:
+    """Create N sessions; (all Running or beyond, all Completed, ids), measured by polling."""
     params = {"image": "images.canfar.net/skaha/base:latest", "cmd": sys.executable}
     params["args"] = " ".join(REPLICA_ARGS)
     gate = asyncio.Semaphore(concurrency)
@@ -126,10 +126,13 @@ async def engine_round(
         if failed:
             raise RuntimeError(f"{len(failed)} replicas failed, e.g. {failed[0]}")
         await asyncio.sleep(POLL)
-    for session_id in ids:  # clean up for the next round
-        await request("DELETE", f"/session/{session_id}", None)
     assert running_at is not None
-    return running_at, now
+    return running_at, now, ids
+
+
+async def delete_all(request: Callable, ids: set[str]) -> None:
+    for session_id in ids:
+        await request("DELETE", f"/session/{session_id}", None)
 
 
 class EngineCpu:
@@ -179,7 +182,8 @@ async def run(sizes: list[int], rounds: int, concurrency: int, client_kind: str,
                 async def request(method: str, path: str, params: dict | None):
                     return await loop.run_in_executor(pool, stdlib.request, method, path, params)
 
-            await engine_round(request, 2, "warmup", concurrency)  # imports, caches
+            *_, warm = await engine_round(request, 2, "warmup", concurrency)  # imports, caches
+            await delete_all(request, warm)
             cpu = EngineCpu(info.pid)
             print(
                 f"engine {info.url}; client {client_kind}, {concurrency} creates in flight; "
@@ -199,11 +203,14 @@ async def run(sizes: list[int], rounds: int, concurrency: int, client_kind: str,
                     d_done.append(exited)
                     d_cpu += children
                     before, client_before = cpu.read(), self_cpu()
-                    running, completed = await engine_round(request, n, f"b{n}-{r}", concurrency)
+                    running, completed, ids = await engine_round(
+                        request, n, f"b{n}-{r}", concurrency
+                    )
                     after = cpu.read()
                     e_cpu += after[0] - before[0]
                     s_cpu += after[1] - before[1]
                     c_cpu += self_cpu() - client_before
+                    await delete_all(request, ids)  # for the next round, outside the figures
                     e_run.append(running)
                     e_done.append(completed)
                 dr, dd = statistics.median(d_run), statistics.median(d_done)
