@@ -13,9 +13,11 @@ ROOT_FLAGS := $(if $(filter 0,$(shell id -u)),--allow-root,)
 
 .PHONY: lab install frontend browser test lint test-python test-js test-ui check-wheel clean
 
+# Runs go to ./canfar-runs so the file browser can open their folders.
 lab: install frontend
 	$(BIN)/canfar-jlab engine start
-	$(BIN)/jupyter lab $(ROOT_FLAGS) examples/reduce_fits.ipynb
+	$(BIN)/jupyter lab $(ROOT_FLAGS) --CanfarJlabApp.runs_root=$(CURDIR)/canfar-runs \
+	  examples/reduce_fits.ipynb
 
 # Python environment with the package installed editable (its build hook also runs `jlpm install`).
 install: $(VENV)/.installed
