@@ -67,13 +67,13 @@ async def find_target(
 ) -> Target:
     """A run name, `RUN-<i>` (replica i of a run, when `replicas`), or a session id."""
     if store.exists(text):
-        return Target(run=store.get(text))
+        return Target(run=same_service(store.get(text), client))
     match = _REPLICA.match(text) if replicas else None
     if match and store.exists(match["run"]):
         run = store.get(match["run"])
         index = int(match["index"])
         if 1 <= index <= len(run.replicas):
-            return Target(run=run, index=index)
+            return Target(run=same_service(run, client), index=index)
     try:
         return Target(session=await client.get_session(text))
     except (NotFound, InvalidRequest):
@@ -81,6 +81,16 @@ async def find_target(
             f"no run named {text[:80]!r} in {store.root} and no session with that id on "
             f"{client.credentials.service_name}"
         ) from None
+
+
+def same_service(run: Run, client: SkahaClient) -> Run:
+    """The run, if its sessions live where the client points (else nothing can reach them)."""
+    if run.service != service_of(client):
+        raise UsageError(
+            f"run {run.name} lives on {run.service}, but this kernel's credentials point at "
+            f"{client.credentials.service_name}"
+        )
+    return run
 
 
 async def fresh(client: SkahaClient, store: RunStore) -> tuple[list[Session], list[Run]]:
@@ -206,7 +216,7 @@ def ended(run: Run) -> views.Report:
 
 async def rerun(name: str, client: SkahaClient, store: RunStore) -> tuple[Run, list[int]]:
     """Run the failed replicas of `name` again; the run and the REPLICA_IDs re-run."""
-    tries = {r.index: len(r.attempts) for r in store.get(name).replicas}
+    tries = {r.index: len(r.attempts) for r in same_service(store.get(name), client).replicas}
     run = await rerun_failed(name, client, store)
     return run, [r.index for r in run.replicas if len(r.attempts) > tries.get(r.index, 0)]
 

@@ -7,6 +7,7 @@ import os
 import re
 import signal
 import threading
+from datetime import datetime, timezone
 
 import nbformat
 import pytest
@@ -15,7 +16,7 @@ from magic_support import cell, line, replica_lines
 from nbformat.v4 import new_code_cell, new_notebook
 
 from canfar_jlab.paths import data_home
-from canfar_jlab.runs import RunStore
+from canfar_jlab.runs import Replica, Run, RunSpec, RunStore
 
 
 def session_ids(engine: RunningEngine, name_prefix: str) -> dict[str, str]:
@@ -209,3 +210,31 @@ async def test_a_run_from_the_magic_is_listed_by_the_server(shell, jp_fetch):
     names = [run["name"] for run in json.loads(response.body)["runs"]]
     assert "seen-by-server" in names
     assert "hi" in line(shell, "logs seen-by-server -f").stdout
+
+
+def test_a_run_on_another_service_is_named_not_followed(shell, runs_root):
+    # A run launched against CANFAR, seen from a kernel whose credentials find the local engine.
+    store = RunStore(runs_root)
+    store.claim("on-canfar")
+    store.write(
+        Run(
+            name="on-canfar",
+            notebook="/arc/home/me/nb.ipynb",
+            notebook_sha256="0" * 64,
+            created=datetime.now(timezone.utc),
+            folder=str(runs_root / "on-canfar"),
+            script="nb.py",
+            service="https://ws-uv.canfar.net/skaha/v1",
+            spec=RunSpec(image="images.canfar.net/skaha/astroml:latest", replicas=1),
+            replicas=[Replica(index=1, name="on-canfar", session_id="abc123")],
+        )
+    )
+    for verb in (
+        "logs on-canfar -f",
+        "events on-canfar",
+        "delete on-canfar",
+        "rerun on-canfar --failed",
+    ):
+        error = line(shell, verb).error_line()
+        assert "run on-canfar lives on https://ws-uv.canfar.net/skaha/v1" in error, verb
+    assert "1 run(s) on other session services are not shown" in line(shell, "ps --all").text
