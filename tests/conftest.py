@@ -18,11 +18,14 @@ _CREDENTIAL_VARIABLES = ("CANFAR_URL", "CANFAR_TOKEN", "CANFAR_CERTIFICATE")
 
 @pytest.fixture(scope="session", autouse=True)
 def _isolated_state(tmp_path_factory):
-    saved = {name: os.environ.get(name) for name in (*_CREDENTIAL_VARIABLES, "CANFAR_JLAB_HOME")}
+    isolated = (*_CREDENTIAL_VARIABLES, "CANFAR_JLAB_HOME", "CANFAR_JLAB_ENGINE_WORKDIR")
+    saved = {name: os.environ.get(name) for name in isolated}
     for name in _CREDENTIAL_VARIABLES:
         os.environ.pop(name, None)
     home = tmp_path_factory.mktemp("canfar-jlab-home")
     os.environ["CANFAR_JLAB_HOME"] = str(home)
+    # Replicas of an engine started on demand get a scratch HOME, not the developer's own.
+    os.environ["CANFAR_JLAB_ENGINE_WORKDIR"] = str(tmp_path_factory.mktemp("replica-home"))
     yield home
     from canfar_jlab.engine.control import stop_engine
 
