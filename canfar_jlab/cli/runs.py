@@ -104,8 +104,6 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run_command(args: argparse.Namespace) -> int:
-    from ..runs.launcher import launch  # the exporter is slow to import: only when launching
-
     try:
         request = LaunchRequest(
             notebook=args.notebook,
@@ -120,6 +118,8 @@ def run_command(args: argparse.Namespace) -> int:
         )
     except ValidationError as error:
         raise CliError(explain(error), EXIT_REFUSED) from None
+    from ..runs.launcher import launch  # the exporter is slow to import: only when launching
+
     store = RunStore()
 
     async def work(client: SkahaClient) -> int:

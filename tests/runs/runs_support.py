@@ -9,14 +9,14 @@ from pathlib import Path
 from typing import TypeVar
 
 # The export tests' notebook builders and kernel runner (tests/export/conftest.py).
-from export.conftest import kernel_stdout, normalize, write_notebook
+from export.conftest import cell, kernel_stdout, normalize, write_notebook
 from fixtures_engine import RunningEngine
 
 from canfar_jlab.credentials import engine_credentials
 from canfar_jlab.runs import Run, RunStore, follow_run
 from canfar_jlab.skaha import SkahaClient
 
-__all__ = ["kernel_stdout", "normalize", "write_notebook"]
+__all__ = ["cell", "kernel_stdout", "normalize", "write_notebook"]
 
 T = TypeVar("T")
 EXAMPLE = Path(__file__).parents[2] / "examples" / "reduce_fits.ipynb"

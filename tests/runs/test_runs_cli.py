@@ -1,0 +1,144 @@
+"""`canfar-jlab run | rerun | ps | logs | delete` as real processes against the test engine."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from runs_support import write_notebook
+from test_runs_engine import FAILS_ONCE
+
+from canfar_jlab.cli import main
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+@pytest.fixture
+def cli_env(engine, tmp_path, monkeypatch) -> dict[str, str]:
+    """The test engine as the service, runs under tmp_path/runs, an empty HOME (no ~/.canfar
+    or ~/.ssl). Set in this process too, for verbs run in-process with `main()`."""
+    home = tmp_path / "home"
+    home.mkdir()
+    env = {
+        "HOME": str(home),
+        "CANFAR_JLAB_HOME": str(engine.home),
+        "CANFAR_JLAB_RUNS": str(tmp_path / "runs"),
+    }
+    for name, value in env.items():
+        monkeypatch.setenv(name, value)
+    return env
+
+
+@pytest.fixture
+def cli(cli_env):
+    """Run `python -m canfar_jlab ARGS` as a real process (run and rerun poll every 0.2 s)."""
+
+    def run(*args: str) -> subprocess.CompletedProcess:
+        environ = {k: v for k, v in os.environ.items() if not k.startswith("CANFAR_")}
+        environ.update(cli_env)
+        poll = ["--interval", "0.2"] if args[0] in ("run", "rerun") else []
+        return subprocess.run(
+            [sys.executable, "-m", "canfar_jlab", *args, *poll],
+            capture_output=True,
+            text=True,
+            env=environ,
+            cwd=REPO,
+            timeout=120,
+        )
+
+    return run
+
+
+@pytest.fixture
+def cli_here(cli_env, capsys):
+    """The same verbs through `canfar_jlab.cli.main` in this process (no interpreter start:
+    the machine is shared), as (exit code, stdout, stderr)."""
+
+    def run(*args: str) -> tuple[int, str, str]:
+        code = main(list(args))
+        captured = capsys.readouterr()
+        return code, captured.out, captured.err
+
+    return run
+
+
+def test_run_follow_then_rerun_failed_then_ps_logs_delete(cli, cli_here, tmp_path):
+    notebook = write_notebook(tmp_path / "fails_once.ipynb", [FAILS_ONCE])
+    done = cli("run", str(notebook), "-r", "3", "--follow")
+    assert done.returncode == 1, done.stderr
+    out = done.stdout.splitlines()
+    for index in (1, 2, 3):
+        assert f"[{index}] replica {index} of 3" in out
+    assert "[2] RuntimeError: replica 2 fails the first time" in out
+    assert "[1] finished" in out and "[2] finished" not in out
+    assert "run fails-once: failed (2/3 Completed, 1 Failed)" in out
+    failed_row = r"^2\s+fails-once-2\s+\w+\s+Failed\s+canfar-jlab: stopped at code cell 1"
+    assert re.search(failed_row, done.stdout, re.M)
+    err = done.stderr.splitlines()
+    assert err[0].startswith("run fails-once: 3 replica(s) of fails_once.ipynb on the local engine")
+    assert any(re.fullmatch(r"\[fails-once\] \d/3 (Pending|Running).*\(\d+ s\)", e) for e in err)
+    assert err[-1].startswith("[fails-once] 2/3 Completed, 1 Failed")
+
+    again = cli("rerun", "fails-once", "--failed", "--follow")
+    assert again.returncode == 0, again.stderr
+    assert again.stdout.splitlines()[:2] == ["[2] replica 2 of 3", "[2] finished"]
+    assert "[1]" not in again.stdout and "[3]" not in again.stdout
+    assert "run fails-once: completed (3/3 Completed)" in again.stdout
+    assert again.stderr.startswith("run fails-once: running replica(s) 2 again\n")
+    assert cli_here("rerun", "fails-once", "--failed") == (
+        0,
+        "",
+        "run fails-once has no Failed or NotCreated replica to run again\n",
+    )
+
+    code, listed, _ = cli_here("ps", "--all")
+    assert code == 0
+    assert listed.startswith("RUN fails-once  completed  3/3 Completed  created ")
+    sessions = json.loads(cli_here("ps", "--all", "--json")[1])
+    owned = sorted((s["replica"], s["status"]) for s in sessions if s.get("run") == "fails-once")
+    # replica 2's first session (Failed) still belongs to the run, as an earlier attempt
+    assert owned == [(1, "Completed"), (2, "Completed"), (2, "Failed"), (3, "Completed")]
+    runs = json.loads(cli_here("ps", "--all", "--json", "--runs")[1])
+    assert [(r["name"], r["state"]) for r in runs] == [("fails-once", "completed")]
+
+    code, logs, _ = cli_here("logs", "fails-once")
+    assert code == 0
+    assert logs.splitlines() == [
+        "[1] replica 1 of 3",
+        "[1] finished",
+        "[2] replica 2 of 3",
+        "[2] finished",
+        "[3] replica 3 of 3",
+        "[3] finished",
+    ]
+    code, deleted, _ = cli_here("delete", "fails-once")
+    assert code == 0
+    assert deleted.startswith("deleted run fails-once: sessions ")
+    assert len(deleted.split(":")[1].split(",")) == 4  # three replicas and the retry
+    assert (tmp_path / "runs" / "fails-once" / "run.json").is_file()
+
+
+def test_refused_and_bad_runs_are_one_line_errors_with_exit_codes(cli, cli_here, tmp_path):
+    asks = write_notebook(tmp_path / "asks.ipynb", ["x = 1", "answer = input()"])
+    refused = cli("run", str(asks), "-r", "2")
+    assert refused.returncode == 2
+    assert refused.stderr == (
+        "canfar-jlab: cannot run asks.ipynb as batch: code cell 2, line 1: input() waits for "
+        "someone to type, and a batch replica has no keyboard\n"
+    )
+    assert not (tmp_path / "runs").exists()
+    for args, code, message in (
+        (("run", str(asks), "-e", "NOEQUALS"), 2, "canfar-jlab: -e 'NOEQUALS': expected K=V"),
+        (("run", str(asks), "-r", "300"), 2, "canfar-jlab: replicas: Input should be less"),
+        (("run", str(asks), "-p", "n=2"), 2, "canfar-jlab: parameters given but no code cell"),
+        (("rerun", "no-such-run", "--failed"), 4, "canfar-jlab: no run named 'no-such-run'"),
+        (("logs", "no-such-run"), 4, "canfar-jlab: "),
+    ):
+        done, _, err = cli_here(*args)
+        assert done == code, (args, err)
+        assert err.startswith(message) and err.count("\n") == 1, err
