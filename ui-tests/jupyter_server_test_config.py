@@ -11,6 +11,11 @@ configure_jupyter_server(c)
 
 c.ServerApp.allow_root = True  # CI and these machines run as root
 
-# The local engine keeps its state in a throwaway home, so browser tests never touch a
-# developer's own runs.
-os.environ.setdefault("CANFAR_JLAB_HOME", str(Path(tempfile.mkdtemp(prefix="canfar-jlab-ui-"))))
+# The local engine keeps its state, and its replicas their HOME, in throwaway folders, so
+# browser tests never touch a developer's own runs or files.
+scratch = Path(tempfile.mkdtemp(prefix="canfar-jlab-ui-"))
+os.environ.setdefault("CANFAR_JLAB_HOME", str(scratch / "state"))
+os.environ.setdefault("CANFAR_JLAB_ENGINE_WORKDIR", str(scratch / "replica-home"))
+(scratch / "replica-home").mkdir(exist_ok=True)
+# Runs inside the server root, so the sidebar can open their folders in the file browser.
+c.CanfarJlabApp.runs_root = str(Path(c.ServerApp.root_dir) / "canfar-runs")
