@@ -70,12 +70,15 @@ async def rerun_failed(
         raise RunError(f"run.json of {name} does not describe a command to run again") from None
 
     now = utc_now()
+    chosen: list[int] = []
 
     def reset(current: Run) -> None:
+        chosen.clear()
         for index in indices:
             replica = current.replica(index)
             if replica.status not in (ReplicaStatus.FAILED, ReplicaStatus.NOT_CREATED):
                 continue  # another process re-ran it meanwhile
+            chosen.append(index)
             _push_attempt(folder, replica)
             replica.session_id = None
             replica.status = ReplicaStatus.PENDING
@@ -84,8 +87,10 @@ async def rerun_failed(
             replica.submitted = now
 
     store.update(name, reset)
+    if not chosen:
+        raise NothingToRerun(f"run {name}'s failed replicas are already being run again")
     note_active(store, name)
-    names = {index: run.replica(index).name for index in indices}
+    names = {index: run.replica(index).name for index in chosen}
     outcomes = await create_replicas_by_index(
         client, spec, names, run.spec.replicas, concurrency=concurrency
     )

@@ -1,5 +1,4 @@
-"""Launching a run: notebook checks, a unique name, the run folder, N replicas; and the verbs
-that act on a launched run (run its failed replicas again, delete its sessions).
+"""Launching a run: notebook checks, a unique name, the run folder, N replicas.
 
 A refused launch (cells that need a person at a screen, an unreadable notebook, a bad value)
 leaves nothing behind: problems are found before the run folder is claimed, and a folder
@@ -19,7 +18,7 @@ from pathlib import Path
 
 from pydantic import BaseModel, ValidationError
 
-from ..export import ExportError, ExportProblem, check_notebook, export_notebook
+from ..export import RUNNER_NAME, ExportError, ExportProblem, check_notebook, export_notebook
 from ..models import (
     RUN_NAME_MAX,
     LaunchRequest,
@@ -124,14 +123,12 @@ async def preview(
     active = await _active_session_names(client) if client is not None else set()
     name = _choose_name(store, notebook, request, active)
     folder = store.root / name
-    image = None
+    image = request.image
     if client is not None:
         try:
             image = await resolve_image(request.image, client)
         except LaunchRefused:
-            image = None
-    else:
-        image = request.image
+            image = None  # the UI asks for one
     env = _run_env(request, folder, name)
     names = replica_names(name, request.replicas)
     return Preview(
@@ -145,7 +142,7 @@ async def preview(
         ],
         argv=[
             replica_python(client),
-            str(folder / "canfar_runner.py"),
+            str(folder / RUNNER_NAME),
             str(folder / _script_name(notebook)),
         ],
     )
@@ -289,7 +286,7 @@ def _refusal(notebook: Path, problems: list[ExportProblem]) -> str:
 
 def _script_name(notebook: Path) -> str:
     stem = re.sub(r"[^A-Za-z0-9._-]+", "_", notebook.stem).strip("._-")
-    stem = stem if stem and stem != "canfar_runner" else "notebook"
+    stem = stem if stem and f"{stem}.py" != RUNNER_NAME else "notebook"
     return f"{stem}.py"
 
 
