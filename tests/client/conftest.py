@@ -16,10 +16,6 @@ import pytest
 from client_support import FAST_RETRY, TEST_TOKEN, LeakWatch, token_credentials
 from fake_skaha import FakeSkaha
 
-# The local engine's fixtures (`engine`, `engine_factory`), until the lead lists
-# "fixtures_engine" in tests/conftest.py's pytest_plugins; then this line goes.
-from fixtures_engine import *  # noqa: F403
-
 from canfar_jlab.skaha import SkahaClient
 
 WATCHED_LOGGERS = ("canfar_jlab", "httpx", "httpcore")
