@@ -20,7 +20,8 @@ from typing import TextIO
 
 from pydantic import ValidationError
 
-from ..models import LaunchRequest, Run, Session, explain
+from ..launch_args import LaunchArgsError, add_launch_options, launch_request
+from ..models import Run, Session, explain
 from ..runs import (
     LaunchRefused,
     NothingToRerun,
@@ -60,25 +61,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "~/canfar-runs) keeps the script, run.json, logs/ and outputs/.",
     )
     run.add_argument("notebook", metavar="NOTEBOOK")
-    run.add_argument("-r", "--replicas", type=int, default=1, help="how many (default 1)")
-    run.add_argument("--image", help="container image (default: $CANFAR_JLAB_IMAGE; on the "
-                     "local engine its first image)")  # fmt: skip
-    run.add_argument("--cores", type=int, help="cores per replica (default: flexible)")
-    run.add_argument("--ram", type=int, help="RAM per replica in GB (default: flexible)")
-    run.add_argument("--gpus", type=int, help="GPUs per replica")
-    run.add_argument(
-        "-e", "--env", action="append", default=[], metavar="K=V", help="env var (repeatable)"
-    )
-    run.add_argument(
-        "-p",
-        "--param",
-        action="append",
-        default=[],
-        metavar="K=V",
-        help="override a variable of the cell tagged 'parameters'; V is read as JSON when it "
-        "can be (42, 1.5, true, [1,2]), else as text (repeatable)",
-    )
-    run.add_argument("--name", help="run name (default: from the notebook's file name)")
+    add_launch_options(run)
     run.add_argument(
         "-f", "--follow", action="store_true", help="print the logs until every replica ends"
     )
@@ -105,17 +88,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 def run_command(args: argparse.Namespace) -> int:
     try:
-        request = LaunchRequest(
-            notebook=args.notebook,
-            replicas=args.replicas,
-            name=args.name,
-            image=args.image,
-            cores=args.cores,
-            ram=args.ram,
-            gpus=args.gpus,
-            env=_pairs(args.env, "-e"),
-            parameters={k: _json_or_text(v) for k, v in _pairs(args.param, "-p").items()},
-        )
+        request = launch_request(args.notebook, args)
+    except LaunchArgsError as error:
+        raise CliError(str(error), EXIT_REFUSED) from None
     except ValidationError as error:
         raise CliError(explain(error), EXIT_REFUSED) from None
     from ..runs.launcher import launch  # the exporter is slow to import: only when launching
@@ -343,23 +318,6 @@ def _run(work: Callable[[SkahaClient], Awaitable[int | None]]) -> int:
 
 def _exit_code(run: Run) -> int:
     return 0 if run.state == "completed" else EXIT_FAILURE
-
-
-def _pairs(items: Sequence[str], flag: str) -> dict[str, str]:
-    pairs = {}
-    for item in items:
-        key, sep, value = item.partition("=")
-        if not sep or not key.strip():
-            raise CliError(f"{flag} {item!r}: expected K=V", EXIT_REFUSED)
-        pairs[key.strip()] = value
-    return pairs
-
-
-def _json_or_text(value: str) -> object:
-    try:
-        return json.loads(value)
-    except ValueError:
-        return value
 
 
 def _line(out: TextIO, index: int, line: str) -> None:

@@ -9,9 +9,10 @@ parsers here raise `UsageError` (one line) instead, and `-h` raises `HelpShown` 
 from __future__ import annotations
 
 import argparse
-import json
 import shlex
-from typing import Any, NoReturn
+from typing import NoReturn
+
+from ..launch_args import LaunchArgsError, add_launch_options, pairs, whole_number
 
 LAUNCH_VERBS = ("batch", "run")
 VERBS = (
@@ -47,36 +48,6 @@ class _Parser(argparse.ArgumentParser):
         raise HelpShown()
 
 
-def _whole(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"{text!r} is negative")
-    return value
-
-
-def add_launch_options(parser: argparse.ArgumentParser) -> None:
-    """The options every launching verb shares with the CLI."""
-    parser.add_argument(
-        "-r", "--replicas", type=_whole, default=1, help="number of replicas (default 1)"
-    )
-    parser.add_argument("--image", help="container image (default: the service's default)")
-    parser.add_argument("--cores", type=_whole, help="cores per replica (default: flexible)")
-    parser.add_argument("--ram", type=_whole, help="RAM per replica in GB (default: flexible)")
-    parser.add_argument("--gpus", type=_whole, help="GPUs per replica")
-    parser.add_argument(
-        "-e",
-        "--env",
-        action="append",
-        default=[],
-        metavar="K=V",
-        help="environment variable for every replica (repeatable)",
-    )
-    parser.add_argument("--name", help="run (or session) name; default from the notebook")
-
-
 def add_follow_option(parser: argparse.ArgumentParser, what: str) -> None:
     parser.add_argument(
         "-f",
@@ -97,21 +68,13 @@ def build_parsers() -> dict[str, _Parser]:
     batch = new("batch", "Run a notebook (default: this one, as last saved) as a batch run.")
     batch.add_argument("notebook", nargs="?", metavar="NOTEBOOK", help="path to a .ipynb")
     add_launch_options(batch)
-    batch.add_argument(
-        "-p",
-        "--param",
-        action="append",
-        default=[],
-        metavar="K=V",
-        help="override a variable of the cell tagged 'parameters' (value read as JSON)",
-    )
     add_follow_option(batch, "the replicas' logs")
 
     run = new("run", "Run any command as replicas: %canfar run [options] -- CMD ARGS")
-    add_launch_options(run)
+    add_launch_options(run, parameters=False)
 
     cell = new("cell", "Run this cell's code as a batch run: %%canfar [options]")
-    add_launch_options(cell)
+    add_launch_options(cell, parameters=False)
     cell.add_argument(
         "--setup",
         "--with-history",
@@ -128,7 +91,7 @@ def build_parsers() -> dict[str, _Parser]:
     logs = new("logs", "Show the log of a run (all replicas) or of one session.")
     logs.add_argument("target", metavar="RUN_OR_SESSION")
     logs.add_argument(
-        "-i", "--replica", type=_whole, help="only this replica (REPLICA_ID) of a run"
+        "-i", "--replica", type=whole_number, help="only this replica (REPLICA_ID) of a run"
     )
     add_follow_option(logs, "new lines")
 
@@ -172,25 +135,9 @@ def split_command(tokens: list[str]) -> tuple[list[str], list[str]]:
     return tokens[:cut], command
 
 
-def parse_env(pairs: list[str]) -> dict[str, str]:
-    env = {}
-    for pair in pairs:
-        key, sep, value = pair.partition("=")
-        if not sep or not key:
-            raise UsageError(f"-e {pair!r}: expected NAME=VALUE")
-        env[key] = value
-    return env
-
-
-def parse_parameters(pairs: list[str]) -> dict[str, Any]:
-    """`-p K=V`: V as JSON when it reads as JSON (numbers, lists, true), else as a string."""
-    parameters: dict[str, Any] = {}
-    for pair in pairs:
-        key, sep, value = pair.partition("=")
-        if not sep or not key:
-            raise UsageError(f"-p {pair!r}: expected NAME=VALUE")
-        try:
-            parameters[key] = json.loads(value)
-        except ValueError:
-            parameters[key] = value
-    return parameters
+def parse_env(items: list[str]) -> dict[str, str]:
+    """`-e K=V` pairs, with a bad one as a UsageError."""
+    try:
+        return pairs(items, "-e")
+    except LaunchArgsError as error:
+        raise UsageError(str(error)) from None

@@ -18,7 +18,8 @@ from typing import Any, TypeVar
 
 from pydantic import ValidationError
 
-from ..models import LaunchRequest, ReplicaOutcome, Run, Session, SessionSpec, explain
+from ..launch_args import LaunchArgsError, launch_request
+from ..models import ReplicaOutcome, Run, Session, SessionSpec, explain
 from ..runs import (
     RunStore,
     follow_run,
@@ -32,7 +33,7 @@ from ..runs import delete_run as delete_run_sessions
 from ..skaha import InvalidRequest, NotFound, SkahaClient, open_client
 from . import views
 from .loop import Emit
-from .options import UsageError, parse_env, parse_parameters
+from .options import UsageError, parse_env
 
 T = TypeVar("T")
 _REPLICA = re.compile(r"^(?P<run>[a-z0-9][a-z0-9-]*)-(?P<index>[0-9]+)$")
@@ -107,17 +108,9 @@ async def launch_notebook(
     notebook: Path, args: argparse.Namespace, client: SkahaClient, store: RunStore
 ) -> Run:
     try:
-        request = LaunchRequest(
-            notebook=str(notebook),
-            replicas=args.replicas,
-            name=args.name,
-            image=args.image,
-            cores=args.cores,
-            ram=args.ram,
-            gpus=args.gpus,
-            env=parse_env(args.env),
-            parameters=parse_parameters(getattr(args, "param", [])),
-        )
+        request = launch_request(str(notebook), args)
+    except LaunchArgsError as error:
+        raise UsageError(str(error)) from None
     except ValidationError as error:
         raise UsageError(explain(error)) from None
     return await launch(request, client, store)

@@ -45,7 +45,7 @@ def test_help_says_what_a_canfar_cell_takes_along(shell):
         ("run -r 2 printenv", "put the command after --"),
         ("run -r 2 --", "no command after --"),
         ("batch nb.ipynb --cores many", "'many' is not a whole number"),
-        ("batch nb.ipynb -e NOEQUALS", "expected NAME=VALUE"),
+        ("batch nb.ipynb -e NOEQUALS", "expected K=V"),
         ("logs 'unclosed", "cannot read the line"),
         ("rerun", "the following arguments are required: RUN"),
     ],

@@ -1,0 +1,99 @@
+"""The launch options the front doors share (the CLI and `%canfar`): one set of flags, one
+reading of `K=V` pairs, one translation into a LaunchRequest. A line moves between a terminal
+and a notebook cell unchanged.
+
+Front-door code only: the core never imports it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from collections.abc import Sequence
+from typing import Any
+
+from .models import LaunchRequest
+
+
+class LaunchArgsError(ValueError):
+    """A malformed option value, described in one line."""
+
+
+def whole_number(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"{text!r} is negative")
+    return value
+
+
+def add_launch_options(parser: argparse.ArgumentParser, *, parameters: bool = True) -> None:
+    """-r, --image, --cores, --ram, --gpus, -e K=V, --name (and -p K=V for notebooks)."""
+    parser.add_argument(
+        "-r", "--replicas", type=whole_number, default=1, help="number of replicas (default 1)"
+    )
+    parser.add_argument(
+        "--image",
+        help="container image (default: $CANFAR_JLAB_IMAGE; on the local engine its first image)",
+    )
+    parser.add_argument("--cores", type=whole_number, help="cores per replica (default: flexible)")
+    parser.add_argument(
+        "--ram", type=whole_number, help="RAM per replica in GB (default: flexible)"
+    )
+    parser.add_argument("--gpus", type=whole_number, help="GPUs per replica")
+    parser.add_argument(
+        "-e",
+        "--env",
+        action="append",
+        default=[],
+        metavar="K=V",
+        help="environment variable for every replica (repeatable)",
+    )
+    if parameters:
+        parser.add_argument(
+            "-p",
+            "--param",
+            action="append",
+            default=[],
+            metavar="K=V",
+            help="override a variable of the cell tagged 'parameters'; V is read as JSON when "
+            "it can be (42, 1.5, true, [1,2]), else as text (repeatable)",
+        )
+    parser.add_argument("--name", help="run name (default: from the notebook's file name)")
+
+
+def pairs(items: Sequence[str], flag: str) -> dict[str, str]:
+    """`K=V` strings as a dict; LaunchArgsError naming the flag for anything else."""
+    found: dict[str, str] = {}
+    for item in items:
+        key, sep, value = item.partition("=")
+        if not sep or not key.strip():
+            raise LaunchArgsError(f"{flag} {item!r}: expected K=V")
+        found[key.strip()] = value
+    return found
+
+
+def json_or_text(value: str) -> Any:
+    """A `-p` value: JSON when it reads as JSON (numbers, lists, true), else the text itself."""
+    try:
+        return json.loads(value)
+    except ValueError:
+        return value
+
+
+def launch_request(notebook: str, args: argparse.Namespace) -> LaunchRequest:
+    """The LaunchRequest the options ask for (pydantic's ValidationError for bad values)."""
+    parameters = pairs(getattr(args, "param", None) or [], "-p")
+    return LaunchRequest(
+        notebook=notebook,
+        replicas=args.replicas,
+        name=args.name,
+        image=args.image,
+        cores=args.cores,
+        ram=args.ram,
+        gpus=args.gpus,
+        env=pairs(args.env, "-e"),
+        parameters={key: json_or_text(value) for key, value in parameters.items()},
+    )
