@@ -194,6 +194,18 @@ async def engine_client(info):
     return SkahaClient(creds)
 
 
+async def messages(ws, stop: asyncio.Event) -> AsyncIterator[str]:
+    """Raw websocket messages until `stop` is set or the server closes the socket."""
+    while not stop.is_set():
+        try:
+            raw = await asyncio.wait_for(ws.read_message(), 0.5)
+        except asyncio.TimeoutError:
+            continue
+        if raw is None:
+            return
+        yield raw
+
+
 def percentile(values: list[float], q: float) -> float:
     ordered = sorted(values)
     if not ordered:

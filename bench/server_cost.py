@@ -21,7 +21,7 @@ import psutil
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from _harness import engine_client, stack
+from _harness import engine_client, messages, stack
 
 from canfar_jlab.models import SessionSpec
 
@@ -51,13 +51,7 @@ def usage(process: psutil.Process, seconds: float) -> tuple[float, float]:
 
 
 async def drain(ws, stop: asyncio.Event, counter: dict) -> None:
-    while not stop.is_set():
-        try:
-            raw = await asyncio.wait_for(ws.read_message(), 0.5)
-        except asyncio.TimeoutError:
-            continue
-        if raw is None:
-            return
+    async for raw in messages(ws, stop):
         counter["messages"] += 1
         counter["bytes"] += len(raw)
 
