@@ -43,6 +43,13 @@ export interface IReplica {
   ended: string | null;
   /** The archived log, relative to the run folder, once the replica has ended. */
   log: string | null;
+  /** Earlier attempts of this replica (before re-runs), oldest first. */
+  attempts?: {
+    session_id: string | null;
+    status: Status;
+    error: string | null;
+    log: string | null;
+  }[];
 }
 
 export type RunState = 'active' | 'completed' | 'failed';
@@ -91,6 +98,9 @@ export interface IExportProblem {
 
 /** What POST runs/preview says a launch would do. */
 export interface IPreview {
+  name?: string;
+  folder?: string;
+  image?: string;
   problems: IExportProblem[];
   replicas: { index: number; name: string; env: Record<string, string> }[];
   argv: string[];

@@ -33,19 +33,36 @@ export function runNameFromPath(path: string, replicas = 1): string {
   return name || 'run';
 }
 
-/** `base`, or `base-2`, `base-3`... when a run already has that name. */
+/** Whether `name` or the replica names it would give (`name-1`...) are among `taken`. */
+function inUse(name: string, taken: ReadonlySet<string>): boolean {
+  if (taken.has(name)) {
+    return true;
+  }
+  const replica = new RegExp(`^${name}-\\d+$`);
+  for (const other of taken) {
+    if (replica.test(other)) {
+      return true;
+    }
+  }
+  return false;
+}
+
+/**
+ * `base`, or `base-r2`, `base-r3`... when a run or session has the name already. The `r`
+ * keeps the suffix apart from replica numbers: `fit-2` is replica 2 of run `fit`.
+ */
 export function uniqueRunName(
   base: string,
   taken: ReadonlySet<string>
 ): string {
-  if (!taken.has(base)) {
+  if (!inUse(base, taken)) {
     return base;
   }
   for (let i = 2; ; i++) {
-    const suffix = `-${i}`;
+    const suffix = `-r${i}`;
     const candidate =
       base.slice(0, MAX_NAME - suffix.length).replace(/-+$/, '') + suffix;
-    if (!taken.has(candidate)) {
+    if (!inUse(candidate, taken)) {
       return candidate;
     }
   }
@@ -67,7 +84,7 @@ export interface IRunFormValues {
   env: IEnvRow[];
 }
 
-/** What the service offers (from /context), and which run names are in use. */
+/** What the service offers (from /context), and the run and session names in use. */
 export interface IFormLimits {
   cores: number[];
   ram: number[];
@@ -143,7 +160,7 @@ export function checkRunForm(
       longest
     );
   } else if (limits.takenNames.has(name)) {
-    errors.name = trans.__('A run named "%1" exists already', name);
+    errors.name = trans.__('"%1" is in use by a run or a session', name);
   }
 
   const image = values.image.trim();

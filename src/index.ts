@@ -1,17 +1,36 @@
 import {
   ILabShell,
+  ILayoutRestorer,
   JupyterFrontEnd,
   JupyterFrontEndPlugin
 } from '@jupyterlab/application';
-import { ICommandPalette } from '@jupyterlab/apputils';
+import {
+  ICommandPalette,
+  MainAreaWidget,
+  WidgetTracker
+} from '@jupyterlab/apputils';
+import { IDefaultFileBrowser } from '@jupyterlab/filebrowser';
+import { INotebookTracker } from '@jupyterlab/notebook';
+import { ISettingRegistry } from '@jupyterlab/settingregistry';
 import { ITranslator, nullTranslator } from '@jupyterlab/translation';
 
+import { CanfarActions } from './actions';
+import { CanfarAPI } from './api';
+import { canfarIcon } from './icons';
+import { LiveConnection } from './live';
+import { CanfarModel } from './model';
+import { notifyError, notifyRunEnded } from './notify';
+import { readSettings } from './settings';
 import { CanfarSidebar } from './sidebar';
+import { PlatformStatsModel } from './stats';
+import { LogPanel } from './widgets/logpanel';
 
 const PLUGIN_ID = 'canfar-jlab:plugin';
 
 namespace CommandIDs {
   export const openSidebar = 'canfar-jlab:open-sidebar';
+  export const runAsBatch = 'canfar-jlab:run-as-batch';
+  export const openLogs = 'canfar-jlab:open-logs';
 }
 
 const plugin: JupyterFrontEndPlugin<void> = {
@@ -20,22 +39,153 @@ const plugin: JupyterFrontEndPlugin<void> = {
     'Run the current notebook as N batch replicas on CANFAR or the local engine.',
   autoStart: true,
   requires: [ILabShell],
-  optional: [ITranslator, ICommandPalette],
+  optional: [
+    ITranslator,
+    ICommandPalette,
+    INotebookTracker,
+    ISettingRegistry,
+    ILayoutRestorer,
+    IDefaultFileBrowser
+  ],
   activate: (
     app: JupyterFrontEnd,
     labShell: ILabShell,
     translator: ITranslator | null,
-    palette: ICommandPalette | null
+    palette: ICommandPalette | null,
+    notebooks: INotebookTracker | null,
+    settingRegistry: ISettingRegistry | null,
+    restorer: ILayoutRestorer | null,
+    fileBrowser: IDefaultFileBrowser | null
   ) => {
     const trans = (translator ?? nullTranslator).load('canfar_jlab');
-    const sidebar = new CanfarSidebar(app.serviceManager.serverSettings, trans);
+    const api = new CanfarAPI(app.serviceManager.serverSettings);
+    // One live connection per browser tab, shared by the sidebar and every log panel.
+    const live = new LiveConnection(app.serviceManager.serverSettings);
+    const model = new CanfarModel(live);
+    const logTracker = new WidgetTracker<MainAreaWidget<LogPanel>>({
+      namespace: 'canfar-jlab-logs'
+    });
+    const actions = new CanfarActions({
+      app,
+      api,
+      model,
+      trans,
+      logTracker,
+      fileBrowser
+    });
+    let sidebar: CanfarSidebar | null = null;
+    const stats = new PlatformStatsModel({
+      fetch: () => api.stats(),
+      hidden: () => !sidebar?.isVisible
+    });
+    sidebar = new CanfarSidebar({ api, model, stats, actions, trans });
     labShell.add(sidebar, 'left', { rank: 850 });
+    restorer?.add(sidebar, sidebar.id);
+
+    void sidebar.refresh().then(result => {
+      if (result.kind !== 'missing') {
+        live.connect();
+        stats.refresh();
+      }
+    });
+    // Platform load is polled only while the panel is in sight; fresh figures on opening it.
+    let wasVisible = sidebar.isVisible;
+    labShell.layoutModified.connect(() => {
+      const visible = sidebar!.isVisible;
+      if (visible && !wasVisible && sidebar!.handshake?.kind === 'ok') {
+        stats.refresh();
+      }
+      wasVisible = visible;
+    });
+
+    model.runEnded.connect((_, run) =>
+      notifyRunEnded(
+        run,
+        {
+          openLogs: r => actions.openRunLogs(r),
+          openFolder: r => void actions.openFolder(r)
+        },
+        trans
+      )
+    );
+    model.errorReceived.connect((_, message) =>
+      notifyError(trans.__('Live updates'), new Error(message), trans)
+    );
+
+    if (settingRegistry) {
+      // Not awaited: settings arrive when they arrive, and apply live after that.
+      void settingRegistry.load(PLUGIN_ID).then(
+        settings => {
+          const apply = () => (sidebar!.settings = readSettings(settings));
+          apply();
+          settings.changed.connect(apply);
+        },
+        error => console.warn('canfar-jlab: cannot load settings', error)
+      );
+    }
 
     app.commands.addCommand(CommandIDs.openSidebar, {
       label: trans.__('Show the CANFAR panel'),
-      execute: () => labShell.activateById(sidebar.id)
+      execute: () => labShell.activateById(sidebar!.id)
     });
-    palette?.addItem({ command: CommandIDs.openSidebar, category: 'CANFAR' });
+
+    app.commands.addCommand(CommandIDs.runAsBatch, {
+      label: trans.__('Run as batch…'),
+      caption: trans.__(
+        'Run this notebook as N batch replicas on CANFAR or the local engine'
+      ),
+      icon: canfarIcon,
+      isEnabled: () => !!notebooks?.currentWidget,
+      execute: () => {
+        const panel = notebooks?.currentWidget;
+        if (!panel) {
+          return;
+        }
+        sidebar!.form.notebook = panel;
+        labShell.activateById(sidebar!.id);
+        sidebar!.form.focusFirstField();
+      }
+    });
+
+    app.commands.addCommand(CommandIDs.openLogs, {
+      label: args =>
+        args.run
+          ? trans.__('Logs of run %1', String(args.run))
+          : trans.__('Logs of a CANFAR session'),
+      execute: args => {
+        const replica =
+          typeof args.replica === 'number' ? args.replica : undefined;
+        if (typeof args.run === 'string') {
+          return actions.openLogs({ run: args.run }, replica);
+        }
+        if (typeof args.session === 'string') {
+          return actions.openLogs({ session: args.session });
+        }
+      }
+    });
+
+    // After the commands exist: notifyCommandChanged refuses unknown ids.
+    if (notebooks) {
+      const follow = () => {
+        sidebar!.form.notebook = notebooks.currentWidget;
+        app.commands.notifyCommandChanged(CommandIDs.runAsBatch);
+      };
+      notebooks.currentChanged.connect(follow);
+      follow();
+    }
+
+    if (restorer) {
+      void restorer.restore(logTracker, {
+        command: CommandIDs.openLogs,
+        args: widget => ({ ...widget.content.tabs.target }),
+        name: widget => widget.id
+      });
+    }
+
+    if (palette) {
+      palette.addItem({ command: CommandIDs.openSidebar, category: 'CANFAR' });
+      palette.addItem({ command: CommandIDs.runAsBatch, category: 'CANFAR' });
+    }
   }
 };
 

@@ -156,7 +156,11 @@ export class CanfarModel implements IDisposable {
       case 'run_ended': {
         const run = message.run;
         this._runs = this._runs.map(r => (r.name === run.name ? run : r));
-        this._ended(run);
+        // Only news if this tab saw the attempt running: a new subscriber may be sent the
+        // end of a run that finished before it looked.
+        if (this._seenActive.has(attemptKey(run))) {
+          this._ended(run);
+        }
         this._changed.emit();
         break;
       }

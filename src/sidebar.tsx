@@ -1,24 +1,277 @@
-import { ServerConnection } from '@jupyterlab/services';
+// The left-sidebar CANFAR panel: server status and platform load on top, then the Run as
+// batch form for the current notebook, the runs, and the sessions outside any run.
+import { NotebookPanel } from '@jupyterlab/notebook';
 import { TranslationBundle } from '@jupyterlab/translation';
-import { ReactWidget } from '@jupyterlab/ui-components';
+import { ReactWidget, SidePanel, UseSignal } from '@jupyterlab/ui-components';
+import { ISignal, Signal } from '@lumino/signaling';
+import { AccordionPanel } from '@lumino/widgets';
 import * as React from 'react';
 
+import { CanfarAPI } from './api';
+import { PlatformLoad } from './components/PlatformLoad';
+import { ICatalog, INotebookTarget, RunForm } from './components/RunForm';
+import { IListActions, RunList, SessionList } from './components/RunList';
 import { ServerStatus } from './components/ServerStatus';
 import { handshake, HandshakeResult } from './handshake';
 import { canfarIcon } from './icons';
+import { CanfarModel } from './model';
+import { DEFAULT_SETTINGS, ICanfarSettings } from './settings';
+import { PlatformStatsModel } from './stats';
+import { ISidebarActions } from './actions';
 
-/** The left-sidebar panel titled "CANFAR". */
-export class CanfarSidebar extends ReactWidget {
+/** Server status, live-channel state and platform load. */
+class HeaderWidget extends ReactWidget {
+  constructor(private readonly _sidebar: CanfarSidebar) {
+    super();
+    this.addClass('jp-canfar-header');
+  }
+
+  render(): JSX.Element {
+    const sidebar = this._sidebar;
+    const { trans, model, stats } = sidebar;
+    return (
+      <UseSignal signal={sidebar.stateChanged}>
+        {() => (
+          <div className="jp-canfar-sidebar-content">
+            <h2 className="jp-canfar-title">{trans.__('CANFAR')}</h2>
+            <ServerStatus result={sidebar.handshake} trans={trans} />
+            <UseSignal signal={model.changed}>
+              {() => <LiveState model={model} trans={trans} />}
+            </UseSignal>
+            <UseSignal signal={stats.changed}>
+              {() => (
+                <PlatformLoad
+                  stats={stats.stats}
+                  error={stats.error}
+                  trans={trans}
+                />
+              )}
+            </UseSignal>
+          </div>
+        )}
+      </UseSignal>
+    );
+  }
+}
+
+function LiveState(props: {
+  model: CanfarModel;
+  trans: TranslationBundle;
+}): JSX.Element | null {
+  const { model, trans } = props;
+  if (model.upstreamError) {
+    return (
+      <div className="jp-canfar-problem" role="status">
+        {trans.__(
+          'The session service did not answer: %1',
+          model.upstreamError
+        )}
+      </div>
+    );
+  }
+  if (
+    model.connection === 'waiting' ||
+    (model.connection === 'connecting' && model.live.opens > 0)
+  ) {
+    return (
+      <div className="jp-canfar-live" data-state="reconnecting" role="status">
+        {trans.__('Live updates interrupted, reconnecting…')}
+      </div>
+    );
+  }
+  return null;
+}
+
+/** The Run as batch form for the notebook in focus. */
+class FormWidget extends ReactWidget {
+  constructor(private readonly _sidebar: CanfarSidebar) {
+    super();
+    this.addClass('jp-canfar-section');
+    this.addClass('jp-canfar-form-section');
+    this.title.label = _sidebar.trans.__('Run as batch');
+  }
+
+  /** The notebook the form launches. */
+  get notebook(): NotebookPanel | null {
+    return this._panel;
+  }
+
+  set notebook(panel: NotebookPanel | null) {
+    if (panel === this._panel) {
+      return;
+    }
+    this._disconnect();
+    this._panel = panel;
+    if (panel) {
+      panel.context.model.stateChanged.connect(this._onNotebook, this);
+      panel.context.fileChanged.connect(this._onSaved, this);
+      panel.context.pathChanged.connect(this._onNotebook, this);
+      panel.disposed.connect(this._onGone, this);
+    }
+    this.update();
+  }
+
+  /** Put the keyboard in the form's first field. */
+  focusFirstField(): void {
+    requestAnimationFrame(() => {
+      (
+        this.node.querySelector('#jp-canfar-form-name') as HTMLElement | null
+      )?.focus();
+    });
+  }
+
+  render(): JSX.Element {
+    const sidebar = this._sidebar;
+    const { trans } = sidebar;
+    const panel = this._panel;
+    return (
+      <UseSignal signal={sidebar.stateChanged}>
+        {() => {
+          if (!panel) {
+            return (
+              <p className="jp-canfar-empty">
+                {trans.__('Open a notebook to run it as a batch of replicas.')}
+              </p>
+            );
+          }
+          if (sidebar.handshake?.kind !== 'ok') {
+            return (
+              <p className="jp-canfar-empty">
+                {trans.__('Available once the server extension answers.')}
+              </p>
+            );
+          }
+          const target: INotebookTarget = {
+            path: panel.context.path,
+            dirty: panel.context.model.dirty,
+            revision: this._revision
+          };
+          return (
+            <UseSignal signal={sidebar.model.changed}>
+              {() => (
+                <RunForm
+                  key={target.path}
+                  notebook={target}
+                  settings={sidebar.settings}
+                  catalog={sidebar.catalog}
+                  takenNames={sidebar.takenNames()}
+                  preview={request =>
+                    sidebar.api.preview(sidebar.withSettings(request))
+                  }
+                  launch={request =>
+                    sidebar.actions.launch(panel, sidebar.withSettings(request))
+                  }
+                  revealCell={problem =>
+                    sidebar.actions.revealCell(panel, problem)
+                  }
+                  trans={trans}
+                />
+              )}
+            </UseSignal>
+          );
+        }}
+      </UseSignal>
+    );
+  }
+
+  dispose(): void {
+    this._disconnect();
+    super.dispose();
+  }
+
+  private _onNotebook(): void {
+    this.update();
+  }
+
+  private _onSaved(): void {
+    this._revision++;
+    this.update();
+  }
+
+  private _onGone(): void {
+    this.notebook = null;
+  }
+
+  private _disconnect(): void {
+    const panel = this._panel;
+    if (panel && !panel.isDisposed) {
+      panel.context.model.stateChanged.disconnect(this._onNotebook, this);
+      panel.context.fileChanged.disconnect(this._onSaved, this);
+      panel.context.pathChanged.disconnect(this._onNotebook, this);
+      panel.disposed.disconnect(this._onGone, this);
+    }
+  }
+
+  private _panel: NotebookPanel | null = null;
+  private _revision = 0;
+}
+
+class ListWidget extends ReactWidget {
   constructor(
-    private readonly _settings: ServerConnection.ISettings,
-    private readonly _trans: TranslationBundle
+    private readonly _sidebar: CanfarSidebar,
+    private readonly _which: 'runs' | 'sessions',
+    label: string
   ) {
     super();
+    this.addClass('jp-canfar-section');
+    this.addClass(`jp-canfar-${_which}-section`);
+    this.title.label = label;
+  }
+
+  render(): JSX.Element {
+    const { model, actions, trans } = this._sidebar;
+    const List = this._which === 'runs' ? RunList : SessionList;
+    return (
+      <UseSignal signal={model.changed}>
+        {() => <List model={model} actions={actions} trans={trans} />}
+      </UseSignal>
+    );
+  }
+}
+
+export interface ISidebarOptions {
+  api: CanfarAPI;
+  model: CanfarModel;
+  stats: PlatformStatsModel;
+  actions: IListActions & ISidebarActions;
+  trans: TranslationBundle;
+}
+
+/** The left-sidebar panel titled "CANFAR". */
+export class CanfarSidebar extends SidePanel {
+  constructor(options: ISidebarOptions) {
+    super({ translator: undefined });
+    this.api = options.api;
+    this.model = options.model;
+    this.stats = options.stats;
+    this.actions = options.actions;
+    this.trans = options.trans;
     this.id = 'canfar-jlab-sidebar';
     this.addClass('jp-canfar-sidebar');
     this.title.icon = canfarIcon;
-    this.title.caption = _trans.__('CANFAR batch runs');
-    void this.refresh();
+    this.title.caption = this.trans.__('CANFAR batch runs');
+
+    this.header.addWidget(new HeaderWidget(this));
+    this.form = new FormWidget(this);
+    this.addWidget(this.form);
+    this.addWidget(new ListWidget(this, 'runs', this.trans.__('Runs')));
+    this.addWidget(
+      new ListWidget(this, 'sessions', this.trans.__('Other sessions'))
+    );
+    // The form needs the most room, the sessions outside runs the least.
+    (this.content as AccordionPanel).setRelativeSizes([5, 3, 2]);
+  }
+
+  readonly api: CanfarAPI;
+  readonly model: CanfarModel;
+  readonly stats: PlatformStatsModel;
+  readonly actions: IListActions & ISidebarActions;
+  readonly trans: TranslationBundle;
+  readonly form: FormWidget;
+
+  /** Handshake, settings or catalog changed. */
+  get stateChanged(): ISignal<this, void> {
+    return this._stateChanged;
   }
 
   /** The latest handshake answer, or null while it is pending. */
@@ -26,22 +279,60 @@ export class CanfarSidebar extends ReactWidget {
     return this._handshake;
   }
 
-  /** Ask the server again (after an upgrade or a restart). */
-  async refresh(): Promise<void> {
-    this._handshake = await handshake(this._settings);
-    this.update();
+  get settings(): ICanfarSettings {
+    return this._settings;
   }
 
-  render(): JSX.Element {
-    return (
-      <div className="jp-canfar-sidebar-content">
-        <header className="jp-canfar-header">
-          <h2 className="jp-canfar-title">{this._trans.__('CANFAR')}</h2>
-        </header>
-        <ServerStatus result={this._handshake} trans={this._trans} />
-      </div>
-    );
+  set settings(value: ICanfarSettings) {
+    this._settings = value;
+    this._stateChanged.emit();
+  }
+
+  get catalog(): ICatalog {
+    return this._catalog;
+  }
+
+  /** Names a new run cannot take: runs, and sessions (replica names included). */
+  takenNames(): Set<string> {
+    const names = new Set(this.model.runs.map(r => r.name));
+    for (const session of this.model.sessions) {
+      if (session.name) {
+        names.add(session.name);
+      }
+    }
+    return names;
+  }
+
+  /** The request with what settings add to every launch. */
+  withSettings<T extends object>(request: T): T {
+    return request;
+  }
+
+  /** Ask the server again (after an upgrade or a restart); returns the answer. */
+  async refresh(): Promise<HandshakeResult> {
+    this._handshake = await handshake(this.api.serverSettings);
+    this._stateChanged.emit();
+    if (this._handshake.kind === 'ok') {
+      void this._loadCatalog();
+    }
+    return this._handshake;
+  }
+
+  private async _loadCatalog(): Promise<void> {
+    try {
+      const [images, context] = await Promise.all([
+        this.api.images(),
+        this.api.context()
+      ]);
+      this._catalog = { images, context, error: null };
+    } catch (error) {
+      this._catalog = { ...this._catalog, error: (error as Error).message };
+    }
+    this._stateChanged.emit();
   }
 
   private _handshake: HandshakeResult | null = null;
+  private _settings: ICanfarSettings = DEFAULT_SETTINGS;
+  private _catalog: ICatalog = { images: null, context: null, error: null };
+  private _stateChanged = new Signal<this, void>(this);
 }

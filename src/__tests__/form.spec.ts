@@ -51,9 +51,12 @@ describe('run names', () => {
     expect(SESSION_NAME.test(`${name}-100`)).toBe(true);
   });
 
-  it('adds a number when the name is taken', () => {
+  it('adds a run number when the name is taken, never a replica name', () => {
     expect(uniqueRunName('fit', new Set())).toBe('fit');
-    expect(uniqueRunName('fit', new Set(['fit', 'fit-2']))).toBe('fit-3');
+    expect(uniqueRunName('fit', new Set(['fit', 'fit-r2']))).toBe('fit-r3');
+    // Run "fit" is gone but its replicas' sessions fit-1, fit-2 still exist.
+    expect(uniqueRunName('fit', new Set(['fit-1', 'fit-2']))).toBe('fit-r2');
+    expect(uniqueRunName('fit', new Set(['fitter', 'fit-x']))).toBe('fit');
   });
 });
 
@@ -100,7 +103,7 @@ describe('run form validation', () => {
     [{ name: '' }, 'name', 'A run needs a name'],
     [{ name: 'Bad_Name' }, 'name', 'Use a-z'],
     [{ name: '-x' }, 'name', 'Use a-z'],
-    [{ name: 'taken' }, 'name', 'exists already'],
+    [{ name: 'taken' }, 'name', 'in use by a run or a session'],
     [{ name: 'a'.repeat(62), replicas: '10' }, 'name', 'at most 63'],
     [{ replicas: '0' }, 'replicas', 'Between 1 and 256'],
     [{ replicas: '257' }, 'replicas', 'Between 1 and 256'],

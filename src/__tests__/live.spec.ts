@@ -285,13 +285,49 @@ describe('LiveConnection and CanfarModel over a real websocket', () => {
     await waitFor(() => updates === 2);
     expect(ended).toHaveLength(1);
 
-    // A re-run (new session for replica 2) that ends is a new attempt: told again.
+    // A re-run (new session for replica 2) that ends is a new attempt: told again, by the
+    // server's run_ended this time.
+    server.t = 4;
+    server.runs = [
+      run('old', 'completed', ['x']),
+      run('fit', 'active', ['a', 'c'])
+    ];
+    server.broadcast(server.snapshot());
+    await waitFor(() => updates === 3);
     server.broadcast({
       type: 'run_ended',
       run: run('fit', 'failed', ['a', 'c'])
     });
     await waitFor(() => ended.length === 2);
     expect(ended).toEqual(['fit:completed', 'fit:failed']);
+  });
+
+  it('ignores the end of a run it never saw running (replayed to a new tab)', async () => {
+    const ended: string[] = [];
+    model.runEnded.connect((_, r) => ended.push(r.name));
+    server.runs = [run('done', 'completed', ['x'])];
+    await waitFor(() => model.loaded);
+    let updates = 0;
+    model.changed.connect(() => updates++);
+    server.broadcast({
+      type: 'run_ended',
+      run: run('done', 'completed', ['x'])
+    });
+    await waitFor(() => updates === 1);
+    expect(ended).toEqual([]);
+  });
+
+  it('tells when a run launched from this tab ends, even if never listed running', async () => {
+    const ended: string[] = [];
+    model.runEnded.connect((_, r) => ended.push(r.name));
+    await waitFor(() => model.loaded);
+    model.updateRun(run('quick', 'active', ['q1'])); // the POST runs answer
+    server.broadcast({
+      type: 'run_ended',
+      run: run('quick', 'completed', ['q1'])
+    });
+    await waitFor(() => ended.length === 1);
+    expect(model.run('quick')?.state).toBe('completed');
   });
 
   it('passes server errors on and stops retrying once disposed', async () => {

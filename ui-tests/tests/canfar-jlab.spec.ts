@@ -1,7 +1,4 @@
 import { expect, test } from '@jupyterlab/galata';
-import * as path from 'path';
-
-const SCREENSHOTS = path.resolve(__dirname, '..', '..', 'docs', 'images');
 
 test.describe('CANFAR sidebar', () => {
   test('opens and shows the server version and backend', async ({ page }) => {
@@ -23,7 +20,5 @@ test.describe('CANFAR sidebar', () => {
     await expect(panel.locator('.jp-canfar-backend')).toHaveText(
       /Local engine|Skaha at/
     );
-
-    await page.screenshot({ path: path.join(SCREENSHOTS, 'sidebar.png') });
   });
 });

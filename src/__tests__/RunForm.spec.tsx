@@ -1,0 +1,218 @@
+import { nullTranslator } from '@jupyterlab/translation';
+import {
+  act,
+  fireEvent,
+  render,
+  screen,
+  waitFor
+} from '@testing-library/react';
+import * as React from 'react';
+
+import { IContext, ILaunchRequest, IPreview } from '../api';
+import { ILaunchOutcome, IRunFormProps, RunForm } from '../components/RunForm';
+import { DEFAULT_SETTINGS } from '../settings';
+
+const trans = nullTranslator.load('canfar_jlab');
+
+const context: IContext = {
+  cores: { default: 2, options: [1, 2, 4] },
+  memoryGB: { default: 4, options: [1, 2, 4, 8] },
+  gpus: { options: [] }
+};
+
+function preview(
+  request: ILaunchRequest,
+  problems: IPreview['problems'] = []
+): IPreview {
+  return {
+    problems,
+    replicas: Array.from({ length: request.replicas }, (_, i) => ({
+      index: i + 1,
+      name: `${request.name}-${i + 1}`,
+      env: {
+        REPLICA_ID: String(i + 1),
+        REPLICA_COUNT: String(request.replicas),
+        RUN: 'x'
+      }
+    })),
+    argv: ['python', 'runner.py', 'script.py'],
+    image: 'images.canfar.net/skaha/astroml:latest',
+    folder: '/home/me/canfar-runs/x'
+  };
+}
+
+function setup(patch: Partial<IRunFormProps> = {}) {
+  const previews: ILaunchRequest[] = [];
+  const launches: ILaunchRequest[] = [];
+  const props: IRunFormProps = {
+    notebook: { path: 'work/Reduce FITS.ipynb', dirty: false, revision: 0 },
+    settings: DEFAULT_SETTINGS,
+    catalog: {
+      images: {
+        images: [
+          {
+            id: 'images.canfar.net/skaha/astroml:latest',
+            types: ['headless', 'notebook']
+          },
+          { id: 'images.canfar.net/skaha/desktop:1', types: ['desktop'] }
+        ],
+        note: ''
+      },
+      context,
+      error: null
+    },
+    takenNames: new Set(['taken']),
+    preview: async request => {
+      previews.push(request);
+      return preview(request);
+    },
+    launch: async (request): Promise<ILaunchOutcome> => {
+      launches.push(request);
+      return {
+        run: {
+          name: request.name!,
+          replicas: [{ name: `${request.name}-1` }]
+        } as any
+      };
+    },
+    trans,
+    previewDelay: 0,
+    ...patch
+  };
+  const view = render(<RunForm {...props} />);
+  return { props, previews, launches, view };
+}
+
+const field = (id: string) =>
+  document.getElementById(`jp-canfar-form-${id}`) as HTMLInputElement;
+const launchButton = () =>
+  screen.getByRole('button', { name: /^Run \d+ replicas?$/ });
+
+describe('RunForm', () => {
+  it('starts from the notebook name and the settings, and previews what will run', async () => {
+    const { previews } = setup({
+      settings: { ...DEFAULT_SETTINGS, defaultReplicas: 3 }
+    });
+    expect(field('name').value).toBe('reduce-fits');
+    expect(field('replicas').value).toBe('3');
+    await screen.findByText('What will be launched');
+    expect(previews[previews.length - 1]).toEqual({
+      notebook: 'work/Reduce FITS.ipynb',
+      name: 'reduce-fits',
+      replicas: 3
+    });
+    // Each replica's own variables on its line; the shared ones once.
+    expect(screen.getByText('REPLICA_ID=2 REPLICA_COUNT=3')).toBeTruthy();
+    expect(screen.getByText('RUN=x')).toBeTruthy();
+    expect(launchButton().textContent).toBe('Run 3 replicas');
+    // Only headless images are offered.
+    const options = Array.from(
+      document.querySelectorAll('#jp-canfar-form-images option')
+    );
+    expect(options.map(o => (o as HTMLOptionElement).value)).toEqual([
+      'images.canfar.net/skaha/astroml:latest'
+    ]);
+  });
+
+  it('shows what is wrong next to the field and will not launch', async () => {
+    const { launches } = setup();
+    fireEvent.change(field('name'), { target: { value: 'Bad Name' } });
+    fireEvent.change(field('replicas'), { target: { value: '0' } });
+    expect(field('name').getAttribute('aria-invalid')).toBe('true');
+    expect(screen.getByText(/Use a-z, 0-9/)).toBeTruthy();
+    expect(screen.getByText('Between 1 and 256 replicas')).toBeTruthy();
+    expect((launchButton() as HTMLButtonElement).disabled).toBe(true);
+    fireEvent.submit(launchButton().closest('form')!);
+    expect(launches).toEqual([]);
+  });
+
+  it("offers the service's cores and RAM, empty meaning flexible, and env rows", async () => {
+    const { launches } = setup();
+    fireEvent.change(field('cores'), { target: { value: '4' } });
+    fireEvent.click(screen.getByRole('button', { name: 'Add variable' }));
+    fireEvent.change(screen.getByLabelText('Name of variable 1'), {
+      target: { value: 'BAND' }
+    });
+    fireEvent.change(screen.getByLabelText('Value of variable 1'), {
+      target: { value: 'r' }
+    });
+    await screen.findByText('What will be launched');
+    await waitFor(() =>
+      expect((launchButton() as HTMLButtonElement).disabled).toBe(false)
+    );
+    await act(async () => {
+      fireEvent.click(launchButton());
+    });
+    expect(launches).toEqual([
+      {
+        notebook: 'work/Reduce FITS.ipynb',
+        name: 'reduce-fits',
+        replicas: 1,
+        cores: 4,
+        env: { BAND: 'r' }
+      }
+    ]);
+    expect(await screen.findByText('Launched run reduce-fits')).toBeTruthy();
+    // The next launch from this form gets a fresh name.
+    expect(field('name').value).toBe('reduce-fits-r2');
+  });
+
+  it('lists export problems, links them to cells, and blocks the launch', async () => {
+    const revealed: number[] = [];
+    setup({
+      preview: async request =>
+        preview(request, [
+          {
+            cell: 3,
+            line: 2,
+            message: 'input() waits for a keyboard',
+            cell_id: 'abc'
+          }
+        ]),
+      revealCell: problem => revealed.push(problem.cell)
+    });
+    const alert = await screen.findByRole('alert');
+    expect(alert.textContent).toContain('This problem stops the launch');
+    expect(alert.textContent).toContain('input() waits for a keyboard');
+    expect((launchButton() as HTMLButtonElement).disabled).toBe(true);
+    fireEvent.click(screen.getByRole('button', { name: 'Cell 3, line 2' }));
+    expect(revealed).toEqual([3]);
+  });
+
+  it('lets an unsaved notebook launch (it is saved and checked again first)', async () => {
+    setup({
+      notebook: { path: 'a.ipynb', dirty: true, revision: 0 },
+      preview: async request =>
+        preview(request, [
+          { cell: 1, line: 1, message: 'input() waits for a keyboard' }
+        ])
+    });
+    await screen.findByText(/unsaved changes/);
+    expect((launchButton() as HTMLButtonElement).disabled).toBe(false);
+  });
+
+  it("shows the server's refusal and does not launch on it", async () => {
+    setup({
+      preview: async () => {
+        throw new Error("the run name 'reduce-fits' is in use");
+      }
+    });
+    expect((await screen.findByRole('alert')).textContent).toContain(
+      'is in use'
+    );
+    expect((launchButton() as HTMLButtonElement).disabled).toBe(true);
+  });
+
+  it('takes new settings for the fields the user has not touched', async () => {
+    const { props, view } = setup();
+    fireEvent.change(field('replicas'), { target: { value: '5' } });
+    view.rerender(
+      <RunForm
+        {...props}
+        settings={{ ...DEFAULT_SETTINGS, defaultReplicas: 7, defaultCores: 2 }}
+      />
+    );
+    expect(field('replicas').value).toBe('5');
+    expect(field('cores').value).toBe('2');
+  });
+});

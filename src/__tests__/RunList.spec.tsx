@@ -1,0 +1,174 @@
+import { nullTranslator } from '@jupyterlab/translation';
+import { fireEvent, render, screen, within } from '@testing-library/react';
+import * as React from 'react';
+
+import { IListActions, RunList, SessionList } from '../components/RunList';
+import { makeRun, offlineModel, replica, session } from './support';
+
+const trans = nullTranslator.load('canfar_jlab');
+
+function recorder(): IListActions & { calls: string[] } {
+  const calls: string[] = [];
+  return {
+    calls,
+    openRunLogs: (run, index) =>
+      calls.push(`logs ${run.name} ${index ?? 'all'}`),
+    openSessionLogs: s => calls.push(`session-logs ${s.id}`),
+    deleteRun: run => calls.push(`delete ${run.name}`),
+    deleteSession: s => calls.push(`delete-session ${s.id}`),
+    rerunFailed: run => calls.push(`rerun ${run.name}`),
+    openFolder: run => calls.push(`folder ${run.name}`)
+  };
+}
+
+const statuses = [
+  ...Array(7).fill('Running'),
+  'Completed',
+  'Completed',
+  'Failed'
+] as const;
+
+describe('RunList', () => {
+  it('shows a run as one group with its replicas counted by status', () => {
+    const { model, send } = offlineModel();
+    const run = makeRun(
+      'fit',
+      statuses.map((s, i) => replica(i + 1, s))
+    );
+    send({ type: 'sessions', t: 1, sessions: [], runs: [run] });
+    const actions = recorder();
+    render(<RunList model={model} actions={actions} trans={trans} />);
+    const group = screen.getByRole('listitem');
+    expect(
+      within(group).getByText('7 Running · 2 Completed · 1 Failed')
+    ).toBeTruthy();
+    // Re-run is for finished runs with failures: said why it is off.
+    const rerun = within(group).getByRole('button', {
+      name: 'Re-run the failed replicas of fit'
+    });
+    expect(rerun.getAttribute('aria-disabled')).toBe('true');
+    expect(rerun.getAttribute('title')).toContain('Wait for the run to end');
+    fireEvent.click(rerun);
+    expect(actions.calls).toEqual([]);
+    fireEvent.click(
+      within(group).getByRole('button', { name: 'Delete run fit' })
+    );
+    expect(actions.calls).toEqual(['delete fit']);
+  });
+
+  it('takes a replica status from the live session, fresher than the run record', () => {
+    const { model, send } = offlineModel();
+    const run = makeRun('fit', [replica(1, 'Running'), replica(2, 'Running')]);
+    send({
+      type: 'sessions',
+      t: 1,
+      sessions: [session('s1', 'Completed'), session('s2', 'Failed')],
+      runs: [run]
+    });
+    const actions = recorder();
+    render(<RunList model={model} actions={actions} trans={trans} />);
+    expect(screen.getByText('1 Completed · 1 Failed')).toBeTruthy();
+    const rerun = screen.getByRole('button', {
+      name: 'Re-run the failed replicas of fit'
+    });
+    expect(rerun.getAttribute('aria-disabled')).toBeNull();
+    fireEvent.click(rerun);
+    expect(actions.calls).toEqual(['rerun fit']);
+  });
+
+  it('expands to replicas with CPU and memory sparklines from successive messages', () => {
+    const { model, send } = offlineModel();
+    const run = makeRun('fit', [replica(1, 'Running'), replica(2, 'Pending')]);
+    for (const [t, cpu] of [
+      [1, '0.250'],
+      [2, '0.500']
+    ] as const) {
+      send({
+        type: 'sessions',
+        t,
+        sessions: [
+          session('s1', 'Running', { cpuCoresInUse: cpu, ramInUse: '1.50' })
+        ],
+        runs: [run]
+      });
+    }
+    const actions = recorder();
+    render(<RunList model={model} actions={actions} trans={trans} />);
+    const toggle = screen.getByRole('button', { name: 'fit' });
+    expect(toggle.getAttribute('aria-expanded')).toBe('false');
+    fireEvent.click(toggle);
+    expect(toggle.getAttribute('aria-expanded')).toBe('true');
+    expect(
+      screen.getByRole('img', { name: 'CPU: 0.50 cores in use' })
+    ).toBeTruthy();
+    expect(
+      screen.getByRole('img', { name: 'Memory: 1.50 GB in use' })
+    ).toBeTruthy();
+    const line = document.querySelector('.jp-canfar-sparkline-cpu polyline')!;
+    expect(line.getAttribute('points')!.split(' ')).toHaveLength(2);
+    fireEvent.click(
+      screen.getByRole('button', { name: 'Open the log of replica 2' })
+    );
+    expect(actions.calls).toEqual(['logs fit 2']);
+  });
+
+  it('disables opening a run folder outside the Jupyter root, saying why', () => {
+    const { model, send } = offlineModel();
+    const run = makeRun('far', [replica(1, 'Completed')], {
+      folder: '/scratch/far',
+      folder_relative: null,
+      state: 'completed'
+    });
+    send({ type: 'sessions', t: 1, sessions: [], runs: [run] });
+    const actions = recorder();
+    render(<RunList model={model} actions={actions} trans={trans} />);
+    const folder = screen.getByRole('button', {
+      name: 'Open the run folder in the file browser'
+    });
+    expect(folder.getAttribute('aria-disabled')).toBe('true');
+    expect(folder.getAttribute('title')).toBe(
+      'The run folder /scratch/far is outside the Jupyter root folder'
+    );
+  });
+});
+
+describe('SessionList', () => {
+  it('lists only the sessions that belong to no run', () => {
+    const { model, send } = offlineModel();
+    const run = makeRun('fit', [replica(1, 'Running')]);
+    send({
+      type: 'sessions',
+      t: 1,
+      sessions: [
+        session('s1', 'Running'),
+        session('old', 'Failed', { run: 'fit', replica: 1 }),
+        session('cli', 'Pending', { name: 'from-the-cli' })
+      ],
+      runs: [run]
+    });
+    const actions = recorder();
+    render(<SessionList model={model} actions={actions} trans={trans} />);
+    const items = screen.getAllByRole('listitem');
+    expect(items).toHaveLength(1);
+    expect(within(items[0]).getByText('from-the-cli')).toBeTruthy();
+    expect(within(items[0]).getByText('Pending')).toBeTruthy();
+    fireEvent.click(
+      screen.getByRole('button', { name: 'Delete session from-the-cli' })
+    );
+    expect(actions.calls).toEqual(['delete-session cli']);
+  });
+
+  it('says when it is still waiting and when there is nothing', () => {
+    const { model, send } = offlineModel();
+    const actions = recorder();
+    const view = render(
+      <SessionList model={model} actions={actions} trans={trans} />
+    );
+    expect(screen.getByText('Waiting for the session service…')).toBeTruthy();
+    send({ type: 'sessions', t: 1, sessions: [], runs: [] });
+    view.rerender(
+      <SessionList model={model} actions={actions} trans={trans} />
+    );
+    expect(screen.getByText('No other sessions.')).toBeTruthy();
+  });
+});

@@ -1,0 +1,538 @@
+import { TranslationBundle } from '@jupyterlab/translation';
+import { addIcon, closeIcon } from '@jupyterlab/ui-components';
+import * as React from 'react';
+
+import {
+  IContext,
+  IExportProblem,
+  IImages,
+  ILaunchRequest,
+  IPreview,
+  IRun
+} from '../api';
+import {
+  checkRunForm,
+  FieldName,
+  IRunFormValues,
+  runNameFromPath,
+  uniqueRunName
+} from '../form';
+import { ICanfarSettings } from '../settings';
+import { IconButton } from './IconButton';
+
+/** The notebook the form is for. `revision` grows each time it is saved. */
+export interface INotebookTarget {
+  path: string;
+  dirty: boolean;
+  revision: number;
+}
+
+/** What a launch came to: problems that stopped it, or the run that started. */
+export interface ILaunchOutcome {
+  problems?: IExportProblem[];
+  run?: IRun;
+}
+
+export interface ICatalog {
+  images: IImages | null;
+  context: IContext | null;
+  error: string | null;
+}
+
+export interface IRunFormProps {
+  notebook: INotebookTarget;
+  settings: ICanfarSettings;
+  catalog: ICatalog;
+  takenNames: ReadonlySet<string>;
+  preview(request: ILaunchRequest): Promise<IPreview>;
+  launch(request: ILaunchRequest): Promise<ILaunchOutcome>;
+  revealCell?(problem: IExportProblem): void;
+  trans: TranslationBundle;
+  /** Milliseconds to wait after the last change before asking for a preview. */
+  previewDelay?: number;
+}
+
+type PreviewState =
+  | { kind: 'idle' }
+  | { kind: 'loading' }
+  | { kind: 'ok'; preview: IPreview }
+  | { kind: 'error'; message: string };
+
+const resource = (n: number): string => (n > 0 ? String(n) : '');
+
+function initialValues(props: IRunFormProps): IRunFormValues {
+  const { settings } = props;
+  const replicas = settings.defaultReplicas;
+  return {
+    name: uniqueRunName(
+      runNameFromPath(props.notebook.path, replicas),
+      props.takenNames
+    ),
+    image: settings.defaultImage,
+    cores: resource(settings.defaultCores),
+    ram: resource(settings.defaultRam),
+    gpus: '',
+    replicas: String(replicas),
+    env: []
+  };
+}
+
+/** The Run as batch form for one notebook. */
+export function RunForm(props: IRunFormProps): JSX.Element {
+  const { trans, notebook, catalog, settings } = props;
+  const [values, setValues] = React.useState<IRunFormValues>(() =>
+    initialValues(props)
+  );
+  const touched = React.useRef(new Set<keyof IRunFormValues>());
+  const [preview, setPreview] = React.useState<PreviewState>({ kind: 'idle' });
+  const [launching, setLaunching] = React.useState(false);
+  const [outcome, setOutcome] = React.useState<{
+    ok: boolean;
+    text: string;
+  } | null>(null);
+
+  // Settings apply live to the fields the user has not changed.
+  React.useEffect(() => {
+    const fresh = initialValues(props);
+    setValues(current => {
+      const next = { ...current };
+      for (const key of ['image', 'cores', 'ram', 'replicas'] as const) {
+        if (!touched.current.has(key)) {
+          next[key] = fresh[key];
+        }
+      }
+      return next;
+    });
+  }, [settings]);
+
+  const limits = {
+    cores: catalog.context?.cores?.options ?? [],
+    ram: catalog.context?.memoryGB?.options ?? [],
+    gpus: catalog.context?.gpus?.options ?? [],
+    takenNames: props.takenNames
+  };
+  const check = checkRunForm(values, limits, trans);
+  const request: ILaunchRequest | null = check.request
+    ? { notebook: notebook.path, ...check.request }
+    : null;
+  const requestKey = request ? JSON.stringify(request) : '';
+
+  // Ask the server what this would launch, a moment after the last change.
+  React.useEffect(() => {
+    if (!request) {
+      setPreview({ kind: 'idle' });
+      return;
+    }
+    let current = true;
+    setPreview({ kind: 'loading' });
+    const timer = setTimeout(() => {
+      props.preview(request).then(
+        answer => current && setPreview({ kind: 'ok', preview: answer }),
+        error =>
+          current && setPreview({ kind: 'error', message: error.message })
+      );
+    }, props.previewDelay ?? 400);
+    return () => {
+      current = false;
+      clearTimeout(timer);
+    };
+  }, [requestKey, notebook.revision]);
+
+  const set = (key: keyof IRunFormValues, value: any) => {
+    touched.current.add(key);
+    setOutcome(null);
+    setValues(current => ({ ...current, [key]: value }));
+  };
+
+  const problems = preview.kind === 'ok' ? preview.preview.problems : [];
+  // Problems found in the saved file may be fixed by unsaved edits: launching saves and
+  // checks again, so they only block a notebook without unsaved changes.
+  const blocked =
+    (problems.length > 0 && !notebook.dirty) || preview.kind === 'error';
+  const canLaunch = request !== null && !launching && !blocked;
+
+  const submit = async (event: React.FormEvent) => {
+    event.preventDefault();
+    if (!request || !canLaunch) {
+      return;
+    }
+    setLaunching(true);
+    setOutcome(null);
+    try {
+      const result = await props.launch(request);
+      if (result.problems && result.problems.length > 0) {
+        setPreview({
+          kind: 'ok',
+          preview: { problems: result.problems, replicas: [], argv: [] }
+        });
+      } else if (result.run) {
+        const taken = new Set(props.takenNames);
+        taken.add(result.run.name);
+        result.run.replicas.forEach(r => taken.add(r.name));
+        touched.current.delete('name');
+        setValues(current => ({
+          ...current,
+          name: uniqueRunName(
+            runNameFromPath(notebook.path, Number(current.replicas) || 1),
+            taken
+          )
+        }));
+        setOutcome({
+          ok: true,
+          text: trans.__('Launched run %1', result.run.name)
+        });
+      }
+    } catch (error) {
+      setOutcome({ ok: false, text: (error as Error).message });
+    } finally {
+      setLaunching(false);
+    }
+  };
+
+  const field = (name: FieldName) => ({
+    id: `jp-canfar-form-${name}`,
+    'aria-invalid': check.errors[name] ? true : undefined,
+    'aria-describedby': check.errors[name]
+      ? `jp-canfar-form-${name}-error`
+      : undefined
+  });
+  const error = (name: FieldName) =>
+    check.errors[name] ? (
+      <div
+        className="jp-canfar-field-error"
+        id={`jp-canfar-form-${name}-error`}
+      >
+        {check.errors[name]}
+      </div>
+    ) : null;
+
+  const resourceField = (name: 'cores' | 'ram' | 'gpus', label: string) => {
+    const options = limits[name];
+    if (name === 'gpus' && options.length === 0) {
+      return null; // the service has no GPUs to offer
+    }
+    return (
+      <div className="jp-canfar-field">
+        <label htmlFor={`jp-canfar-form-${name}`}>{label}</label>
+        {options.length > 0 ? (
+          <select
+            {...field(name)}
+            className="jp-mod-styled"
+            value={values[name]}
+            onChange={e => set(name, e.target.value)}
+          >
+            <option value="">
+              {name === 'gpus' ? trans.__('None') : trans.__('Flexible')}
+            </option>
+            {options.map(n => (
+              <option key={n} value={String(n)}>
+                {n}
+              </option>
+            ))}
+          </select>
+        ) : (
+          <input
+            {...field(name)}
+            className="jp-mod-styled"
+            inputMode="numeric"
+            placeholder={trans.__('Flexible')}
+            value={values[name]}
+            onChange={e => set(name, e.target.value)}
+          />
+        )}
+        {error(name)}
+      </div>
+    );
+  };
+
+  const images = (catalog.images?.images ?? []).filter(
+    image => image.types.length === 0 || image.types.includes('headless')
+  );
+  const replicaCount = Number(values.replicas) || 0;
+
+  return (
+    <form className="jp-canfar-form" onSubmit={submit} noValidate>
+      <div className="jp-canfar-form-notebook" title={notebook.path}>
+        {trans.__('Notebook: %1', notebook.path)}
+      </div>
+
+      <div className="jp-canfar-field">
+        <label htmlFor="jp-canfar-form-name">{trans.__('Run name')}</label>
+        <input
+          {...field('name')}
+          className="jp-mod-styled"
+          value={values.name}
+          spellCheck={false}
+          autoComplete="off"
+          onChange={e => set('name', e.target.value)}
+        />
+        {error('name')}
+      </div>
+
+      <div className="jp-canfar-field">
+        <label htmlFor="jp-canfar-form-image">{trans.__('Image')}</label>
+        <input
+          {...field('image')}
+          className="jp-mod-styled"
+          list="jp-canfar-form-images"
+          placeholder={trans.__('Service default')}
+          value={values.image}
+          spellCheck={false}
+          autoComplete="off"
+          onChange={e => set('image', e.target.value)}
+        />
+        <datalist id="jp-canfar-form-images">
+          {images.map(image => (
+            <option key={image.id} value={image.id} />
+          ))}
+        </datalist>
+        {error('image')}
+        {catalog.images?.note && (
+          <div className="jp-canfar-note">{catalog.images.note}</div>
+        )}
+      </div>
+
+      <div className="jp-canfar-field-row">
+        {resourceField('cores', trans.__('Cores'))}
+        {resourceField('ram', trans.__('RAM (GB)'))}
+        {resourceField('gpus', trans.__('GPUs'))}
+      </div>
+
+      <div className="jp-canfar-field">
+        <label htmlFor="jp-canfar-form-replicas">{trans.__('Replicas')}</label>
+        <input
+          {...field('replicas')}
+          className="jp-mod-styled"
+          type="number"
+          min={1}
+          max={256}
+          value={values.replicas}
+          onChange={e => set('replicas', e.target.value)}
+        />
+        {error('replicas')}
+      </div>
+
+      <fieldset className="jp-canfar-env">
+        <legend>{trans.__('Environment variables')}</legend>
+        {values.env.map((row, index) => (
+          <div className="jp-canfar-env-row" key={index}>
+            <input
+              className="jp-mod-styled"
+              aria-label={trans.__('Name of variable %1', index + 1)}
+              placeholder={trans.__('NAME')}
+              value={row.key}
+              spellCheck={false}
+              aria-invalid={check.envErrors[index] ? true : undefined}
+              onChange={e =>
+                set(
+                  'env',
+                  values.env.map((r, i) =>
+                    i === index ? { ...r, key: e.target.value } : r
+                  )
+                )
+              }
+            />
+            <span aria-hidden="true">=</span>
+            <input
+              className="jp-mod-styled"
+              aria-label={trans.__('Value of variable %1', index + 1)}
+              placeholder={trans.__('value')}
+              value={row.value}
+              spellCheck={false}
+              onChange={e =>
+                set(
+                  'env',
+                  values.env.map((r, i) =>
+                    i === index ? { ...r, value: e.target.value } : r
+                  )
+                )
+              }
+            />
+            <IconButton
+              icon={closeIcon}
+              label={trans.__('Remove variable %1', index + 1)}
+              onClick={() =>
+                set(
+                  'env',
+                  values.env.filter((_, i) => i !== index)
+                )
+              }
+            />
+            {check.envErrors[index] && (
+              <div className="jp-canfar-field-error jp-canfar-env-error">
+                {check.envErrors[index]}
+              </div>
+            )}
+          </div>
+        ))}
+        <button
+          type="button"
+          className="jp-Button jp-mod-minimal jp-canfar-env-add"
+          onClick={() => set('env', [...values.env, { key: '', value: '' }])}
+        >
+          <addIcon.react tag="span" className="jp-canfar-iconbutton-icon" />
+          {trans.__('Add variable')}
+        </button>
+      </fieldset>
+
+      {catalog.error && (
+        <div className="jp-canfar-problem" role="alert">
+          {trans.__('Cannot list images and resources: %1', catalog.error)}
+        </div>
+      )}
+
+      <PreviewView
+        state={preview}
+        dirty={notebook.dirty}
+        revealCell={props.revealCell}
+        trans={trans}
+      />
+
+      <div className="jp-canfar-form-actions">
+        <button
+          type="submit"
+          className="jp-Button jp-mod-styled jp-mod-accept jp-canfar-launch"
+          disabled={!canLaunch}
+        >
+          {launching
+            ? trans.__('Launching…')
+            : trans._n('Run %1 replica', 'Run %1 replicas', replicaCount)}
+        </button>
+      </div>
+      {outcome && (
+        <div
+          className={outcome.ok ? 'jp-canfar-outcome' : 'jp-canfar-problem'}
+          role={outcome.ok ? 'status' : 'alert'}
+        >
+          {outcome.text}
+        </div>
+      )}
+    </form>
+  );
+}
+
+const SHOWN_REPLICAS = 8;
+
+function PreviewView(props: {
+  state: PreviewState;
+  dirty: boolean;
+  revealCell?(problem: IExportProblem): void;
+  trans: TranslationBundle;
+}): JSX.Element | null {
+  const { state, trans, dirty } = props;
+  const unsaved = dirty ? (
+    <div className="jp-canfar-note">
+      {trans.__(
+        'The notebook has unsaved changes: it is saved and checked again before launch.'
+      )}
+    </div>
+  ) : null;
+  switch (state.kind) {
+    case 'idle':
+      return unsaved;
+    case 'loading':
+      return (
+        <div className="jp-canfar-preview" aria-busy="true">
+          {trans.__('Checking the notebook…')}
+          {unsaved}
+        </div>
+      );
+    case 'error':
+      return (
+        <div className="jp-canfar-problem jp-canfar-preview" role="alert">
+          {state.message}
+        </div>
+      );
+  }
+  const { problems, replicas, argv } = state.preview;
+  // Variables that differ between replicas go on each line; the rest are said once.
+  const keys = replicas.length > 0 ? Object.keys(replicas[0].env) : [];
+  const varying = keys.filter(
+    k =>
+      k.startsWith('REPLICA_') ||
+      replicas.some(r => r.env[k] !== replicas[0].env[k])
+  );
+  const common = keys.filter(k => !varying.includes(k));
+  if (problems.length > 0) {
+    return (
+      <div className="jp-canfar-problem jp-canfar-problems" role="alert">
+        <div className="jp-canfar-problems-title">
+          {trans._n(
+            'This problem stops the launch:',
+            'These %1 problems stop the launch:',
+            problems.length
+          )}
+        </div>
+        <ul>
+          {problems.map((problem, index) => (
+            <li key={index}>
+              {props.revealCell ? (
+                <button
+                  type="button"
+                  className="jp-canfar-link"
+                  onClick={() => props.revealCell!(problem)}
+                >
+                  {trans.__('Cell %1, line %2', problem.cell, problem.line)}
+                </button>
+              ) : (
+                trans.__('Cell %1, line %2', problem.cell, problem.line)
+              )}
+              {': '}
+              {problem.message}
+            </li>
+          ))}
+        </ul>
+        {unsaved}
+      </div>
+    );
+  }
+  return (
+    <div className="jp-canfar-preview">
+      {unsaved}
+      <details>
+        <summary>{trans.__('What will be launched')}</summary>
+        <ul className="jp-canfar-preview-replicas">
+          {replicas.slice(0, SHOWN_REPLICAS).map(replica => (
+            <li key={replica.index}>
+              <code>{replica.name}</code>{' '}
+              <span className="jp-canfar-muted">
+                {varying.map(k => `${k}=${replica.env[k]}`).join(' ')}
+              </span>
+            </li>
+          ))}
+          {replicas.length > SHOWN_REPLICAS && (
+            <li className="jp-canfar-muted">
+              {trans.__('… and %1 more', replicas.length - SHOWN_REPLICAS)}
+            </li>
+          )}
+        </ul>
+        {common.length > 0 && (
+          <div className="jp-canfar-preview-argv">
+            <span className="jp-canfar-muted">
+              {trans.__('Every replica:')}
+            </span>{' '}
+            <code>
+              {common.map(k => `${k}=${replicas[0].env[k]}`).join(' ')}
+            </code>
+          </div>
+        )}
+        {state.preview.image && (
+          <div className="jp-canfar-preview-argv">
+            <span className="jp-canfar-muted">{trans.__('Image:')}</span>{' '}
+            <code>{state.preview.image}</code>
+          </div>
+        )}
+        {state.preview.folder && (
+          <div className="jp-canfar-preview-argv">
+            <span className="jp-canfar-muted">{trans.__('Run folder:')}</span>{' '}
+            <code>{state.preview.folder}</code>
+          </div>
+        )}
+        <div className="jp-canfar-preview-argv">
+          <span className="jp-canfar-muted">{trans.__('Command:')}</span>{' '}
+          <code>{argv.join(' ')}</code>
+        </div>
+      </details>
+    </div>
+  );
+}

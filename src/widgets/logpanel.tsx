@@ -1,0 +1,240 @@
+// The log tail panel in the main area: tabs per replica plus "All", follow/pause, search,
+// download. The lines themselves are drawn by LogView.
+import { MainAreaWidget } from '@jupyterlab/apputils';
+import { TranslationBundle } from '@jupyterlab/translation';
+import {
+  downloadIcon,
+  ReactWidget,
+  Toolbar,
+  ToolbarButton,
+  UseSignal
+} from '@jupyterlab/ui-components';
+import { PanelLayout, Widget } from '@lumino/widgets';
+import * as React from 'react';
+
+import { StatusBadge } from '../components/StatusBadge';
+import { canfarIcon } from '../icons';
+import { LogTabs, LogTarget } from '../logtabs';
+import { LogView } from './logview';
+
+/** The tab strip: a WAI-ARIA tablist, arrow keys move between tabs. */
+function TabStrip(props: {
+  tabs: LogTabs;
+  trans: TranslationBundle;
+}): JSX.Element {
+  const { tabs, trans } = props;
+  const list = tabs.tabs;
+  const onKey = (event: React.KeyboardEvent, index: number) => {
+    const step =
+      event.key === 'ArrowRight' ? 1 : event.key === 'ArrowLeft' ? -1 : 0;
+    if (step === 0) {
+      return;
+    }
+    event.preventDefault();
+    const next = list[(index + step + list.length) % list.length];
+    tabs.selected = next.key;
+    const strip = (event.currentTarget as HTMLElement).parentElement;
+    (
+      strip?.querySelector(`[data-tab="${next.key}"]`) as HTMLElement | null
+    )?.focus();
+  };
+  return (
+    <div
+      className="jp-canfar-logtabs"
+      role="tablist"
+      aria-label={trans.__('Replicas')}
+    >
+      {list.map((tab, index) => {
+        const selected = tab.key === tabs.selected;
+        return (
+          <button
+            key={tab.key}
+            type="button"
+            role="tab"
+            data-tab={tab.key}
+            aria-selected={selected}
+            tabIndex={selected ? 0 : -1}
+            className="jp-canfar-logtab"
+            title={
+              tab.replica !== null
+                ? trans.__('Replica %1', tab.replica)
+                : tab.key === 'all'
+                  ? trans.__('All replicas, merged in arrival order')
+                  : tab.label
+            }
+            onClick={() => (tabs.selected = tab.key)}
+            onKeyDown={event => onKey(event, index)}
+          >
+            {tab.replica !== null ? `#${tab.label}` : tab.label}
+            {tab.status && <StatusBadge status={tab.status} trans={trans} />}
+          </button>
+        );
+      })}
+    </div>
+  );
+}
+
+/** Search box for the toolbar: filters the shown lines and marks the matches. */
+function SearchBox(props: {
+  tabs: LogTabs;
+  trans: TranslationBundle;
+}): JSX.Element {
+  const { tabs, trans } = props;
+  const [value, setValue] = React.useState(tabs.query);
+  React.useEffect(() => {
+    const timer = setTimeout(() => (tabs.query = value), 150);
+    return () => clearTimeout(timer);
+  }, [value]);
+  return (
+    <input
+      type="search"
+      className="jp-mod-styled jp-canfar-logsearch"
+      placeholder={trans.__('Filter lines')}
+      aria-label={trans.__('Show only lines containing')}
+      value={value}
+      onChange={e => setValue(e.target.value)}
+      onKeyDown={e => {
+        if (e.key === 'Escape') {
+          setValue('');
+        }
+      }}
+    />
+  );
+}
+
+/** The body of the panel: tabs on top, lines below. */
+export class LogPanel extends Widget {
+  constructor(
+    readonly tabs: LogTabs,
+    trans: TranslationBundle
+  ) {
+    super();
+    this.addClass('jp-canfar-logpanel');
+    this._trans = trans;
+    this.view = new LogView({ label: trans.__('Log') });
+    const strip = ReactWidget.create(
+      <UseSignal signal={tabs.changed}>
+        {() => <TabStrip tabs={tabs} trans={trans} />}
+      </UseSignal>
+    );
+    strip.addClass('jp-canfar-logtabs-host');
+    // A CSS column (see style/base.css): the strip takes its height, the view the rest.
+    const layout = new PanelLayout();
+    layout.addWidget(strip);
+    layout.addWidget(this.view);
+    this.layout = layout;
+    tabs.changed.connect(this._onTabs, this);
+    this._onTabs();
+  }
+
+  readonly view: LogView;
+
+  /** Save the selected tab as a text file. */
+  download(): void {
+    const blob = new Blob([this.tabs.text()], {
+      type: 'text/plain;charset=utf-8'
+    });
+    const url = URL.createObjectURL(blob);
+    const link = document.createElement('a');
+    link.href = url;
+    link.download = this.tabs.fileName();
+    document.body.appendChild(link);
+    link.click();
+    link.remove();
+    setTimeout(() => URL.revokeObjectURL(url), 10_000);
+  }
+
+  dispose(): void {
+    if (this.isDisposed) {
+      return;
+    }
+    this.tabs.dispose();
+    super.dispose();
+  }
+
+  private _onTabs(): void {
+    this.view.source = this.tabs.visible;
+    this.view.highlight = this.tabs.query;
+    this.view.node.setAttribute(
+      'aria-label',
+      this._trans.__('Log of %1', this.tabs.selectedTab?.label ?? '')
+    );
+  }
+
+  private _trans: TranslationBundle;
+}
+
+/** A log panel for a run or a session, in a MainAreaWidget with its toolbar. */
+export function createLogWidget(
+  tabs: LogTabs,
+  trans: TranslationBundle
+): MainAreaWidget<LogPanel> {
+  const content = new LogPanel(tabs, trans);
+  const widget = new MainAreaWidget({ content });
+  const target: LogTarget = tabs.target;
+  const name = 'run' in target ? target.run : target.session;
+  widget.id = logWidgetId(target);
+  widget.title.label = trans.__('Logs: %1', name);
+  widget.title.caption =
+    'run' in target
+      ? trans.__('Logs of run %1', name)
+      : trans.__('Log of session %1', name);
+  widget.title.icon = canfarIcon;
+  widget.title.closable = true;
+  widget.addClass('jp-canfar-logwidget');
+
+  const view = content.view;
+  // A toggle: pressed while following new lines.
+  const follow = new ToolbarButton({
+    label: trans.__('Follow'),
+    tooltip: trans.__('Follow: scroll to new lines as they come (End)'),
+    pressedTooltip: trans.__(
+      'Following new lines: click (or scroll up) to pause'
+    ),
+    onClick: () => (view.follow = !view.follow),
+    className: 'jp-canfar-follow'
+  });
+  const showFollow = (following: boolean) => {
+    follow.pressed = following;
+    follow.node.dataset.following = String(following);
+  };
+  view.followChanged.connect((_, following) => showFollow(following));
+  showFollow(view.follow);
+
+  const search = ReactWidget.create(<SearchBox tabs={tabs} trans={trans} />);
+  search.addClass('jp-canfar-logsearch-host');
+
+  const download = new ToolbarButton({
+    icon: downloadIcon,
+    label: trans.__('Download'),
+    tooltip: trans.__('Save the shown tab as a text file'),
+    onClick: () => content.download(),
+    className: 'jp-canfar-download'
+  });
+
+  const count = ReactWidget.create(
+    <UseSignal signal={view.rendered}>
+      {() => (
+        <span className="jp-canfar-logcount" aria-live="off">
+          {tabs.query
+            ? trans.__('%1 of %2 lines', tabs.visible.length, tabs.total)
+            : trans._n('%1 line', '%1 lines', tabs.total)}
+        </span>
+      )}
+    </UseSignal>
+  );
+
+  widget.toolbar.addItem('follow', follow);
+  widget.toolbar.addItem('search', search);
+  widget.toolbar.addItem('download', download);
+  widget.toolbar.addItem('spacer', Toolbar.createSpacerItem());
+  widget.toolbar.addItem('count', count);
+  return widget;
+}
+
+/** One panel per run or session: opening it again brings the same panel forward. */
+export function logWidgetId(target: LogTarget): string {
+  return 'run' in target
+    ? `canfar-logs-run-${target.run}`
+    : `canfar-logs-session-${target.session}`;
+}

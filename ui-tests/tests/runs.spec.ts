@@ -1,0 +1,348 @@
+// Run as batch end to end, against the local engine the server starts on demand: the form,
+// live status in the sidebar, the log panel, notifications, re-run, run folder, delete.
+import { expect, IJupyterLabPageFixture, test } from '@jupyterlab/galata';
+import { Locator } from '@playwright/test';
+import * as path from 'path';
+
+const SCREENSHOTS = path.resolve(__dirname, '..', '..', 'docs', 'images');
+const EXAMPLE = path.resolve(
+  __dirname,
+  '..',
+  '..',
+  'examples',
+  'reduce_fits.ipynb'
+);
+// Replicas start a Python process each and import numpy/astropy: allow for a slow machine.
+const RUN_TIMEOUT = 120_000;
+
+/** A notebook whose replica 2 fails on its first attempt and succeeds when re-run. */
+const FLAKY = {
+  cells: [
+    {
+      cell_type: 'code',
+      execution_count: null,
+      id: 'flaky-cell',
+      metadata: {},
+      outputs: [],
+      source: [
+        'import os, pathlib\n',
+        "replica = os.environ.get('REPLICA_ID', '1')\n",
+        "marker = pathlib.Path(os.environ.get('CANFAR_RUN_DIR', '.')) / f'tried-{replica}'\n",
+        "print(f'replica {replica} starting')\n",
+        "if replica == '2' and not marker.exists():\n",
+        "    marker.write_text('1')\n",
+        "    raise SystemExit('replica 2 fails on its first attempt')\n",
+        "print(f'replica {replica} done')"
+      ]
+    }
+  ],
+  metadata: {
+    kernelspec: {
+      display_name: 'Python 3',
+      language: 'python',
+      name: 'python3'
+    }
+  },
+  nbformat: 4,
+  nbformat_minor: 5
+};
+
+function sidebar(page: IJupyterLabPageFixture): Locator {
+  return page.locator('#canfar-jlab-sidebar');
+}
+
+function runGroup(page: IJupyterLabPageFixture, name: string): Locator {
+  return sidebar(page).locator(`.jp-canfar-run[data-run="${name}"]`);
+}
+
+/** The run's one-line summary reaching `text`, pushed by the live channel (no reload). */
+async function expectSummary(
+  page: IJupyterLabPageFixture,
+  name: string,
+  text: string
+) {
+  await expect(
+    runGroup(page, name).locator('.jp-canfar-run-summary')
+  ).toHaveText(text, {
+    timeout: RUN_TIMEOUT
+  });
+}
+
+async function openNotebook(page: IJupyterLabPageFixture, file: string) {
+  await page.notebook.openByPath(file);
+  await page.notebook.activate(path.basename(file));
+}
+
+/** Fill the form (the notebook in focus) and launch; the form must be ready to go. */
+async function launch(
+  page: IJupyterLabPageFixture,
+  replicas: number,
+  name?: string
+) {
+  const form = sidebar(page).locator('.jp-canfar-form');
+  await expect(form).toBeVisible();
+  if (name) {
+    await form.locator('#jp-canfar-form-name').fill(name);
+  }
+  await form.locator('#jp-canfar-form-replicas').fill(String(replicas));
+  // The preview says what will be launched before anything is.
+  await expect(form.locator('.jp-canfar-preview summary')).toHaveText(
+    'What will be launched'
+  );
+  const button = form.locator('.jp-canfar-launch');
+  await expect(button).toHaveText(
+    `Run ${replicas} replica${replicas > 1 ? 's' : ''}`
+  );
+  await expect(button).toBeEnabled();
+  return form;
+}
+
+function logLines(page: IJupyterLabPageFixture, name: string): Locator {
+  return page.locator(`#canfar-logs-run-${name} .jp-canfar-logview-lines`);
+}
+
+// Room for the sidebar's form and a notebook side by side in the screenshots.
+test.use({ viewport: { width: 1366, height: 900 } });
+
+test.describe('Run as batch', () => {
+  test('3 replicas of the example notebook: form, live status, logs, notification', async ({
+    page,
+    tmpPath
+  }) => {
+    await page.contents.uploadFile(EXAMPLE, `${tmpPath}/reduce_fits.ipynb`);
+    await openNotebook(page, `${tmpPath}/reduce_fits.ipynb`);
+
+    // The notebook toolbar button (declared in the settings schema) opens the form.
+    await page
+      .locator(
+        '.jp-NotebookPanel-toolbar [data-command="canfar-jlab:run-as-batch"]'
+      )
+      .click();
+    await expect(sidebar(page)).toBeVisible();
+    const form = sidebar(page).locator('.jp-canfar-form');
+    await expect(form.locator('.jp-canfar-form-notebook')).toContainText(
+      'reduce_fits.ipynb'
+    );
+    // The default name comes from the notebook's file name, made fit for Skaha.
+    await expect(form.locator('#jp-canfar-form-name')).toHaveValue(
+      'reduce-fits'
+    );
+
+    await launch(page, 3);
+    await form.locator('.jp-canfar-preview details').click();
+    await expect(form.locator('.jp-canfar-preview-replicas li')).toHaveCount(3);
+    await expect(form.locator('.jp-canfar-preview-replicas')).toContainText(
+      'reduce-fits-2'
+    );
+    await expect(form.locator('.jp-canfar-preview-replicas')).toContainText(
+      'REPLICA_ID=2'
+    );
+    // The form alone in the panel for its picture: fold the lists, as a user would.
+    const fold = (label: string) =>
+      sidebar(page)
+        .locator('.lm-AccordionPanel-title', { hasText: label })
+        .click();
+    await fold('Runs');
+    await fold('Other sessions');
+    await form.evaluate(node =>
+      node.closest('.jp-canfar-section')!.scrollTo(0, 0)
+    );
+    await page.screenshot({ path: path.join(SCREENSHOTS, 'run-form.png') });
+    await fold('Runs');
+    await fold('Other sessions');
+
+    await form.locator('.jp-canfar-launch').click();
+    await expect(form.locator('.jp-canfar-outcome')).toHaveText(
+      'Launched run reduce-fits'
+    );
+    await expectSummary(page, 'reduce-fits', '3 Completed');
+
+    // JupyterLab's notification says so, with actions.
+    const toast = page.locator('.Toastify__toast', {
+      hasText: 'Run reduce-fits completed: 3 Completed'
+    });
+    await expect(toast).toBeVisible();
+    await expect(
+      toast.getByRole('button', { name: 'Open logs' })
+    ).toBeVisible();
+    await expect(
+      toast.getByRole('button', { name: 'Open run folder' })
+    ).toBeVisible();
+
+    // Replicas on demand, each with its status.
+    const group = runGroup(page, 'reduce-fits');
+    await group.locator('.jp-canfar-run-toggle').click();
+    await expect(
+      group.locator('.jp-canfar-replica[data-status="Completed"]')
+    ).toHaveCount(3);
+    await page.screenshot({ path: path.join(SCREENSHOTS, 'sidebar.png') });
+
+    // The log panel: merged view with replica prefixes, then one replica's tab.
+    await group
+      .getByRole('button', { name: 'Open the logs of run reduce-fits' })
+      .click();
+    const panel = page.locator('#canfar-logs-run-reduce-fits');
+    await expect(panel).toBeVisible();
+    await expect(panel.getByRole('tab')).toHaveCount(4);
+    const lines = logLines(page, 'reduce-fits');
+    for (const replica of [1, 2, 3]) {
+      await expect(lines).toContainText(`[${replica}] replica ${replica} of 3`);
+    }
+    await panel.getByRole('tab', { name: /#2/ }).click();
+    await expect(panel.getByRole('tab', { name: /#2/ })).toHaveAttribute(
+      'aria-selected',
+      'true'
+    );
+    await expect(lines).toContainText('replica 2 of 3');
+    await expect(lines).not.toContainText('replica 1 of 3');
+
+    // Search filters the lines and marks the matches.
+    await panel.getByRole('tab', { name: 'All' }).click();
+    await panel.getByPlaceholder('Filter lines').fill('measures');
+    await expect(panel.locator('.jp-canfar-logview-match')).toHaveCount(3);
+    await expect(panel.locator('.jp-canfar-logcount')).toContainText('3 of');
+    await page.screenshot({ path: path.join(SCREENSHOTS, 'log-panel.png') });
+
+    // Download saves the shown tab as a file.
+    await panel.getByPlaceholder('Filter lines').fill('');
+    await panel.getByRole('tab', { name: /#3/ }).click();
+    const download = page.waitForEvent('download');
+    await panel
+      .locator('.jp-canfar-download button, button.jp-canfar-download')
+      .first()
+      .click();
+    expect((await download).suggestedFilename()).toBe(
+      'reduce-fits-replica-3.log'
+    );
+  });
+
+  test('re-run the failed replica, open the run folder, delete the run', async ({
+    page,
+    tmpPath
+  }) => {
+    await page.contents.uploadContent(
+      JSON.stringify(FLAKY),
+      'text',
+      `${tmpPath}/flaky.ipynb`
+    );
+    await openNotebook(page, `${tmpPath}/flaky.ipynb`);
+
+    // The keyboard shortcut from the settings schema opens the form for this notebook.
+    await page.locator('.jp-NotebookPanel .jp-Notebook').first().click();
+    await page.keyboard.press('Escape');
+    await page.keyboard.press('Control+Alt+b');
+    const form = sidebar(page).locator('.jp-canfar-form');
+    await expect(form.locator('.jp-canfar-form-notebook')).toContainText(
+      'flaky.ipynb'
+    );
+    await expect(form.locator('#jp-canfar-form-name')).toHaveValue('flaky');
+    await launch(page, 3);
+    await form.locator('.jp-canfar-launch').click();
+
+    await expectSummary(page, 'flaky', '2 Completed · 1 Failed');
+    await expect(
+      page.locator('.Toastify__toast', {
+        hasText: 'Run flaky failed: 2 Completed · 1 Failed'
+      })
+    ).toBeVisible();
+    const group = runGroup(page, 'flaky');
+    await expect(group).toHaveAttribute('data-state', 'failed');
+
+    // Re-run only the failed replica: it succeeds the second time.
+    await group
+      .getByRole('button', { name: 'Re-run the failed replicas of flaky' })
+      .click();
+    await expectSummary(page, 'flaky', '3 Completed');
+    await expect(
+      page.locator('.Toastify__toast', {
+        hasText: 'Run flaky completed: 3 Completed'
+      })
+    ).toBeVisible();
+
+    // The replica's tab now follows the re-run session; the merged view kept the failure.
+    await group
+      .getByRole('button', { name: 'Open the logs of run flaky' })
+      .click();
+    const lines = logLines(page, 'flaky');
+    await expect(lines).toContainText('[2] replica 2 done');
+    await expect(lines).toContainText('[1] replica 1 done');
+
+    // The run folder opens in the file browser.
+    await group
+      .getByRole('button', { name: 'Open the run folder in the file browser' })
+      .click();
+    const browser = page.locator('#filebrowser');
+    await expect(browser.locator('.jp-BreadCrumbs')).toContainText('flaky');
+    await expect(
+      browser.locator('.jp-DirListing-itemText', { hasText: 'run.json' })
+    ).toBeVisible();
+
+    // Delete: the dialog names what goes, then the sessions are gone from the service.
+    await page.locator('.jp-SideBar [data-id="canfar-jlab-sidebar"]').click();
+    await group.getByRole('button', { name: 'Delete run flaky' }).click();
+    const dialog = page.locator('.jp-Dialog');
+    await expect(dialog).toContainText('Delete run flaky?');
+    for (const replica of ['flaky-1', 'flaky-2', 'flaky-3']) {
+      await expect(dialog).toContainText(replica);
+    }
+    await expect(dialog).toContainText('Its run folder stays');
+    await dialog.getByRole('button', { name: 'Delete' }).click();
+    await expect(
+      page.locator('.Toastify__toast', {
+        hasText: /Run flaky: \d+ sessions deleted/
+      })
+    ).toBeVisible();
+    const sessions = await (
+      await page.request.get('/canfar-jlab/sessions?all=1')
+    ).json();
+    const ids = new Set(sessions.sessions.map((s: { name: string }) => s.name));
+    expect(ids.has('flaky-1') || ids.has('flaky-2') || ids.has('flaky-3')).toBe(
+      false
+    );
+  });
+
+  test('dark theme: sidebar and log panel follow the theme', async ({
+    page,
+    tmpPath
+  }) => {
+    await page.theme.setDarkTheme();
+    await page.contents.uploadContent(
+      JSON.stringify({
+        ...FLAKY,
+        cells: [
+          { ...FLAKY.cells[0], source: ["print('dark side of the moon')"] }
+        ]
+      }),
+      'text',
+      `${tmpPath}/dark.ipynb`
+    );
+    await openNotebook(page, `${tmpPath}/dark.ipynb`);
+    await page.evaluate(() =>
+      (window as any).jupyterapp.commands.execute('canfar-jlab:run-as-batch')
+    );
+    const form = await launch(page, 2, 'dark');
+    await form.locator('.jp-canfar-launch').click();
+    await expectSummary(page, 'dark', '2 Completed');
+    await runGroup(page, 'dark').locator('.jp-canfar-run-toggle').click();
+    await runGroup(page, 'dark')
+      .getByRole('button', { name: 'Open the logs of run dark' })
+      .click();
+    await expect(logLines(page, 'dark')).toContainText(
+      '[2] dark side of the moon'
+    );
+
+    // Dark backgrounds under our panels: they take the theme's colours, not their own.
+    const luminance = (locator: Locator) =>
+      locator.evaluate(node => {
+        const [r, g, b] = getComputedStyle(node)
+          .backgroundColor.match(/\d+/g)!
+          .map(Number);
+        return (0.2126 * r + 0.7152 * g + 0.0722 * b) / 255;
+      });
+    expect(await luminance(sidebar(page))).toBeLessThan(0.3);
+    expect(
+      await luminance(page.locator('#canfar-logs-run-dark .jp-canfar-logview'))
+    ).toBeLessThan(0.3);
+    await page.screenshot({ path: path.join(SCREENSHOTS, 'dark.png') });
+  });
+});
