@@ -61,7 +61,12 @@ const plugin: JupyterFrontEndPlugin<void> = {
     const api = new CanfarAPI(app.serviceManager.serverSettings);
     // One live connection per browser tab, shared by the sidebar and every log panel.
     const live = new LiveConnection(app.serviceManager.serverSettings);
-    const model = new CanfarModel(live);
+    const model = new CanfarModel(live, {
+      logs: {
+        describeGap: bytes =>
+          trans.__('[… %1 bytes of log not received …]', bytes)
+      }
+    });
     const logTracker = new WidgetTracker<MainAreaWidget<LogPanel>>({
       namespace: 'canfar-jlab-logs'
     });

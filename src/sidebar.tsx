@@ -7,7 +7,7 @@ import { ISignal, Signal } from '@lumino/signaling';
 import { AccordionPanel } from '@lumino/widgets';
 import * as React from 'react';
 
-import { CanfarAPI } from './api';
+import { CanfarAPI, ILaunchRequest } from './api';
 import { PlatformLoad } from './components/PlatformLoad';
 import { ICatalog, INotebookTarget, RunForm } from './components/RunForm';
 import { IListActions, RunList, SessionList } from './components/RunList';
@@ -303,9 +303,13 @@ export class CanfarSidebar extends SidePanel {
     return names;
   }
 
-  /** The request with what settings add to every launch. */
-  withSettings<T extends object>(request: T): T {
-    return request;
+  /**
+   * The request with what settings add to every launch: the runs folder, when set.
+   * (`runs_root` is a proposed LaunchRequest field; see docs/rest-api.md.)
+   */
+  withSettings(request: ILaunchRequest): ILaunchRequest {
+    const root = this._settings.runsFolder;
+    return root ? { ...request, runs_root: root } : request;
   }
 
   /** Ask the server again (after an upgrade or a restart); returns the answer. */

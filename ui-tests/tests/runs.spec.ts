@@ -196,12 +196,16 @@ test.describe('Run as batch', () => {
     await expect(lines).toContainText('replica 2 of 3');
     await expect(lines).not.toContainText('replica 1 of 3');
 
+    // The merged view: every replica's lines in arrival order, prefixed.
+    await panel.getByRole('tab', { name: 'All' }).click();
+    await expect(lines).toContainText('[3] replica 3 of 3');
+    await page.screenshot({ path: path.join(SCREENSHOTS, 'log-panel.png') });
+
     // Search filters the lines and marks the matches.
     await panel.getByRole('tab', { name: 'All' }).click();
     await panel.getByPlaceholder('Filter lines').fill('measures');
     await expect(panel.locator('.jp-canfar-logview-match')).toHaveCount(3);
     await expect(panel.locator('.jp-canfar-logcount')).toContainText('3 of');
-    await page.screenshot({ path: path.join(SCREENSHOTS, 'log-panel.png') });
 
     // Download saves the shown tab as a file.
     await panel.getByPlaceholder('Filter lines').fill('');
