@@ -731,6 +731,7 @@ class Run(BaseModel):
     service: str
     spec: RunSpec
     replicas: list[Replica]
+    deleted: datetime | None = None  # when its sessions were deleted; the folder stays
 
     @computed_field  # type: ignore[prop-decorator]
     @property

@@ -86,8 +86,6 @@ export interface ILaunchRequest {
   gpus?: number;
   env?: Record<string, string>;
   parameters?: Record<string, unknown>;
-  /** Where the run folder goes, relative to the home folder (the runsFolder setting). */
-  runs_root?: string;
 }
 
 /** Something in the notebook that cannot work in an unattended replica. */

@@ -9,16 +9,13 @@ export interface ICanfarSettings {
   /** RAM per replica in GB; 0 means flexible. */
   defaultRam: number;
   defaultReplicas: number;
-  /** Where run folders go, relative to the home folder; empty means the server's choice. */
-  runsFolder: string;
 }
 
 export const DEFAULT_SETTINGS: ICanfarSettings = {
   defaultImage: '',
   defaultCores: 0,
   defaultRam: 0,
-  defaultReplicas: 1,
-  runsFolder: ''
+  defaultReplicas: 1
 };
 
 function whole(
@@ -46,7 +43,6 @@ export function readSettings(
     defaultImage: text(get('defaultImage')),
     defaultCores: whole(get('defaultCores'), 0, 0, 256),
     defaultRam: whole(get('defaultRam'), 0, 0, 512),
-    defaultReplicas: whole(get('defaultReplicas'), 1, 1, 256),
-    runsFolder: text(get('runsFolder'))
+    defaultReplicas: whole(get('defaultReplicas'), 1, 1, 256)
   };
 }

@@ -7,7 +7,7 @@ import { ISignal, Signal } from '@lumino/signaling';
 import { AccordionPanel } from '@lumino/widgets';
 import * as React from 'react';
 
-import { CanfarAPI, ILaunchRequest } from './api';
+import { CanfarAPI } from './api';
 import { PlatformLoad } from './components/PlatformLoad';
 import { ICatalog, INotebookTarget, RunForm } from './components/RunForm';
 import { IListActions, RunList, SessionList } from './components/RunList';
@@ -155,12 +155,8 @@ class FormWidget extends ReactWidget {
                   settings={sidebar.settings}
                   catalog={sidebar.catalog}
                   takenNames={sidebar.takenNames()}
-                  preview={request =>
-                    sidebar.api.preview(sidebar.withSettings(request))
-                  }
-                  launch={request =>
-                    sidebar.actions.launch(panel, sidebar.withSettings(request))
-                  }
+                  preview={request => sidebar.api.preview(request)}
+                  launch={request => sidebar.actions.launch(panel, request)}
                   revealCell={problem =>
                     sidebar.actions.revealCell(panel, problem)
                   }
@@ -301,15 +297,6 @@ export class CanfarSidebar extends SidePanel {
       }
     }
     return names;
-  }
-
-  /**
-   * The request with what settings add to every launch: the runs folder, when set.
-   * (`runs_root` is a proposed LaunchRequest field; see docs/rest-api.md.)
-   */
-  withSettings(request: ILaunchRequest): ILaunchRequest {
-    const root = this._settings.runsFolder;
-    return root ? { ...request, runs_root: root } : request;
   }
 
   /** Ask the server again (after an upgrade or a restart); returns the answer. */

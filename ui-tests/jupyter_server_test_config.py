@@ -1,5 +1,6 @@
 """Jupyter server configuration for the Galata browser tests."""
 
+import atexit
 import os
 import tempfile
 from pathlib import Path
@@ -19,3 +20,13 @@ os.environ.setdefault("CANFAR_JLAB_ENGINE_WORKDIR", str(scratch / "replica-home"
 (scratch / "replica-home").mkdir(exist_ok=True)
 # Runs inside the server root, so the sidebar can open their folders in the file browser.
 c.CanfarJlabApp.runs_root = str(Path(c.ServerApp.root_dir) / "canfar-runs")
+
+
+def _stop_engine() -> None:
+    # The engine is a daemon that outlives the Jupyter server by design; a test run's must not.
+    from canfar_jlab.engine.control import stop_engine
+
+    stop_engine(Path(os.environ["CANFAR_JLAB_HOME"]), terminate_replicas=True)
+
+
+atexit.register(_stop_engine)

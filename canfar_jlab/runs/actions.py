@@ -124,6 +124,7 @@ async def delete_run(name: str, client: SkahaClient, store: RunStore) -> list[st
     now = utc_now()
 
     def record(current: Run) -> None:
+        current.deleted = now
         for replica in current.replicas:
             done = archived.get(replica.index)
             if done is not None and replica.session_id == run.replica(replica.index).session_id:

@@ -118,7 +118,7 @@ class Backend:
         assert self.client is not None
         reconciled = await reconcile(self.store, sessions, self.client)
         return {
-            "runs": [self.run_json(run) for run in reconciled.runs],
+            "runs": [self.run_json(run) for run in reconciled.runs if run.deleted is None],
             "owners": reconciled.owners,
             "ended": [self.run_json(run) for run in reconciled.ended],
         }

@@ -11,6 +11,9 @@ from tornado import web
 from .. import __version__
 from ..skaha import SkahaError
 from .base import CanfarHandler, http_error
+from .live import snapshot_message
+
+TERMINAL_STATUSES = {"Completed", "Failed"}
 
 ROUTE_PREFIX = "canfar-jlab"
 SESSION_ID = r"(?P<session_id>[A-Za-z0-9][A-Za-z0-9-]{0,63})"
@@ -47,10 +50,11 @@ class SessionsHandler(CanfarHandler):
             raise http_error(snapshot.failure)
         if snapshot.error is not None:
             raise web.HTTPError(502, snapshot.error)
-        sessions = snapshot.sessions
+        message = snapshot_message(snapshot)
+        sessions = message["sessions"]
         if self.get_argument("active", "") in {"1", "true"}:
-            sessions = [s for s in sessions if not s.status.is_terminal]
-        self.write_json({"sessions": [s.model_dump(mode="json", by_alias=True) for s in sessions]})
+            sessions = [s for s in sessions if s["status"] not in TERMINAL_STATUSES]
+        self.write_json({"sessions": sessions})
 
 
 class SessionHandler(CanfarHandler):

@@ -23,7 +23,8 @@ from ..live import LiveHub, LogDelta, LogEnd, Snapshot
 from ..skaha import SkahaError
 
 _SESSION_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9-]{0,63}$")
-MAX_LOG_SUBSCRIPTIONS = 256
+# A merged log view of the largest run (256 replicas) and a few more fit under the cap.
+MAX_LOG_SUBSCRIPTIONS = 1024
 
 
 def snapshot_message(snapshot: Snapshot) -> dict[str, Any]:
@@ -146,10 +147,15 @@ class LiveHandler(WebSocketMixin, websocket.WebSocketHandler, JupyterHandler):
 
     async def _pump_sessions(self) -> None:
         hub = await self._hub()
+        first = True
         async for snapshot in hub.snapshots():
             await self.write_message(json.dumps(snapshot_message(snapshot), default=str))
-            for run in snapshot.extra.get("ended", []):
-                await self.write_message(json.dumps({"type": "run_ended", "run": run}))
+            # A run's end is news only to tabs that were watching when it ended: the snapshot
+            # a tab gets on subscribing may carry ends that happened before it came.
+            if not first:
+                for run in snapshot.extra.get("ended", []):
+                    await self.write_message(json.dumps({"type": "run_ended", "run": run}))
+            first = False
 
     async def _pump_logs(self, session_id: str, offset: int) -> None:
         hub = await self._hub()

@@ -90,7 +90,9 @@ class RunsHandler(RunsBase):
         self.write_json({"runs": runs})
 
     async def _list(self) -> list[dict]:
-        return [self.backend.run_json(run) for run in self.backend.store.list()]
+        # A deleted run leaves the list; its folder, logs and outputs stay on disk.
+        runs = self.backend.store.list()
+        return [self.backend.run_json(run) for run in runs if run.deleted is None]
 
     @web.authenticated
     @authorized

@@ -106,6 +106,10 @@ async def test_launch_watch_rerun_failed_and_delete(jp_fetch, jp_root_dir, runs_
     code, deleted = await _json(jp_fetch, "runs", run["name"], method="DELETE")
     assert set(deleted["deleted"]) >= {r["session_id"] for r in again["replicas"]}
     assert (runs_root / run["name"] / "run.json").is_file()  # the folder stays
+    _, listed = await _json(jp_fetch, "runs")
+    assert run["name"] not in [r["name"] for r in listed["runs"]]  # but the run leaves the list
+    _, gone = await _json(jp_fetch, "runs", run["name"])
+    assert gone["deleted"]
 
 
 async def test_preview_creates_nothing_and_shows_problems(jp_fetch, jp_root_dir, runs_root):
@@ -199,3 +203,42 @@ async def test_post_and_delete_need_the_xsrf_token_with_cookie_login(
             await jp_fetch(*parts, method=method, body=body, headers=with_cookie)
         assert info.value.code == 403, (method, parts, info.value.code)
     assert not runs_root.exists()
+
+
+async def _messages_until(ws, predicate, timeout: float = 60.0) -> list[dict]:
+    seen = []
+    while True:
+        raw = await asyncio.wait_for(ws.read_message(), timeout)
+        assert raw is not None, "the live channel closed"
+        seen.append(json.loads(raw))
+        if predicate(seen[-1]):
+            return seen
+
+
+async def test_run_end_is_told_once_and_only_to_tabs_that_were_watching(
+    jp_fetch, jp_ws_fetch, jp_root_dir, runs_root
+):
+    _notebook(jp_root_dir / "quick.ipynb", "print('done')")
+    watching = await jp_ws_fetch("canfar-jlab", "live")
+    watching.write_message(json.dumps({"op": "subscribe", "topic": "sessions"}))
+    _, run = await _json(
+        jp_fetch, "runs", method="POST", body={"notebook": "quick.ipynb", "replicas": 2}
+    )
+    seen = await _messages_until(
+        watching, lambda m: m["type"] == "run_ended" and m["run"]["name"] == run["name"]
+    )
+    assert seen[-1]["run"]["state"] == "completed"
+
+    # A tab that comes after the end sees the run as completed, and no end notice for it.
+    late = await jp_ws_fetch("canfar-jlab", "live")
+    late.write_message(json.dumps({"op": "subscribe", "topic": "sessions"}))
+    first = json.loads(await asyncio.wait_for(late.read_message(), 30))
+    assert first["type"] == "sessions"
+    assert [r["state"] for r in first["runs"] if r["name"] == run["name"]] == ["completed"]
+    # Several more list polls go by (the poll interval is 2 s): none brings a run_ended.
+    later = [json.loads(await asyncio.wait_for(late.read_message(), 30)) for _ in range(2)]
+    more = await _messages_until(watching, lambda m: m["type"] == "sessions")
+    for message in [*later, *more]:
+        assert message["type"] != "run_ended", message
+    watching.close()
+    late.close()
