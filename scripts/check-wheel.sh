@@ -26,11 +26,13 @@ echo "check-wheel: installing $(basename "$wheel") into a fresh virtualenv"
 "$work/venv/bin/pip" install --quiet "$wheel" "jupyterlab==4.6.6"
 
 # A prebuilt extension needs no Node or jlpm at install or run time: list from the venv alone.
-labext=$("$work/venv/bin/jupyter" labextension list 2>&1)
-serverext=$("$work/venv/bin/jupyter" server extension list 2>&1)
-echo "$labext" | grep -E "canfar-jlab v[0-9.]+ enabled.*OK" ||
+# (without the colour codes Jupyter puts around "enabled" and "OK")
+plain() { sed 's/\x1b\[[0-9;]*m//g'; }
+labext=$("$work/venv/bin/jupyter" labextension list 2>&1 | plain)
+serverext=$("$work/venv/bin/jupyter" server extension list 2>&1 | plain)
+echo "$labext" | grep -E "canfar-jlab v[0-9.]+ enabled OK" ||
   { echo "$labext"; echo "check-wheel: labextension canfar-jlab not enabled OK"; exit 1; }
-echo "$serverext" | grep -E "canfar_jlab [0-9.]+.*OK" ||
+echo "$serverext" | grep -E "canfar_jlab [0-9.]+ OK" ||
   { echo "$serverext"; echo "check-wheel: server extension canfar_jlab not OK"; exit 1; }
 "$work/venv/bin/canfar-jlab" --version
 echo "check-wheel: OK"
