@@ -32,6 +32,9 @@ module.exports = {
     command: 'jlpm start',
     url: 'http://localhost:8888/lab',
     timeout: 120 * 1000,
-    reuseExistingServer: !process.env.CI
+    reuseExistingServer: !process.env.CI,
+    // SIGTERM lets Jupyter shut down and stop the test's local engine (see
+    // jupyter_server_test_config.py); Playwright's default SIGKILL would leave it running.
+    gracefulShutdown: { signal: 'SIGTERM', timeout: 15000 }
   }
 };
