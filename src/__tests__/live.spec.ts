@@ -12,6 +12,7 @@ import { IRun, ISession } from '../api';
 import { LiveConnection, retryDelay } from '../live';
 import { LogBuffer } from '../logbuffer';
 import { CanfarModel } from '../model';
+import { makeRun, replica } from './support';
 
 /** Poll for a condition with a deadline (no fixed sleeps). */
 async function waitFor(
@@ -32,33 +33,12 @@ function lines(buffer: LogBuffer): string[] {
 }
 
 function run(name: string, state: IRun['state'], ids: string[]): IRun {
-  return {
+  const status = state === 'active' ? 'Running' : 'Completed';
+  return makeRun(
     name,
-    notebook: 'reduce_fits.ipynb',
-    created: '2026-11-21T10:00:00Z',
-    folder: `/home/u/canfar-runs/${name}`,
-    folder_relative: `canfar-runs/${name}`,
-    spec: {
-      image: 'img',
-      cores: null,
-      ram: null,
-      gpus: null,
-      env: {},
-      replicas: ids.length
-    },
-    replicas: ids.map((id, i) => ({
-      index: i + 1,
-      name: `${name}-${i + 1}`,
-      session_id: id,
-      status: state === 'active' ? 'Running' : 'Completed',
-      error: null,
-      started: null,
-      ended: null,
-      log: null
-    })),
-    counts: {},
-    state
-  };
+    ids.map((id, i) => replica(i + 1, status, { session_id: id })),
+    { state }
+  );
 }
 
 /** The server side of the live protocol, with logs that grow while clients come and go. */
