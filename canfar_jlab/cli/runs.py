@@ -197,15 +197,6 @@ def replicas_table(run: Run, indent: str = "") -> str:
     return "\n".join(indent + line for line in _table(rows).splitlines())
 
 
-def session_with_owner(session: Session, owners: dict[str, tuple[str, int]]) -> dict:
-    """A session as Skaha's JSON, plus `run` and `replica` when a run owns it."""
-    data = session.model_dump(mode="json", exclude_none=True)
-    owner = owners.get(session.id)
-    if owner is not None:
-        data["run"], data["replica"] = owner
-    return data
-
-
 async def write_run_logs(
     client: SkahaClient,
     run: Run,
@@ -345,6 +336,5 @@ __all__ = [
     "run_errors",
     "runs_and_sessions",
     "runs_table",
-    "session_with_owner",
     "write_run_logs",
 ]

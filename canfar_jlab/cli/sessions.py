@@ -180,7 +180,8 @@ def exit_code(error: SkahaError) -> int:
 
 
 def ps_command(args: argparse.Namespace) -> int:
-    from .runs import run_errors, runs_and_sessions, runs_table, session_with_owner
+    from ..runs import session_json
+    from .runs import run_errors, runs_and_sessions, runs_table
 
     async def work(client: SkahaClient) -> int:
         runs, sessions, owners = await runs_and_sessions(client, include_ended=args.all)
@@ -188,7 +189,7 @@ def ps_command(args: argparse.Namespace) -> int:
         if args.json and args.runs:
             print(json.dumps([run.model_dump(mode="json") for run in runs], indent=2))
         elif args.json:
-            print(json.dumps([session_with_owner(s, owners) for s in shown], indent=2))
+            print(json.dumps([session_json(s, owners) for s in shown], indent=2))
         else:
             if runs:
                 print(runs_table(runs) + ("" if args.runs else "\n"))

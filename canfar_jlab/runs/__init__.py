@@ -19,7 +19,7 @@ from typing import Any
 from ..models import LaunchRequest, Replica, ReplicaStatus, Run, RunSpec
 from .actions import delete_run, rerun_failed
 from .follow import RunFollower, follow_run
-from .reconciler import Reconciled, busy, needs_work, reconcile, service_of
+from .reconciler import Reconciled, busy, needs_work, reconcile, service_of, session_json
 from .store import (
     LaunchRefused,
     NothingToRerun,
@@ -76,4 +76,5 @@ __all__ = [
     "rerun_failed",
     "resolve_image",
     "service_of",
+    "session_json",
 ]

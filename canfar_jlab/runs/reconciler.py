@@ -215,3 +215,13 @@ def _newly_ended(store: RunStore, runs: list[Run]) -> list[Run]:
             if last is not None and now - last < RECENT_END:
                 ended.append(run)
     return ended
+
+
+def session_json(session: Session, owners: dict[str, tuple[str, int]]) -> dict[str, Any]:
+    """A session as Skaha's JSON, plus `run` and `replica` when a run owns it (`owners` as
+    `Reconciled.owners` gives it): how every front door shows sessions."""
+    data = session.model_dump(mode="json", by_alias=True, exclude_none=True)
+    owner = owners.get(session.id)
+    if owner is not None:
+        data["run"], data["replica"] = owner
+    return data

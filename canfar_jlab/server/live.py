@@ -20,6 +20,7 @@ from jupyter_server.base.websocket import WebSocketMixin
 from tornado import web, websocket
 
 from ..live import LiveHub, LogDelta, LogEnd, Snapshot
+from ..runs import session_json
 from ..skaha import SkahaError
 
 _SESSION_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9-]{0,63}$")
@@ -29,13 +30,8 @@ MAX_LOG_SUBSCRIPTIONS = 1024
 
 def snapshot_message(snapshot: Snapshot) -> dict[str, Any]:
     """The `sessions` message: every session (tagged with its run) and every run."""
-    owners: dict[str, tuple[str, int]] = snapshot.extra.get("owners", {})
-    sessions = []
-    for session in snapshot.sessions:
-        item = session.model_dump(mode="json", by_alias=True, exclude_none=True)
-        if session.id in owners:
-            item["run"], item["replica"] = owners[session.id]
-        sessions.append(item)
+    owners = snapshot.extra.get("owners", {})
+    sessions = [session_json(session, owners) for session in snapshot.sessions]
     message = {
         "type": "sessions",
         "t": snapshot.t,
