@@ -16,7 +16,7 @@ from ..credentials import Credentials, resolve_credentials
 from ..live import LiveHub
 from ..models import Run
 from ..runs import RunStore, busy, reconcile
-from ..skaha import AuthError, RetryPolicy, SkahaClient, SkahaError
+from ..skaha import AuthError, RetryPolicy, SkahaClient, SkahaError, Unavailable, UpstreamTimeout
 
 log = logging.getLogger(__name__)
 
@@ -102,21 +102,31 @@ class Backend:
                     connect_timeout=min(5.0, self.request_timeout),
                     retry=RetryPolicy(attempts=3, base_delay=0.25, max_delay=2.0),
                 )
-                client = self.client
-                self.hub = LiveHub(
-                    client,
-                    list_interval=self.list_interval,
-                    observer=self._observe,
-                    # Replicas still running keep the list polled (their logs must be archived
-                    # when they end) even when no browser is watching.
-                    busy=lambda: busy(self.store, client),
-                )
+                if self.hub is None:
+                    # One hub for the server's life: it reads through `self`, so a reconnect
+                    # (the local engine restarted) swaps the client under it and every open
+                    # live channel keeps going.
+                    self.hub = LiveHub(
+                        self,
+                        list_interval=self.list_interval,
+                        observer=self._observe,
+                        # Replicas still running keep the list polled (their logs must be
+                        # archived when they end) even when no browser is watching.
+                        busy=lambda: busy(self.store, self.client),
+                    )
         return self.client
+
+    # The hub's session source: the current client, with reconnection.
+    async def list_sessions(self) -> list:
+        return await self.call("list_sessions")
+
+    async def logs(self, session_id: str, offset: int | None = None) -> Any:
+        return await self.call("logs", session_id, offset)
 
     async def _observe(self, sessions: list) -> dict[str, Any]:
         """Every list the hub takes also brings the runs up to date (statuses, log archive)."""
-        assert self.client is not None
-        reconciled = await reconcile(self.store, sessions, self.client)
+        client = await self.connect()
+        reconciled = await reconcile(self.store, sessions, client)
         return {
             "runs": [self.run_json(run) for run in reconciled.runs if run.deleted is None],
             "owners": reconciled.owners,
@@ -150,26 +160,31 @@ class Backend:
             self.hub.nudge()
 
     async def call(self, method: str, *args: Any, **kwargs: Any) -> Any:
-        """`client.<method>(...)`, reconnecting once if the local engine's token went stale."""
+        """`client.<method>(...)`; on the local engine, reconnect and try once more when it
+        refuses our token or does not answer (it was restarted, on a new port with a new
+        token, or stopped: connecting starts it again)."""
         client = await self.connect()
         try:
             return await getattr(client, method)(*args, **kwargs)
-        except AuthError:
-            if self.credentials is None or not self.credentials.is_local_engine:
+        except (AuthError, Unavailable) as exc:
+            if not client.credentials.is_local_engine or isinstance(exc, UpstreamTimeout):
                 raise
-            # The engine was restarted with a new token: pick it up and try once more.
-            await self.reset()
+            await self.reset(client)
             client = await self.connect()
             return await getattr(client, method)(*args, **kwargs)
 
-    async def reset(self) -> None:
+    async def reset(self, stale: SkahaClient | None = None) -> None:
+        """Drop the client (only if it is still `stale`, when given) so the next call
+        resolves the credentials again."""
         async with self._lock:
-            hub, client = self.hub, self.client
-            self.hub = self.client = self.credentials = None
-        if hub is not None:
-            await hub.close()
-        if client is not None:
-            await client.aclose()
+            client = self.client
+            if client is None or (stale is not None and client is not stale):
+                return  # another caller already reconnected
+            self.client = self.credentials = None
+        await client.aclose()
 
     async def close(self) -> None:
+        hub, self.hub = self.hub, None
+        if hub is not None:
+            await hub.close()
         await self.reset()
