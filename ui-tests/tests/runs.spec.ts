@@ -4,7 +4,11 @@ import { expect, IJupyterLabPageFixture, test } from '@jupyterlab/galata';
 import { Locator } from '@playwright/test';
 import * as path from 'path';
 
-const SCREENSHOTS = path.resolve(__dirname, '..', '..', 'docs', 'images');
+// The README's screenshots are refreshed with `jlpm test:screenshots` (CANFAR_JLAB_SCREENSHOTS=1);
+// an ordinary run writes them under test-results, so tests never dirty the work tree.
+const SCREENSHOTS = process.env.CANFAR_JLAB_SCREENSHOTS
+  ? path.resolve(__dirname, '..', '..', 'docs', 'images')
+  : path.resolve(__dirname, '..', 'test-results', 'screenshots');
 const EXAMPLE = path.resolve(
   __dirname,
   '..',
