@@ -13,7 +13,7 @@ export default tseslint.config(
       'canfar_jlab/',
       'ui-tests/',
       '.venv/',
-      '*.config.js',
+      '**/*.config.js',
       '*.config.mjs',
       'babel.config.js',
       'jest.config.js'
