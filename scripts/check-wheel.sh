@@ -18,8 +18,11 @@ test -f "$work/src/pyproject.toml"
 echo "check-wheel: building the wheel (the build hook builds the frontend)"
 "$python" -m pip wheel --quiet --no-deps -w "$work/dist" "$work/src"
 wheel=$(ls "$work"/dist/canfar_jlab-*.whl)
-unzip -l "$wheel" | grep -q "share/jupyter/labextensions/canfar-jlab/static/style.js"
-unzip -l "$wheel" | grep -q "etc/jupyter/jupyter_server_config.d/canfar_jlab.json"
+# (listed to a file first: `grep -q` in a pipe would stop reading early, and under pipefail the
+# writer's SIGPIPE fails the script at random)
+unzip -l "$wheel" > "$work/wheel-contents.txt"
+grep -q "share/jupyter/labextensions/canfar-jlab/static/style.js" "$work/wheel-contents.txt"
+grep -q "etc/jupyter/jupyter_server_config.d/canfar_jlab.json" "$work/wheel-contents.txt"
 
 echo "check-wheel: installing $(basename "$wheel") into a fresh virtualenv"
 "$python" -m venv "$work/venv"
