@@ -103,15 +103,9 @@ export class CanfarActions implements IListActions, ISidebarActions {
         <p>{trans.__('Its run folder stays: %1', run.folder)}</p>
       </div>
     );
-    const answer = await showDialog({
-      title: trans.__('Delete run %1?', run.name),
-      body,
-      buttons: [
-        Dialog.cancelButton(),
-        Dialog.warnButton({ label: trans.__('Delete') })
-      ]
-    });
-    if (!answer.button.accept) {
+    if (
+      !(await this._confirmDelete(trans.__('Delete run %1?', run.name), body))
+    ) {
       return;
     }
     try {
@@ -133,20 +127,15 @@ export class CanfarActions implements IListActions, ISidebarActions {
   async deleteSession(session: ISession): Promise<void> {
     const { api, trans } = this._o;
     const name = session.name || session.id;
-    const answer = await showDialog({
-      title: trans.__('Delete session %1?', name),
-      body: trans.__(
-        'Session %1 (%2, %3) stops and is deleted, with its log on the session service.',
-        name,
-        session.id,
-        statusLabel(session.status, trans)
-      ),
-      buttons: [
-        Dialog.cancelButton(),
-        Dialog.warnButton({ label: trans.__('Delete') })
-      ]
-    });
-    if (!answer.button.accept) {
+    const body = trans.__(
+      'Session %1 (%2, %3) stops and is deleted, with its log on the session service.',
+      name,
+      session.id,
+      statusLabel(session.status, trans)
+    );
+    if (
+      !(await this._confirmDelete(trans.__('Delete session %1?', name), body))
+    ) {
       return;
     }
     try {
@@ -154,6 +143,22 @@ export class CanfarActions implements IListActions, ISidebarActions {
     } catch (error) {
       notifyError(trans.__('Cannot delete session %1', name), error, trans);
     }
+  }
+
+  /** Ask before deleting; true when the user confirmed. */
+  private async _confirmDelete(
+    title: string,
+    body: string | React.ReactElement
+  ): Promise<boolean> {
+    const answer = await showDialog({
+      title,
+      body,
+      buttons: [
+        Dialog.cancelButton(),
+        Dialog.warnButton({ label: this._o.trans.__('Delete') })
+      ]
+    });
+    return answer.button.accept;
   }
 
   async rerunFailed(run: IRun): Promise<void> {
