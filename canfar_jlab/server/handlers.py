@@ -153,6 +153,7 @@ def route_table() -> list[tuple[str, type]]:
         RunPreviewHandler,
         RunRerunHandler,
         RunsHandler,
+        RunStopHandler,
     )
 
     def path(*parts: str) -> str:
@@ -164,6 +165,7 @@ def route_table() -> list[tuple[str, type]]:
         (path("runs", "preview"), RunPreviewHandler),
         (path("runs", RUN_NAME), RunHandler),
         (path("runs", RUN_NAME, "rerun"), RunRerunHandler),
+        (path("runs", RUN_NAME, "stop"), RunStopHandler),
         (path("sessions"), SessionsHandler),
         (path("sessions", SESSION_ID), SessionHandler),
         (path("sessions", SESSION_ID, "logs"), SessionLogsHandler),

@@ -93,7 +93,7 @@ async def test_delete_run_saves_logs_and_records_the_replicas_as_deleted(engine,
         deleted = await delete_run(run.name, client, store)
         assert sorted(deleted) == sorted(ids)
         run = store.get(run.name)
-        assert run.state == "failed"
+        assert run.state == "deleted"  # for every door (ps --all, REST, magic)
         for replica in run.replicas:
             assert replica.status is ReplicaStatus.FAILED
             assert replica.error == "deleted by the user before it ended"
