@@ -52,6 +52,8 @@ _CALLS = frozenset(
         "list_sessions",
         "get_session",
         "create_session",
+        # Raises only before any create is sent (its per-replica failures are outcomes).
+        "create_replicas",
         "logs",
         "events",
         "renew",

@@ -163,9 +163,7 @@ async def _observe(run: Run, listed: dict[str, Session], client: SkahaClient) ->
             elif replica.status is ReplicaStatus.PENDING:
                 submitted = replica.submitted or run.created
                 waited = now - submitted
-                gone = held is False and (
-                    run.service == LOCAL_ENGINE or waited > LISTING_LAG
-                )
+                gone = held is False and (run.service == LOCAL_ENGINE or waited > LISTING_LAG)
                 if gone or waited > INTERRUPTED_AFTER:
                     update = {
                         "status": ReplicaStatus.NOT_CREATED,
@@ -174,9 +172,7 @@ async def _observe(run: Run, listed: dict[str, Session], client: SkahaClient) ->
                     }
         elif _replica_needs_work(replica):
             assert session_id is not None
-            update = await _observe_session(
-                run, replica, listed.get(session_id), client, now
-            )
+            update = await _observe_session(run, replica, listed.get(session_id), client, now)
         if update:
             changes[replica.index] = {"session_id": session_id, **update}
     if run.launcher and held is False:

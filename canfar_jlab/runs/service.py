@@ -90,9 +90,17 @@ class RunService:
         sessions = await client.list_sessions()
         return sessions, await reconcile(self.store, sessions, client)
 
-    async def runs(self, *, include_ended: bool = True, include_deleted: bool = True) -> list[Run]:
-        """This service's runs, up to date, newest first."""
-        _, reconciled = await self.refresh()
+    async def runs(
+        self,
+        *,
+        include_ended: bool = True,
+        include_deleted: bool = True,
+        reconciled: Reconciled | None = None,
+    ) -> list[Run]:
+        """This service's runs, up to date (or as `reconciled` from `refresh` has them),
+        newest first."""
+        if reconciled is None:
+            _, reconciled = await self.refresh()
         service = service_of(await self.client())
         return [
             run
@@ -134,10 +142,10 @@ class RunService:
         raise NoMatch(self.no_match(text, sessions=sessions))
 
     def no_match(self, text: str, *, sessions: bool = True) -> str:
-        what = "no run, replica" + (" or session" if sessions else "")
+        session = "no session" if sessions else "no replica's session"
         return (
-            f"{what} is called {text[:80]!r} (runs in {self.store.root}, sessions on "
-            f"{self.service_name})"
+            f"no run named {text[:80]!r}, no replica of that name and {session} with that id "
+            f"(runs in {self.store.root}, sessions on {self.service_name})"
         )
 
     def _same_service(self, run: Run, client: Any) -> Run:
@@ -163,9 +171,7 @@ class RunService:
         for replica in Target(run=run, index=target.index).replicas:
             earlier = [a.log for a in replica.attempts if a.log]
             if replica.log is not None and not replica.log_partial:
-                shown.append(
-                    ReplicaLog(replica, _read(folder / replica.log), "archive", earlier)
-                )
+                shown.append(ReplicaLog(replica, _read(folder / replica.log), "archive", earlier))
             elif replica.session_id is not None:
                 try:
                     text = (await client.logs(replica.session_id)).text

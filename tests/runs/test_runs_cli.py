@@ -77,7 +77,7 @@ def test_run_follow_then_rerun_failed_then_ps_logs_delete(cli, cli_here, tmp_pat
     assert "[2] RuntimeError: replica 2 fails the first time" in out
     assert "[1] finished" in out and "[2] finished" not in out
     assert "run fails-once: failed (2/3 Completed, 1 Failed)" in out
-    failed_row = r"^2\s+fails-once-2\s+\w+\s+Failed\s+canfar-jlab: stopped at code cell 1"
+    failed_row = r"^2\s+fails-once-2\s+\w+\s+Failed\s+.*canfar-jlab: stopped at code cell 1"
     assert re.search(failed_row, done.stdout, re.M)
     err = done.stderr.splitlines()
     assert err[0].startswith("run fails-once: 3 replica(s) of fails_once.ipynb on the local engine")
@@ -89,7 +89,9 @@ def test_run_follow_then_rerun_failed_then_ps_logs_delete(cli, cli_here, tmp_pat
     assert again.stdout.splitlines()[:2] == ["[2] replica 2 of 3", "[2] finished"]
     assert "[1]" not in again.stdout and "[3]" not in again.stdout
     assert "run fails-once: completed (3/3 Completed)" in again.stdout
-    assert again.stderr.startswith("run fails-once: running replica(s) 2 again\n")
+    assert again.stderr.startswith(
+        "run fails-once: running replica(s) 2 again (the launch snapshot)\n"
+    )
     assert cli_here("rerun", "fails-once", "--failed") == (
         0,
         "",
