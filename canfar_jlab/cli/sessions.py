@@ -190,6 +190,7 @@ def ps_command(args: argparse.Namespace) -> int:
 
     async def work(service: RunService) -> int:
         if args.run:
+            await service.refresh()
             target = await service.resolve(args.run)
             if target.session is not None:
                 shown = [target.session]

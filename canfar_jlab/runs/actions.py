@@ -245,7 +245,8 @@ async def _end_sessions(
 
     def record(current: Run) -> None:
         if indices is None and stopping:
-            current.stopped = now
+            if current.state == "active":  # stopping an ended run changes nothing
+                current.stopped = now
         elif indices is None:
             current.deleted = now
         for replica in current.replicas:
