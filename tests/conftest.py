@@ -18,12 +18,19 @@ _CREDENTIAL_VARIABLES = ("CANFAR_URL", "CANFAR_TOKEN", "CANFAR_CERTIFICATE")
 
 @pytest.fixture(scope="session", autouse=True)
 def _isolated_state(tmp_path_factory):
-    isolated = (*_CREDENTIAL_VARIABLES, "CANFAR_JLAB_HOME", "CANFAR_JLAB_ENGINE_WORKDIR")
+    isolated = (
+        *_CREDENTIAL_VARIABLES,
+        "CANFAR_JLAB_HOME",
+        "CANFAR_JLAB_ENGINE_WORKDIR",
+        "CANFAR_JLAB_CONFIG",
+    )
     saved = {name: os.environ.get(name) for name in isolated}
     for name in _CREDENTIAL_VARIABLES:
         os.environ.pop(name, None)
     home = tmp_path_factory.mktemp("canfar-jlab-home")
     os.environ["CANFAR_JLAB_HOME"] = str(home)
+    # The user's settings (`canfar-jlab config`, e.g. runs-root) are the test session's own.
+    os.environ["CANFAR_JLAB_CONFIG"] = str(tmp_path_factory.mktemp("canfar-jlab-config"))
     # Replicas of an engine started on demand get a scratch HOME, not the developer's own.
     os.environ["CANFAR_JLAB_ENGINE_WORKDIR"] = str(tmp_path_factory.mktemp("replica-home"))
     yield home

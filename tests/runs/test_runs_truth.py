@@ -21,6 +21,7 @@ import pytest
 from conftest import REPO
 from fixtures_engine import wait_for
 from runs_support import client_for, wait_until, write_notebook
+from status_report import KILLED, SLEEPS_3
 
 from canfar_jlab.runs import (
     Connection,
@@ -28,48 +29,6 @@ from canfar_jlab.runs import (
     ReplicaStatus,
     RunService,
     RunStore,
-)
-
-# A cell that writes the status report the way the runner does (contract format 1).
-REPORTER = """
-import datetime, json, os, pathlib, time
-def now():
-    return datetime.datetime.now(datetime.timezone.utc).isoformat().replace("+00:00", "Z")
-folder = pathlib.Path(os.environ["CANFAR_RUN_DIR"]) / "replicas" / os.environ["REPLICA_ID"]
-folder.mkdir(parents=True, exist_ok=True)
-def report(**fields):
-    data = {"format": 1, "replica": int(os.environ["REPLICA_ID"]),
-            "count": int(os.environ["REPLICA_COUNT"]),
-            "session_id": os.environ.get("skaha_sessionid"), "attempt": 1, "runner": "script",
-            "heartbeat": now(), "cell": {"index": 1, "total": 1, "first_line": "import"}}
-    data.update(fields)
-    temporary = folder / ".status.json.tmp"
-    temporary.write_text(json.dumps(data))
-    os.replace(temporary, folder / "status.json")
-started = now()
-report(state="running", started=started, ended=None, exit_code=None)
-"""
-
-SLEEPS_3 = (
-    REPORTER
-    + """
-time.sleep(3)
-report(state="completed", started=started, ended=now(), exit_code=0,
-       peak_rss_bytes=50_000_000, cpu_seconds=0.25, files=["result.txt"])
-print("done")
-"""
-)
-
-# Replica 1 claims a peak near its 2 GB request, replica 2 a small one; both are then killed
-# from outside (SIGKILL) without writing an end.
-KILLED = (
-    REPORTER
-    + """
-peak = int(1.95 * 2**30) if os.environ["REPLICA_ID"] == "1" else 10_000_000
-report(state="running", started=started, ended=None, exit_code=None, peak_rss_bytes=peak)
-import signal
-os.kill(os.getpid(), signal.SIGKILL)
-"""
 )
 
 
@@ -342,6 +301,7 @@ def test_one_runs_root_setting_for_every_door(tmp_path, monkeypatch):
     from canfar_jlab.runs import default_root
 
     monkeypatch.delenv("CANFAR_JLAB_RUNS", raising=False)
+    monkeypatch.delenv("CANFAR_JLAB_CONFIG", raising=False)
     monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path / "config"))
     monkeypatch.setenv("HOME", str(tmp_path / "home"))
     assert default_root() == tmp_path / "home" / "canfar-runs"
