@@ -13,11 +13,12 @@ ROOT_FLAGS := $(if $(filter 0,$(shell id -u)),--allow-root,)
 
 .PHONY: lab install frontend browser test lint test-python test-js test-ui check-wheel clean
 
-# Runs go to ./canfar-runs so the file browser can open their folders.
+# Runs go to ./canfar-runs (inside JupyterLab's root, so the file browser opens run folders and
+# outputs) unless you chose a runs root already; the CLI and %canfar read the same setting.
 lab: install frontend
+	$(BIN)/canfar-jlab config set runs-root $(CURDIR)/canfar-runs --if-unset
 	$(BIN)/canfar-jlab engine start
-	$(BIN)/jupyter lab $(ROOT_FLAGS) --CanfarJlabApp.runs_root=$(CURDIR)/canfar-runs \
-	  examples/reduce_fits.ipynb
+	$(BIN)/jupyter lab $(ROOT_FLAGS) examples/reduce_fits.ipynb
 
 # Python environment with the package installed editable (its build hook also runs `jlpm install`).
 install: $(VENV)/.installed

@@ -66,6 +66,18 @@ class RunsBase(CanfarHandler):
             raise web.HTTPError(404, f"notebook: {relative} does not exist")
         return resolved
 
+    async def fresh(self) -> None:
+        """Bring the runs up to date with the service (the live hub's shared list, at most
+        1 s old: adopting sessions by name, recording ends, archiving logs). Without a
+        service the runs are shown as recorded."""
+        try:
+            await self.upstream_work(self.backend.connect(), self.backend.call_deadline)
+            hub = self.backend.hub
+            if hub is not None:
+                await self.upstream_work(hub.recent(1.0), self.backend.call_deadline)
+        except web.HTTPError:
+            pass
+
     async def target(self, name: str) -> Target:
         """The run (or one replica of it) `name` stands for; 404 with one line otherwise."""
         store = self.backend.store
@@ -104,6 +116,7 @@ class RunsHandler(RunsBase):
         self.write_json({"runs": runs})
 
     async def _list(self) -> list[dict]:
+        await self.fresh()
         # A deleted run leaves the list; its folder, logs and outputs stay on disk.
         runs = self.backend.store.list()
         return [self.backend.run_json(run) for run in runs if run.deleted is None]
@@ -134,6 +147,7 @@ class RunHandler(RunsBase):
     @web.authenticated
     @authorized
     async def get(self, run_name: str) -> None:
+        await self.fresh()
         target = await self.target(run_name)
         assert target.run is not None
         self.write_json(self.backend.run_json(self.backend.store.get(target.run.name)))
