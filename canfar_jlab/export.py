@@ -54,11 +54,13 @@ from IPython.core.inputtransformer2 import TransformerManager
 from nbconvert import PythonExporter
 from pydantic import BaseModel, ConfigDict
 
-from . import export_runner
+from . import export_runner, replica_report
 
 SKIP_TAG = "skip-batch"
 PARAMETERS_TAG = "parameters"
 RUNNER_NAME = "canfar_runner.py"
+# Modules the runner imports, copied beside it under these names (the image needs no canfar_jlab).
+RUNNER_MODULES = {"canfar_replica_report.py": replica_report}
 PYTHON_LANGUAGES = {"python", "python3", "ipython", "ipython3"}
 
 # Skaha pastes cmd and args into YAML and splits args on single spaces (skaha-api.md §2.1).
@@ -164,7 +166,7 @@ def export_notebook(
 
     out_dir = Path(os.path.abspath(out_dir))
     script_name = script_name or _script_name(notebook_path)
-    if not _SCRIPT_NAME.match(script_name) or script_name == RUNNER_NAME:
+    if not _SCRIPT_NAME.match(script_name) or script_name in (RUNNER_NAME, *RUNNER_MODULES):
         raise ExportError(
             f"script name {script_name!r} must match {_SCRIPT_NAME.pattern} "
             f"and not be {RUNNER_NAME}"
@@ -189,6 +191,8 @@ def export_notebook(
         out_dir.mkdir(parents=True, exist_ok=True)
         _write_atomically(script_path, text)
         _write_atomically(runner_path, runner_source)
+        for name, module in RUNNER_MODULES.items():
+            _write_atomically(out_dir / name, Path(module.__file__).read_text(encoding="utf-8"))
     except OSError as error:
         raise ExportError(f"cannot write to {out_dir}: {error.strerror or error}") from None
 
@@ -569,7 +573,8 @@ def _render(notebook: nbformat.NotebookNode, notebook_name: str, header: dict) -
 
 def _script_name(notebook_path: Path) -> str:
     stem = re.sub(r"[^A-Za-z0-9._-]+", "_", notebook_path.stem).strip("._-") or "notebook"
-    return f"{stem}_notebook.py" if f"{stem}.py" == RUNNER_NAME else f"{stem}.py"
+    taken = (RUNNER_NAME, *RUNNER_MODULES)
+    return f"{stem}_notebook.py" if f"{stem}.py" in taken else f"{stem}.py"
 
 
 def _check_skaha_safe(what: str, value: str) -> None:

@@ -38,9 +38,15 @@ import json
 import os
 import re
 import sys
+import traceback
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
+
+try:  # inside the package; in a run folder the copy sits beside this file (see export)
+    from . import replica_report
+except ImportError:
+    import canfar_replica_report as replica_report  # type: ignore[no-redef]
 
 SCRIPT_FORMAT = 1
 HEADER_PREFIX = "# canfar-jlab-script: "
@@ -215,7 +221,25 @@ def _exit_code(error: BaseException) -> int:
     return EXIT_CELL_FAILED
 
 
-def run_script(path: Path) -> int:
+class Outcome:
+    """How the run ended, for the status report: set by `run_script` as it goes."""
+
+    def __init__(self) -> None:
+        self.error: str | None = None
+        self.failed_cell: tuple[int, str] | None = None
+
+
+def error_line(error: BaseException) -> str:
+    """The exception's last line, as a traceback ends: `ValueError: bad pixel`."""
+    return traceback.format_exception_only(type(error), error)[-1].strip()
+
+
+def run_script(
+    path: Path,
+    report: replica_report.ReplicaReport | None = None,
+    outcome: Outcome | None = None,
+) -> int:
+    outcome = outcome or Outcome()
     script = parse_script(path.read_text(encoding="utf-8"))
     problems = script.header.get("problems") or []
     if problems:
@@ -226,14 +250,18 @@ def run_script(path: Path) -> int:
             "fix those cells or tag them skip-batch",
             file=sys.stderr,
         )
+        outcome.error = f"refused: {problems[0]}"
         return EXIT_REFUSED
     os.environ["MPLBACKEND"] = _matplotlib_backend()
     _enter_notebook_folder(script.header.get("cwd"))
     warnings.filterwarnings("ignore", message="To exit: use 'exit', 'quit', or Ctrl-D.")
     shell = _make_shell()
+    total = sum(1 for cell in script.cells if cell.number is not None)
     for cell in script.cells:
         if not cell.source:
             continue
+        if report is not None and cell.number is not None:
+            report.cell(cell.number, total, cell.source)
         if cell.number is not None:
             shell.execution_count = cell.number  # tracebacks then say "Cell In[N]"
         # The injected parameters cell takes no number: history numbers must only grow.
@@ -242,6 +270,9 @@ def run_script(path: Path) -> int:
         error = result.error_before_exec or result.error_in_exec
         if error is not None:
             code = _exit_code(error)
+            if code != 0:
+                outcome.error = error_line(error)
+                outcome.failed_cell = (cell.number or 0, cell.source)
             if code != 0 and not isinstance(error, SystemExit):
                 where = f"code cell {cell.number}" if cell.number else f"the {cell.label} cell"
                 reason = (str(error).strip().splitlines() or [""])[0][:200]
@@ -269,11 +300,42 @@ def main(argv: list[str] | None = None) -> int:
     except ImportError:
         print("canfar-jlab: this script needs IPython: pip install ipython", file=sys.stderr)
         return EXIT_REFUSED
+    script = Path(os.path.abspath(args[0]))
+    report = start_report(script.parent, "script")
+    outcome = Outcome()
+    code = EXIT_CELL_FAILED
     try:
-        return run_script(Path(args[0]))
+        code = run_script(script, report, outcome)
     except (OSError, UnicodeDecodeError, ValueError, ScriptFormatError) as error:
         print(f"canfar-jlab: cannot run {args[0]}: {error}", file=sys.stderr)
-        return EXIT_REFUSED
+        outcome.error = f"cannot run {script.name}: {error}"
+        code = EXIT_REFUSED
+    except BaseException as error:  # SIGTERM, an internal bug: the report still ends
+        outcome.error = error_line(error)
+        code = EXIT_INTERRUPTED if isinstance(error, KeyboardInterrupt) else EXIT_CELL_FAILED
+        raise
+    finally:
+        if report is not None:
+            _finish_report(report, code, outcome)
+    return code
+
+
+def start_report(run_folder: Path, runner: str) -> replica_report.ReplicaReport | None:
+    """This replica's status report, started; None (with a warning) when it cannot be written."""
+    try:
+        report = replica_report.ReplicaReport.from_environment(run_folder, runner)
+        report.start()
+    except OSError as error:
+        print(f"canfar-jlab: no status report ({error}); running anyway", file=sys.stderr)
+        return None
+    return report
+
+
+def _finish_report(report: replica_report.ReplicaReport, code: int, outcome: Outcome) -> None:
+    try:
+        report.finish(code, error=outcome.error, failed_cell=outcome.failed_cell)
+    except OSError as error:
+        print(f"canfar-jlab: cannot write the status report: {error}", file=sys.stderr)
 
 
 if __name__ == "__main__":
