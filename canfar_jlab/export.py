@@ -47,6 +47,7 @@ import sys
 import tempfile
 from collections.abc import Callable
 from pathlib import Path
+from typing import Literal
 
 import jinja2
 import nbformat
@@ -54,13 +55,20 @@ from IPython.core.inputtransformer2 import TransformerManager
 from nbconvert import PythonExporter
 from pydantic import BaseModel, ConfigDict
 
-from . import export_runner, replica_report
+from . import export_runner, kernel_runner, replica_folder, replica_report
 
 SKIP_TAG = "skip-batch"
 PARAMETERS_TAG = "parameters"
 RUNNER_NAME = "canfar_runner.py"
 # Modules the runner imports, copied beside it under these names (the image needs no canfar_jlab).
-RUNNER_MODULES = {"canfar_replica_report.py": replica_report}
+RUNNER_MODULES = {
+    "canfar_kernel_runner.py": kernel_runner,
+    "canfar_replica_folder.py": replica_folder,
+    "canfar_replica_report.py": replica_report,
+}
+SNAPSHOT_NAME = kernel_runner.SNAPSHOT_NAME
+SWEEP_NAME = kernel_runner.SWEEP_NAME
+RUNNERS = ("nbclient", "script")
 PYTHON_LANGUAGES = {"python", "python3", "ipython", "ipython3"}
 
 # Skaha pastes cmd and args into YAML and splits args on single spaces (skaha-api.md §2.1).
@@ -102,9 +110,16 @@ class ExportProblem(BaseModel):
     line: int  # 1-based line within that cell
     message: str
     cell_id: str | None = None  # nbformat >= 4.5 cell id, for a UI to select the cell
+    severity: Literal["error", "warning"] = "error"  # warnings are shown, not refused
 
     def __str__(self) -> str:
-        return f"code cell {self.cell}, line {self.line}: {self.message}"
+        warning = "warning: " if self.severity == "warning" else ""
+        return f"code cell {self.cell}, line {self.line}: {warning}{self.message}"
+
+
+def errors(problems: list[ExportProblem]) -> list[ExportProblem]:
+    """The problems that refuse a launch (warnings left out)."""
+    return [problem for problem in problems if problem.severity == "error"]
 
 
 class ExportedScript(BaseModel):
@@ -118,11 +133,13 @@ class ExportedScript(BaseModel):
     cell_count: int  # code cells in the script (skipped cells and injected parameters excluded)
     skipped_cells: list[int]  # code-cell numbers left out by the skip-batch tag
     parameters: dict[str, object]
-    problems: list[ExportProblem]  # non-empty: do not launch; show them all to the user
+    problems: list[ExportProblem]  # errors: do not launch; show them all to the user
+    sweep: list[dict[str, object]] | None = None  # row i-1 for replica i (sweep.json)
+    snapshot_path: Path | None = None  # the notebook as launched (notebook.ipynb)
 
     @property
     def ok(self) -> bool:
-        return not self.problems
+        return not errors(self.problems)
 
     @property
     def skaha_cmd(self) -> str:
@@ -136,11 +153,25 @@ class ExportedScript(BaseModel):
 
 
 def check_notebook(
-    path: Path, *, parameters: dict[str, object] | None = None
+    path: Path,
+    *,
+    parameters: dict[str, object] | None = None,
+    sweep: list[dict[str, object]] | None = None,
 ) -> list[ExportProblem]:
-    """The problems `export_notebook` would report, without writing anything."""
+    """The problems (errors and warnings) `export_notebook` would report, writing nothing."""
     _, notebook = _read_notebook(Path(path))
-    return _Plan(notebook, parameters).problems
+    return _Plan(notebook, parameters, sweep).problems
+
+
+def missing_kernel(path: Path) -> str | None:
+    """Why the notebook's kernel cannot start on this machine, or None when it can.
+
+    Used before launching on the local engine, whose replicas run here. A Python notebook
+    whose named kernel is missing runs in ipykernel's python3 (see kernel_runner).
+    """
+    _, notebook = _read_notebook(Path(path))
+    name, reason = kernel_runner.resolve_kernel(notebook)
+    return None if name is not None else f"{Path(path).name}: {reason}"
 
 
 def export_notebook(
@@ -150,6 +181,8 @@ def export_notebook(
     parameters: dict[str, object] | None = None,
     python: str = sys.executable,
     script_name: str | None = None,
+    sweep: list[dict[str, object]] | None = None,
+    runner: str = "nbclient",
 ) -> ExportedScript:
     """Write `<out_dir>/<notebook stem>.py` and `<out_dir>/canfar_runner.py`; return the argv.
 
@@ -159,10 +192,17 @@ def export_notebook(
     one notebook into one folder (say one per parameter set). Raises `ExportError` for an
     unreadable notebook, bad parameters, or paths Skaha cannot carry; returns problems (and
     still writes the script) for cells that need a person at a screen.
+
+    Also written: ``notebook.ipynb``, the notebook's bytes as launched (the kernel runner
+    executes it; parameters are injected at run time, not here), and with `sweep`,
+    ``sweep.json`` (row i-1 holds replica i's parameters, over `parameters`). `runner`
+    "script" makes replicas run the script with IPython instead of a kernel.
     """
+    if runner not in RUNNERS:
+        raise ExportError(f"runner {runner!r} is not one of {', '.join(RUNNERS)}")
     notebook_path = Path(os.path.abspath(path))
     content, notebook = _read_notebook(notebook_path)
-    plan = _Plan(notebook, parameters)
+    plan = _Plan(notebook, parameters, sweep)
 
     out_dir = Path(os.path.abspath(out_dir))
     script_name = script_name or _script_name(notebook_path)
@@ -183,7 +223,12 @@ def export_notebook(
         "sha256": checksum,
         "cwd": str(notebook_path.parent),
         # The runner refuses a script with problems, should anyone launch it all the same.
-        "problems": [str(problem) for problem in plan.problems],
+        "problems": [str(problem) for problem in errors(plan.problems)],
+        "runner": runner,
+        "snapshot": SNAPSHOT_NAME,
+        "language": plan.language,
+        "kernel": kernel_runner.notebook_kernel(notebook)[0],
+        "parameters": dict(parameters or {}),
     }
     text = _render(plan.notebook, notebook_path.name, header)
     runner_source = Path(export_runner.__file__).read_text(encoding="utf-8")
@@ -191,6 +236,9 @@ def export_notebook(
         out_dir.mkdir(parents=True, exist_ok=True)
         _write_atomically(script_path, text)
         _write_atomically(runner_path, runner_source)
+        _write_atomically(out_dir / SNAPSHOT_NAME, content.decode("utf-8"))
+        if sweep:
+            _write_atomically(out_dir / SWEEP_NAME, json.dumps(sweep, indent=1) + "\n")
         for name, module in RUNNER_MODULES.items():
             _write_atomically(out_dir / name, Path(module.__file__).read_text(encoding="utf-8"))
     except OSError as error:
@@ -206,6 +254,8 @@ def export_notebook(
         skipped_cells=plan.skipped_cells,
         parameters=dict(parameters or {}),
         problems=plan.problems,
+        sweep=[dict(row) for row in sweep] if sweep else None,
+        snapshot_path=out_dir / SNAPSHOT_NAME,
     )
 
 
@@ -229,11 +279,6 @@ def _read_notebook(path: Path) -> tuple[bytes, nbformat.NotebookNode]:
         isinstance(cell, dict) and isinstance(cell.get("source", ""), str) for cell in cells
     ):
         raise ExportError(f"{path.name} is not a readable notebook: malformed cells")
-    language = _language(notebook)
-    if language is not None and language.lower() not in PYTHON_LANGUAGES:
-        raise ExportError(
-            f"{path.name} is a {language} notebook; only Python notebooks can run as batch"
-        )
     return content, notebook
 
 
@@ -249,12 +294,31 @@ def _language(notebook: nbformat.NotebookNode) -> str | None:
 
 
 class _Plan:
-    """The notebook as the script will hold it: kept cells, injected parameters, problems."""
+    """The notebook as the script will hold it: kept cells, injected parameters, problems.
 
-    def __init__(self, source: nbformat.NotebookNode, parameters: dict[str, object] | None):
+    A notebook in another language than Python keeps no code cell in the script (only a kernel
+    can run it) and is not checked; it takes no parameters.
+    """
+
+    def __init__(
+        self,
+        source: nbformat.NotebookNode,
+        parameters: dict[str, object] | None,
+        sweep: list[dict[str, object]] | None = None,
+    ):
         self.problems: list[ExportProblem] = []
         self.skipped_cells: list[int] = []
         self.cell_count = 0
+        self.language = (_language(source) or "python").lower()
+        python_notebook = self.language in PYTHON_LANGUAGES
+        if (parameters or sweep) and not python_notebook:
+            raise ExportError(
+                f"parameters can only be set in Python notebooks, not {self.language}"
+            )
+        if sweep is not None and (
+            not isinstance(sweep, list) or not sweep or not all(isinstance(r, dict) for r in sweep)
+        ):
+            raise ExportError("a sweep is a non-empty list of parameter objects, one per replica")
         to_python = TransformerManager().transform_cell
         checker = _Checker(to_python)
         kept: list[nbformat.NotebookNode] = []
@@ -269,6 +333,8 @@ class _Plan:
             if kind != "code":
                 continue
             number += 1
+            if not python_notebook:
+                continue
             tags = (cell.get("metadata") or {}).get("tags") or []
             if PARAMETERS_TAG in tags and parameters_source is None:
                 parameters_source = cell.get("source", "")
@@ -281,14 +347,20 @@ class _Plan:
             kept.append(_cell("code", python, f"cell {number}"))
             self.problems.extend(checker.check(python, number, cell.get("id")))
 
-        if parameters:
+        if parameters or sweep:
             if parameters_source is None or parameters_at is None:
                 raise ExportError(
                     f"parameters given but no code cell is tagged {PARAMETERS_TAG!r}; "
                     "tag the cell that assigns their defaults"
                 )
             defaults = to_python(parameters_source)
-            kept.insert(parameters_at, _parameters_cell(parameters, defaults))
+            for index, row in enumerate(sweep or []):
+                try:
+                    _parameters_cell(row, defaults)
+                except ExportError as error:
+                    raise ExportError(f"sweep row {index + 1}: {error}") from None
+            # The script runner adds a sweep row's assignments to this cell at run time.
+            kept.insert(parameters_at, _parameters_cell(parameters or {}, defaults))
         for index, kept_cell in enumerate(kept):
             kept_cell["id"] = f"cell-{index}"  # nbformat 4.5 wants ids; these stay internal
         self.notebook = nbformat.v4.new_notebook(cells=kept)

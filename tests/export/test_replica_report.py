@@ -7,6 +7,8 @@ import sys
 import time
 from pathlib import Path
 
+import pytest
+
 from canfar_jlab.export import export_notebook
 from canfar_jlab.replica_report import ReplicaReport
 
@@ -77,8 +79,9 @@ def test_heartbeat_comes_from_a_thread_while_the_main_thread_is_busy(tmp_path, m
     assert [p.name for p in tmp_path.iterdir()] == ["status.json"]  # no temp files left
 
 
-def test_the_script_runner_reports_cells_failure_and_the_tree_resources(
-    make_notebook, helpers, tmp_path
+@pytest.mark.parametrize("runner", ["nbclient", "script"])
+def test_the_runner_reports_cells_failure_and_the_tree_resources(
+    make_notebook, helpers, tmp_path, runner
 ):
     # A child that holds 150 MB and burns CPU: the report counts the whole process tree.
     child = (
@@ -86,11 +89,12 @@ def test_the_script_runner_reports_cells_failure_and_the_tree_resources(
         'print(sum(i * i for i in range(3_000_000)) > 0)"'
     )
     notebook = make_notebook(["print('one')", child, "raise ValueError('bad pixel')", "print(4)"])
-    exported = export_notebook(notebook, tmp_path / "run")
+    exported = export_notebook(notebook, tmp_path / "run", runner=runner)
     run = helpers.run_batch(exported.argv, env={"REPLICA_ID": "2", "REPLICA_COUNT": "2"})
     assert run.returncode == 1
+    assert "canfar-jlab: stopped at code cell 3 (ValueError: bad pixel)" in run.stderr
     report = read(tmp_path / "run" / "replicas" / "2" / "status.json")
-    assert report["runner"] == "script"
+    assert report["runner"] == runner
     assert (report["replica"], report["count"], report["state"]) == (2, 2, "failed")
     assert report["exit_code"] == 1
     assert report["cell"] == {"index": 3, "total": 4, "first_line": "raise ValueError('bad pixel')"}
@@ -100,8 +104,10 @@ def test_the_script_runner_reports_cells_failure_and_the_tree_resources(
     assert report["cpu_seconds"] >= 0.1
 
 
-def test_a_completed_script_run_reports_exit_zero(make_notebook, helpers, tmp_path):
-    exported = export_notebook(make_notebook(["x = 1", "print(x)"]), tmp_path / "run")
+@pytest.mark.parametrize("runner", ["nbclient", "script"])
+def test_a_completed_run_reports_exit_zero(make_notebook, helpers, tmp_path, runner):
+    notebook = make_notebook(["x = 1", "print(x)"])
+    exported = export_notebook(notebook, tmp_path / "run", runner=runner)
     run = helpers.run_batch(exported.argv)
     assert run.returncode == 0, run.stderr
     report = read(tmp_path / "run" / "replicas" / "1" / "status.json")
