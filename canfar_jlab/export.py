@@ -448,10 +448,38 @@ _CALLS = {
     "breakpoint": f"breakpoint() {_DEBUGGER}",
     "pdb.set_trace": f"pdb.set_trace() {_DEBUGGER}",
     "ipdb.set_trace": f"ipdb.set_trace() {_DEBUGGER}",
+    "IPython.core.debugger.set_trace": f"IPython's set_trace() {_DEBUGGER}",
+    "IPython.terminal.debugger.set_trace": f"IPython's set_trace() {_DEBUGGER}",
+    "IPython.core.debugger.Tracer": f"IPython's Tracer() {_DEBUGGER}",
     "IPython.embed": f"IPython.embed() {_KEYBOARD}",
     "code.interact": f"code.interact() {_KEYBOARD}",
 }
 _WIDGET_FUNCTIONS = {"interact", "interact_manual", "interactive"}
+_BACKEND_SETTERS = {
+    "matplotlib.use": "matplotlib.use",
+    "matplotlib.pyplot.switch_backend": "pyplot.switch_backend",
+}
+
+
+def _widget_warning(function: str) -> str:
+    return (
+        f"ipywidgets {function}() runs once with its default values in batch (nobody moves "
+        "the widgets); set the values in code or as run parameters to vary them"
+    )
+
+
+# Shown, not refused: the kernel runs these unattended.
+_WARNINGS = {_widget_warning(function) for function in _WIDGET_FUNCTIONS}
+
+
+def _unbuiltin(name: str | None) -> str | None:
+    """`builtins.input` and `__builtins__.input` are `input`."""
+    if name is None:
+        return None
+    for prefix in ("builtins.", "__builtins__."):
+        if name.startswith(prefix):
+            return name[len(prefix) :]
+    return name
 _GUI_MODULES = {
     "tkinter",
     "Tkinter",
@@ -490,7 +518,16 @@ class _Checker:
         for number, line in enumerate(python.splitlines(), start=1):
             if export_runner.MARKER_RE.match(line):
                 found.append((number, f"the line {line!r} is reserved by canfar-jlab; reword it"))
-        return [ExportProblem(cell=cell, line=n, message=m, cell_id=cell_id) for n, m in found]
+        return [
+            ExportProblem(
+                cell=cell,
+                line=n,
+                message=m,
+                cell_id=cell_id,
+                severity="warning" if m in _WARNINGS else "error",
+            )
+            for n, m in found
+        ]
 
     def _check_code(self, python: str, offset: int, found: list[tuple[int, str]]) -> None:
         try:
@@ -517,9 +554,13 @@ class _Checker:
                     if not isinstance(decorator, ast.Call):  # calls are visited as calls
                         self._check_callable(decorator, decorator.lineno + offset, found)
             elif isinstance(node, ast.Assign):
+                # `raw_input = input`: the alias stands for what it names, when that matters.
+                value = self._resolve(node.value) if not isinstance(node.value, ast.Call) else None
+                value = _unbuiltin(value)
+                alias = value in _CALLS or (value or "").startswith("ipywidgets.")
                 for target in node.targets:
                     if isinstance(target, ast.Name):
-                        self.names[target.id] = f"__main__.{target.id}"
+                        self.names[target.id] = value if alias else f"__main__.{target.id}"
             elif isinstance(node, ast.Call):
                 if not self._check_magic(node, line, found):
                     self._check_call(node, line, found)
@@ -562,30 +603,25 @@ class _Checker:
         return None
 
     def _check_callable(self, func: ast.expr, line: int, found: list) -> None:
-        name = self._resolve(func)
+        name = _unbuiltin(self._resolve(func))
         if name is None:
             return
         if name in _CALLS:
             found.append((line, _CALLS[name]))
         elif name.startswith("ipywidgets.") and name.rsplit(".", 1)[1] in _WIDGET_FUNCTIONS:
-            found.append(
-                (
-                    line,
-                    f"ipywidgets {name.rsplit('.', 1)[1]}() needs someone moving widgets in a "
-                    "live notebook; set the values in code or as run parameters",
-                )
-            )
+            found.append((line, _widget_warning(name.rsplit(".", 1)[1])))
 
     def _check_call(self, node: ast.Call, line: int, found: list) -> None:
         self._check_callable(node.func, line, found)
-        if self._resolve(node.func) == "matplotlib.use" and node.args:
+        setter = _BACKEND_SETTERS.get(self._resolve(node.func) or "")
+        if setter and node.args:
             backend = node.args[0]
             if isinstance(backend, ast.Constant) and isinstance(backend.value, str):
                 if _GUI_BACKEND.match(backend.value):
                     found.append(
                         (
                             line,
-                            f"matplotlib.use({backend.value!r}) needs a display, and a batch "
+                            f"{setter}({backend.value!r}) needs a display, and a batch "
                             "replica has none; use 'Agg' or %matplotlib inline",
                         )
                     )

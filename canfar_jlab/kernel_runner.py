@@ -41,6 +41,7 @@ from pathlib import Path
 SNAPSHOT_NAME = "notebook.ipynb"
 SWEEP_NAME = "sweep.json"
 EXECUTED_NAME = "executed.ipynb"
+KERNEL_LOG_NAME = "kernel.log"  # the kernel process's own messages, as a server's console
 SKIP_TAG = "skip-batch"
 PARAMETERS_TAG = "parameters"
 INJECTED_TAG = "injected-parameters"
@@ -442,7 +443,7 @@ async def _execute(notebook, kernel, language, workdir: Path, settings: Settings
     result = Result(code=0)
     current: tuple[int, str] | None = None
     try:
-        await _start_kernel(client, settings)
+        await _start_kernel(client, settings, Path(workdir) / KERNEL_LOG_NAME)
         async with client.async_setup_kernel():
             info = await client.async_wait_for_reply(await _maybe(client.kc.kernel_info()))
             if info and "language_info" in info.get("content", {}):
@@ -487,12 +488,12 @@ async def _execute(notebook, kernel, language, workdir: Path, settings: Settings
     except DeadKernelError:
         client.end_lines()
         result = _failed(current, "the kernel died (out of memory?)")
+        _print_tail(Path(workdir) / KERNEL_LOG_NAME)
     except KernelStartStalled as error:
         print(f"canfar-jlab: {error}", file=sys.stderr, flush=True)
         result = Result(code=EXIT_FAILED, error=str(error), stall="kernel-start")
     finally:
         _save(notebook, executed)
-    print(f"canfar-jlab: executed notebook saved as {executed}", file=sys.stderr, flush=True)
     return result
 
 
@@ -500,12 +501,18 @@ class KernelStartStalled(Exception):
     pass
 
 
-async def _start_kernel(client, settings: Settings) -> None:
-    """Start the kernel and wait for it to answer; once more if it does not in time."""
+async def _start_kernel(client, settings: Settings, log: Path) -> None:
+    """Start the kernel and wait for it to answer; once more if it does not in time.
+
+    The kernel process's own stdout/stderr (its start-up warnings; what JupyterLab shows in
+    the server's console, not in the notebook) go to `log`; the notebook's outputs come
+    through the kernel's messages.
+    """
     for attempt in (1, 2):
         client.km = client.create_kernel_manager()
         try:
-            await client.async_start_new_kernel()
+            with open(log, "ab") as console:
+                await client.async_start_new_kernel(stdout=console, stderr=console)
             await client.async_start_new_kernel_client()
             return
         except (RuntimeError, TimeoutError, asyncio.TimeoutError) as error:
@@ -554,6 +561,17 @@ def _save(notebook, path: Path) -> None:
         os.replace(temporary, path)
     except Exception as error:  # a notebook that cannot be saved must not hide the run's outcome
         print(f"canfar-jlab: cannot save {path}: {error}", file=sys.stderr, flush=True)
+
+
+def _print_tail(log: Path, lines: int = 20) -> None:
+    """The end of the kernel's console, when it died: often the reason."""
+    try:
+        tail = log.read_text(errors="replace").splitlines()[-lines:]
+    except OSError:
+        return
+    for line in tail:
+        print(f"canfar-jlab: kernel: {line}", file=sys.stderr)
+    sys.stderr.flush()
 
 
 async def _maybe(value):

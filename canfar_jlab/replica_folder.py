@@ -17,7 +17,7 @@ New relative writes then land in the replica's folder. What the farm cannot isol
 opened for writing) reaches the original, as it would in the notebook's folder.
 
 At the end `new_files` lists what the replica created or changed there (links, unchanged
-copies, ``status.json``, ``executed.ipynb`` and ``__pycache__`` left out).
+copies, ``status.json``, ``executed.ipynb``, ``kernel.log`` and ``__pycache__`` left out).
 
 Standard library only: export copies this file into the run folder beside the runner.
 """
@@ -34,7 +34,7 @@ COPY_MAX_FILES = 200
 COPY_MAX_TOTAL = 20 << 20
 LIST_MAX = 1000
 SKIPPED = {".ipynb_checkpoints", "__pycache__"}
-OWN_FILES = {"status.json", "executed.ipynb"}
+OWN_FILES = {"status.json", "executed.ipynb", "kernel.log"}
 
 
 @dataclass
