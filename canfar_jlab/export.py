@@ -37,6 +37,7 @@ cell tagged ``parameters`` (papermill's convention): an assignment cell is added
 from __future__ import annotations
 
 import ast
+import functools
 import hashlib
 import json
 import keyword
@@ -343,6 +344,7 @@ class _Plan:
                 self.skipped_cells.append(number)
                 continue
             python = to_python(cell.get("source", ""))
+            python = _automagic(python, checker.names) or python
             self.cell_count += 1
             kept.append(_cell("code", python, f"cell {number}"))
             self.problems.extend(checker.check(python, number, cell.get("id")))
@@ -364,6 +366,45 @@ class _Plan:
         for index, kept_cell in enumerate(kept):
             kept_cell["id"] = f"cell-{index}"  # nbformat 4.5 wants ids; these stay internal
         self.notebook = nbformat.v4.new_notebook(cells=kept)
+
+
+_AUTOMAGIC_LINE = re.compile(r"^([A-Za-z_][A-Za-z0-9_]*)(?:[ \t]+(.*))?$")
+# An assignment makes the line Python (`cd = 3`), as IPython's prefilter decides.
+_NOT_AUTOMAGIC = re.compile(r"^(=(?!=)|,)")
+
+
+@functools.cache
+def _automagic_names() -> frozenset[str]:
+    """Line magics and shell aliases a kernel runs when typed without `%` (automagic)."""
+    from IPython.core import magics
+    from IPython.core.alias import default_aliases
+
+    names = {alias[0] for alias in default_aliases()}
+    for name in dir(magics):
+        kind = getattr(magics, name)
+        if name.endswith("Magics") and isinstance(getattr(kind, "magics", None), dict):
+            names.update(kind.magics.get("line", {}))
+    # ipykernel's own (KernelMagics), not importable without a kernel
+    names.update({"clear", "less", "more", "man", "edit", "connect_info", "autosave"})
+    return frozenset(names)
+
+
+def _automagic(python: str, defined: dict[str, str]) -> str | None:
+    """A one-line cell such as `cd data` or `pip install x` as the kernel runs it: a magic.
+
+    IPython applies automagic to one-line cells only, when the first word names a line magic
+    the notebook has not defined as a variable and what follows is not Python syntax.
+    """
+    line = python.strip()
+    if "\n" in line:
+        return None
+    match = _AUTOMAGIC_LINE.match(line)
+    if not match or match.group(1) not in _automagic_names() or match.group(1) in defined:
+        return None
+    rest = match.group(2) or ""
+    if _NOT_AUTOMAGIC.match(rest) or keyword.iskeyword(match.group(1)):
+        return None
+    return f"get_ipython().run_line_magic({match.group(1)!r}, {rest!r})\n"
 
 
 def _cell(kind: str, source: str, label: str = "") -> nbformat.NotebookNode:
@@ -480,6 +521,8 @@ def _unbuiltin(name: str | None) -> str | None:
         if name.startswith(prefix):
             return name[len(prefix) :]
     return name
+
+
 _GUI_MODULES = {
     "tkinter",
     "Tkinter",

@@ -516,8 +516,16 @@ async def _start_kernel(client, settings: Settings, log: Path) -> None:
             await client.async_start_new_kernel_client()
             return
         except (RuntimeError, TimeoutError, asyncio.TimeoutError) as error:
-            await client._async_cleanup_kernel()
+            if client.km is not None:
+                await client._async_cleanup_kernel()
             client.km, client.kc = None, None
+            if "died" in str(error):  # not a stall: starting it again would fail the same way
+                _print_tail(log)
+                raise RunnerError(
+                    f"the kernel {client.kernel_name!r} exited while starting (its messages "
+                    f"are above and in {log.name})",
+                    EXIT_FAILED,
+                ) from None
             if attempt == 2:
                 raise KernelStartStalled(
                     f"the kernel did not start within {settings.start_timeout} s, twice "
