@@ -255,6 +255,8 @@ class LineStreamer:
             if self.open:  # text then a \r on the same line: end the written part first
                 self.out.write("\n")
                 self.open = False
+            if not self.pending:  # a bar starts: its first line waits one interval too
+                self.last_emit = time.monotonic()
             self.pending += part
             state = self.pending[self.pending.rfind("\r") + 1 :]
             if ended:
@@ -375,7 +377,7 @@ def _client_class():
                     raise CellStalled(stall, "cell")
 
         def _cpu(self):
-            return None if self.report is None else self.report.meter.cpu
+            return None if self.report is None else self.report.meter.descendants_cpu
 
     return BatchClient
 

@@ -62,8 +62,8 @@ class ReplicaFolder:
                     continue
                 found.append(relative.replace(os.sep, "/"))
                 if len(found) >= LIST_MAX:
-                    return found
-        return found
+                    return sorted(found)
+        return sorted(found)
 
     def _unchanged_copy(self, name: str) -> bool:
         recorded = self.copies.get(name)

@@ -89,6 +89,9 @@ class TreeMeter:
     def __init__(self) -> None:
         self.peak_rss: int | None = None
         self.cpu: float | None = None
+        # CPU of the live descendants only (the kernel and what it started): the runner's
+        # own polling must not count as the kernel doing something.
+        self.descendants_cpu: float | None = None
         self._page = os.sysconf("SC_PAGE_SIZE") if hasattr(os, "sysconf") else 4096
         self._ticks = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
         try:
@@ -103,6 +106,7 @@ class TreeMeter:
             rss, cpu = self._measure()
         except Exception:  # a process vanishing mid-read, /proc missing: keep what we have
             rss, cpu = None, None
+        self.descendants_cpu = cpu
         own_peak, reaped_peak, own_and_reaped_cpu = self._rusage()
         candidates = [v for v in (rss, own_peak, reaped_peak, self.peak_rss) if v is not None]
         self.peak_rss = max(candidates) if candidates else None
