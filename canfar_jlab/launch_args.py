@@ -32,7 +32,11 @@ def whole_number(text: str) -> int:
 def add_launch_options(parser: argparse.ArgumentParser, *, parameters: bool = True) -> None:
     """-r, --image, --cores, --ram, --gpus, -e K=V, --name (and -p K=V for notebooks)."""
     parser.add_argument(
-        "-r", "--replicas", type=whole_number, default=1, help="number of replicas (default 1)"
+        "-r",
+        "--replicas",
+        type=whole_number,
+        default=None if parameters else 1,  # notebooks: None lets a sweep's rows decide
+        help="number of replicas (default 1, or one per row of a sweep)",
     )
     parser.add_argument(
         "--image",
@@ -59,7 +63,14 @@ def add_launch_options(parser: argparse.ArgumentParser, *, parameters: bool = Tr
             default=[],
             metavar="K=V",
             help="override a variable of the cell tagged 'parameters'; V is read as JSON when "
-            "it can be (42, 1.5, true, [1,2]), else as text (repeatable)",
+            "it can be (42, 1.5, true, [1,2]), else as text (repeatable); V1,V2,... sweeps: "
+            "one replica per value (several such lists: every combination)",
+        )
+        parser.add_argument(
+            "--sweep",
+            metavar="FILE",
+            help="a .csv (header row of names) or .json (list of objects) file of parameter "
+            "rows: replica i runs with row i (the rows set the replica count unless -r)",
         )
     parser.add_argument("--name", help="run name (default: from the notebook's file name)")
 
@@ -86,14 +97,31 @@ def json_or_text(value: str) -> Any:
 def launch_request(notebook: str, args: argparse.Namespace) -> LaunchRequest:
     """The LaunchRequest the options ask for (pydantic's ValidationError for bad values)."""
     parameters = pairs(getattr(args, "param", None) or [], "-p")
+    values = {key: parameter_value(value) for key, value in parameters.items()}
+    swept = any(isinstance(value, SweptValues) for value in values.values())
+    given = {} if args.replicas is None else {"replicas": args.replicas}
     return LaunchRequest(
         notebook=notebook,
-        replicas=args.replicas,
+        **given,
         name=args.name,
         image=args.image,
         cores=args.cores,
         ram=args.ram,
         gpus=args.gpus,
         env=pairs(args.env, "-e"),
-        parameters={key: json_or_text(value) for key, value in parameters.items()},
+        parameters={key: list(value) if swept else value for key, value in values.items()},
+        sweep=swept,
+        sweep_file=getattr(args, "sweep", None),
     )
+
+
+class SweptValues(list):
+    """`-p K=V1,V2,...`: the values a sweep gives K, one per replica."""
+
+
+def parameter_value(text: str) -> Any:
+    """A `-p` value: JSON when it reads as JSON; text with commas a sweep; else the text."""
+    value = json_or_text(text)
+    if isinstance(value, str) and "," in text:
+        return SweptValues(json_or_text(part.strip()) for part in text.split(","))
+    return value

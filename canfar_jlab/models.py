@@ -623,8 +623,12 @@ class LaunchRequest(BaseModel):
     gpus: int | None = Field(default=None, ge=0, le=28)
     env: dict[str, str] = Field(default_factory=dict)
     parameters: dict[str, Any] = Field(default_factory=dict)
+    # Sweeps (canfar_jlab.sweep): list values of `parameters` are swept when `sweep` is true;
+    # or rows from a .csv/.json file. The rows set `replicas` unless it is given.
+    sweep: bool = False
+    sweep_file: str | None = None
 
-    @field_validator("name", "image", "cores", "ram", "gpus", mode="before")
+    @field_validator("name", "image", "cores", "ram", "gpus", "sweep_file", mode="before")
     @classmethod
     def _blank_is_none(cls, value: Any) -> Any:
         return None if isinstance(value, str) and not value.strip() else value
@@ -727,6 +731,7 @@ class RunSpec(BaseModel):
     env: dict[str, str] = Field(default_factory=dict)
     replicas: int = Field(ge=1, le=MAX_REPLICAS)
     parameters: dict[str, Any] = Field(default_factory=dict)
+    sweep: list[dict[str, Any]] | None = None  # row i-1: replica i's values over `parameters`
     argv: list[str] = Field(default_factory=list, description="cmd + args of every replica")
 
 
