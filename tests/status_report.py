@@ -1,46 +1,40 @@
-"""Notebook cells that write a replica status report (`replicas/<i>/status.json`, contract
-format 1) the way the runner does, for testing the reader with real replicas."""
+"""Notebook cells for testing what the run service reads from the replicas' own status reports
+(`replicas/<i>/status.json`, written by the runner)."""
 
 from __future__ import annotations
 
-# A cell that writes the status report the way the runner does (contract format 1).
-REPORTER = """
-import datetime, json, os, pathlib, time
-def now():
-    return datetime.datetime.now(datetime.timezone.utc).isoformat().replace("+00:00", "Z")
-folder = pathlib.Path(os.environ["CANFAR_RUN_DIR"]) / "replicas" / os.environ["REPLICA_ID"]
-folder.mkdir(parents=True, exist_ok=True)
-def report(**fields):
-    data = {"format": 1, "replica": int(os.environ["REPLICA_ID"]),
-            "count": int(os.environ["REPLICA_COUNT"]),
-            "session_id": os.environ.get("skaha_sessionid"), "attempt": 1, "runner": "script",
-            "heartbeat": now(), "cell": {"index": 1, "total": 1, "first_line": "import"}}
-    data.update(fields)
-    temporary = folder / ".status.json.tmp"
-    temporary.write_text(json.dumps(data))
-    os.replace(temporary, folder / "status.json")
-started = now()
-report(state="running", started=started, ended=None, exit_code=None)
-"""
+SLEEPS_3 = "import time\ntime.sleep(3)\nprint('done')"
 
-SLEEPS_3 = (
-    REPORTER
-    + """
-time.sleep(3)
-report(state="completed", started=started, ended=now(), exit_code=0,
-       peak_rss_bytes=50_000_000, cpu_seconds=0.25, files=["result.txt"])
-print("done")
+# Run with a 1 GB RAM request:
+# 1: holds 300 MB until the runner's report shows it, then is killed from outside the way
+#    Skaha's OOM killer does at the cgroup limit; the local engine limits address space
+#    instead (a MemoryError), so the report's last peak is set near the limit first, as the
+#    runner's last heartbeat before such a kill would have it.
+# 2: killed from outside (SIGKILL to its runner) with a small peak.
+# 3: asks for 2 GiB: a MemoryError under the engine's limit, a known out of memory.
+KILLED = """
+import json, os, pathlib, signal, time
+import psutil
+replica = os.environ["REPLICA_ID"]
+if replica == "3":
+    held = bytearray(2 * 2**30)
+held = bytearray(300 * 2**20) if replica == "1" else bytearray(10**6)
+path = pathlib.Path(os.environ["CANFAR_RUN_DIR"]) / "replicas" / replica / "status.json"
+deadline = time.monotonic() + 60
+while time.monotonic() < deadline:
+    try:
+        report = json.loads(path.read_text())
+    except (OSError, ValueError):
+        report = {}
+    if (report.get("peak_rss_bytes") or 0) >= len(held):
+        break
+    time.sleep(0.2)
+if replica == "1":
+    report["peak_rss_bytes"] = int(0.95 * 2**30)
+    path.with_suffix(".tmp").write_text(json.dumps(report))
+    os.replace(path.with_suffix(".tmp"), path)
+me = psutil.Process()
+runner = me.parent() if "canfar_runner" in " ".join(me.parent().cmdline()) else me
+runner.send_signal(signal.SIGKILL)
+time.sleep(60)
 """
-)
-
-# Replica 1 claims a peak near its 2 GB request, replica 2 a small one; both are then killed
-# from outside (SIGKILL) without writing an end.
-KILLED = (
-    REPORTER
-    + """
-peak = int(1.95 * 2**30) if os.environ["REPLICA_ID"] == "1" else 10_000_000
-report(state="running", started=started, ended=None, exit_code=None, peak_rss_bytes=peak)
-import signal
-os.kill(os.getpid(), signal.SIGKILL)
-"""
-)

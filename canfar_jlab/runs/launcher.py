@@ -238,7 +238,9 @@ async def launch(
             argv=[spec.cmd or "", *spec.args],
         ),
         replicas=[
-            Replica(index=i, name=n, submitted=now)
+            Replica(
+                index=i, name=n, submitted=now, parameters=rows[i - 1] if rows else None
+            )
             for i, n in enumerate(replica_names(name, request.replicas), start=1)
         ],
         launcher=lease.current(),

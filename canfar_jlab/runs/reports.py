@@ -121,7 +121,8 @@ def facts(
         update["status"] = ReplicaStatus.COMPLETED if completed else ReplicaStatus.FAILED
         if not completed:
             update["error"] = _failure(report)
-            update["oom"] = likely_oom(report.peak_rss_bytes, ram_gb)
+            known = (report.error or "").startswith("MemoryError")  # an allocation refused
+            update["oom"] = known or likely_oom(report.peak_rss_bytes, ram_gb)
     return update
 
 
@@ -145,8 +146,9 @@ def likely_oom(peak: int | None, ram_gb: int | None) -> bool:
 
 
 def _failure(report: StatusReport) -> str:
-    if report.error and report.failed_cell:
-        return f"{report.error} (in code cell {report.failed_cell.get('index')})"[:500]
+    if report.error and report.failed_cell:  # as the runner's own last line says it
+        where = f"code cell {report.failed_cell.get('index')}"
+        return f"canfar-jlab: stopped at {where} ({report.error})"[:500]
     if report.error:
         return report.error[:500]
     return f"exit code {report.exit_code}"

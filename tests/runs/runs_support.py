@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import re
 import time
 from collections.abc import Awaitable, Callable
 from pathlib import Path
@@ -16,7 +17,7 @@ from canfar_jlab.credentials import engine_credentials
 from canfar_jlab.runs import Run, RunStore, follow_run
 from canfar_jlab.skaha import SkahaClient
 
-__all__ = ["cell", "kernel_stdout", "normalize", "write_notebook"]
+__all__ = ["cell", "kernel_stdout", "normalize", "without_headers", "write_notebook"]
 
 T = TypeVar("T")
 EXAMPLE = Path(__file__).parents[2] / "examples" / "reduce_fits.ipynb"
@@ -58,6 +59,14 @@ async def wait_until(
         if time.monotonic() >= deadline:
             raise AssertionError(f"timed out after {timeout:g}s waiting for {what}")
         await asyncio.sleep(0.05)
+
+
+_CELL_HEADER = re.compile(r"^## canfar-jlab cell \d+/\d+.*(?:\n|$)", re.M)
+
+
+def without_headers(text: str) -> str:
+    """A replica's log without the runner's `## canfar-jlab cell i/n: ...` lines."""
+    return _CELL_HEADER.sub("", text)
 
 
 def archived(run: Run, index: int) -> str:

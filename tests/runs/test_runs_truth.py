@@ -20,8 +20,9 @@ from pathlib import Path
 import pytest
 from conftest import REPO
 from fixtures_engine import wait_for
-from runs_support import client_for, wait_until, write_notebook
+from runs_support import client_for, wait_until, without_headers, write_notebook
 from status_report import KILLED, SLEEPS_3
+from test_runs_cli import printed
 
 from canfar_jlab.runs import (
     Connection,
@@ -48,28 +49,45 @@ def _seconds(replica: dict) -> float:
     return (ended - started).total_seconds()
 
 
+def watch_ends(engine, prefix: str, count: int, timeout: float = 90.0) -> dict[str, float]:
+    """Poll the engine itself (not the run service) until `count` sessions named `prefix...`
+    have ended; {name: the moment each was first seen ended (epoch seconds)}."""
+    seen: dict[str, float] = {}
+    deadline = time.monotonic() + timeout
+    while len(seen) < count:
+        assert time.monotonic() < deadline, f"sessions {prefix}* did not end"
+        for session in _engine_sessions(engine, prefix):
+            if session["status"] in ("Completed", "Failed"):
+                seen.setdefault(session["name"], time.time())
+        time.sleep(0.05)
+    return seen
+
+
 def test_an_unwatched_cli_run_read_late_has_its_real_duration(cli, cli_here, engine, tmp_path):
     notebook = write_notebook(tmp_path / "sleeps.ipynb", [SLEEPS_3])
     done = cli("run", str(notebook), "-r", "2", "--name", "sleeps")
     assert done.returncode == 0, done.stderr
-    wait_for(lambda: _all_ended(engine, "sleeps-", 2), timeout=60, what="both replicas to end")
+    ends = watch_ends(engine, "sleeps-", 2)
     time.sleep(5)  # nobody looks for a while: the record must not take the time it is read
     code, out, err = cli_here("ps", "sleeps", "--json")
     assert code == 0, err
     run = json.loads(out)
     assert run["state"] == "completed"
     for replica in run["replicas"]:
-        assert abs(_seconds(replica) - 3.0) <= 1.0, replica
+        # The real run: from the runner's start to the session's end as the engine saw it.
+        assert 3.0 <= _seconds(replica) <= 3.0 + 8.0, replica  # kernel start on a busy machine
+        ended = datetime.fromisoformat(replica["ended"]).timestamp()
+        # The runner writes its end before its kernel has shut down: about 1 s on a busy machine.
+        assert abs(ended - ends[replica["name"]]) <= 1.5, replica
         assert replica["exit_code"] == 0
-        assert replica["peak_rss_bytes"] == 50_000_000
-        assert replica["cpu_seconds"] == 0.25
-        assert replica["cell"] == {"index": 1, "total": 1, "first_line": "import"}
+        assert replica["peak_rss_bytes"] > 10 * 2**20
+        assert replica["cpu_seconds"] > 0
+        assert replica["cell"]["index"] == replica["cell"]["total"] == 1
         assert replica["attempt_count"] == 1
-        assert replica["files"] == [f"replicas/{replica['index']}/result.txt"]
-    assert abs(run["duration_seconds"] - 3.0) <= 1.5
-    # The table shows the same facts.
-    code, table, _ = cli_here("ps", "sleeps-2")
-    assert code == 0 and "47.7 MiB" in table
+        assert replica["executed_notebook"] == f"replicas/{replica['index']}/executed.ipynb"
+    assert run["duration_seconds"] >= 3.0
+    code, table, _ = cli_here("ps", "sleeps-2")  # the table shows the same facts
+    assert code == 0 and "MiB" in table and "1/1" in table
 
 
 async def test_a_replica_killed_from_outside_is_reported_with_its_heartbeat_and_oom(
@@ -80,19 +98,20 @@ async def test_a_replica_killed_from_outside_is_reported_with_its_heartbeat_and_
     async with client_for(engine) as client:
         service = RunService(store, client)
         run = await service.launch(
-            LaunchRequest(notebook=str(notebook), replicas=2, ram=2, name="killed")
+            LaunchRequest(notebook=str(notebook), replicas=3, ram=1, name="killed")
         )
 
         async def ended():
             return (await service.get(run.name)).state != "active"
 
-        await wait_until(ended, timeout=60, what="the run to end")
+        await wait_until(ended, timeout=120, what="the run to end")
     final = store.get("killed")
-    likely, plain = final.replicas
-    assert likely.status is plain.status is ReplicaStatus.FAILED
-    assert likely.oom and not plain.oom
-    assert likely.error.startswith("likely out of memory: its last heartbeat was at ")
-    assert plain.error.startswith("killed from outside: its last heartbeat was at ")
+    likely, plain, known = final.replicas
+    assert likely.status is plain.status is known.status is ReplicaStatus.FAILED
+    assert likely.oom and not plain.oom and known.oom
+    assert known.error == "canfar-jlab: stopped at code cell 1 (MemoryError)"
+    assert likely.error.startswith("likely out of memory: its last heartbeat was at "), likely
+    assert plain.error.startswith("killed from outside: its last heartbeat was at "), plain
     assert "in code cell 1 of 1" in plain.error
     assert likely.ended == likely.heartbeat
 
@@ -211,7 +230,7 @@ async def test_stop_keeps_the_record_and_logs_delete_marks_it_deleted(engine, tm
 
         async def printed():
             shown = await service.logs(await service.resolve(run.name))
-            return all(each.text.startswith("started") for each in shown)
+            return all(without_headers(each.text).startswith("started") for each in shown)
 
         await wait_until(printed, what="both replicas to print")
         one = await service.stop(run.name, [1])  # RUN-1 alone
@@ -219,7 +238,8 @@ async def test_stop_keeps_the_record_and_logs_delete_marks_it_deleted(engine, tm
         stopped = await service.stop(run.name)
         assert stopped.state == "stopped"
         for replica in stopped.replicas:
-            assert (Path(run.folder) / replica.log).read_text() == "started\n"
+            log = (Path(run.folder) / replica.log).read_text()
+            assert without_headers(log) == "started\n"
         assert (await service.get(run.name)).state == "stopped"
         await service.delete(run.name)
         assert (await service.get(run.name)).state == "deleted"
@@ -251,12 +271,12 @@ def test_cli_logs_ps_and_stop_take_replica_names(cli, cli_here, engine, tmp_path
     done = cli("run", str(notebook), "-r", "2", "--name", "named", "--follow")
     assert done.returncode == 0, done.stderr
     code, out, err = cli_here("logs", "named-2")
-    assert (code, out) == (0, "[2] hello\n"), err
+    assert (code, printed(out)) == (0, ["[2] hello"]), err
     code, out, _ = cli_here("ps", "named-1", "--json")
     assert code == 0 and json.loads(out)["name"] == "named"
     session = json.loads(out)["replicas"][0]["session_id"]
     code, out, _ = cli_here("logs", session)
-    assert (code, out) == (0, "[1] hello\n")
+    assert (code, printed(out)) == (0, ["[1] hello"])
     code, _, err = cli_here("logs", "named-9")
     assert code == 4 and err.startswith("canfar-jlab: no run named 'named-9'")
     assert "HTTP" not in err
