@@ -12,7 +12,7 @@ from datetime import datetime, timezone
 import nbformat
 import pytest
 from fixtures_engine import RunningEngine, wait_for
-from magic_support import cell, line, replica_lines
+from magic_support import cell, line, replica_lines, without_headers
 from nbformat.v4 import new_code_cell, new_notebook
 
 from canfar_jlab.paths import data_home
@@ -60,10 +60,10 @@ def test_a_canfar_cell_runs_as_three_replicas_with_their_replica_id(shell, runs_
     assert "Run three: completed (3 Completed)" in followed.text
 
     # The same logs later, from the run folder, one header per replica; and one replica.
-    again = line(shell, "logs three")
-    assert "==> replica 2 (three-2, Completed) <==\nreplica 2 of 3\nFalse\n" in again.stdout
-    assert line(shell, "logs three -i 3").stdout == "replica 3 of 3\nFalse\n"
-    assert line(shell, "logs three-1").stdout == "replica 1 of 3\nFalse\n"
+    again = without_headers(line(shell, "logs three").stdout)
+    assert "==> replica 2 (three-2, Completed) <==\nreplica 2 of 3\nFalse\n" in again
+    assert without_headers(line(shell, "logs three -i 3").stdout) == "replica 3 of 3\nFalse\n"
+    assert without_headers(line(shell, "logs three-1").stdout) == "replica 1 of 3\nFalse\n"
 
     run = RunStore(runs_root).get("three")  # the store every front door reads
     assert run.state == "completed" and [r.index for r in run.replicas] == [1, 2, 3]
@@ -178,7 +178,7 @@ def test_logs_follow_stops_cleanly_when_the_cell_is_interrupted(shell):
     helper.join()
     assert seen_first_line.is_set()
     assert captured.stderr == ""
-    assert captured.stdout == (
+    assert without_headers(captured.stdout) == (
         "started\ninterrupted: stopped following run follow-me; it keeps running\n"
     )
 

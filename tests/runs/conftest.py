@@ -5,13 +5,11 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
-from pathlib import Path
 
 import pytest
+from runs_support import REPO
 
 from canfar_jlab.cli import main
-
-REPO = Path(__file__).resolve().parents[2]
 
 
 @pytest.fixture

@@ -40,10 +40,10 @@ MAGIC_CELLS = [
     "y = %time 6 * 7\nprint('y =', y)",
     "%%writefile note.txt\nfirst line\nsecond line",
     "!cat note.txt\n!echo 'from the shell'",
-    "files = !ls\nprint(sorted(files))",
+    "files = !ls note.txt\nprint(files)",  # the working folder also holds the runner's files
     "os.makedirs('work', exist_ok=True)\n%cd work",
     "%pwd",
-    "%cd -q ..\nprint(os.path.basename(os.getcwd()))",
+    "%cd -q ..\nprint(os.path.basename(os.getcwd()) != 'work')",  # left work/ again
     "%%bash\necho from bash\nls note.txt",
     "%%capture captured\nprint('hidden from the log')",
     "print(captured.stdout.strip())",

@@ -18,9 +18,8 @@ from datetime import datetime
 from pathlib import Path
 
 import pytest
-from conftest import REPO
 from fixtures_engine import wait_for
-from runs_support import client_for, wait_until, without_headers, write_notebook
+from runs_support import REPO, client_for, wait_until, without_headers, write_notebook
 from status_report import KILLED, SLEEPS_3
 from test_runs_cli import printed
 
