@@ -109,7 +109,11 @@ def launch_request(notebook: str, args: argparse.Namespace) -> LaunchRequest:
         ram=args.ram,
         gpus=args.gpus,
         env=pairs(args.env, "-e"),
-        parameters={key: list(value) if swept else value for key, value in values.items()},
+        # With a sweep, every list value is swept (a list as one value: use a sweep file).
+        parameters={
+            key: list(value) if isinstance(value, SweptValues) else value
+            for key, value in values.items()
+        },
         sweep=swept,
         sweep_file=getattr(args, "sweep", None),
     )
@@ -121,7 +125,10 @@ class SweptValues(list):
 
 def parameter_value(text: str) -> Any:
     """A `-p` value: JSON when it reads as JSON; text with commas a sweep; else the text."""
-    value = json_or_text(text)
-    if isinstance(value, str) and "," in text:
+    try:
+        return json.loads(text)  # '"a,b"' is one text, '[1,2]' one list
+    except ValueError:
+        pass
+    if "," in text:
         return SweptValues(json_or_text(part.strip()) for part in text.split(","))
-    return value
+    return text
