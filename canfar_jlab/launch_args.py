@@ -10,9 +10,11 @@ from __future__ import annotations
 import argparse
 import json
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any
 
 from .models import LaunchRequest
+from .sweep import SweepError, read_rows
 
 
 class LaunchArgsError(ValueError):
@@ -100,6 +102,12 @@ def launch_request(notebook: str, args: argparse.Namespace) -> LaunchRequest:
     values = {key: parameter_value(value) for key, value in parameters.items()}
     swept = any(isinstance(value, SweptValues) for value in values.values())
     given = {} if args.replicas is None else {"replicas": args.replicas}
+    rows = None
+    if getattr(args, "sweep", None):
+        try:
+            rows = read_rows(Path(args.sweep).expanduser())
+        except SweepError as error:
+            raise LaunchArgsError(f"--sweep: {error}") from None
     return LaunchRequest(
         notebook=notebook,
         **given,
@@ -115,7 +123,7 @@ def launch_request(notebook: str, args: argparse.Namespace) -> LaunchRequest:
             for key, value in values.items()
         },
         sweep=swept,
-        sweep_file=getattr(args, "sweep", None),
+        sweep_rows=rows,
     )
 
 

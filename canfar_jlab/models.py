@@ -624,11 +624,12 @@ class LaunchRequest(BaseModel):
     env: dict[str, str] = Field(default_factory=dict)
     parameters: dict[str, Any] = Field(default_factory=dict)
     # Sweeps (canfar_jlab.sweep): list values of `parameters` are swept when `sweep` is true;
-    # or rows from a .csv/.json file. The rows set `replicas` unless it is given.
+    # or `sweep_rows`, one object per replica (the CLI reads them from --sweep FILE; a server
+    # reads a file only after confining its path). The rows set `replicas` unless given.
     sweep: bool = False
-    sweep_file: str | None = None
+    sweep_rows: list[dict[str, Any]] | None = Field(default=None, min_length=1)
 
-    @field_validator("name", "image", "cores", "ram", "gpus", "sweep_file", mode="before")
+    @field_validator("name", "image", "cores", "ram", "gpus", mode="before")
     @classmethod
     def _blank_is_none(cls, value: Any) -> Any:
         return None if isinstance(value, str) and not value.strip() else value

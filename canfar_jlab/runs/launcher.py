@@ -311,7 +311,7 @@ def _problems(
 def _with_sweep(request: LaunchRequest) -> tuple[LaunchRequest, list[dict[str, Any]] | None]:
     """The request with its fixed parameters and replica count, and its sweep rows (or None)."""
     try:
-        fixed, rows = sweeps.plan(request.parameters, request.sweep, request.sweep_file)
+        fixed, rows = sweeps.plan(request.parameters, request.sweep, request.sweep_rows)
     except sweeps.SweepError as error:
         raise LaunchRefused(str(error)) from None
     if rows is None:

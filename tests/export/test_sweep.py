@@ -94,7 +94,7 @@ async def test_a_rows_file_sets_the_replica_count_unless_given(swept_notebook, t
     assert len(fewer.replicas) == 2
     for argv, message in [
         (["--sweep", str(rows), "-r", "4"], "4 replicas asked for, but the sweep has 3 rows"),
-        (["--sweep", str(rows), "-p", "sigma=9"], "sigma set both by -p and by the sweep file"),
+        (["--sweep", str(rows), "-p", "sigma=9"], "sigma set both by -p and by the sweep rows"),
         (["-p", "nope=1,2"], "unknown parameter 'nope'"),
     ]:
         with pytest.raises(LaunchRefused, match=message):
@@ -120,3 +120,11 @@ def test_export_writes_sweep_json_and_each_replica_takes_its_row(swept_notebook,
         assert printed == [["fixed 10 a"], ["fixed 20 z"]], [r.stderr for r in outputs]
     with pytest.raises(ExportError, match="sweep row 2: unknown parameter 'nope'"):
         export_notebook(swept_notebook, tmp_path / "bad", sweep=[{"sigma": 1}, {"nope": 2}])
+
+
+def test_a_bad_sweep_file_is_a_one_line_option_error(tmp_path):
+    from canfar_jlab.launch_args import LaunchArgsError
+
+    (tmp_path / "rows.csv").write_text("sigma,label\n1\n")
+    with pytest.raises(LaunchArgsError, match=r"^--sweep: rows.csv, line 2: not as many values"):
+        request_from("nb.ipynb", "--sweep", str(tmp_path / "rows.csv"))
