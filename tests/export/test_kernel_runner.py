@@ -224,3 +224,28 @@ def test_the_working_folder_mirrors_the_notebook_folder_and_lists_new_files(tmp_
     (work / "status.json").write_text("{}")
     assert folder.new_files() == ["helper.py", "plots/a.png", "result.txt"]
     assert (notebooks / "helper.py").read_text() == "A = 1\n"
+
+
+def test_the_magic_names_each_replicas_executed_notebook(tmp_path):
+    from datetime import datetime, timezone
+
+    from canfar_jlab.magic.views import run_report
+    from canfar_jlab.models import Replica, Run, RunSpec
+
+    for index in (1, 2):
+        (tmp_path / "replicas" / str(index)).mkdir(parents=True)
+        (tmp_path / "replicas" / str(index) / "executed.ipynb").write_text("{}")
+    run = Run(
+        name="r",
+        notebook="/n.ipynb",
+        notebook_sha256="0",
+        created=datetime.now(timezone.utc),
+        folder=str(tmp_path),
+        script="n.py",
+        service="local-engine",
+        spec=RunSpec(image="i", replicas=2),
+        replicas=[Replica(index=1, name="r-1"), Replica(index=2, name="r-2")],
+    )
+    shown = repr(run_report(run, "done"))
+    executed = [str(tmp_path / "replicas" / str(i) / "executed.ipynb") for i in (1, 2)]
+    assert f"executed notebooks: {executed[0]}, {executed[1]}" in shown
