@@ -40,6 +40,7 @@ from .models import (
     Context,
     Image,
     LogChunk,
+    PlatformLoad,
     PlatformStats,
     ReplicaOutcome,
     Session,
@@ -243,10 +244,18 @@ class SkahaClient:
     # ---------------------------------------------------------------- sessions
 
     async def list_sessions(
-        self, type: str | None = None, status: str | None = None
+        self, type: str | None = None, status: str | None = None, *, view: str | None = None
     ) -> list[Session]:
-        """The caller's sessions, optionally filtered by type and status (case-insensitive)."""
-        params = {key: value for key, value in (("type", type), ("status", status)) if value}
+        """The caller's sessions, optionally filtered by type and status (case-insensitive).
+
+        `view="interactive"` (Skaha 1.1.4+) lists only non-headless sessions; Skaha then
+        ignores `type`, so it is not sent. Older services ignore the view and list everything,
+        so the headless ones are dropped here too.
+        """
+        if view is not None and view != "interactive":
+            raise InvalidRequest(f"unknown session list view {view!r}")
+        pairs = (("type", None if view else type), ("status", status), ("view", view))
+        params = {key: value for key, value in pairs if value}
         data = await self._get_json("session", params)
         if not isinstance(data, list):
             raise BadReply(
@@ -258,6 +267,8 @@ class SkahaClient:
                 sessions.append(Session.model_validate(item))
             except ValidationError:
                 log.warning("skipping a session entry without an id from %s", self.base_url)
+        if view == "interactive":
+            sessions = [s for s in sessions if (s.type or "headless") != "headless"]
         return sessions
 
     async def get_session(self, session_id: str) -> Session:
@@ -459,6 +470,28 @@ class SkahaClient:
         data = await self._get_json("session", {"view": "stats"})
         return self._validate(data, PlatformStats, "platform stats")
 
+    async def platform_load(self) -> PlatformLoad:
+        """`view=stats` labelled (capacity, allocated, free), for every door to show.
+
+        A 503 means the metrics backend is down (Skaha 1.4 sends no partial figures): that is
+        answered at once as "platform metrics unavailable", a warning and not an error, and is
+        not retried (a panel polls stats; a later poll is the retry).
+        """
+        try:
+            reply = await self._send("GET", "session", {"view": "stats"}, no_retry=frozenset({503}))
+        except Unavailable as exc:
+            if exc.status != 503:
+                raise
+            detail = (exc.message.split(": ", 1)[1:] or [""])[0].removesuffix(": null")
+            return PlatformLoad.unavailable(detail)
+        try:
+            data = json.loads(reply.body)
+        except ValueError:
+            raise BadReply(
+                f"{self.credentials.service_name} sent malformed JSON for stats"
+            ) from None
+        return self._validate(data, PlatformStats, "platform stats").load()
+
     async def repositories(self) -> list[str]:
         data = await self._get_json("repository")
         if not isinstance(data, list):
@@ -531,6 +564,7 @@ class SkahaClient:
         form: list[tuple[str, str]] | None = None,
         idempotent: bool | None = None,
         cap: int = _JSON_CAP,
+        no_retry: frozenset[int] = frozenset(),
     ) -> _Reply:
         """One call with retries where safe; returns the whole (capped) body of a 2xx reply."""
         self._check_expiry()
@@ -572,7 +606,8 @@ class SkahaClient:
                         raise RedirectRefused(f"{what} was redirected; not following it")
                     url, params, attempt = target, None, attempt - 1
                     continue
-                if status in _RETRY_STATUSES and idempotent and attempt < self.retry.attempts:
+                retry = status in _RETRY_STATUSES and status not in no_retry
+                if retry and idempotent and attempt < self.retry.attempts:
                     wait = _retry_after(response.headers.get("Retry-After"))
                     if wait is not None and wait > self.retry.max_retry_after:
                         body = await _read_capped(response, _ERROR_CAP, truncate=True)

@@ -326,7 +326,7 @@ class CanfarMagics(Magics):
     def _stats(self, args: Any) -> None:
         self._show(
             self._with_client(
-                lambda client, store, emit: _then(client.platform_stats(), views.stats_table)
+                lambda client, store, emit: _then(client.platform_load(), views.stats_table)
             )
         )
 

@@ -137,8 +137,9 @@ class StatsHandler(CanfarHandler):
     @web.authenticated
     @authorized
     async def get(self) -> None:
-        stats = await self.upstream("platform_stats")
-        self.write_json(stats.model_dump(mode="json", by_alias=True, exclude_none=True))
+        # A 503 from Skaha comes back as {"available": false, "warning": ...}: not an error.
+        load = await self.upstream("platform_load")
+        self.write_json(load.to_json())
 
 
 def route_table() -> list[tuple[str, type]]:
