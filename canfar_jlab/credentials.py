@@ -26,12 +26,15 @@ import stat
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit, urlunsplit
 
 import yaml
 
 from .skaha import AuthError, CredentialsError
+
+if TYPE_CHECKING:
+    from .oidc import OidcLogin
 
 log = logging.getLogger(__name__)
 
@@ -84,27 +87,51 @@ class Credentials:
     expires_at: datetime | None = None
     registry_auth: Secret | None = None
     renew_hint: str = ""
+    oidc: OidcLogin | None = None  # an OIDC login that renews `token` (canfar_jlab.oidc)
+    site: str | None = None  # the config's server name, when chosen by site
+
+    @property
+    def current_token(self) -> Secret | None:
+        """The token to send now: the renewed one for an OIDC login."""
+        return self.oidc.access if self.oidc is not None else self.token
+
+    @property
+    def current_expiry(self) -> datetime | None:
+        return self.oidc.expires_at if self.oidc is not None else self.expires_at
+
+    def secret_values(self) -> list[str]:
+        """Every credential value in play, for redacting what a service echoes."""
+        held = [s.reveal() for s in (self.token, self.registry_auth) if s is not None]
+        return held + (self.oidc.secret_values() if self.oidc is not None else [])
+
+    async def refresh_if_due(self) -> None:
+        """Renew an OIDC access token that is about to expire (no-op for anything else)."""
+        if self.oidc is not None and self.oidc.can_refresh:
+            await self.oidc.fresh_token()
 
     def auth_headers(self) -> dict[str, str]:
         """Headers to attach to requests for `base_url`'s origin only."""
         headers: dict[str, str] = {}
-        if self.token is not None:
-            headers["Authorization"] = f"Bearer {self.token.reveal()}"
+        token = self.current_token
+        if token is not None:
+            headers["Authorization"] = f"Bearer {token.reveal()}"
         if self.registry_auth is not None:
             headers["X-Skaha-Registry-Auth"] = self.registry_auth.reveal()
         return headers
 
     def is_expired(self, now: datetime | None = None) -> bool:
-        if self.expires_at is None:
+        expires = self.current_expiry
+        if expires is None:
             return False
-        return (now or datetime.now(timezone.utc)) >= self.expires_at
+        return (now or datetime.now(timezone.utc)) >= expires
 
     @property
     def is_local_engine(self) -> bool:
         return self.kind == "local-engine"
 
     def expired_message(self) -> str:
-        when = self.expires_at.strftime("%Y-%m-%d %H:%M UTC") if self.expires_at else "?"
+        expires = self.current_expiry
+        when = expires.strftime("%Y-%m-%d %H:%M UTC") if expires else "?"
         return f"the credential from {self.source} expired at {when}; {self.renew_hint}"
 
     def rejected_message(self, status: int, detail: str = "") -> str:
@@ -128,7 +155,9 @@ class Credentials:
             "kind": self.kind,
             "method": "token" if self.token else ("x509" if self.certificate else "none"),
             "certificate": str(self.certificate) if self.certificate else None,
-            "expires_at": self.expires_at.isoformat() if self.expires_at else None,
+            "expires_at": self.current_expiry.isoformat() if self.current_expiry else None,
+            "renews_itself": self.oidc is not None and self.oidc.can_refresh,
+            "site": self.site,
             "registry_auth": self.registry_auth is not None,
         }
 
@@ -424,14 +453,16 @@ class _CanfarConfig:
             if not isinstance(access, str) or not access.strip():
                 raise CredentialsError(f"{where} has no access token; run `canfar login {idp}`")
             expiry = _epoch((record.get("expiry") or {}).get("access"))
+            token = Secret(access.strip())
             return Credentials(
                 base_url=base_url,
                 source=where,
                 kind="canfar-config",
-                token=Secret(access.strip()),
+                token=token,
                 expires_at=expiry,
                 registry_auth=registry,
                 renew_hint=renew,
+                oidc=self._oidc_login(idp, record, token, expiry, allow_http),
             )
         if mode == "x509":
             path = Path(str(record.get("path") or "~/.ssl/cadcproxy.pem")).expanduser()
@@ -452,6 +483,36 @@ class _CanfarConfig:
             )
         log.info("ignoring ~/.canfar/config.yaml login %r with unknown mode %r", idp, mode)
         return None
+
+    def _oidc_login(
+        self,
+        idp: str,
+        record: dict[str, Any],
+        access: Secret,
+        expiry: datetime | None,
+        allow_http: bool,
+    ) -> OidcLogin | None:
+        """How this login renews itself: its refresh token, client and provider endpoints."""
+        from .oidc import OidcLogin
+
+        def text(section: str, key: str) -> str | None:
+            value = record.get(section)
+            found = value.get(key) if isinstance(value, dict) else None
+            return found.strip() if isinstance(found, str) and found.strip() else None
+
+        refresh, secret = text("token", "refresh"), text("client", "secret")
+        return OidcLogin(
+            config_path=self.path,
+            idp=idp,
+            access=access,
+            expires_at=expiry,
+            refresh=Secret(refresh) if refresh else None,
+            token_url=text("endpoints", "token"),
+            discovery_url=text("endpoints", "discovery"),
+            client_id=text("client", "identity"),
+            client_secret=Secret(secret) if secret else None,
+            allow_http=allow_http,
+        )
 
     def _server(self, active: dict[str, Any], idp: str, allow_http: bool) -> tuple[str, str]:
         servers = self._section("servers")

@@ -204,9 +204,6 @@ class SkahaClient:
         self.max_log_bytes = max_log_bytes
         self.reconcile_delay = reconcile_delay
         self._base = httpx.URL(credentials.base_url.rstrip("/") + "/")
-        self._secrets = [
-            s.reveal() for s in (credentials.token, credentials.registry_auth) if s is not None
-        ]
         self._http = httpx.AsyncClient(
             auth=_OriginAuth(_origin(self._base), credentials.auth_headers),
             headers={
@@ -326,6 +323,7 @@ class SkahaClient:
         todo = sorted(set(only)) if only is not None else list(range(1, replicas + 1))
         if not todo or not all(1 <= index <= replicas for index in todo):
             raise InvalidRequest(f"replicas to create must be among 1..{replicas}")
+        await self.credentials.refresh_if_due()
         self._check_expiry()
         wanted = {names[index - 1] for index in todo}
         # Sessions already carrying these names (an earlier run) must never be mistaken for ours.
@@ -567,6 +565,7 @@ class SkahaClient:
         no_retry: frozenset[int] = frozenset(),
     ) -> _Reply:
         """One call with retries where safe; returns the whole (capped) body of a 2xx reply."""
+        await self.credentials.refresh_if_due()  # an OIDC token about to expire is renewed
         self._check_expiry()
         idempotent = method in ("GET", "HEAD", "DELETE") if idempotent is None else idempotent
         url = path if isinstance(path, httpx.URL) else self._base.join(path)
@@ -574,7 +573,7 @@ class SkahaClient:
         if form is not None:  # a form body keeps env values and arguments out of URLs and logs
             content = urlencode(form).encode("ascii")
             headers = {"Content-Type": "application/x-www-form-urlencoded"}
-        attempt, redirects = 0, 0
+        attempt, redirects, renewed = 0, 0, False
         what = f"{method} {url.path}"
         while True:
             attempt += 1
@@ -614,6 +613,12 @@ class SkahaClient:
                         raise self._status_error(status, body, what, wait)
                     await self._pause(what, attempt, wait, f"HTTP {status}")
                     continue
+                if status == 401 and not renewed and self._renewable():
+                    # An OIDC token refused before its recorded expiry: renew it once, again.
+                    renewed = True
+                    await self.credentials.oidc.fresh_token(refused=_bearer(response.request))  # type: ignore[union-attr]
+                    attempt -= 1
+                    continue
                 if status >= 400:
                     body = await _read_capped(response, _ERROR_CAP, truncate=True)
                     wait = _retry_after(response.headers.get("Retry-After"))
@@ -630,6 +635,10 @@ class SkahaClient:
                 raise self._transport_error(exc, what, True, idempotent) from None
             finally:
                 await response.aclose()
+
+    def _renewable(self) -> bool:
+        oidc = self.credentials.oidc
+        return oidc is not None and oidc.can_refresh
 
     async def _pause(self, what: str, attempt: int, wait: float | None, why: str) -> None:
         delay = wait if wait is not None else self.retry.backoff(attempt)
@@ -702,7 +711,7 @@ class SkahaClient:
 
     def _redact(self, text: str) -> str:
         # A misbehaving server may echo what it received; never pass a credential on.
-        for secret in self._secrets:
+        for secret in self.credentials.secret_values():
             text = text.replace(secret, "***")
         return text
 
@@ -802,6 +811,11 @@ class _LogFollower:
             self.offset = len(whole)
             self._anchor = whole[-self.ANCHOR :]
         return new
+
+
+def _bearer(request: httpx.Request) -> str | None:
+    value = request.headers.get("Authorization", "")
+    return value[7:] if value.startswith("Bearer ") else None
 
 
 def _tls_error(exc: BaseException) -> ssl.SSLError | None:

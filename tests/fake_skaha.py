@@ -105,8 +105,10 @@ class FakeSkaha:
         *,
         honour_offset: bool = False,
         tls: ssl.SSLContext | None = None,
+        accept: Callable[[str], bool] | None = None,
     ) -> None:
         self.token = token
+        self.accept = accept  # e.g. FakeOidc.valid: which bearer tokens are current
         self.honour_offset = honour_offset
         self.lock = threading.Lock()
         self.requests: list[Recorded] = []
@@ -299,9 +301,11 @@ def _handler_for(fake: FakeSkaha) -> type[BaseHTTPRequestHandler]:
                 fault = None
             if isinstance(fault, EchoCredentials):
                 return self._text(401, f"rejected {self.headers.get('Authorization')}")
-            if fake.token is not None and self.headers.get("Authorization") != (
-                f"Bearer {fake.token}"
-            ):
+            sent = self.headers.get("Authorization") or ""
+            if fake.accept is not None:
+                if not (sent.startswith("Bearer ") and fake.accept(sent[7:])):
+                    return self._text(401, "invalid or expired token")
+            elif fake.token is not None and sent != f"Bearer {fake.token}":
                 return self._text(401, "invalid or expired token")
             if isinstance(fault, Status):
                 return self._text(fault.code, fault.body, fault.headers)
