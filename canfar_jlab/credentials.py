@@ -200,8 +200,13 @@ def resolve_credentials(
     start_engine: bool = True,
     engine_home: Path | None = None,
     allow_http: bool = False,
+    site: str | None = None,
 ) -> Credentials:
     """The first usable credential in the documented order (module docstring).
+
+    `site` picks one server of `~/.canfar/config.yaml` by name (or one login by its key) for
+    this call instead of the active one: the way a run is launched on, and later acted on at,
+    one of several sites. It is an error when the config does not hold it.
 
     May start the local engine (blocking, up to its start timeout); call it in a worker thread
     from async code. Raises `CredentialsError` with a one-line reason when nothing fits.
@@ -220,6 +225,15 @@ def resolve_credentials(
 
     def base(candidate: str) -> str:
         return normalise_base_url(candidate, allow_http=allow_http)
+
+    if site:
+        if config_error is not None:
+            raise config_error
+        if config is None:
+            raise CredentialsError(
+                f"no site {site!r}: there is no ~/.canfar/config.yaml; log in with `canfar login`"
+            )
+        return config.site_credentials(site, registry, allow_http)
 
     if token or certificate:
         pinned = url or env.get("CANFAR_URL")
@@ -300,6 +314,15 @@ def resolve_credentials(
             "~/.ssl/cadcproxy.pem) and starting the local engine was not allowed"
         )
     return engine_credentials(engine_home)
+
+
+def config_sites() -> list[str]:
+    """The sites (server names) `~/.canfar/config.yaml` holds logins for; [] without one."""
+    try:
+        config = _CanfarConfig.load(Path.home())
+    except CredentialsError:
+        return []
+    return config.sites() if config is not None else []
 
 
 def engine_credentials(home: Path | None = None, *, start: bool = True) -> Credentials:
@@ -433,16 +456,56 @@ class _CanfarConfig:
         registry = self._section("registry")
         return registry.get("username"), registry.get("secret")
 
+    def sites(self) -> list[str]:
+        """The server names a run may choose (those whose login is in the file)."""
+        records = self._section("authentication")
+        return sorted(
+            str(name)
+            for name, server in self._section("servers").items()
+            if isinstance(server, dict) and server.get("url") and server.get("idp") in records
+        )
+
+    def site_credentials(self, site: str, registry: Secret | None, allow_http: bool) -> Credentials:
+        """The credential of the server named `site`, with its own login (or, for a login's
+        key, that login with the server it last used)."""
+        servers = self._section("servers")
+        server = servers.get(site)
+        if isinstance(server, dict) and isinstance(server.get("idp"), str):
+            active = {"authentication": server["idp"], "server": site}
+        elif site in self._section("authentication"):
+            remembered = self._section("active").get("servers")
+            last = remembered.get(site) if isinstance(remembered, dict) else None
+            active = {"authentication": site, "server": last}
+        else:
+            known = ", ".join(self.sites()) or "none"
+            raise CredentialsError(
+                f"no site {site!r} in ~/.canfar/config.yaml (sites: {known}); "
+                f"log in to it with `canfar login`"
+            )
+        found = self.active_credentials(None, registry, allow_http, active=active)
+        if found is None:
+            raise CredentialsError(
+                f"the site {site!r} in ~/.canfar/config.yaml has no usable login; "
+                "log in to it with `canfar login`"
+            )
+        return found
+
     def active_credentials(
-        self, pinned: str | None, registry: Secret | None, allow_http: bool
+        self,
+        pinned: str | None,
+        registry: Secret | None,
+        allow_http: bool,
+        *,
+        active: dict[str, Any] | None = None,
     ) -> Credentials | None:
-        active = self._section("active")
+        active = self._section("active") if active is None else active
         idp = active.get("authentication")
         records = self._section("authentication")
         record = records.get(idp) if isinstance(idp, str) else None
         if not isinstance(record, dict):
             return None
         server_name, base_url = self._server(active, idp, allow_http)
+        site = server_name if server_name and not pinned else None
         where = f"~/.canfar/config.yaml (login '{idp}'"
         where += f", server '{server_name}')" if server_name else ")"
         base_url = pinned or base_url
@@ -463,6 +526,7 @@ class _CanfarConfig:
                 registry_auth=registry,
                 renew_hint=renew,
                 oidc=self._oidc_login(idp, record, token, expiry, allow_http),
+                site=site,
             )
         if mode == "x509":
             path = Path(str(record.get("path") or "~/.ssl/cadcproxy.pem")).expanduser()
@@ -480,6 +544,7 @@ class _CanfarConfig:
                 expires_at=expiry,
                 registry_auth=registry,
                 renew_hint=renew,
+                site=site,
             )
         log.info("ignoring ~/.canfar/config.yaml login %r with unknown mode %r", idp, mode)
         return None
@@ -562,6 +627,7 @@ __all__ = [
     "CredentialsError",
     "Secret",
     "certificate_expiry",
+    "config_sites",
     "engine_credentials",
     "normalise_base_url",
     "resolve_credentials",

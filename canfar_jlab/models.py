@@ -769,8 +769,9 @@ class LaunchRequest(BaseModel):
     gpus: int | None = Field(default=None, ge=0, le=28)
     env: dict[str, str] = Field(default_factory=dict)
     parameters: dict[str, Any] = Field(default_factory=dict)
+    site: str | None = Field(default=None, max_length=100, description="config server name")
 
-    @field_validator("name", "image", "cores", "ram", "gpus", mode="before")
+    @field_validator("name", "image", "cores", "ram", "gpus", "site", mode="before")
     @classmethod
     def _blank_is_none(cls, value: Any) -> Any:
         return None if isinstance(value, str) and not value.strip() else value
@@ -878,6 +879,7 @@ class Run(BaseModel):
     spec: RunSpec
     replicas: list[Replica]
     deleted: datetime | None = None  # when its sessions were deleted; the folder stays
+    site: str | None = None  # the ~/.canfar/config.yaml server it runs on; later actions use it
 
     @computed_field  # type: ignore[prop-decorator]
     @property

@@ -722,16 +722,18 @@ async def open_client(
     certificate: str | Path | None = None,
     *,
     start_engine: bool = True,
+    site: str | None = None,
     **options: Any,
 ) -> SkahaClient:
-    """A client for the service the credentials resolve to (see `canfar_jlab.credentials`).
+    """A client for the service the credentials resolve to (see `canfar_jlab.credentials`);
+    `site` picks a server of `~/.canfar/config.yaml` instead of the active one.
 
     Resolution may start the local engine, so it runs in a worker thread.
     """
     from .credentials import resolve_credentials
 
     credentials = await asyncio.to_thread(
-        resolve_credentials, url, token, certificate, start_engine=start_engine
+        resolve_credentials, url, token, certificate, start_engine=start_engine, site=site
     )
     return SkahaClient(credentials, **options)
 

@@ -33,6 +33,7 @@ from ..models import (
 from ..skaha import SkahaClient, SkahaError
 from .actions import apply_outcomes, note_active, run_env, utc_now
 from .reconciler import service_of
+from .sites import same_site, site_client
 from .store import (
     LOGS_DIR,
     OUTPUTS_DIR,
@@ -118,6 +119,9 @@ async def preview(
     Raises LaunchRefused for an unreadable notebook or bad parameters, RunNameInUse for an
     explicit name that is taken.
     """
+    if client is not None and not same_site(client, request.site):  # issue 16: --site
+        async with site_client(request.site) as there:
+            return await preview(request, store, there)
     notebook = _notebook_path(request.notebook)
     problems = await asyncio.to_thread(_problems, notebook, request.parameters)
     active = await _active_session_names(client) if client is not None else set()
@@ -158,6 +162,9 @@ async def launch(
     explicit name; SkahaError when the service cannot even be listed. Once creating starts,
     failures are recorded per replica (NotCreated with the reason) instead of raised.
     """
+    if not same_site(client, request.site):  # issue 16: --site, recorded in the run
+        async with site_client(request.site) as there:
+            return await launch(request, there, store, concurrency=concurrency)
     notebook = _notebook_path(request.notebook)
     problems = await asyncio.to_thread(_problems, notebook, request.parameters)
     if problems:
@@ -202,6 +209,7 @@ async def launch(
         folder=str(folder),
         script=exported_script,
         service=service_of(client),
+        site=client.credentials.site,
         spec=RunSpec(
             image=image,
             cores=request.cores,

@@ -148,6 +148,7 @@ def route_table() -> list[tuple[str, type]]:
     The auth test enumerates this very list, so a route added here is covered there.
     """
     from .live import LiveHandler
+    from .renew_handlers import RunRenewHandler
     from .runs_handlers import (
         RUN_NAME,
         RunHandler,
@@ -165,6 +166,7 @@ def route_table() -> list[tuple[str, type]]:
         (path("runs", "preview"), RunPreviewHandler),
         (path("runs", RUN_NAME), RunHandler),
         (path("runs", RUN_NAME, "rerun"), RunRerunHandler),
+        (path("runs", RUN_NAME, "renew"), RunRenewHandler),
         (path("sessions"), SessionsHandler),
         (path("sessions", SESSION_ID), SessionHandler),
         (path("sessions", SESSION_ID, "logs"), SessionLogsHandler),
