@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import re
 
 from jupyter_server.auth.decorator import authorized
@@ -9,6 +10,7 @@ from jupyter_server.utils import url_path_join
 from tornado import web
 
 from .. import __version__
+from ..credentials import config_sites
 from ..skaha import SkahaError
 from .base import CanfarHandler, http_error
 from .live import snapshot_message
@@ -32,7 +34,9 @@ class ConfigHandler(CanfarHandler):
             await self.backend.connect()
         except Exception:  # noqa: S110 - the summary carries the one-line reason
             pass
-        self.write_json({"version": __version__, "backend": self.backend.summary()})
+        # `sites`: the servers of ~/.canfar/config.yaml a run may choose (issue 16).
+        sites = await asyncio.to_thread(config_sites)
+        self.write_json({"version": __version__, "backend": self.backend.summary(), "sites": sites})
 
 
 class SessionsHandler(CanfarHandler):
