@@ -36,7 +36,8 @@ def add_launch_options(parser: argparse.ArgumentParser, *, parameters: bool = Tr
     )
     parser.add_argument(
         "--image",
-        help="container image (default: $CANFAR_JLAB_IMAGE; on the local engine its first image)",
+        help="container image (default: $CANFAR_JLAB_IMAGE, else the image of the CANFAR "
+        "session this runs in; on the local engine its first image)",
     )
     parser.add_argument("--cores", type=whole_number, help="cores per replica (default: flexible)")
     parser.add_argument(

@@ -33,7 +33,7 @@ from ..models import (
 from ..skaha import SkahaClient, SkahaError
 from .actions import apply_outcomes, note_active, run_env, utc_now
 from .reconciler import service_of
-from .sites import same_site, site_client
+from .sites import same_site, session_image, site_client
 from .store import (
     LOGS_DIR,
     OUTPUTS_DIR,
@@ -77,12 +77,16 @@ def replica_python(client: SkahaClient | None) -> str:
 
 
 async def resolve_image(image: str | None, client: SkahaClient) -> str:
-    """The requested image, else `$CANFAR_JLAB_IMAGE`, else (local engine only) its first image."""
+    """The requested image, else `$CANFAR_JLAB_IMAGE`, else the image of the Skaha session this
+    JupyterLab runs in, else (local engine only) its first image."""
     if image:
         return image
     configured = os.environ.get(IMAGE_ENV, "").strip()
     if configured:
         return configured
+    own = await session_image(client)  # issue 16: JupyterLab's own session on CANFAR
+    if own:
+        return own
     if client.credentials.is_local_engine:
         images = await client.images()
         headless = [each for each in images if not each.types or "headless" in each.types]
