@@ -89,6 +89,7 @@ class Credentials:
     renew_hint: str = ""
     oidc: OidcLogin | None = None  # an OIDC login that renews `token` (canfar_jlab.oidc)
     site: str | None = None  # the config's server name, when chosen by site
+    storage: tuple[str, str] | None = None  # the site's VOSpace service for /arc: (url, ivo uri)
 
     @property
     def current_token(self) -> Secret | None:
@@ -506,6 +507,7 @@ class _CanfarConfig:
             return None
         server_name, base_url = self._server(active, idp, allow_http)
         site = server_name if server_name and not pinned else None
+        storage = self._storage(server_name) if not pinned else None
         where = f"~/.canfar/config.yaml (login '{idp}'"
         where += f", server '{server_name}')" if server_name else ")"
         base_url = pinned or base_url
@@ -527,6 +529,7 @@ class _CanfarConfig:
                 renew_hint=renew,
                 oidc=self._oidc_login(idp, record, token, expiry, allow_http),
                 site=site,
+                storage=storage,
             )
         if mode == "x509":
             path = Path(str(record.get("path") or "~/.ssl/cadcproxy.pem")).expanduser()
@@ -545,9 +548,24 @@ class _CanfarConfig:
                 registry_auth=registry,
                 renew_hint=renew,
                 site=site,
+                storage=storage,
             )
         log.info("ignoring ~/.canfar/config.yaml login %r with unknown mode %r", idp, mode)
         return None
+
+    def _storage(self, server_name: str) -> tuple[str, str] | None:
+        """The server's storage service for /arc (canfar's `storage: {ident: {uri, url}}`)."""
+        server = self._section("servers").get(server_name) if server_name else None
+        entries = server.get("storage") if isinstance(server, dict) else None
+        if not isinstance(entries, dict):
+            return None
+        found = [
+            (str(ident), entry)
+            for ident, entry in entries.items()
+            if isinstance(entry, dict) and entry.get("url") and entry.get("uri")
+        ]
+        found.sort(key=lambda item: (item[0] != "arc", not str(item[1]["uri"]).endswith("/arc")))
+        return (str(found[0][1]["url"]), str(found[0][1]["uri"])) if found else None
 
     def _oidc_login(
         self,

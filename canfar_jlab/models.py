@@ -858,6 +858,16 @@ class RunSpec(BaseModel):
     argv: list[str] = Field(default_factory=list, description="cmd + args of every replica")
 
 
+class StagedRun(BaseModel):
+    """Where a run launched from outside CANFAR was copied for its replicas (issue 16):
+    `folder` and `outputs` are the `/arc` paths the replicas use; `storage` the VOSpace service."""
+
+    folder: str
+    outputs: str
+    storage: str
+    files: list[str] = Field(default_factory=list)
+
+
 class Run(BaseModel):
     """One promotion of a notebook: the content of the run folder's `run.json`.
 
@@ -880,6 +890,7 @@ class Run(BaseModel):
     replicas: list[Replica]
     deleted: datetime | None = None  # when its sessions were deleted; the folder stays
     site: str | None = None  # the ~/.canfar/config.yaml server it runs on; later actions use it
+    staged: StagedRun | None = None  # copied to CANFAR storage; outputs stay there
 
     @computed_field  # type: ignore[prop-decorator]
     @property

@@ -197,7 +197,8 @@ async def create_replicas_by_index(
 
 
 def run_env_of(run: Run) -> dict[str, str]:
-    return run_env(run.spec.env, run.spec.cores, Path(run.folder), run.name)
+    folder = Path(run.staged.folder) if run.staged else Path(run.folder)  # issue 16: staged
+    return run_env(run.spec.env, run.spec.cores, folder, run.name)
 
 
 def apply_outcomes(run: Run, outcomes: list[ReplicaOutcome]) -> None:

@@ -34,6 +34,7 @@ from ..skaha import SkahaClient, SkahaError
 from .actions import apply_outcomes, note_active, run_env, utc_now
 from .reconciler import service_of
 from .sites import same_site, session_image, site_client
+from .staging import plan_staging, stage
 from .store import (
     LOGS_DIR,
     OUTPUTS_DIR,
@@ -178,6 +179,7 @@ async def launch(
     except RunError as error:
         raise LaunchRefused(str(error)) from None
     image = await resolve_image(request.image, client)
+    plan = await plan_staging(client, store.root)  # issue 16: refused here when impossible
     active = await _active_session_names(client)
 
     name = _choose_name(store, notebook, request, active)
@@ -194,6 +196,9 @@ async def launch(
         spec, exported_script, checksum = await _prepare(
             request, client, notebook, folder, name, image
         )
+        staged = None
+        if plan is not None:  # copy it where the replicas can read it
+            spec, staged = await stage(plan, client, folder, name, spec)
     except (LaunchRefused, ExportError, ValidationError, OSError) as error:
         shutil.rmtree(folder, ignore_errors=True)
         if isinstance(error, LaunchRefused):
@@ -214,6 +219,7 @@ async def launch(
         script=exported_script,
         service=service_of(client),
         site=client.credentials.site,
+        staged=staged,
         spec=RunSpec(
             image=image,
             cores=request.cores,

@@ -107,6 +107,7 @@ def test_cli_site_flag_and_an_unknown_site(two_sites, tmp_path):
     notebook = write_notebook(tmp_path / "cli.ipynb", ["print(1)"])
     environ = {k: v for k, v in os.environ.items() if not k.startswith("CANFAR_")}
     environ |= {"CANFAR_JLAB_RUNS": str(tmp_path / "runs"), "CANFAR_JLAB_IMAGE": IMAGE}
+    environ["CANFAR_JLAB_STAGE"] = "never"  # the fake sites read this folder directly
 
     def cli(*args: str) -> subprocess.CompletedProcess:
         return subprocess.run(
