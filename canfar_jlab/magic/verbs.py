@@ -86,7 +86,7 @@ async def find_target(
 
 def same_service(run: Run, client: SkahaClient) -> Run:
     """The run, if its sessions live where the client points (else nothing can reach them)."""
-    if run.service != service_of(client):
+    if run.service != service_of(client) and run.site is None:  # a site run: core switches
         raise UsageError(
             f"run {run.name} lives on {run.service}, but this kernel's credentials point at "
             f"{client.credentials.service_name}"

@@ -14,7 +14,7 @@ from fake_skaha import FakeSkaha
 from runs_support import write_notebook
 
 from canfar_jlab.credentials import CredentialsError, config_sites, resolve_credentials
-from canfar_jlab.runs import LaunchRequest, RunStore, launch
+from canfar_jlab.runs import LaunchRequest, RunStore, delete_run, launch
 from canfar_jlab.runs.renew import renew_run
 from canfar_jlab.runs.sites import run_client
 from canfar_jlab.skaha import open_client
@@ -96,6 +96,11 @@ async def test_a_run_keeps_its_site_for_later_actions(two_sites, tmp_path):
     assert {r.outcome for r in report.replicas} == {"unchanged"}  # the fake keeps its expiry
     assert len(b.recorded("POST", "/session/" + run.replicas[0].session_id)) == 1
     assert not [r for r in a.requests if r.method == "POST"]
+    # Deleting it from a client of the active site deletes it on its own site.
+    async with await open_client() as client:
+        deleted = await delete_run(run.name, client, store)
+    assert sorted(deleted) == sorted(r.session_id for r in run.replicas)
+    assert b.sessions == {} and a.recorded("DELETE") == []
 
 
 def test_cli_site_flag_and_an_unknown_site(two_sites, tmp_path):
