@@ -76,6 +76,7 @@ class Backend:
                 "source": creds.source,
                 "method": creds.summary()["method"],
                 "expires": creds.current_expiry.isoformat() if creds.current_expiry else None,
+                "site": creds.site,  # the config's server in use (issue 16: the default site)
             },
         }
 
