@@ -5,7 +5,10 @@ that refuses expired ones, and the renewed token written back as canfar saves it
 from __future__ import annotations
 
 import asyncio
+import json
 import os
+import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -55,7 +58,7 @@ def write_login(home: Path, idp: FakeOidc, skaha: FakeSkaha, expires_in: float, 
             }
         },
         "servers": {"lab": {"idp": "srcnet", "url": f"{skaha.root}/skaha", "version": "v1"}},
-        "registry": {"url": "images.canfar.net", "username": "bob", "secret": "reg-secret"},
+        "registry": {"url": "https://images.canfar.net", "username": "bob", "secret": "reg-sec"},
         "console": {"width": 120, "banner": True},
     }
     path = home / ".canfar" / "config.yaml"
@@ -63,6 +66,27 @@ def write_login(home: Path, idp: FakeOidc, skaha: FakeSkaha, expires_in: float, 
     path.write_text(yaml.safe_dump(config, sort_keys=False))
     path.chmod(0o640)  # not canfar's 0600: the mode must be kept, whatever it is
     return path, config
+
+
+def official_view(home: Path) -> dict:
+    """What the `canfar` package (test dependency) reads from the config file."""
+    code = (
+        "import json\n"
+        "from canfar.models.config import Configuration\n"
+        "record = Configuration().authentication['srcnet']\n"
+        "print(json.dumps({'access': record.token.access.get_secret_value(),\n"
+        "                  'expiry': record.expiry.access, 'valid': record.valid}))\n"
+    )
+    environ = {k: v for k, v in os.environ.items() if not k.startswith("CANFAR_")}
+    done = subprocess.run(
+        [sys.executable, "-c", code],
+        capture_output=True,
+        text=True,
+        env={**environ, "HOME": str(home)},
+        timeout=120,
+    )
+    assert done.returncode == 0, done.stderr[-500:]
+    return json.loads(done.stdout)
 
 
 def read(path: Path) -> dict:
@@ -95,6 +119,9 @@ async def test_a_token_about_to_expire_is_renewed_and_written_back(home, idp, sk
     assert without_tokens(after) == without_tokens(before)  # no other field changed
     assert (path.stat().st_mode & 0o777) == 0o640
     assert [p.name for p in path.parent.iterdir()] == ["config.yaml"]  # no temporary left
+    # The official client reads the renewed login as valid and current: both stay logged in.
+    expiry = after["authentication"]["srcnet"]["expiry"]["access"]
+    assert official_view(home) == {"access": token["access"], "expiry": expiry, "valid": True}
     # The grant was the standard one, with the client's basic credentials.
     assert "grant_type=refresh_token" in idp.seen_bodies[-1]
     assert idp.client_secret not in idp.seen_bodies[-1]
