@@ -200,3 +200,27 @@ def test_cli_says_where_the_outputs_stay(laptop, tmp_path):
     assert "staged to /arc/home/tester/canfar-runs/cli; outputs stay in " in said, said
     assert "/arc/home/tester/canfar-runs/cli/outputs" in said
     assert TOKEN not in said
+
+
+async def test_the_user_name_from_the_tokens_claims(tmp_path, monkeypatch):
+    """No session yet to tell the user name: an OIDC access token's preferred_username does."""
+    import base64
+
+    claims = base64.urlsafe_b64encode(json.dumps({"preferred_username": "alice"}).encode())
+    jwt = f"eyJhbGciOiJub25lIn0.{claims.decode().rstrip('=')}.c2ln"
+    monkeypatch.delenv("CANFAR_JLAB_STAGE", raising=False)
+    monkeypatch.delenv("skaha_sessionid", raising=False)
+    monkeypatch.delenv("CANFAR_JLAB_STAGE_ROOT", raising=False)
+    monkeypatch.setenv("CANFAR_JLAB_IMAGE", IMAGE)
+    notebook = write_notebook(tmp_path / "nb.ipynb", ["print(1)"])
+    with FakeSkaha(jwt) as skaha, FakeVOSpace(jwt, homes=("home/alice",)) as storage:
+        monkeypatch.setenv("CANFAR_JLAB_STORAGE_URL", storage.url)
+        monkeypatch.setenv("CANFAR_JLAB_STORAGE_URI", storage.uri)
+        credentials = Credentials(
+            base_url=skaha.url, source="a test token", kind="explicit", token=Secret(jwt)
+        )
+        async with SkahaClient(credentials) as client:
+            run = await launch(
+                LaunchRequest(notebook=str(notebook)), client, RunStore(tmp_path / "runs")
+            )
+    assert run.staged.folder == f"/arc/home/alice/canfar-runs/{run.name}"
