@@ -123,6 +123,7 @@ def launched(run: Run, client: SkahaClient, *, following: bool) -> views.Report:
         f"{client.credentials.service_name}"
     )
     hint = None if following else f"follow with: %canfar logs {run.name} -f"
+    headline += f", image {run.spec.image}"  # issue 16: the default may be the session's own
     if run.staged is not None:  # issue 16: copied to CANFAR storage; outputs stay there
         headline += f"; staged to {run.staged.folder}, outputs in {run.staged.outputs}"
     return views.run_report(run, headline, hint)
