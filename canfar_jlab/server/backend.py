@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
@@ -122,6 +123,18 @@ class Backend:
 
     async def logs(self, session_id: str, offset: int | None = None) -> Any:
         return await self.call("logs", session_id, offset)
+
+    async def log_stream(self, sessions: dict[str, int]) -> AsyncIterator[Any]:
+        """The service's streaming log read; on a local engine that refused us or went away,
+        drop the client so the hub's next attempt reconnects (to a restarted engine)."""
+        client = await self.connect()
+        try:
+            async for frame in client.log_stream(sessions):
+                yield frame
+        except (AuthError, Unavailable) as exc:
+            if client.credentials.is_local_engine and not isinstance(exc, UpstreamTimeout):
+                await self.reset(client)
+            raise
 
     async def _observe(self, sessions: list) -> dict[str, Any]:
         """Every list the hub takes also brings the runs up to date (statuses, log archive)."""
