@@ -38,6 +38,7 @@ class Backend:
         url: str | None = None,
         request_timeout: float = 10.0,
         list_interval: float = 2.0,
+        log_bytes_per_second: float = 2 * 2**20,
         runs_root: Path | None = None,
         root_dir: Path | None = None,
     ) -> None:
@@ -46,6 +47,7 @@ class Backend:
         self.root_dir = root_dir.resolve() if root_dir else None
         self.request_timeout = request_timeout
         self.list_interval = list_interval
+        self.log_bytes_per_second = log_bytes_per_second
         self.credentials: Credentials | None = None
         self.client: SkahaClient | None = None
         self.hub: LiveHub | None = None
@@ -110,6 +112,7 @@ class Backend:
                     self.hub = LiveHub(
                         self,
                         list_interval=self.list_interval,
+                        whole_log_bytes_per_second=self.log_bytes_per_second,
                         observer=self._observe,
                         # Replicas still running keep the list polled (their logs must be
                         # archived when they end) even when no browser is watching.
