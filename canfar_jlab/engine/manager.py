@@ -161,7 +161,7 @@ class SessionManager:
             for rec in records
             if rec.status == RUNNING and rec.supervisor_pid
         }
-        return self._usage.sample(roots) if roots else {}
+        return self._usage.sample(roots, complete=len(roots) == 1) if roots else {}
 
     def allocated(self) -> tuple[int, int]:
         """Cores and RAM bytes held by sessions that are starting, running or stopping."""
