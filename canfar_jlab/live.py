@@ -323,12 +323,15 @@ class LogStream:
                 continue
             reader = asyncio.ensure_future(self._consume(watch))
             changed = asyncio.ensure_future(self._changed.wait())
-            done, _ = await asyncio.wait({reader, changed}, return_when=asyncio.FIRST_COMPLETED)
-            changed.cancel()
-            if reader not in done:  # the set changed: reopen with it
-                reader.cancel()
-                with contextlib.suppress(asyncio.CancelledError, Exception):
-                    await reader
+            try:
+                done, _ = await asyncio.wait({reader, changed}, return_when=asyncio.FIRST_COMPLETED)
+            finally:  # also when this task is cancelled (the hub closes)
+                changed.cancel()
+                if not reader.done():
+                    reader.cancel()
+                    with contextlib.suppress(asyncio.CancelledError, Exception):
+                        await reader
+            if reader not in done or reader.cancelled():  # the set changed: reopen with it
                 continue
             error = reader.exception()
             if error is None:

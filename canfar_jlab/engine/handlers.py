@@ -250,6 +250,7 @@ class SessionHandler(EngineHandler):
 
 STREAM_PATH = "logstream"
 STREAM_TICK = 0.1  # seconds between looks at the watched logs
+STREAM_QUIET_MAX = 4  # ticks between looks at a log that has been quiet a while
 STREAM_HEARTBEAT = 15.0  # an empty frame after this long without news (finds closed peers)
 STREAM_MAX_SESSIONS = 10_000
 
@@ -290,9 +291,16 @@ class LogStreamHandler(EngineHandler):
         self.set_header("Content-Type", "application/octet-stream")
         self.set_header("Cache-Control", "no-store")
         quiet_since = time.monotonic()
+        # A log that had news is looked at again next tick; a quiet one ever less often (up to
+        # STREAM_QUIET_MAX ticks), so a merged view of a big, mostly Pending run costs little.
+        skip: dict[str, int] = dict.fromkeys(watch, 0)
+        pause: dict[str, int] = dict.fromkeys(watch, 1)
         while watch and not self._gone:
             sent = False
             for session_id, offset in list(watch.items()):
+                if skip[session_id] > 0:
+                    skip[session_id] -= 1
+                    continue
                 rec = self.manager.get(session_id)
                 # Ended is read before the size: an ended replica writes nothing more.
                 ended = "Deleted" if rec is None else rec.status if rec.final else None
@@ -310,7 +318,10 @@ class LogStreamHandler(EngineHandler):
                             await self.flush()
                         except tornado.iostream.StreamClosedError:
                             return
+                news = offset != watch[session_id]
                 watch[session_id] = offset
+                pause[session_id] = 1 if news else min(STREAM_QUIET_MAX, pause[session_id] * 2)
+                skip[session_id] = pause[session_id] - 1
                 if ended is not None:
                     self._frame({"session": session_id, "end": ended, "offset": offset})
                     del watch[session_id]
