@@ -275,3 +275,28 @@ async def test_a_tab_that_asks_for_deltas_gets_one_snapshot_then_deltas(
             assert previous is None or any(previous.get(k) != v for k, v in change.items())
             known.setdefault(change["id"], {}).update(change)
     ws.close()
+
+
+async def test_a_tab_says_which_logs_it_shows(jp_ws_fetch, jp_serverapp, engine_creds, tmp_path):
+    script = tmp_path / "quiet.py"
+    script.write_text("import time\nprint('up', flush=True)\ntime.sleep(60)\n")
+    async with SkahaClient(engine_creds) as client:
+        image = (await client.images())[0].id
+        spec = SessionSpec(name="shown", image=image, cmd=sys.executable, args=[str(script)])
+        session_id = await client.create_session(spec)
+        ws = await jp_ws_fetch("canfar-jlab", "live")
+        subscribe = {"op": "subscribe", "topic": "logs", "session": session_id, "visible": False}
+        ws.write_message(json.dumps(subscribe))
+        assert (await _receive(ws))["text"].startswith("up")
+        hub = jp_serverapp.web_app.settings["canfar_jlab_backend"].hub
+        feed = hub.log_feeds[session_id]
+        assert not feed.visible
+        ws.write_message(
+            json.dumps({"op": "visible", "topic": "logs", "session": session_id, "visible": True})
+        )
+        deadline = time.monotonic() + 10
+        while not feed.visible:
+            assert time.monotonic() < deadline
+            await asyncio.sleep(0.02)
+        ws.close()
+        await client.delete(session_id)
