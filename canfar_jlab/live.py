@@ -27,7 +27,7 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from .models import LogChunk, Session
-from .skaha import InvalidRequest, NotFound
+from .skaha import InvalidRequest, NotFound, SkahaError
 
 log = logging.getLogger(__name__)
 
@@ -282,6 +282,7 @@ class LogStream:
     with the new set when feeds come or go; a service without it is polled instead."""
 
     DEBOUNCE = 0.05  # a burst of subscriptions (a merged view of 100 replicas) opens one request
+    GIVE_UP_AFTER = 3  # failures before the stream ever opened, then the feeds poll
 
     def __init__(self, hub: LiveHub) -> None:
         self.hub = hub
@@ -337,14 +338,19 @@ class LogStream:
             if error is None:
                 failures = 0
                 continue
-            if isinstance(error, NotFound | InvalidRequest) and not self._opened_once:
-                log.info("the session service has no log stream; polling logs instead")
+            failures += 1
+            # Never opened: a refusal (404 from Skaha or an older engine, any other status) or
+            # repeated failures mean no stream here; the feeds poll, as they always could.
+            refused = isinstance(error, NotFound | InvalidRequest) or (
+                isinstance(error, SkahaError) and error.status is not None
+            )
+            if not self._opened_once and (refused or failures >= self.GIVE_UP_AFTER):
+                log.info("no log stream from the session service; polling logs instead")
                 self.hub.stream = None
                 for feed in list(self.feeds.values()):
                     feed.start_polling()
                 self.feeds.clear()
                 return
-            failures += 1
             if failures == 1:
                 log.info("the log stream broke: %s; reopening it", _one_line(error))
             await asyncio.sleep(min(5.0, 0.25 * 2**failures))

@@ -12,12 +12,12 @@ import sys
 import time
 
 import pytest
-from fake_skaha import FakeSkaha
+from fake_skaha import FakeSkaha, Status
 
 from canfar_jlab.credentials import Credentials, Secret, engine_credentials, normalise_base_url
 from canfar_jlab.live import LiveHub, LogDelta, LogEnd
 from canfar_jlab.models import SessionSpec
-from canfar_jlab.skaha import SkahaClient
+from canfar_jlab.skaha import SkahaClient, Unavailable
 
 PRINTER = "import time\nfor i in range({n}):\n print('line',i,flush=True)\n time.sleep({pause})"
 TOKEN = "tok-" + secrets.token_hex(12)
@@ -254,3 +254,38 @@ async def test_whole_log_bytes_per_second_are_capped():
     # Uncapped, 5 visible logs every 0.05 s would be 10 MB/s; capped: the rate, plus the
     # first read of each log (nothing is known of a log's size before it).
     assert read <= cap * elapsed + 600_000, (read, elapsed)
+
+
+async def test_a_stream_refused_with_any_status_means_polling():
+    with FakeSkaha(TOKEN) as fake:
+        fake.fail_next("POST logstream", Status(403, "forbidden path"))
+        sid = fake.add_session("refused")
+        fake.append_log(sid, "polled\n")
+        fake.set_status(sid, "Completed")
+        async with SkahaClient(_fake_credentials(fake)) as client:
+            hub = LiveHub(client, list_interval=0.1, whole_log_interval=0.05)
+            text, end = await asyncio.wait_for(_read_all(hub, sid), 20)
+            await hub.close()
+        assert text == "polled\n" and end is not None
+        assert hub.stream is None  # decided once for the hub's life
+
+
+class BrokenStream(CountingSource):
+    """A stream that never opens (a connection that always breaks)."""
+
+    async def _log_stream(self, sessions):
+        self.stream_opens += 1
+        raise Unavailable("the connection broke")
+        yield  # an async generator, like the real one
+
+
+async def test_a_stream_that_never_opens_gives_way_to_polling(creds, tmp_path):
+    async with SkahaClient(creds) as client:
+        source = BrokenStream(client)
+        hub = LiveHub(source, list_interval=0.2, log_min_interval=0.05)
+        sid = await _printer(client, tmp_path, "no-stream", 5, 0.01)
+        text, end = await asyncio.wait_for(_read_all(hub, sid), 60)
+        await hub.close()
+    assert _lines(text) == [f"line {i}" for i in range(5)]
+    assert end is not None and end.status == "Completed"
+    assert source.stream_opens == 3 and source.log_reads > 0

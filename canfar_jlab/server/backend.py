@@ -17,7 +17,15 @@ from ..credentials import Credentials, resolve_credentials
 from ..live import LiveHub
 from ..models import Run
 from ..runs import RunStore, busy, reconcile
-from ..skaha import AuthError, RetryPolicy, SkahaClient, SkahaError, Unavailable, UpstreamTimeout
+from ..skaha import (
+    AuthError,
+    NotFound,
+    RetryPolicy,
+    SkahaClient,
+    SkahaError,
+    Unavailable,
+    UpstreamTimeout,
+)
 
 log = logging.getLogger(__name__)
 
@@ -131,6 +139,9 @@ class Backend:
         """The service's streaming log read; on a local engine that refused us or went away,
         drop the client so the hub's next attempt reconnects (to a restarted engine)."""
         client = await self.connect()
+        if not client.credentials.is_local_engine:
+            # Only the local engine has it; never probe CANFAR with an unknown POST.
+            raise NotFound("the session service has no log stream")
         try:
             async for frame in client.log_stream(sessions):
                 yield frame
