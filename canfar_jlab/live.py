@@ -253,9 +253,15 @@ class LogFeed:
                 ended = self.ended
                 oldest = self.chunks[0].offset if self.chunks else self.next_offset or 0
             if cursor < oldest:
-                # Fell behind the buffer (or resumed from an old offset): read the gap directly.
+                # Fell behind the buffer (or resumed from an old offset): read the gap directly,
+                # within the whole-log budget when the service sends whole logs.
+                budget = self.hub.budget
+                reserved = await budget.reserve(self.last_size) if self.last_size else 0
                 chunk = await self.hub.source.logs(self.session_id, cursor)
                 self.upstream_reads += 1
+                whole = 0 if chunk.honoured else chunk.next_offset
+                budget.settle(reserved, whole)
+                self.hub.whole_log_bytes += whole
                 if chunk.text:
                     yield LogDelta(self.session_id, cursor, chunk.next_offset, chunk.text)
                 cursor = max(cursor, chunk.next_offset)
