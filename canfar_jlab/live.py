@@ -171,6 +171,7 @@ class LogFeed:
         started = time.time()
         whole: bool | None = None  # the service sends whole logs (Skaha): known after one read
         while True:
+            self._wake.clear()  # here: a wake that comes during the read is not lost
             ended = hub.ended_status(self.session_id, since=started)
             reserved = 0
             try:
@@ -211,7 +212,6 @@ class LogFeed:
                 interval = self.min_interval if news else min(self.max_interval, interval * 2)
                 wait = interval
             self.interval = wait
-            self._wake.clear()
             with contextlib.suppress(asyncio.TimeoutError):
                 await asyncio.wait_for(self._wake.wait(), wait)
 
