@@ -403,6 +403,7 @@ class SkahaClient:
         the service sends them over one long-lived request (the local engine's `logstream`
         extension, docs/engine.md); a session's last frame has `end` set. Services without the
         extension (Skaha, older engines) answer NotFound or InvalidRequest at once."""
+        await self.credentials.refresh_if_due()
         self._check_expiry()
         what = f"POST {LOG_STREAM_PATH}"
         body = json.dumps({"sessions": {_checked_id(k): int(v) for k, v in sessions.items()}})
