@@ -34,7 +34,7 @@ from ..skaha import SkahaClient, SkahaError
 from .actions import apply_outcomes, note_active, run_env, utc_now
 from .reconciler import service_of
 from .sites import same_site, session_image, site_client
-from .staging import plan_staging, stage
+from .staging import plan_staging, stage, staged_preview
 from .store import (
     LOGS_DIR,
     OUTPUTS_DIR,
@@ -67,6 +67,7 @@ class Preview(BaseModel):
     problems: list[ExportProblem]
     replicas: list[PreviewReplica]
     argv: list[str]
+    staged_folder: str | None = None  # issue 16: the /arc folder the run would be copied to
 
 
 def replica_python(client: SkahaClient | None) -> str:
@@ -140,7 +141,7 @@ async def preview(
             image = None  # the UI asks for one
     env = _run_env(request, folder, name)
     names = replica_names(name, request.replicas)
-    return Preview(
+    shown = Preview(
         name=name,
         folder=str(folder),
         image=image,
@@ -155,6 +156,8 @@ async def preview(
             str(folder / _script_name(notebook)),
         ],
     )
+    plan = await plan_staging(client, store.root) if client is not None else None
+    return staged_preview(shown, folder, plan.folder(name)) if plan else shown
 
 
 async def launch(

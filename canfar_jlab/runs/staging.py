@@ -22,6 +22,7 @@ import json
 import os
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
+from typing import Any
 
 from ..models import SessionSpec, StagedRun
 from ..skaha import SkahaClient, SkahaError
@@ -134,13 +135,33 @@ async def stage(
     )
 
 
-def remote_spec(spec: SessionSpec, folder: Path, remote: str) -> SessionSpec:
-    """`spec` with the local run folder replaced by the staged one in the command and env."""
+def _mover(folder: Path, remote: str):
     local = str(folder)
 
     def moved(value: str) -> str:
         return remote + value[len(local) :] if value.startswith(local) else value
 
+    return moved
+
+
+def staged_preview(preview: Any, folder: Path, remote: str) -> Any:
+    """A launch preview showing the staged folder in the replicas' command and env."""
+    moved = _mover(folder, remote)
+    return preview.model_copy(
+        update={
+            "staged_folder": remote,
+            "argv": [moved(arg) for arg in preview.argv],
+            "replicas": [
+                r.model_copy(update={"env": {k: moved(v) for k, v in r.env.items()}})
+                for r in preview.replicas
+            ],
+        }
+    )
+
+
+def remote_spec(spec: SessionSpec, folder: Path, remote: str) -> SessionSpec:
+    """`spec` with the local run folder replaced by the staged one in the command and env."""
+    moved = _mover(folder, remote)
     return spec.model_copy(
         update={
             "cmd": moved(spec.cmd) if spec.cmd else spec.cmd,

@@ -23,6 +23,7 @@ from canfar_jlab.runs import (
     ReplicaStatus,
     RunStore,
     launch,
+    preview,
     rerun_failed,
 )
 from canfar_jlab.runs.staging import needs_staging
@@ -224,3 +225,20 @@ async def test_the_user_name_from_the_tokens_claims(tmp_path, monkeypatch):
                 LaunchRequest(notebook=str(notebook)), client, RunStore(tmp_path / "runs")
             )
     assert run.staged.folder == f"/arc/home/alice/canfar-runs/{run.name}"
+
+
+async def test_preview_shows_the_staged_folder_or_why_it_cannot_be(laptop, tmp_path):
+    skaha, storage, home = laptop
+    notebook = write_notebook(tmp_path / "nb.ipynb", ["print(1)"])
+    store = RunStore(tmp_path / "runs")
+    write_config(home, skaha, storage)
+    async with SkahaClient(resolve_credentials()) as client:
+        shown = await preview(LaunchRequest(notebook=str(notebook), replicas=2), store, client)
+    remote = f"/arc/home/tester/canfar-runs/{shown.name}"
+    assert shown.staged_folder == remote and shown.argv[1] == f"{remote}/canfar_runner.py"
+    assert shown.replicas[1].env["CANFAR_RUN_OUTPUTS"] == f"{remote}/outputs"
+    assert storage.seen == [] and skaha.recorded("POST") == []  # nothing made to find out
+    write_config(home, skaha, None)
+    async with SkahaClient(resolve_credentials()) as client:
+        with pytest.raises(LaunchRefused, match="no storage service is known"):
+            await preview(LaunchRequest(notebook=str(notebook)), store, client)
