@@ -353,6 +353,152 @@ class PlatformStats(BaseModel):
     gpu: GpuStats | None = None
     instances: dict[str, int] | None = None  # v0 only
 
+    def load(self) -> PlatformLoad:
+        """The figures labelled by what they mean (skaha-api.md §5.1, §10).
+
+        In every Skaha version read, `*Available` is the cluster's capacity (summed node or Kueue
+        capacity) and `requested*` what sessions have allocated, so free is capacity - allocated
+        at best. Only the `max*` block changed meaning: the largest node before Skaha 1.1.4 (the
+        shape that still has `instances`), the per-session ceiling since (1.4's metrics service).
+        """
+        legacy = self.instances is not None
+        cores = _figures(self.cores.cpu_cores_available, self.cores.requested_cpu_cores, "cores")
+        ram = _figures(stat_gb(self.ram.ram_available), stat_gb(self.ram.requested_ram), "GB")
+        gpus = None
+        if self.gpu is not None:
+            gpus = _figures(self.gpu.gpu_available, self.gpu.requested_gpu, "gpus")
+        largest = self.cores.max_cpu_cores
+        max_ram = self.ram.max_ram
+        most_cores = largest.cpu_cores if largest else None
+        most_ram = max_ram.ram if max_ram else None
+        if most_cores is None and max_ram is not None:
+            most_cores = max_ram.with_cpu_cores
+        if most_ram is None and largest is not None:
+            most_ram = largest.with_ram
+        return PlatformLoad(
+            available=True,
+            shape="legacy" if legacy else "skaha-1.4",
+            cores=cores,
+            ram=ram,
+            gpus=gpus,
+            session_max=SessionMax(
+                label="largest node" if legacy else "per-session limit",
+                cores=largest.cpu_cores
+                if largest
+                else (max_ram.with_cpu_cores if max_ram else None),
+                ram_gb=stat_gb(max_ram.ram if max_ram else (largest.with_ram if largest else None)),
+            )
+            if largest is not None or max_ram is not None
+            else None,
+            instances=self.instances,
+            raw=self,
+        )
+
+
+STATS_UNAVAILABLE = "platform metrics unavailable"
+
+
+class LoadFigures(BaseModel):
+    """One resource of the platform: what it has, what sessions hold, what may be left."""
+
+    capacity: float | None = None
+    allocated: float | None = None
+    free: float | None = Field(default=None, description="capacity - allocated, at best")
+    unit: str
+
+
+class SessionMax(BaseModel):
+    """The `max*` block: a per-session ceiling (Skaha 1.4) or the largest node (older)."""
+
+    label: str
+    cores: float | None = None
+    ram_gb: float | None = None
+
+
+class PlatformLoad(BaseModel):
+    """What every door shows for `view=stats` (REST `stats`, CLI `stats --json`, magic).
+
+    `available` is False, with `warning` saying why, when the service answered 503 ("platform
+    metrics unavailable"): a warning, never an error of a run or of the panel.
+    """
+
+    available: bool
+    warning: str | None = None
+    shape: str | None = None  # "skaha-1.4" (no instances block) or "legacy" (v0, instances)
+    cores: LoadFigures | None = None
+    ram: LoadFigures | None = None
+    gpus: LoadFigures | None = None
+    session_max: SessionMax | None = None
+    instances: dict[str, int] | None = None
+    raw: PlatformStats | None = Field(default=None, exclude=True)
+
+    @classmethod
+    def unavailable(cls, detail: str = "") -> PlatformLoad:
+        said = f" ({detail})" if detail else ""
+        return cls(available=False, warning=f"{STATS_UNAVAILABLE}{said}")
+
+    def rows(self) -> list[tuple[str, str, str, str]]:
+        """(resource, allocated, capacity, free at most) as text, for the CLI and the magic."""
+        rows = []
+        for label, figures in (("cores", self.cores), ("ram (GB)", self.ram), ("gpus", self.gpus)):
+            if figures is not None:
+                rows.append(
+                    (
+                        label,
+                        _shown(figures.allocated),
+                        _shown(figures.capacity),
+                        _shown(figures.free),
+                    )
+                )
+        return rows
+
+    def session_max_text(self) -> str | None:
+        """`per-session limit: 8 cores, 34.36 GB RAM` (or `largest node: ...`), if known."""
+        most = self.session_max
+        if most is None:
+            return None
+        return f"{most.label}: {_shown(most.cores)} cores, {_shown(most.ram_gb)} GB RAM"
+
+    def to_json(self) -> dict[str, Any]:
+        """The stats JSON of REST `GET stats` and `canfar-jlab stats --json`:
+        `available`, `warning`, `shape`, `load` (labelled figures, or null when unavailable),
+        and Skaha's own fields (`cores`, `ram`, optional `gpu`/`instances`) as sent."""
+        wire = self.raw.model_dump(mode="json", exclude_none=True) if self.raw else {}
+        load = self.model_dump(mode="json", exclude={"available", "warning", "shape", "raw"})
+        return {
+            **wire,
+            "available": self.available,
+            "warning": self.warning,
+            "shape": self.shape,
+            "load": load if self.available else None,
+        }
+
+
+_STAT_MEMORY = re.compile(r"^\s*([0-9]*\.?[0-9]+)\s*([KMGTP]i?)?B?\s*$", re.IGNORECASE)
+_DECIMAL = {"K": 1e-6, "M": 1e-3, "G": 1.0, "T": 1e3, "P": 1e6}
+
+
+def stat_gb(value: str | None) -> float | None:
+    """A stats memory figure in decimal GB: Skaha prints `"1234.5G"` (decimal) or `"32Gi"`."""
+    match = _STAT_MEMORY.match(value or "")
+    if not match:
+        return None
+    number, unit = float(match.group(1)), (match.group(2) or "G")
+    if unit.lower().endswith("i"):
+        return round(number * _BINARY[unit[0].upper()] / 1e9, 3)
+    return round(number * _DECIMAL[unit[0].upper()], 3)
+
+
+def _shown(value: float | None) -> str:
+    return "-" if value is None else f"{value:g}"
+
+
+def _figures(capacity: float | None, allocated: float | None, unit: str) -> LoadFigures:
+    free = None
+    if capacity is not None and allocated is not None:
+        free = round(max(0.0, capacity - allocated), 3)
+    return LoadFigures(capacity=capacity, allocated=allocated, free=free, unit=unit)
+
 
 class Availability(BaseModel):
     """`GET /skaha/availability` (VOSI): whether the service says it is up, and its note."""
@@ -623,8 +769,9 @@ class LaunchRequest(BaseModel):
     gpus: int | None = Field(default=None, ge=0, le=28)
     env: dict[str, str] = Field(default_factory=dict)
     parameters: dict[str, Any] = Field(default_factory=dict)
+    site: str | None = Field(default=None, max_length=100, description="config server name")
 
-    @field_validator("name", "image", "cores", "ram", "gpus", mode="before")
+    @field_validator("name", "image", "cores", "ram", "gpus", "site", mode="before")
     @classmethod
     def _blank_is_none(cls, value: Any) -> Any:
         return None if isinstance(value, str) and not value.strip() else value
@@ -711,6 +858,16 @@ class RunSpec(BaseModel):
     argv: list[str] = Field(default_factory=list, description="cmd + args of every replica")
 
 
+class StagedRun(BaseModel):
+    """Where a run launched from outside CANFAR was copied for its replicas (issue 16):
+    `folder` and `outputs` are the `/arc` paths the replicas use; `storage` the VOSpace service."""
+
+    folder: str
+    outputs: str
+    storage: str
+    files: list[str] = Field(default_factory=list)
+
+
 class Run(BaseModel):
     """One promotion of a notebook: the content of the run folder's `run.json`.
 
@@ -732,6 +889,8 @@ class Run(BaseModel):
     spec: RunSpec
     replicas: list[Replica]
     deleted: datetime | None = None  # when its sessions were deleted; the folder stays
+    site: str | None = None  # the ~/.canfar/config.yaml server it runs on; later actions use it
+    staged: StagedRun | None = None  # copied to CANFAR storage; outputs stay there
 
     @computed_field  # type: ignore[prop-decorator]
     @property

@@ -33,6 +33,8 @@ from ..models import (
 from ..skaha import SkahaClient, SkahaError
 from .actions import apply_outcomes, note_active, run_env, utc_now
 from .reconciler import service_of
+from .sites import same_site, session_image, site_client
+from .staging import plan_staging, stage, staged_preview
 from .store import (
     LOGS_DIR,
     OUTPUTS_DIR,
@@ -65,6 +67,7 @@ class Preview(BaseModel):
     problems: list[ExportProblem]
     replicas: list[PreviewReplica]
     argv: list[str]
+    staged_folder: str | None = None  # issue 16: the /arc folder the run would be copied to
 
 
 def replica_python(client: SkahaClient | None) -> str:
@@ -76,12 +79,16 @@ def replica_python(client: SkahaClient | None) -> str:
 
 
 async def resolve_image(image: str | None, client: SkahaClient) -> str:
-    """The requested image, else `$CANFAR_JLAB_IMAGE`, else (local engine only) its first image."""
+    """The requested image, else `$CANFAR_JLAB_IMAGE`, else the image of the Skaha session this
+    JupyterLab runs in, else (local engine only) its first image."""
     if image:
         return image
     configured = os.environ.get(IMAGE_ENV, "").strip()
     if configured:
         return configured
+    own = await session_image(client)  # issue 16: JupyterLab's own session on CANFAR
+    if own:
+        return own
     if client.credentials.is_local_engine:
         images = await client.images()
         headless = [each for each in images if not each.types or "headless" in each.types]
@@ -118,6 +125,9 @@ async def preview(
     Raises LaunchRefused for an unreadable notebook or bad parameters, RunNameInUse for an
     explicit name that is taken.
     """
+    if client is not None and not same_site(client, request.site):  # issue 16: --site
+        async with site_client(request.site) as there:
+            return await preview(request, store, there)
     notebook = _notebook_path(request.notebook)
     problems = await asyncio.to_thread(_problems, notebook, request.parameters)
     active = await _active_session_names(client) if client is not None else set()
@@ -131,7 +141,7 @@ async def preview(
             image = None  # the UI asks for one
     env = _run_env(request, folder, name)
     names = replica_names(name, request.replicas)
-    return Preview(
+    shown = Preview(
         name=name,
         folder=str(folder),
         image=image,
@@ -146,6 +156,8 @@ async def preview(
             str(folder / _script_name(notebook)),
         ],
     )
+    plan = await plan_staging(client, store.root) if client is not None else None
+    return staged_preview(shown, folder, plan.folder(name)) if plan else shown
 
 
 async def launch(
@@ -158,6 +170,9 @@ async def launch(
     explicit name; SkahaError when the service cannot even be listed. Once creating starts,
     failures are recorded per replica (NotCreated with the reason) instead of raised.
     """
+    if not same_site(client, request.site):  # issue 16: --site, recorded in the run
+        async with site_client(request.site) as there:
+            return await launch(request, there, store, concurrency=concurrency)
     notebook = _notebook_path(request.notebook)
     problems = await asyncio.to_thread(_problems, notebook, request.parameters)
     if problems:
@@ -167,6 +182,7 @@ async def launch(
     except RunError as error:
         raise LaunchRefused(str(error)) from None
     image = await resolve_image(request.image, client)
+    plan = await plan_staging(client, store.root)  # issue 16: refused here when impossible
     active = await _active_session_names(client)
 
     name = _choose_name(store, notebook, request, active)
@@ -183,6 +199,9 @@ async def launch(
         spec, exported_script, checksum = await _prepare(
             request, client, notebook, folder, name, image
         )
+        staged = None
+        if plan is not None:  # copy it where the replicas can read it
+            spec, staged = await stage(plan, client, folder, name, spec)
     except (LaunchRefused, ExportError, ValidationError, OSError) as error:
         shutil.rmtree(folder, ignore_errors=True)
         if isinstance(error, LaunchRefused):
@@ -202,6 +221,8 @@ async def launch(
         folder=str(folder),
         script=exported_script,
         service=service_of(client),
+        site=client.credentials.site,
+        staged=staged,
         spec=RunSpec(
             image=image,
             cores=request.cores,
