@@ -62,6 +62,14 @@ def add_launch_options(parser: argparse.ArgumentParser, *, parameters: bool = Tr
             "it can be (42, 1.5, true, [1,2]), else as text (repeatable)",
         )
     parser.add_argument("--name", help="run name (default: from the notebook's file name)")
+    parser.add_argument(
+        "--secret-env",
+        action="append",
+        default=[],
+        metavar="NAME",
+        help="pass the variable NAME of this environment to every replica, its value never "
+        "written to run.json, a preview or a log (repeatable)",
+    )
 
 
 def pairs(items: Sequence[str], flag: str) -> dict[str, str]:
@@ -96,4 +104,5 @@ def launch_request(notebook: str, args: argparse.Namespace) -> LaunchRequest:
         gpus=args.gpus,
         env=pairs(args.env, "-e"),
         parameters={key: json_or_text(value) for key, value in parameters.items()},
+        secret_env=list(getattr(args, "secret_env", None) or []),
     )

@@ -91,6 +91,9 @@ class EngineConfig(BaseModel):
     )
     workdir: Path | None = Field(None, description="HOME, PWD and working dir of replicas")
     username: str | None = Field(None, description="the user sessions belong to")
+    pass_env: tuple[str, ...] = Field(
+        (), description="variables of the engine's environment that replicas also get"
+    )
 
     @field_validator("log_cap", mode="before")
     @classmethod
@@ -102,7 +105,7 @@ class EngineConfig(BaseModel):
     def _duration(cls, value: object) -> float:
         return parse_duration(value)
 
-    @field_validator("images", "image_hosts", mode="before")
+    @field_validator("images", "image_hosts", "pass_env", mode="before")
     @classmethod
     def _words(cls, value: object) -> object:
         if isinstance(value, str):  # from the environment: comma or space separated
@@ -154,6 +157,13 @@ def _from_env(environ: Mapping[str, str]) -> dict[str, Any]:
         if value is not None and value != "":
             found[name] = value
     return found
+
+
+def settings_file(layout: EngineLayout) -> Path:
+    """The options the running engine was started with: a daemon started again after a crash
+    (on demand, with no options) reads them back instead of falling back to the defaults. A
+    clean stop removes the file, so the next start is a fresh one."""
+    return layout.root / "settings.json"
 
 
 def load_config(

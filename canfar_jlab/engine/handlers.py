@@ -13,7 +13,7 @@ import tornado.web
 from .. import __version__
 from .errors import SkahaError, bad_request, not_found
 from .manager import SessionManager
-from .params import SESSION_TYPES, first, parse_create
+from .params import SESSION_TYPES, first, parse_create, quote
 from .wire import (
     availability_xml,
     capabilities_xml,
@@ -34,6 +34,7 @@ RUNTIME_NOTE = (
     f"({sys.executable}); the image is recorded but not pulled"
 )
 LOG_CHUNK = 256 * 1024
+MAX_MESSAGE = 300
 _ALL_METHODS = ("GET", "HEAD", "POST", "DELETE", "PATCH", "PUT", "OPTIONS")
 
 
@@ -81,7 +82,7 @@ class EngineHandler(tornado.web.RequestHandler):
                 try:
                     merged.setdefault(key, []).extend(v.decode("utf-8") for v in values)
                 except UnicodeDecodeError:
-                    raise bad_request(f"Invalid value for '{key}': not UTF-8") from None
+                    raise bad_request(f"Invalid value for '{quote(key)}': not UTF-8") from None
         return merged
 
     def param(self, key: str) -> str | None:
@@ -105,6 +106,8 @@ class EngineHandler(tornado.web.RequestHandler):
             message = f"unexpected exception: {type(exc).__name__ if exc else 'error'}"
         else:
             message = self._reason
+        if len(message) > MAX_MESSAGE:  # a message never echoes a long input back
+            message = message[: MAX_MESSAGE - 3] + "..."
         self.set_header("Content-Type", TEXT)
         self.finish(message.rstrip("\n") + "\n")
 
@@ -180,7 +183,7 @@ class SessionHandler(EngineHandler):
     def _session_id(self, path: str) -> str:
         parts = path.split("/")
         if len(parts) > 3:
-            raise bad_request(f"Invalid request: {path}")
+            raise bad_request(f"Invalid request: {quote(path)}")
         if len(parts) > 1:
             raise bad_request("desktop-app sessions are not supported by the local engine")
         return parts[0]
@@ -194,11 +197,11 @@ class SessionHandler(EngineHandler):
         rec = self.manager.get(session_id)
         if view == "events":
             if rec is None:
-                raise not_found(f"session {session_id} not found.")
+                raise not_found(f"session {quote(session_id)} not found.")
             self.finish(events_table(self.manager.events.get(session_id, [])))
             return
         if rec is None:
-            raise not_found(f"session {session_id} not found")
+            raise not_found(f"session {quote(session_id)} not found")
         usage = self.manager.usage([rec]).get(rec.id)
         self.write_json(session_json(rec, self.manager.identity, usage))
 
@@ -212,8 +215,8 @@ class SessionHandler(EngineHandler):
                 position = int(raw_offset)
             except ValueError:
                 position = -1
-            if position < 0:
-                raise bad_request(f"Invalid value for 'offset': {raw_offset}")
+            if not 0 <= position < 2**63:
+                raise bad_request(f"Invalid value for 'offset': {quote(raw_offset)}")
         end = self.manager.log_size(session_id)
         if raw_offset is not None:
             self.set_header(LOG_OFFSET_HEADER, str(max(position, end)))
@@ -246,7 +249,7 @@ class ImagesHandler(EngineHandler):
     def get(self, _version: str) -> None:
         kind = self.param("type")
         if kind is not None and kind.strip().lower() not in SESSION_TYPES:
-            raise bad_request(f"unknown type: {kind}")
+            raise bad_request(f"unknown type: {quote(kind)}")
         if kind is not None and kind.strip().lower() != "headless":
             self.write_json([])
             return
@@ -274,7 +277,7 @@ class RepositoryHandler(EngineHandler):
 
 class NotFoundHandler(EngineHandler):
     def prepare(self) -> None:
-        raise not_found(f"not found: {self.request.path}")
+        raise not_found(f"not found: {quote(self.request.path)}")
 
 
 def routes(manager: SessionManager, token: str, base_url: str) -> list[Any]:

@@ -31,7 +31,7 @@ from ..models import (
     replica_names,
 )
 from ..skaha import SkahaClient, SkahaError
-from .actions import apply_outcomes, note_active, run_env, utc_now
+from .actions import apply_outcomes, note_active, run_env, secret_values, utc_now
 from .reconciler import service_of
 from .store import (
     LOGS_DIR,
@@ -47,6 +47,7 @@ IMAGE_ENV = "CANFAR_JLAB_IMAGE"
 PYTHON_ENV = "CANFAR_JLAB_PYTHON"
 REMOTE_PYTHON = "python3"  # what a CANFAR image runs the script with, unless PYTHON_ENV says
 MAX_SUFFIX = 999
+SECRET_SHOWN = "(secret)"  # noqa: S105 - what a preview shows for a --secret-env value
 _BASE_MAX = RUN_NAME_MAX - 4  # room for "-999"
 
 
@@ -130,6 +131,7 @@ async def preview(
         except LaunchRefused:
             image = None  # the UI asks for one
     env = _run_env(request, folder, name)
+    env.update(dict.fromkeys(secret_values(request.secret_env), SECRET_SHOWN))
     names = replica_names(name, request.replicas)
     return Preview(
         name=name,
@@ -183,7 +185,14 @@ async def launch(
         spec, exported_script, checksum = await _prepare(
             request, client, notebook, folder, name, image
         )
-    except (LaunchRefused, ExportError, ValidationError, OSError) as error:
+    except (
+        LaunchRefused,
+        ExportError,
+        ValidationError,
+        OSError,
+        ValueError,
+        RecursionError,
+    ) as error:
         shutil.rmtree(folder, ignore_errors=True)
         if isinstance(error, LaunchRefused):
             raise
@@ -210,6 +219,7 @@ async def launch(
             env=dict(request.env),
             replicas=request.replicas,
             parameters=dict(request.parameters),
+            secret_env=list(request.secret_env),
             argv=[spec.cmd or "", *spec.args],
         ),
         replicas=[
@@ -256,7 +266,7 @@ async def _prepare(
         gpus=request.gpus,
         cmd=exported.argv[0],
         args=exported.argv[1:],
-        env=_run_env(request, folder, name),
+        env={**_run_env(request, folder, name), **secret_values(request.secret_env)},
     )
     return spec, exported.script_path.name, exported.checksum
 

@@ -28,6 +28,21 @@ _SESSION_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9-]{0,63}$")
 MAX_LOG_SUBSCRIPTIONS = 1024
 
 
+MAX_MESSAGE_BYTES = 4096  # a request is a few dozen bytes
+
+
+def _request(message: str | bytes) -> dict[str, Any] | None:
+    """A client message as a JSON object, or None for anything else (too long, not UTF-8,
+    not JSON, nested; never an exception)."""
+    if len(message) > MAX_MESSAGE_BYTES:
+        return None
+    try:
+        request = json.loads(message)
+    except (ValueError, RecursionError):
+        return None
+    return request if isinstance(request, dict) else None
+
+
 def snapshot_message(snapshot: Snapshot) -> dict[str, Any]:
     """The `sessions` message: every session (tagged with its run) and every run."""
     owners = snapshot.extra.get("owners", {})
@@ -81,19 +96,22 @@ class LiveHandler(WebSocketMixin, websocket.WebSocketHandler, JupyterHandler):
         self._tasks: dict[str, asyncio.Task[None]] = {}
 
     def on_message(self, message: str | bytes) -> None:
-        try:
-            request = json.loads(message)
-            op, topic = request.get("op"), request.get("topic")
-        except (ValueError, AttributeError):
+        """One request; anything malformed gets an error message and the socket stays open."""
+        request = _request(message)
+        if request is None:
             self._send({"type": "error", "message": "messages must be JSON objects"})
+            return
+        op, topic = request.get("op"), request.get("topic")
+        if not isinstance(op, str) or not isinstance(topic, str):
+            self._send({"type": "error", "message": "op and topic must be strings"})
             return
         if topic == "sessions" and op == "subscribe":
             self._start("sessions", self._pump_sessions())
         elif topic == "sessions" and op == "unsubscribe":
             self._cancel("sessions")
         elif topic == "logs":
-            session_id = str(request.get("session", ""))
-            if not _SESSION_ID.match(session_id):
+            session_id = request.get("session")
+            if not isinstance(session_id, str) or not _SESSION_ID.fullmatch(session_id):
                 self._send({"type": "error", "message": "logs: a session id is required"})
                 return
             key = f"logs:{session_id}"
@@ -101,16 +119,17 @@ class LiveHandler(WebSocketMixin, websocket.WebSocketHandler, JupyterHandler):
                 self._cancel(key)
                 return
             offset = request.get("offset", 0)
-            if not isinstance(offset, int) or offset < 0:
+            if isinstance(offset, bool) or not isinstance(offset, int) or not 0 <= offset < 2**53:
                 self._send({"type": "error", "message": "logs: offset must be a byte count"})
                 return
-            if key not in self._tasks and len(self._tasks) > MAX_LOG_SUBSCRIPTIONS:
+            subscribed = sum(1 for each in self._tasks if each.startswith("logs:"))
+            if key not in self._tasks and subscribed >= MAX_LOG_SUBSCRIPTIONS:
                 self._send({"type": "error", "message": "too many log subscriptions"})
                 return
             self._cancel(key)
             self._start(key, self._pump_logs(session_id, offset))
         else:
-            self._send({"type": "error", "message": f"unknown request {op!r} {topic!r}"})
+            self._send({"type": "error", "message": f"unknown request {op[:40]!r} {topic[:40]!r}"})
 
     def on_close(self) -> None:
         for key in list(getattr(self, "_tasks", {})):
