@@ -104,6 +104,8 @@ class EngineHandler(tornado.web.RequestHandler):
             message = f"unsupported: HTTP {self.request.method}"
         elif status_code >= 500:
             message = f"unexpected exception: {type(exc).__name__ if exc else 'error'}"
+        elif isinstance(exc, tornado.web.HTTPError) and exc.log_message and not exc.args:
+            message = exc.log_message  # tornado's own refusal, e.g. a malformed form body
         else:
             message = self._reason
         if len(message) > MAX_MESSAGE:  # a message never echoes a long input back
