@@ -11,7 +11,7 @@ import sys
 from urllib.parse import urlsplit
 
 import pytest
-from engine_helpers import IMAGE, TOOL, create, delete, gone, logs, wait_log, wait_status
+from engine_helpers import IMAGE, create, delete, gone, logs, wait_log, wait_status
 from fixtures_engine import RunningEngine, wait_for
 
 from canfar_jlab.engine.control import engine_status, ensure_engine
