@@ -10,6 +10,7 @@ import asyncio
 import contextlib
 import json
 import re
+from http.client import responses
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -72,6 +73,25 @@ class LiveHandler(WebSocketMixin, websocket.WebSocketHandler, JupyterHandler):
         if not origin:
             return True
         return urlsplit(origin).netloc.lower() == self.request.host.lower()
+
+    def write_error(self, status_code: int, **kwargs: Any) -> None:
+        """A plain one-line refusal (405, 403, 400). Jupyter's HTML error page would carry the
+        API token of a caller who put it in the URL, and for a verb other than GET it fails
+        to render at all (a traceback in the log)."""
+        exc = kwargs.get("exc_info", (None, None, None))[1]
+        message = responses.get(status_code, "error")
+        if isinstance(exc, web.HTTPError) and exc.log_message and not exc.args:
+            message = exc.log_message[:200]
+        if status_code == 405:
+            self.set_header("Allow", "GET")
+        self.set_header("Content-Type", "text/plain; charset=utf-8")
+        self.finish(message + "\n")
+
+    def log_exception(self, typ: Any, value: Any, tb: Any) -> None:
+        if isinstance(value, web.HTTPError):  # a refusal, not a fault: one line, no URL
+            self.log.warning("%d %s live channel refused", value.status_code, self.request.method)
+            return
+        super().log_exception(typ, value, tb)
 
     async def pre_get(self) -> None:
         authorized = await ensure_async(
