@@ -75,8 +75,23 @@ def _children(pid: int) -> list[int]:
     return found
 
 
+def _has_children_files() -> bool:
+    return os.path.exists(f"/proc/{os.getpid()}/task/{os.getpid()}/children")
+
+
 def tree_rss(root: int) -> tuple[int, list[int]]:
     """Resident bytes of every descendant of `root` (not `root` itself), and their pids."""
+    if not _has_children_files():  # a kernel without CONFIG_PROC_CHILDREN, or not Linux
+        import psutil
+
+        total, seen = 0, []
+        for proc in psutil.Process(root).children(recursive=True):
+            try:
+                total += proc.memory_info().rss
+                seen.append(proc.pid)
+            except psutil.Error:
+                continue
+        return total, seen
     total, seen, stack = 0, [], _children(root)
     while stack:
         pid = stack.pop()

@@ -60,7 +60,7 @@ class CanfarHandler(ExtensionHandlerMixin, APIHandler):
         body = self.request.body or b"{}"
         if len(body) > MAX_BODY:
             raise web.HTTPError(413, f"the request body is larger than {MAX_BODY} bytes")
-        if json_depth(body) > MAX_DEPTH:
+        if body.count(b"[") + body.count(b"{") > MAX_DEPTH and json_depth(body) > MAX_DEPTH:
             raise web.HTTPError(400, f"invalid JSON: nested deeper than {MAX_DEPTH} levels")
         try:
             raw = json.loads(body.decode("utf-8"))
