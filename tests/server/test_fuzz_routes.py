@@ -16,14 +16,12 @@ import re
 import httpx
 import nbformat
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 from server_config import server_config
 
 from canfar_jlab.credentials import engine_credentials
 from canfar_jlab.server.handlers import route_table
-
-hypothesis = pytest.importorskip("hypothesis")
-from hypothesis import HealthCheck, given, settings  # noqa: E402
-from hypothesis import strategies as st  # noqa: E402
 
 EXAMPLES = 320
 OTHER_METHODS = ("GET", "POST", "DELETE", "PUT", "PATCH")
