@@ -150,7 +150,8 @@ def _from_file(path: Path) -> dict[str, Any]:
     return {str(key).replace("-", "_"): value for key, value in data.items()}
 
 
-def _from_env(environ: Mapping[str, str]) -> dict[str, Any]:
+def settings_from_env(environ: Mapping[str, str]) -> dict[str, Any]:
+    """The settings that `CANFAR_JLAB_ENGINE_<NAME>` variables give."""
     found: dict[str, Any] = {}
     for name in FIELDS:
         value = environ.get(ENV_PREFIX + name.upper())
@@ -174,7 +175,7 @@ def load_config(
     """Merge the sources in order and validate; a bad value raises ConfigError in one line."""
     merged: dict[str, Any] = {}
     merged.update(_from_file(layout.config_file))
-    merged.update(_from_env(os.environ if environ is None else environ))
+    merged.update(settings_from_env(os.environ if environ is None else environ))
     merged.update({k: v for k, v in (overrides or {}).items() if v is not None})
     try:
         return EngineConfig.model_validate(merged)

@@ -23,7 +23,7 @@ from pathlib import Path
 
 from .. import __version__
 from ..paths import data_home
-from .config import ConfigError, EngineConfig, load_config, settings_file
+from .config import ConfigError, EngineConfig, load_config, settings_file, settings_from_env
 from .layout import FILE_MODE, EngineLayout, read_json, write_json_atomic
 from .procs import start_time
 
@@ -171,14 +171,18 @@ async def serve(config: EngineConfig, layout: EngineLayout, token: str, ready: R
 
 
 def _remembered(layout: EngineLayout, overrides: dict | None) -> dict | None:
-    """The options to start with: those given (remembered for a restart after a crash), else
-    those of an engine that ended without a clean stop."""
+    """The options to start with: those given and those of `CANFAR_JLAB_ENGINE_*` variables
+    (remembered for a restart after a crash, which may come from a process without them),
+    else those of an engine that ended without a clean stop."""
     path = settings_file(layout)
     if overrides is None:
         saved = read_json(path)
-        return saved.get("overrides") if saved else None
-    write_json_atomic(path, {"overrides": overrides})
-    return overrides
+        if saved:
+            return saved.get("overrides")
+    chosen = {**settings_from_env(os.environ), **(overrides or {})}
+    if chosen:
+        write_json_atomic(path, {"overrides": chosen})
+    return chosen or None
 
 
 class _Redact(logging.Filter):
@@ -234,13 +238,15 @@ def main(argv: list[str] | None = None) -> int:
         stream=sys.stderr,
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
+    layout: EngineLayout | None = None  # set once this process owns the home
     try:
         overrides = json.loads(args.overrides) if args.overrides else None
         if overrides is not None and not isinstance(overrides, dict):
             raise ConfigError("--overrides must be a JSON object")
-        layout = EngineLayout((args.home or data_home()).expanduser().resolve())
-        layout.ensure_dirs()
-        _run_lock = _take_run_lock(layout)  # held until the process ends
+        home = EngineLayout((args.home or data_home()).expanduser().resolve())
+        home.ensure_dirs()
+        _run_lock = _take_run_lock(home)  # held until the process ends
+        layout = home
         overrides = _remembered(layout, overrides)
         config = load_config(layout, overrides)
         token = ensure_token(layout)
@@ -250,6 +256,9 @@ def main(argv: list[str] | None = None) -> int:
             settings_file(layout).unlink()  # a clean stop: the next start is a fresh one
     except (StartupError, ConfigError, ValueError, OSError) as exc:
         message = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        if layout is not None:  # settings that do not start an engine are not kept for later
+            with contextlib.suppress(OSError):
+                settings_file(layout).unlink()
         log.error("engine not started: %s", message)
         ready.fail(message)
         return 2

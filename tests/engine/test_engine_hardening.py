@@ -14,7 +14,7 @@ import pytest
 from engine_helpers import IMAGE, create, delete, gone, logs, wait_log, wait_status
 from fixtures_engine import RunningEngine, wait_for
 
-from canfar_jlab.engine.control import engine_status, ensure_engine
+from canfar_jlab.engine.control import EngineError, engine_status, ensure_engine, stop_engine
 
 
 @pytest.fixture
@@ -130,16 +130,33 @@ def test_a_malformed_authorization_header_never_puts_the_token_in_the_log(engine
 # ------------------------------------------------------------------ settings across a crash
 
 
-def test_an_engine_restarted_after_a_crash_keeps_its_settings(engine_factory) -> None:
+def test_an_engine_restarted_after_a_crash_keeps_its_settings(engine_factory, monkeypatch) -> None:
+    monkeypatch.setenv("CANFAR_JLAB_ENGINE_MEMORY_GB", "5")
     running = engine_factory(cores=7, log_cap="8k")
     os.kill(running.info.pid, signal.SIGKILL)
     wait_for(lambda: engine_status(running.home) is None, 20, "the engine to be gone")
-    # Restarted on demand, as the Jupyter server's reconnect does: no settings passed.
+    # Restarted on demand, as the Jupyter server's reconnect does: no settings passed, from a
+    # process whose environment lacks the engine's variables.
+    monkeypatch.delenv("CANFAR_JLAB_ENGINE_MEMORY_GB")
     info = ensure_engine(running.home, timeout=60)
     assert info.pid != running.info.pid
     with RunningEngine(running.home, info, running.workdir).client() as client:
         context = client.get("/context").json()
     assert context["cores"]["options"] == list(range(1, 8))
+    assert context["memoryGB"]["options"] == list(range(1, 6))
+
+
+def test_settings_that_do_not_start_an_engine_are_not_kept(tmp_path) -> None:
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        with pytest.raises(EngineError):
+            ensure_engine(tmp_path, timeout=60, config={"port": busy.getsockname()[1]})
+    info = ensure_engine(tmp_path, timeout=60)  # on demand, later: the defaults again
+    try:
+        assert info.url.startswith("http://127.0.0.1:")
+    finally:
+        stop_engine(tmp_path, timeout=60)
 
 
 def test_an_engine_stopped_cleanly_starts_fresh(engine_factory) -> None:
