@@ -164,6 +164,7 @@ async def launch(
     problems = await asyncio.to_thread(_problems, notebook, request.parameters)
     if problems:
         raise LaunchRefused(_refusal(notebook, problems), problems)
+    secret_values(request.secret_env)  # a missing one is refused before the folder is claimed
     try:
         check_path_safe("runs folder", store.root)
     except RunError as error:
