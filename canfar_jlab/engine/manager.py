@@ -416,10 +416,8 @@ class SessionManager:
             rec.end_reason = rec.end_reason or "exit"
             ok = rec.exit_code == 0 and rec.end_reason != "deadline"
             rec.status = COMPLETED if ok else FAILED
-            reason, message = (
-                ("Completed" if ok else "Failed"),
-                describe_exit(rec.exit_code, rec.exit_signal),
-            )
+            reason = "Completed" if ok else "Failed"
+            message = describe_exit(rec.exit_code, rec.exit_signal)
             if outcome.get("oom"):  # the tree passed its RAM limit (memlimit.py)
                 rec.status, rec.end_reason, reason = FAILED, "oom", "OOMKilled"
                 message = oom_message(int(outcome["limit_bytes"]), int(outcome["used_bytes"]))
