@@ -87,6 +87,7 @@ _request = st.tuples(
     _create,
     st.sampled_from(["form", "query", "raw"]),
     st.binary(max_size=200),
+    st.sampled_from(["valid", "missing", "wrong", "suffixed", "basic"]),
 )
 
 
@@ -120,19 +121,22 @@ def test_no_request_makes_the_engine_fail_leak_or_half_create(fuzz_engine) -> No
     )
     @given(_request)
     def check(request) -> None:
-        method, path, params, how, raw = request
+        method, path, params, how, raw, auth = request
         before = ids()
+        headers = {
+            "valid": {},
+            "missing": {"Authorization": ""},
+            "wrong": {"Authorization": "Bearer not-the-token"},
+            "suffixed": {"Authorization": f"Bearer {token}x"},
+            "basic": {"Authorization": f"Basic {token}"},
+        }[auth]
         if how == "form" and method in ("POST", "PUT", "PATCH", "DELETE"):
-            response = client.request(method, path, data=params)
+            response = client.request(method, path, data=params, headers=headers)
         elif how == "raw":
-            response = client.request(
-                method,
-                path,
-                content=raw,
-                headers={"Content-Type": "application/x-www-form-urlencoded"},
-            )
+            headers["Content-Type"] = "application/x-www-form-urlencoded"
+            response = client.request(method, path, content=raw, headers=headers)
         else:
-            response = client.request(method, path, params=params)
+            response = client.request(method, path, params=params, headers=headers)
         seen.append(response.status_code)
         body = response.text
         assert response.status_code < 500, (method, path, body[:300])
@@ -149,3 +153,5 @@ def test_no_request_makes_the_engine_fail_leak_or_half_create(fuzz_engine) -> No
             client.delete(f"/session/{session_id}")
         client.close()
     assert len(seen) >= 100
+    engine_log = (fuzz_engine.home / "engine" / "engine.log").read_text(errors="replace")
+    assert token not in engine_log
