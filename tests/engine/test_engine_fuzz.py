@@ -4,6 +4,7 @@ leaves no session behind."""
 
 from __future__ import annotations
 
+import json
 import string
 import sys
 
@@ -69,7 +70,15 @@ _create = st.fixed_dictionaries(
 )
 _path = st.one_of(
     st.sampled_from(
-        ["/session", "/session/", "/image", "/context", "/repository", "/session?view=stats"]
+        [
+            "/session",
+            "/session/",
+            "/image",
+            "/context",
+            "/repository",
+            "/session?view=stats",
+            "/logstream",
+        ]
     ),
     st.builds(
         lambda i: f"/session/{i}", st.text(alphabet=string.ascii_letters + "/.%-", max_size=30)
@@ -86,7 +95,14 @@ _request = st.tuples(
     _path,
     _create,
     st.sampled_from(["form", "query", "raw"]),
-    st.binary(max_size=200),
+    st.one_of(
+        st.binary(max_size=200),
+        st.builds(
+            lambda sessions: json.dumps({"sessions": sessions}).encode(),
+            st.dictionaries(_nasty, st.one_of(st.integers(), _nasty), max_size=3),
+        ),
+        st.sampled_from([b"[" * 100_000, b'{"sessions": {"abc\\n": 0}}', b"\xff{"]),
+    ),
     st.sampled_from(["valid", "missing", "wrong", "suffixed", "basic"]),
 )
 
@@ -133,7 +149,9 @@ def test_no_request_makes_the_engine_fail_leak_or_half_create(fuzz_engine) -> No
         if how == "form" and method in ("POST", "PUT", "PATCH", "DELETE"):
             response = client.request(method, path, data=params, headers=headers)
         elif how == "raw":
-            headers["Content-Type"] = "application/x-www-form-urlencoded"
+            headers["Content-Type"] = (
+                "application/json" if "logstream" in path else "application/x-www-form-urlencoded"
+            )
             response = client.request(method, path, content=raw, headers=headers)
         else:
             response = client.request(method, path, params=params, headers=headers)

@@ -166,3 +166,12 @@ def test_an_engine_stopped_cleanly_starts_fresh(engine_factory) -> None:
     with RunningEngine(running.home, info, running.workdir).client() as client:
         context = client.get("/context").json()
     assert context["cores"]["options"] != list(range(1, 8))  # the defaults again
+
+
+def test_a_log_stream_request_nested_past_the_stack_is_a_400(client) -> None:
+    response = client.post(
+        "/logstream", content=b"[" * 100_000, headers={"Content-Type": "application/json"}
+    )
+    assert response.status_code == 400 and "must be JSON" in response.text
+    response = client.post("/logstream", json={"sessions": {"abc\n": 0}})
+    assert response.status_code == 400 and "invalid session id" in response.text
