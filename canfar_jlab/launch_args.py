@@ -69,6 +69,14 @@ def add_launch_options(parser: argparse.ArgumentParser, *, parameters: bool = Tr
         metavar="NAME",
         help="a server of ~/.canfar/config.yaml to run on (default: the active one)",
     )
+    parser.add_argument(
+        "--secret-env",
+        action="append",
+        default=[],
+        metavar="NAME",
+        help="pass the variable NAME of this environment to every replica, its value never "
+        "written to run.json, a preview or a log (repeatable)",
+    )
 
 
 def pairs(items: Sequence[str], flag: str) -> dict[str, str]:
@@ -104,4 +112,5 @@ def launch_request(notebook: str, args: argparse.Namespace) -> LaunchRequest:
         env=pairs(args.env, "-e"),
         parameters={key: json_or_text(value) for key, value in parameters.items()},
         site=getattr(args, "site", None),
+        secret_env=list(getattr(args, "secret_env", None) or []),
     )

@@ -41,6 +41,14 @@ SESSION_TYPES = (
     "desktop-app",
 )
 MAX_REPLICAS = 256
+# What a replica can be started with, checked before anything is created (the OS refuses more
+# than ~2 MiB of argv + environment, 128 KiB per string; registries refuse longer image names).
+MAX_ENV_COUNT = 256
+MAX_ENV_BYTES = 64 * 1024
+MAX_ARGS_BYTES = 64 * 1024
+MAX_IMAGE_LENGTH = 512
+MAX_PARAMETERS_DEPTH = 16
+MAX_PARAMETERS_BYTES = 256 * 1024
 
 _WIRE = ConfigDict(
     extra="allow",
@@ -579,7 +587,11 @@ class SessionSpec(BaseModel):
         if isinstance(value, str):
             raise ValueError("args must be a list of arguments, not one string")
         args = [str(item) for item in value]
+        if sum(len(arg.encode()) + 1 for arg in args) > MAX_ARGS_BYTES:
+            raise ValueError(f"args exceed {MAX_ARGS_BYTES} bytes")
         for position, arg in enumerate(args):
+            if "\x00" in arg:
+                raise ValueError(f"args[{position}] contains a NUL byte")
             _check_safe(f"args[{position}]", arg)
             if arg == "":
                 raise ValueError(f"args[{position}] is empty; Skaha cannot send an empty argument")
@@ -596,9 +608,14 @@ class SessionSpec(BaseModel):
         if value is None:
             return {}
         env = {str(key): str(val) for key, val in dict(value).items()}
+        check_env_size(env)
         for key, val in env.items():
+            if "\x00" in key or "\x00" in val:
+                raise ValueError(f"env {_short(key)} contains a NUL byte")
             if not ENV_NAME_PATTERN.match(key):
-                raise ValueError(f"env name {key!r} is not a valid environment variable name")
+                raise ValueError(
+                    f"env name {_short(key)!r} is not a valid environment variable name"
+                )
             _check_safe(f"env {key}", val)
             if val == "":
                 raise ValueError(f"env {key} is empty; Skaha silently drops KEY= entries")
@@ -638,11 +655,43 @@ class SessionSpec(BaseModel):
         return fields
 
 
+def _short(text: str, limit: int = 60) -> str:
+    """At most `limit` characters of a value, for a message that names it."""
+    return text if len(text) <= limit else text[:limit] + "..."
+
+
+def check_env_size(env: dict[str, Any]) -> None:
+    """ValueError when `env` has more entries or bytes than a replica can be started with."""
+    if len(env) > MAX_ENV_COUNT:
+        raise ValueError(f"{len(env)} env variables, at most {MAX_ENV_COUNT} allowed")
+    size = sum(len(str(k).encode()) + len(str(v).encode()) + 2 for k, v in env.items())
+    if size > MAX_ENV_BYTES:
+        raise ValueError(f"env holds {size} bytes in all, at most {MAX_ENV_BYTES} allowed")
+
+
+def check_json_bounds(value: Any, what: str, depth: int, size: int) -> None:
+    """ValueError when a JSON value nests deeper than `depth` or has more than `size` items and
+    characters in all (counted without recursion, so no input can exhaust the stack)."""
+    stack, total = [(value, 1)], 0
+    while stack:
+        item, level = stack.pop()
+        if level > depth:
+            raise ValueError(f"{what} nest deeper than {depth} levels")
+        if isinstance(item, dict):
+            stack.extend((v, level + 1) for v in item.values())
+            total += sum(len(str(k)) for k in item)
+        elif isinstance(item, list | tuple):
+            stack.extend((v, level + 1) for v in item)
+        total += len(item) if isinstance(item, str) else 1
+        if total > size:
+            raise ValueError(f"{what} are larger than {size} characters")
+
+
 def check_session_name(name: str) -> None:
     """Raise ValueError unless `name` (already lower-cased) is a valid Skaha session name."""
     if not SESSION_NAME_PATTERN.match(name):
         raise ValueError(
-            f"session name {name!r} must be 1-63 characters of a-z, 0-9 and '-', "
+            f"session name {_short(name)!r} must be 1-63 characters of a-z, 0-9 and '-', "
             "starting and ending with a letter or digit"
         )
 
@@ -740,12 +789,12 @@ def check_run_name(name: str) -> str:
     name = name.strip().lower()
     if len(name) > RUN_NAME_MAX:
         raise ValueError(
-            f"run name {name!r} is longer than {RUN_NAME_MAX} characters (its replicas are "
+            f"run name {_short(name)!r} is longer than {RUN_NAME_MAX} characters (its replicas are "
             "named NAME-1 .. NAME-N within Skaha's 63)"
         )
     if not SESSION_NAME_PATTERN.match(name):
         raise ValueError(
-            f"run name {name!r} must be 1-{RUN_NAME_MAX} characters of a-z, 0-9 and '-', "
+            f"run name {_short(name)!r} must be 1-{RUN_NAME_MAX} characters of a-z, 0-9 and '-', "
             "starting and ending with a letter or digit"
         )
     return name
@@ -770,6 +819,35 @@ class LaunchRequest(BaseModel):
     env: dict[str, str] = Field(default_factory=dict)
     parameters: dict[str, Any] = Field(default_factory=dict)
     site: str | None = Field(default=None, max_length=100, description="config server name")
+    # Names of variables of the launching process's environment that replicas get; their
+    # values are read at launch and never written to run.json, a response or a log.
+    secret_env: list[str] = Field(default_factory=list, max_length=MAX_ENV_COUNT)
+
+    @field_validator("notebook")
+    @classmethod
+    def _notebook(cls, value: str) -> str:
+        # Linux limits: 4,096 bytes a path, 255 a file name; NUL ends a C string.
+        if "\x00" in value:
+            raise ValueError("not a valid path (NUL byte)")
+        if len(value.encode()) > 4096:
+            raise ValueError("the path is longer than 4096 bytes")
+        if any(len(part.encode()) > 255 for part in value.split("/")):
+            raise ValueError("a file name in the path is longer than 255 bytes")
+        return value
+
+    @field_validator("parameters")
+    @classmethod
+    def _parameters(cls, value: dict[str, Any]) -> dict[str, Any]:
+        check_json_bounds(value, "parameters", MAX_PARAMETERS_DEPTH, MAX_PARAMETERS_BYTES)
+        return value
+
+    @field_validator("secret_env")
+    @classmethod
+    def _secret_env(cls, value: list[str]) -> list[str]:
+        for name in value:
+            if not ENV_NAME_PATTERN.match(name):
+                raise ValueError(f"{_short(name)!r} is not a valid environment variable name")
+        return list(dict.fromkeys(value))
 
     @field_validator("name", "image", "cores", "ram", "gpus", "site", mode="before")
     @classmethod
@@ -784,8 +862,10 @@ class LaunchRequest(BaseModel):
     @field_validator("image")
     @classmethod
     def _image(cls, value: str | None) -> str | None:
-        if value is not None and any(ch.isspace() for ch in value.strip()):
-            raise ValueError(f"image {value!r} contains whitespace")
+        if value is not None and len(value) > MAX_IMAGE_LENGTH:
+            raise ValueError(f"the image name is longer than {MAX_IMAGE_LENGTH} characters")
+        if value is not None and (any(ch.isspace() for ch in value.strip()) or "\x00" in value):
+            raise ValueError(f"image {_short(value)!r} contains whitespace")
         return None if value is None else value.strip()
 
     @field_validator("env", mode="before")
@@ -795,6 +875,9 @@ class LaunchRequest(BaseModel):
             return {}
         if not isinstance(value, dict):
             raise ValueError("env must be an object of NAME: value")
+        for key, val in value.items():
+            if not isinstance(val, str):  # null or [1] would silently become "None" or "[1]"
+                raise ValueError(f"env {_short(str(key))}: values must be strings")
         return SessionSpec._env(value)  # Skaha's rules for env entries, checked up front
 
 
@@ -855,6 +938,7 @@ class RunSpec(BaseModel):
     env: dict[str, str] = Field(default_factory=dict)
     replicas: int = Field(ge=1, le=MAX_REPLICAS)
     parameters: dict[str, Any] = Field(default_factory=dict)
+    secret_env: list[str] = Field(default_factory=list, description="names only, never values")
     argv: list[str] = Field(default_factory=list, description="cmd + args of every replica")
 
 

@@ -21,7 +21,7 @@ from ..models import (
 from ..skaha import CreateOutcomeUnknown, SkahaClient, SkahaError
 from .archive import archive_log, attempt_log_name
 from .sites import run_client, same_site
-from .store import OUTPUTS_DIR, NothingToRerun, RunError, RunStore
+from .store import OUTPUTS_DIR, LaunchRefused, NothingToRerun, RunError, RunStore
 
 RUN_DIR_ENV = "CANFAR_RUN_DIR"
 RUN_OUTPUTS_ENV = "CANFAR_RUN_OUTPUTS"
@@ -205,7 +205,19 @@ async def create_replicas_by_index(
 
 def run_env_of(run: Run) -> dict[str, str]:
     folder = Path(run.staged.folder) if run.staged else Path(run.folder)  # issue 16: staged
-    return run_env(run.spec.env, run.spec.cores, folder, run.name)
+    env = run_env(run.spec.env, run.spec.cores, folder, run.name)
+    return {**env, **secret_values(run.spec.secret_env)}  # read again: run.json has no values
+
+
+def secret_values(names: list[str]) -> dict[str, str]:
+    """`--secret-env` values, read from this process's environment at launch; they go to the
+    replicas only, never to run.json, a preview, a response or a log."""
+    missing = [name for name in names if not os.environ.get(name)]
+    if missing:
+        raise LaunchRefused(
+            f"secret env {', '.join(missing)}: not set in the launching environment"
+        )
+    return {name: os.environ[name] for name in names}
 
 
 def apply_outcomes(run: Run, outcomes: list[ReplicaOutcome]) -> None:

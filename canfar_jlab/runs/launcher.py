@@ -31,7 +31,7 @@ from ..models import (
     replica_names,
 )
 from ..skaha import SkahaClient, SkahaError
-from .actions import apply_outcomes, note_active, run_env, utc_now
+from .actions import apply_outcomes, note_active, run_env, secret_values, utc_now
 from .reconciler import service_of
 from .sites import same_site, session_image, site_client
 from .staging import plan_staging, stage, staged_preview
@@ -49,6 +49,7 @@ IMAGE_ENV = "CANFAR_JLAB_IMAGE"
 PYTHON_ENV = "CANFAR_JLAB_PYTHON"
 REMOTE_PYTHON = "python3"  # what a CANFAR image runs the script with, unless PYTHON_ENV says
 MAX_SUFFIX = 999
+SECRET_SHOWN = "(secret)"  # noqa: S105 - what a preview shows for a --secret-env value
 _BASE_MAX = RUN_NAME_MAX - 4  # room for "-999"
 
 
@@ -140,6 +141,7 @@ async def preview(
         except LaunchRefused:
             image = None  # the UI asks for one
     env = _run_env(request, folder, name)
+    env.update(dict.fromkeys(secret_values(request.secret_env), SECRET_SHOWN))
     names = replica_names(name, request.replicas)
     shown = Preview(
         name=name,
@@ -177,6 +179,7 @@ async def launch(
     problems = await asyncio.to_thread(_problems, notebook, request.parameters)
     if problems:
         raise LaunchRefused(_refusal(notebook, problems), problems)
+    secret_values(request.secret_env)  # a missing one is refused before the folder is claimed
     try:
         check_path_safe("runs folder", store.root)
     except RunError as error:
@@ -202,7 +205,14 @@ async def launch(
         staged = None
         if plan is not None:  # copy it where the replicas can read it
             spec, staged = await stage(plan, client, folder, name, spec)
-    except (LaunchRefused, ExportError, ValidationError, OSError) as error:
+    except (
+        LaunchRefused,
+        ExportError,
+        ValidationError,
+        OSError,
+        ValueError,
+        RecursionError,
+    ) as error:
         shutil.rmtree(folder, ignore_errors=True)
         if isinstance(error, LaunchRefused):
             raise
@@ -231,6 +241,7 @@ async def launch(
             env=dict(request.env),
             replicas=request.replicas,
             parameters=dict(request.parameters),
+            secret_env=list(request.secret_env),
             argv=[spec.cmd or "", *spec.args],
         ),
         replicas=[
@@ -277,7 +288,7 @@ async def _prepare(
         gpus=request.gpus,
         cmd=exported.argv[0],
         args=exported.argv[1:],
-        env=_run_env(request, folder, name),
+        env={**_run_env(request, folder, name), **secret_values(request.secret_env)},
     )
     return spec, exported.script_path.name, exported.checksum
 
