@@ -846,6 +846,13 @@ class LaunchRequest(BaseModel):
         check_json_bounds(value, "parameters", MAX_PARAMETERS_DEPTH, MAX_PARAMETERS_BYTES)
         return value
 
+    @field_validator("sweep_rows")
+    @classmethod
+    def _sweep_rows(cls, value: list[dict[str, Any]] | None) -> list[dict[str, Any]] | None:
+        if value is not None:  # a row per replica: bounded like parameters, 16x the room
+            check_json_bounds(value, "sweep rows", MAX_PARAMETERS_DEPTH, 16 * MAX_PARAMETERS_BYTES)
+        return value
+
     @field_validator("secret_env")
     @classmethod
     def _secret_env(cls, value: list[str]) -> list[str]:
