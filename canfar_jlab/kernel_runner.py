@@ -134,6 +134,10 @@ class Settings:
 
 def missing_requirement() -> str | None:
     """Why this interpreter cannot run notebooks in a kernel (None: it can)."""
+    # nbformat imports jsonschema, which imports rfc3987_syntax when installed: that builds
+    # a grammar at import, 3.5 s before the first cell on our machines, for an IRI format
+    # check nbformat never makes. jsonschema skips the check when the import fails.
+    sys.modules.setdefault("rfc3987_syntax", None)  # type: ignore[arg-type]
     for module in ("nbclient", "nbformat", "jupyter_client"):
         try:
             __import__(module)

@@ -10,9 +10,11 @@ from __future__ import annotations
 import argparse
 import json
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any
 
 from .models import LaunchRequest
+from .sweep import SweepError, read_rows
 
 
 class LaunchArgsError(ValueError):
@@ -40,7 +42,8 @@ def add_launch_options(parser: argparse.ArgumentParser, *, parameters: bool = Tr
     )
     parser.add_argument(
         "--image",
-        help="container image (default: $CANFAR_JLAB_IMAGE; on the local engine its first image)",
+        help="container image (default: $CANFAR_JLAB_IMAGE, else the image of the CANFAR "
+        "session this runs in; on the local engine its first image)",
     )
     parser.add_argument("--cores", type=whole_number, help="cores per replica (default: flexible)")
     parser.add_argument(
@@ -73,6 +76,20 @@ def add_launch_options(parser: argparse.ArgumentParser, *, parameters: bool = Tr
             "rows: replica i runs with row i (the rows set the replica count unless -r)",
         )
     parser.add_argument("--name", help="run name (default: from the notebook's file name)")
+    # issue 16: one of several logins in ~/.canfar/config.yaml, recorded in the run
+    parser.add_argument(
+        "--site",
+        metavar="NAME",
+        help="a server of ~/.canfar/config.yaml to run on (default: the active one)",
+    )
+    parser.add_argument(
+        "--secret-env",
+        action="append",
+        default=[],
+        metavar="NAME",
+        help="pass the variable NAME of this environment to every replica, its value never "
+        "written to run.json, a preview or a log (repeatable)",
+    )
 
 
 def pairs(items: Sequence[str], flag: str) -> dict[str, str]:
@@ -100,6 +117,12 @@ def launch_request(notebook: str, args: argparse.Namespace) -> LaunchRequest:
     values = {key: parameter_value(value) for key, value in parameters.items()}
     swept = any(isinstance(value, SweptValues) for value in values.values())
     given = {} if args.replicas is None else {"replicas": args.replicas}
+    rows = None
+    if getattr(args, "sweep", None):
+        try:
+            rows = read_rows(Path(args.sweep).expanduser())
+        except SweepError as error:
+            raise LaunchArgsError(f"--sweep: {error}") from None
     return LaunchRequest(
         notebook=notebook,
         **given,
@@ -109,9 +132,15 @@ def launch_request(notebook: str, args: argparse.Namespace) -> LaunchRequest:
         ram=args.ram,
         gpus=args.gpus,
         env=pairs(args.env, "-e"),
-        parameters={key: list(value) if swept else value for key, value in values.items()},
+        # With a sweep, every list value is swept (a list as one value: use a sweep file).
+        parameters={
+            key: list(value) if isinstance(value, SweptValues) else value
+            for key, value in values.items()
+        },
         sweep=swept,
-        sweep_file=getattr(args, "sweep", None),
+        sweep_rows=rows,
+        site=getattr(args, "site", None),
+        secret_env=list(getattr(args, "secret_env", None) or []),
     )
 
 
@@ -121,7 +150,10 @@ class SweptValues(list):
 
 def parameter_value(text: str) -> Any:
     """A `-p` value: JSON when it reads as JSON; text with commas a sweep; else the text."""
-    value = json_or_text(text)
-    if isinstance(value, str) and "," in text:
+    try:
+        return json.loads(text)  # '"a,b"' is one text, '[1,2]' one list
+    except ValueError:
+        pass
+    if "," in text:
         return SweptValues(json_or_text(part.strip()) for part in text.split(","))
-    return value
+    return text

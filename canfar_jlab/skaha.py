@@ -40,6 +40,7 @@ from .models import (
     Context,
     Image,
     LogChunk,
+    PlatformLoad,
     PlatformStats,
     ReplicaOutcome,
     Session,
@@ -57,6 +58,7 @@ log = logging.getLogger(__name__)
 T = TypeVar("T")
 
 LOG_OFFSET_HEADER = "X-Skaha-Log-Offset"
+LOG_STREAM_PATH = "logstream"
 _SESSION_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9-]{0,63}$")
 _RETRY_STATUSES = frozenset({429, 502, 503, 504})
 _JSON_CAP = 32 * 2**20
@@ -203,9 +205,6 @@ class SkahaClient:
         self.max_log_bytes = max_log_bytes
         self.reconcile_delay = reconcile_delay
         self._base = httpx.URL(credentials.base_url.rstrip("/") + "/")
-        self._secrets = [
-            s.reveal() for s in (credentials.token, credentials.registry_auth) if s is not None
-        ]
         self._http = httpx.AsyncClient(
             auth=_OriginAuth(_origin(self._base), credentials.auth_headers),
             headers={
@@ -243,10 +242,18 @@ class SkahaClient:
     # ---------------------------------------------------------------- sessions
 
     async def list_sessions(
-        self, type: str | None = None, status: str | None = None
+        self, type: str | None = None, status: str | None = None, *, view: str | None = None
     ) -> list[Session]:
-        """The caller's sessions, optionally filtered by type and status (case-insensitive)."""
-        params = {key: value for key, value in (("type", type), ("status", status)) if value}
+        """The caller's sessions, optionally filtered by type and status (case-insensitive).
+
+        `view="interactive"` (Skaha 1.1.4+) lists only non-headless sessions; Skaha then
+        ignores `type`, so it is not sent. Older services ignore the view and list everything,
+        so the headless ones are dropped here too.
+        """
+        if view is not None and view != "interactive":
+            raise InvalidRequest(f"unknown session list view {view!r}")
+        pairs = (("type", None if view else type), ("status", status), ("view", view))
+        params = {key: value for key, value in pairs if value}
         data = await self._get_json("session", params)
         if not isinstance(data, list):
             raise BadReply(
@@ -258,6 +265,8 @@ class SkahaClient:
                 sessions.append(Session.model_validate(item))
             except ValidationError:
                 log.warning("skipping a session entry without an id from %s", self.base_url)
+        if view == "interactive":
+            sessions = [s for s in sessions if (s.type or "headless") != "headless"]
         return sessions
 
     async def get_session(self, session_id: str) -> Session:
@@ -315,6 +324,7 @@ class SkahaClient:
         todo = sorted(set(only)) if only is not None else list(range(1, replicas + 1))
         if not todo or not all(1 <= index <= replicas for index in todo):
             raise InvalidRequest(f"replicas to create must be among 1..{replicas}")
+        await self.credentials.refresh_if_due()
         self._check_expiry()
         wanted = {names[index - 1] for index in todo}
         # Sessions already carrying these names (an earlier run) must never be mistaken for ours.
@@ -385,6 +395,44 @@ class SkahaClient:
             return LogChunk(_decode(body), server_offset, honoured=True)
         start = min(offset or 0, len(body))
         return LogChunk(_decode(body[start:]), len(body), honoured=False)
+
+    async def log_stream(
+        self, sessions: dict[str, int], *, read_timeout: float = 60.0
+    ) -> AsyncIterator[LogFrame]:
+        """New log bytes of every session in `sessions` (id -> byte offset to start from), as
+        the service sends them over one long-lived request (the local engine's `logstream`
+        extension, docs/engine.md); a session's last frame has `end` set. Services without the
+        extension (Skaha, older engines) answer NotFound or InvalidRequest at once."""
+        await self.credentials.refresh_if_due()
+        self._check_expiry()
+        what = f"POST {LOG_STREAM_PATH}"
+        body = json.dumps({"sessions": {_checked_id(k): int(v) for k, v in sessions.items()}})
+        timeout = httpx.Timeout(read_timeout, connect=self._http.timeout.connect)
+        request = self._http.build_request(
+            "POST",
+            self._base.join(LOG_STREAM_PATH),
+            content=body.encode(),
+            headers={"Content-Type": "application/json", "Accept": "application/octet-stream"},
+            timeout=timeout,
+        )
+        try:
+            response = await self._http.send(request, stream=True)
+        except (httpx.TransportError, ssl.SSLError) as exc:
+            raise self._transport_error(exc, what, not isinstance(exc, _NOT_SENT), True) from None
+        try:
+            if response.status_code != 200:
+                reply = await _read_capped(response, _ERROR_CAP, truncate=True)
+                raise self._status_error(response.status_code, reply, what, None)
+            frames = _FrameReader()
+            async for chunk in response.aiter_bytes():
+                for frame in frames.feed(chunk):
+                    yield frame
+        except (httpx.TransportError, ssl.SSLError) as exc:
+            raise self._transport_error(exc, what, True, True) from None
+        except ValueError:
+            raise BadReply(f"{self.credentials.service_name} sent a malformed log stream") from None
+        finally:
+            await response.aclose()
 
     async def tail(
         self, session_id: str, poll_interval: float = 2.0, *, max_failures: int = 5
@@ -459,6 +507,28 @@ class SkahaClient:
         data = await self._get_json("session", {"view": "stats"})
         return self._validate(data, PlatformStats, "platform stats")
 
+    async def platform_load(self) -> PlatformLoad:
+        """`view=stats` labelled (capacity, allocated, free), for every door to show.
+
+        A 503 means the metrics backend is down (Skaha 1.4 sends no partial figures): that is
+        answered at once as "platform metrics unavailable", a warning and not an error, and is
+        not retried (a panel polls stats; a later poll is the retry).
+        """
+        try:
+            reply = await self._send("GET", "session", {"view": "stats"}, no_retry=frozenset({503}))
+        except Unavailable as exc:
+            if exc.status != 503:
+                raise
+            detail = (exc.message.split(": ", 1)[1:] or [""])[0].removesuffix(": null")
+            return PlatformLoad.unavailable(detail)
+        try:
+            data = json.loads(reply.body)
+        except ValueError:
+            raise BadReply(
+                f"{self.credentials.service_name} sent malformed JSON for stats"
+            ) from None
+        return self._validate(data, PlatformStats, "platform stats").load()
+
     async def repositories(self) -> list[str]:
         data = await self._get_json("repository")
         if not isinstance(data, list):
@@ -531,8 +601,10 @@ class SkahaClient:
         form: list[tuple[str, str]] | None = None,
         idempotent: bool | None = None,
         cap: int = _JSON_CAP,
+        no_retry: frozenset[int] = frozenset(),
     ) -> _Reply:
         """One call with retries where safe; returns the whole (capped) body of a 2xx reply."""
+        await self.credentials.refresh_if_due()  # an OIDC token about to expire is renewed
         self._check_expiry()
         idempotent = method in ("GET", "HEAD", "DELETE") if idempotent is None else idempotent
         url = path if isinstance(path, httpx.URL) else self._base.join(path)
@@ -540,7 +612,7 @@ class SkahaClient:
         if form is not None:  # a form body keeps env values and arguments out of URLs and logs
             content = urlencode(form).encode("ascii")
             headers = {"Content-Type": "application/x-www-form-urlencoded"}
-        attempt, redirects = 0, 0
+        attempt, redirects, renewed = 0, 0, False
         what = f"{method} {url.path}"
         while True:
             attempt += 1
@@ -572,12 +644,19 @@ class SkahaClient:
                         raise RedirectRefused(f"{what} was redirected; not following it")
                     url, params, attempt = target, None, attempt - 1
                     continue
-                if status in _RETRY_STATUSES and idempotent and attempt < self.retry.attempts:
+                retry = status in _RETRY_STATUSES and status not in no_retry
+                if retry and idempotent and attempt < self.retry.attempts:
                     wait = _retry_after(response.headers.get("Retry-After"))
                     if wait is not None and wait > self.retry.max_retry_after:
                         body = await _read_capped(response, _ERROR_CAP, truncate=True)
                         raise self._status_error(status, body, what, wait)
                     await self._pause(what, attempt, wait, f"HTTP {status}")
+                    continue
+                if status == 401 and not renewed and self._renewable():
+                    # An OIDC token refused before its recorded expiry: renew it once, again.
+                    renewed = True
+                    await self.credentials.oidc.fresh_token(refused=_bearer(response.request))  # type: ignore[union-attr]
+                    attempt -= 1
                     continue
                 if status >= 400:
                     body = await _read_capped(response, _ERROR_CAP, truncate=True)
@@ -595,6 +674,10 @@ class SkahaClient:
                 raise self._transport_error(exc, what, True, idempotent) from None
             finally:
                 await response.aclose()
+
+    def _renewable(self) -> bool:
+        oidc = self.credentials.oidc
+        return oidc is not None and oidc.can_refresh
 
     async def _pause(self, what: str, attempt: int, wait: float | None, why: str) -> None:
         delay = wait if wait is not None else self.retry.backoff(attempt)
@@ -667,7 +750,7 @@ class SkahaClient:
 
     def _redact(self, text: str) -> str:
         # A misbehaving server may echo what it received; never pass a credential on.
-        for secret in self._secrets:
+        for secret in self.credentials.secret_values():
             text = text.replace(secret, "***")
         return text
 
@@ -678,16 +761,18 @@ async def open_client(
     certificate: str | Path | None = None,
     *,
     start_engine: bool = True,
+    site: str | None = None,
     **options: Any,
 ) -> SkahaClient:
-    """A client for the service the credentials resolve to (see `canfar_jlab.credentials`).
+    """A client for the service the credentials resolve to (see `canfar_jlab.credentials`);
+    `site` picks a server of `~/.canfar/config.yaml` instead of the active one.
 
     Resolution may start the local engine, so it runs in a worker thread.
     """
     from .credentials import resolve_credentials
 
     credentials = await asyncio.to_thread(
-        resolve_credentials, url, token, certificate, start_engine=start_engine
+        resolve_credentials, url, token, certificate, start_engine=start_engine, site=site
     )
     return SkahaClient(credentials, **options)
 
@@ -708,6 +793,57 @@ def _ssl_context(credentials: Credentials) -> ssl.SSLContext:
                 f"it is unreadable or lacks its key; {credentials.renew_hint}"
             ) from None
     return context
+
+
+@dataclass(frozen=True)
+class LogFrame:
+    """A piece of one session's log from `log_stream`: `data` starts at byte `offset`; `end`
+    is the session's final status on its last frame."""
+
+    session_id: str
+    offset: int
+    data: bytes = b""
+    end: str | None = None
+
+
+class _FrameReader:
+    """Splits the log stream into frames: a JSON header line, then `length` raw bytes."""
+
+    MAX_HEADER = 4096
+
+    def __init__(self) -> None:
+        self._buffer = bytearray()
+        self._header: dict[str, Any] | None = None
+
+    def feed(self, chunk: bytes) -> list[LogFrame]:
+        self._buffer += chunk
+        frames = []
+        while True:
+            if self._header is None:
+                end = self._buffer.find(b"\n")
+                if end < 0:
+                    if len(self._buffer) > self.MAX_HEADER:
+                        raise ValueError("frame header too long")
+                    return frames
+                header = json.loads(self._buffer[:end])
+                del self._buffer[: end + 1]
+                if not isinstance(header, dict):
+                    raise ValueError("frame header is not an object")
+                if not header:
+                    continue  # heartbeat
+                self._header = header
+            length = self._header.get("length", 0)
+            if not isinstance(length, int) or length < 0:
+                raise ValueError("bad frame length")
+            if len(self._buffer) < length:
+                return frames
+            data = bytes(self._buffer[:length])
+            del self._buffer[:length]
+            header, self._header = self._header, None
+            session_id, offset, end = header.get("session"), header.get("offset"), header.get("end")
+            if not isinstance(session_id, str) or not isinstance(offset, int):
+                raise ValueError("frame without a session and an offset")
+            frames.append(LogFrame(session_id, offset, data, end if isinstance(end, str) else None))
 
 
 class _TooLarge(Exception):
@@ -767,6 +903,11 @@ class _LogFollower:
             self.offset = len(whole)
             self._anchor = whole[-self.ANCHOR :]
         return new
+
+
+def _bearer(request: httpx.Request) -> str | None:
+    value = request.headers.get("Authorization", "")
+    return value[7:] if value.startswith("Bearer ") else None
 
 
 def _tls_error(exc: BaseException) -> ssl.SSLError | None:

@@ -90,16 +90,17 @@ def read_rows(path: Path) -> list[dict[str, Any]]:
 
 
 def plan(
-    parameters: dict[str, Any], sweep: bool, sweep_file: str | None
+    parameters: dict[str, Any], sweep: bool, rows: list[dict[str, Any]] | None
 ) -> tuple[dict[str, Any], list[dict[str, Any]] | None]:
-    """(fixed parameters, rows or None) for a launch."""
-    if sweep_file:
+    """(fixed parameters, rows or None) for a launch: given rows, or the grid of lists."""
+    if rows:
         if sweep and any(isinstance(value, list) for value in parameters.values()):
-            raise SweepError("give a sweep as lists of values or as a file, not both")
-        rows = read_rows(Path(sweep_file).expanduser())
+            raise SweepError("give a sweep as lists of values or as rows, not both")
+        if len(rows) > MAX_ROWS:
+            raise SweepError(f"the sweep has {len(rows)} rows; at most {MAX_ROWS}")
         clash = sorted(set(parameters) & set().union(*rows))
         if clash:
-            raise SweepError(f"{', '.join(clash)} set both by -p and by the sweep file")
+            raise SweepError(f"{', '.join(clash)} set both by -p and by the sweep rows")
         return dict(parameters), rows
     if sweep:
         return grid(parameters)

@@ -23,6 +23,7 @@ def _isolated_state(tmp_path_factory):
         "CANFAR_JLAB_HOME",
         "CANFAR_JLAB_ENGINE_WORKDIR",
         "CANFAR_JLAB_CONFIG",
+        "CANFAR_JLAB_STAGE",
     )
     saved = {name: os.environ.get(name) for name in isolated}
     for name in _CREDENTIAL_VARIABLES:
@@ -33,6 +34,8 @@ def _isolated_state(tmp_path_factory):
     os.environ["CANFAR_JLAB_CONFIG"] = str(tmp_path_factory.mktemp("canfar-jlab-config"))
     # Replicas of an engine started on demand get a scratch HOME, not the developer's own.
     os.environ["CANFAR_JLAB_ENGINE_WORKDIR"] = str(tmp_path_factory.mktemp("replica-home"))
+    # Skaha look-alikes here read run folders directly; the staging tests turn this back on.
+    os.environ["CANFAR_JLAB_STAGE"] = "never"
     yield home
     from canfar_jlab.engine.control import stop_engine
 

@@ -13,7 +13,6 @@ import logging
 import os
 import shutil
 import signal
-import sys
 import time
 from pathlib import Path
 from typing import Any
@@ -23,6 +22,7 @@ from .config import EngineConfig
 from .errors import bad_request
 from .ids import new_session_id
 from .layout import EXIT_FILE, SESSION_LOG, SUPERVISOR_FILE, EngineLayout, read_json
+from .memlimit import oom_message
 from .params import CreateRequest
 from .procs import is_alive, kill_group_checked
 from .records import (
@@ -34,7 +34,7 @@ from .records import (
     Event,
     SessionRecord,
 )
-from .spawn import ForkServer, LaunchError
+from .spawn import ForkServer, LaunchError, replica_environment
 from .store import Store
 from .usage import UsageSampler
 from .watch import ExitWatcher
@@ -42,9 +42,11 @@ from .wire import Identity, Usage, describe_exit
 
 log = logging.getLogger(__name__)
 
-# Never handed to replicas: credentials of the services around them.
-SECRET_ENV = frozenset({"CANFAR_TOKEN", "JUPYTERHUB_API_TOKEN", "JPY_API_TOKEN", "JUPYTER_TOKEN"})
 FORCE_KILL_MARGIN = 5.0  # after the grace period, before the engine kills a stuck supervisor
+# Finished sessions are listed this long after they end, as Skaha lists them; older ones are
+# still served by id (status, logs, events) until the retention sweep forgets them, so the list
+# a Jupyter server polls does not grow with history.
+LIST_WINDOW = 3600.0
 
 
 class SessionManager:
@@ -57,8 +59,8 @@ class SessionManager:
         self.identity = identity
         self.sessions: dict[str, SessionRecord] = {}
         self._active: dict[str, SessionRecord] = {}  # not finished, in arrival order
+        self._recent: dict[str, SessionRecord] = {}  # finished and still listed, by end
         self.events: dict[str, list[Event]] = {}
-        self._base_env = self._engine_env()
         self._commit_pending = False
         store.on_dirty = self._commit_soon
         self._forkserver = ForkServer()
@@ -76,10 +78,13 @@ class SessionManager:
         while the engine was down, then resume scheduling."""
         self._watcher = ExitWatcher()
         self.events = self.store.load_events()
-        for rec in self.store.load_sessions():
+        listed_after = time.time() - self.list_window
+        for rec in sorted(self.store.load_sessions(), key=lambda r: r.ended or 0.0):
             self.sessions[rec.id] = rec
             if not rec.final:
                 self._active[rec.id] = rec
+            elif (rec.ended or rec.created) > listed_after:
+                self._recent[rec.id] = rec
         for rec in list(self._active.values()):
             self._reconcile(rec)
         self.sweep()
@@ -117,12 +122,28 @@ class SessionManager:
 
     # ---------------------------------------------------------------- queries
 
+    @property
+    def list_window(self) -> float:
+        return min(LIST_WINDOW, self.config.retention)
+
     def list(self, kind: str | None = None, status: str | None = None) -> list[SessionRecord]:
+        """Sessions not finished, and those that finished within the list window, in arrival
+        order. Costs what the listed sessions cost, however long the history."""
         kind = kind.strip().lower() if kind else None
         status = status.strip().lower() if status else None
+        listed_after = time.time() - self.list_window
+        for session_id, rec in list(self._recent.items()):  # oldest end first
+            if (rec.ended or rec.created) > listed_after:
+                break
+            del self._recent[session_id]
+        listed = [
+            *(r for r in self._recent.values() if (r.ended or r.created) > listed_after),
+            *self._active.values(),
+        ]
+        listed.sort(key=lambda rec: rec.seq)
         return [
             rec
-            for rec in self.sessions.values()
+            for rec in listed
             if (kind is None or rec.type.lower() == kind)
             and (status is None or rec.status.lower() == status)
         ]
@@ -137,7 +158,7 @@ class SessionManager:
             for rec in records
             if rec.status == RUNNING and rec.supervisor_pid
         }
-        return self._usage.sample(roots) if roots else {}
+        return self._usage.sample(roots, complete=len(roots) == 1) if roots else {}
 
     def allocated(self) -> tuple[int, int]:
         """Cores and RAM bytes held by sessions that are starting, running or stopping."""
@@ -264,32 +285,19 @@ class SessionManager:
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
 
-    @staticmethod
-    def _engine_env() -> dict[str, str]:
-        """The engine's environment without secrets, with the engine's Python first on PATH
-        (replicas run in the engine's Python environment)."""
-        env = {k: v for k, v in os.environ.items() if k not in SECRET_ENV}
-        bindir = str(Path(sys.executable).parent)
-        path = env.get("PATH", os.defpath)
-        if path.split(os.pathsep)[0] != bindir:
-            env["PATH"] = bindir + os.pathsep + path
-        return env
-
     def replica_env(self, rec: SessionRecord) -> dict[str, str]:
-        """The engine's environment, then the user's env, then what Skaha injects (later
-        entries win)."""
-        env = dict(self._base_env)
-        env.update(dict(rec.env))
+        """A clean environment like a Skaha container's (spawn.replica_environment): PATH and
+        the locale, `pass_env`, the session's env, then what Skaha injects."""
         home = str(self.config.replica_home)
-        env.update(
-            skaha_hostname=self.identity.hostname,
-            skaha_username=self.identity.username,
-            skaha_sessionid=rec.id,
-            HOME=home,
-            PWD=home,
-            OMP_NUM_THREADS=str(rec.omp_threads),
-        )
-        return env
+        platform = {
+            "skaha_hostname": self.identity.hostname,
+            "skaha_username": self.identity.username,
+            "skaha_sessionid": rec.id,
+            "HOME": home,
+            "PWD": home,
+            "OMP_NUM_THREADS": str(rec.omp_threads),
+        }
+        return replica_environment(os.environ, rec.env, platform, self.config.pass_env)
 
     async def _launch(self, rec: SessionRecord) -> None:
         session_dir = self.layout.session_dir(rec.id)  # made by the supervisor
@@ -418,6 +426,7 @@ class SessionManager:
             self._forget(rec)
             return
         self._active.pop(rec.id, None)
+        self._recent[rec.id] = rec
         rec.ended = time.time()
         if outcome is None:
             rec.end_reason = rec.end_reason or reason or "lost"
@@ -432,13 +441,12 @@ class SessionManager:
             rec.end_reason = rec.end_reason or "exit"
             ok = rec.exit_code == 0 and rec.end_reason != "deadline"
             rec.status = COMPLETED if ok else FAILED
-            self._event(
-                rec,
-                "Normal" if ok else "Warning",
-                "Completed" if ok else "Failed",
-                describe_exit(rec.exit_code, rec.exit_signal),
-                at=rec.ended,
-            )
+            reason = "Completed" if ok else "Failed"
+            message = describe_exit(rec.exit_code, rec.exit_signal)
+            if outcome.get("oom"):  # the tree passed its RAM limit (memlimit.py)
+                rec.status, rec.end_reason, reason = FAILED, "oom", "OOMKilled"
+                message = oom_message(int(outcome["limit_bytes"]), int(outcome["used_bytes"]))
+            self._event(rec, "Normal" if ok else "Warning", reason, message, at=rec.ended)
         self.store.update(rec)
 
     def _forget(self, rec: SessionRecord) -> None:
@@ -447,6 +455,7 @@ class SessionManager:
             self._watcher.unwatch(rec.id)
         self.sessions.pop(rec.id, None)
         self._active.pop(rec.id, None)
+        self._recent.pop(rec.id, None)
         self.events.pop(rec.id, None)
         self.store.delete([rec.id])
         shutil.rmtree(self.layout.session_dir(rec.id), ignore_errors=True)

@@ -25,6 +25,7 @@ VERBS = (
     "stop",
     "delete",
     "rerun",
+    "renew",
     "images",
     "context",
     "help",
@@ -118,6 +119,10 @@ def build_parsers() -> dict[str, _Parser]:
         help="export the notebook as saved now (default: the snapshot taken at launch)",
     )
     add_follow_option(rerun, "the replicas' logs")
+
+    renew = new("renew", "Extend the deadline of a run's live replicas (Skaha's renew).")
+    renew.add_argument("run", metavar="RUN")
+    renew.add_argument("--hours", type=float, help="renew only those with less than H hours left")
 
     images = new("images", "List the images sessions can use.")
     images.add_argument("--type", help="only images of this type (e.g. headless)")

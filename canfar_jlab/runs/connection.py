@@ -166,11 +166,10 @@ class Connection:
 
             forward.__name__ = name
             return forward
-        if name in ("base_url", "reconcile_delay", "max_log_bytes", "retry"):
-            if self.client is None:
-                raise RuntimeError(f"Connection.{name} is known once connected")
-            return getattr(self.client, name)
-        raise AttributeError(name)
+        if name.startswith("_") or self.__dict__.get("client") is None:
+            raise AttributeError(name)
+        # Anything else (base_url, reconcile_delay, newer helpers): the live client's, as is.
+        return getattr(self.__dict__["client"], name)
 
     def tail(self, session_id: str, poll_interval: float = 2.0, **kwargs: Any) -> Any:
         assert self.client is not None, "connect first"

@@ -149,7 +149,7 @@ class RunService:
         )
 
     def _same_service(self, run: Run, client: Any) -> Run:
-        if run.service != service_of(client):
+        if run.service != service_of(client) and run.site is None:  # site runs: core switches
             raise RunError(
                 f"run {run.name} lives on {run.service}, but the credentials in use point at "
                 f"{client.credentials.service_name}"

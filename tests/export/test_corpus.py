@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import importlib.util
 import json
+import os
 import re
 import shutil
 import sys
@@ -184,6 +185,8 @@ async def test_each_replica_prints_what_nbclient_printed(
     reference_nb = corpus["root"] / "reference" / "notebooks" / name
     store = RunStore(tmp_path / "runs")
     env = {"JUPYTER_PATH": str(corpus["jupyter"])}
+    if os.environ.get("PYTHONPATH"):  # the engine cleans replicas' env: they see what we see
+        env["PYTHONPATH"] = os.environ["PYTHONPATH"]
     one = {"parameters": PARAMETERS} if name == "parameters.ipynb" else {}
     two = {"parameters": SWEEP, "sweep": True} if name == "parameters.ipynb" else {"replicas": 2}
 

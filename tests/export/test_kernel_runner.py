@@ -224,3 +224,73 @@ def test_the_working_folder_mirrors_the_notebook_folder_and_lists_new_files(tmp_
     (work / "status.json").write_text("{}")
     assert folder.new_files() == ["helper.py", "plots/a.png", "result.txt"]
     assert (notebooks / "helper.py").read_text() == "A = 1\n"
+
+
+def test_the_magic_names_each_replicas_executed_notebook(tmp_path):
+    from datetime import datetime, timezone
+
+    from canfar_jlab.magic.views import run_report
+    from canfar_jlab.models import Replica, Run, RunSpec
+
+    for index in (1, 2):
+        (tmp_path / "replicas" / str(index)).mkdir(parents=True)
+        (tmp_path / "replicas" / str(index) / "executed.ipynb").write_text("{}")
+    run = Run(
+        name="r",
+        notebook="/n.ipynb",
+        notebook_sha256="0",
+        created=datetime.now(timezone.utc),
+        folder=str(tmp_path),
+        script="n.py",
+        service="local-engine",
+        spec=RunSpec(image="i", replicas=2),
+        replicas=[Replica(index=1, name="r-1"), Replica(index=2, name="r-2")],
+    )
+    shown = repr(run_report(run, "done"))
+    executed = [str(tmp_path / "replicas" / str(i) / "executed.ipynb") for i in (1, 2)]
+    assert f"executed notebooks: {executed[0]}, {executed[1]}" in shown
+
+
+LOSES_REPLIES = """
+import inspect
+from ipykernel.ipkernel import IPythonKernel
+from ipykernel.kernelapp import IPKernelApp
+
+
+class LosesReplies(IPythonKernel):
+    # Says the cell finished (status idle) but never sends its execute_reply: what nbclient
+    # was seen to wait a whole cell timeout for.
+    async def execute_request(self, *args):
+        if "LOSE THE REPLY" in args[-1]["content"]["code"]:
+            return
+        result = super().execute_request(*args)
+        if inspect.isawaitable(result):
+            await result
+
+
+IPKernelApp.launch_instance(kernel_class=LosesReplies)
+"""
+
+
+def test_a_lost_reply_ends_the_replica_after_the_reply_stall(make_notebook, helpers, tmp_path):
+    script = tmp_path / "loses_replies.py"
+    script.write_text(LOSES_REPLIES)
+    jupyter = kernelspec(
+        tmp_path / "jupyter", "lossy", [sys.executable, str(script), "-f", "{connection_file}"]
+    )
+    notebook = make_notebook(
+        ["print('one')", "print('two')  # LOSE THE REPLY", "print('three')"],
+        metadata={"kernelspec": {"name": "lossy", "display_name": "l", "language": "python"}},
+    )
+    exported = export_notebook(notebook, tmp_path / "run")
+    run = helpers.run_batch(
+        exported.argv, env={"JUPYTER_PATH": str(jupyter), "CANFAR_JLAB_REPLY_STALL": "3"}
+    )
+    assert run.returncode == 1
+    assert (
+        "canfar-jlab: stopped at code cell 2 (stalled: the kernel finished the cell but its "
+        "reply did not come within 3 s); the cells after it did not run"
+    ) in run.stderr
+    assert "three" not in run.stdout
+    report = status_of(tmp_path / "run")
+    assert (report["stall"], report["failed_cell"]["index"]) == ("cell", 2)

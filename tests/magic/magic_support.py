@@ -55,18 +55,9 @@ def _shown(captured) -> Shown:
     return Shown(captured.stdout, captured.stderr, html, plain)
 
 
-_CELL_HEADER = re.compile(r"^(\[\d+\] )?## canfar-jlab cell .*(?:\n|$)", re.M)
-
-
-def without_headers(text: str) -> str:
-    """Output without the runner's `## canfar-jlab cell i/n: ...` lines (prefixed or not)."""
-    return _CELL_HEADER.sub("", text)
-
-
 def replica_lines(text: str) -> dict[int, list[str]]:
     """`[i] line` output of a followed run, by replica."""
     found: dict[int, list[str]] = {}
-    for match in re.finditer(r"^\[(\d+)\] (.*)$", text, re.M):
-        if not match[2].startswith("## canfar-jlab cell "):  # the runner's cell headers
-            found.setdefault(int(match[1]), []).append(match[2])
+    for match in re.finditer(r"^\[(\d+)\] (?!## canfar-jlab cell )(.*)$", text, re.M):
+        found.setdefault(int(match[1]), []).append(match[2])
     return found

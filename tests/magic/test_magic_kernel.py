@@ -7,8 +7,8 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 import pytest
+from export.conftest import without_markers
 from jupyter_client.manager import KernelManager, start_new_kernel
-from magic_support import without_headers
 
 TIMEOUT = 60
 
@@ -72,8 +72,10 @@ def test_the_magic_in_a_real_kernel(kernel):
 
     status, outputs = execute(kernel, "%canfar logs in-kernel -f")
     assert status == "ok"
-    shown = without_headers(stdout_of(outputs)).splitlines()
-    assert sorted(shown) == ["[1] replica 1", "[2] replica 2"]
+    assert sorted(without_markers(stdout_of(outputs)).splitlines()) == [
+        "[1] replica 1",
+        "[2] replica 2",
+    ]
     assert outputs[-1] == ("display_data", ["text/html", "text/plain"])
 
     execute(
@@ -82,7 +84,7 @@ def test_the_magic_in_a_real_kernel(kernel):
     )
     status, outputs = execute(kernel, "%canfar logs sleeper -f", interrupt_when="started")
     assert status == "ok"  # not an error: no traceback, the cell ends normally
-    assert [(kind, text) for kind, text in outputs if without_headers(text)] == [
+    assert [(kind, without_markers(text)) for kind, text in outputs if without_markers(text)] == [
         ("stdout", "started\n"),
         ("stdout", "interrupted: stopped following run sleeper; it keeps running\n"),
     ]

@@ -3,21 +3,20 @@
 from __future__ import annotations
 
 import asyncio
-import re
 import time
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import TypeVar
 
 # The export tests' notebook builders and kernel runner (tests/export/conftest.py).
-from export.conftest import cell, kernel_stdout, normalize, write_notebook
+from export.conftest import cell, kernel_stdout, normalize, without_markers, write_notebook
 from fixtures_engine import RunningEngine
 
 from canfar_jlab.credentials import engine_credentials
 from canfar_jlab.runs import Run, RunStore, follow_run
 from canfar_jlab.skaha import SkahaClient
 
-__all__ = ["cell", "kernel_stdout", "normalize", "without_headers", "write_notebook"]
+__all__ = ["cell", "kernel_stdout", "normalize", "without_markers", "write_notebook"]
 
 T = TypeVar("T")
 REPO = Path(__file__).resolve().parents[2]
@@ -39,7 +38,9 @@ async def run_to_end(
             name,
             client,
             store,
-            on_line=lambda index, line: lines.setdefault(index, []).append(line),
+            on_line=lambda index, line: (
+                without_markers(line) and lines.setdefault(index, []).append(line)
+            ),
             interval=0.1,
             **options,
         ),
@@ -62,15 +63,7 @@ async def wait_until(
         await asyncio.sleep(0.05)
 
 
-_CELL_HEADER = re.compile(r"^## canfar-jlab cell \d+/\d+.*(?:\n|$)", re.M)
-
-
-def without_headers(text: str) -> str:
-    """A replica's log without the runner's `## canfar-jlab cell i/n: ...` lines."""
-    return _CELL_HEADER.sub("", text)
-
-
 def archived(run: Run, index: int) -> str:
     replica = run.replica(index)
     assert replica.log is not None, f"replica {index} has no archived log"
-    return (Path(run.folder) / replica.log).read_text()
+    return without_markers((Path(run.folder) / replica.log).read_text())

@@ -6,7 +6,7 @@ import json
 import re
 from pathlib import Path
 
-from runs_support import write_notebook
+from runs_support import without_markers, write_notebook
 from test_runs_engine import FAILS_ONCE
 
 REPO = Path(__file__).resolve().parents[2]
@@ -37,7 +37,7 @@ def test_run_follow_then_rerun_failed_then_ps_logs_delete(cli, cli_here, tmp_pat
 
     again = cli("rerun", "fails-once", "--failed", "--follow")
     assert again.returncode == 0, again.stderr
-    assert printed(again.stdout)[:2] == ["[2] replica 2 of 3", "[2] finished"]
+    assert without_markers(again.stdout).splitlines()[:2] == ["[2] replica 2 of 3", "[2] finished"]
     assert "[1]" not in again.stdout and "[3]" not in again.stdout
     assert "run fails-once: completed (3/3 Completed)" in again.stdout
     assert again.stderr.startswith(
@@ -61,7 +61,7 @@ def test_run_follow_then_rerun_failed_then_ps_logs_delete(cli, cli_here, tmp_pat
 
     code, logs, _ = cli_here("logs", "fails-once")
     assert code == 0
-    assert printed(logs) == [
+    assert without_markers(logs).splitlines() == [
         "[1] replica 1 of 3",
         "[1] finished",
         "[2] replica 2 of 3",

@@ -19,7 +19,7 @@ from pathlib import Path
 
 import pytest
 from fixtures_engine import wait_for
-from runs_support import REPO, client_for, wait_until, without_headers, write_notebook
+from runs_support import REPO, client_for, wait_until, without_markers, write_notebook
 from status_report import KILLED, SLEEPS_3
 from test_runs_cli import printed
 
@@ -229,7 +229,7 @@ async def test_stop_keeps_the_record_and_logs_delete_marks_it_deleted(engine, tm
 
         async def printed():
             shown = await service.logs(await service.resolve(run.name))
-            return all(without_headers(each.text).startswith("started") for each in shown)
+            return all(without_markers(each.text).startswith("started") for each in shown)
 
         await wait_until(printed, what="both replicas to print")
         one = await service.stop(run.name, [1])  # RUN-1 alone
@@ -238,7 +238,7 @@ async def test_stop_keeps_the_record_and_logs_delete_marks_it_deleted(engine, tm
         assert stopped.state == "stopped"
         for replica in stopped.replicas:
             log = (Path(run.folder) / replica.log).read_text()
-            assert without_headers(log) == "started\n"
+            assert without_markers(log) == "started\n"
         assert (await service.get(run.name)).state == "stopped"
         await service.delete(run.name)
         assert (await service.get(run.name)).state == "deleted"
