@@ -7,11 +7,12 @@ SLEEPS_3 = "import time\ntime.sleep(3)\nprint('done')"
 
 # Run with a 1 GB RAM request:
 # 1: holds 300 MB until the runner's report shows it, then is killed from outside the way
-#    Skaha's OOM killer does at the cgroup limit; the local engine limits address space
-#    instead (a MemoryError), so the report's last peak is set near the limit first, as the
-#    runner's last heartbeat before such a kill would have it.
+#    Skaha's OOM killer does at the cgroup limit, with no word in the log; the report's last
+#    peak is set near the limit first, as the runner's last heartbeat before such a kill
+#    would have it.
 # 2: killed from outside (SIGKILL to its runner) with a small peak.
-# 3: asks for 2 GiB: a MemoryError under the engine's limit, a known out of memory.
+# 3: holds 2 GiB: the engine kills it past its limit and says so (OOMKilled), a known out of
+#    memory.
 KILLED = """
 import json, os, pathlib, signal, time
 import psutil

@@ -33,6 +33,7 @@ ADOPT_WINDOW = timedelta(hours=2)
 CLOCK_SLACK = timedelta(seconds=5)
 LOCAL_ENGINE = "local-engine"
 INTERRUPTED = "the launch was interrupted before this replica was created"
+OOM_KILLED = "OOMKilled"  # how the service's own last log line says it killed a replica
 # A run seen for the first time already ended is announced if it ended this recently.
 RECENT_END = timedelta(minutes=1)
 _TERMINAL = (ReplicaStatus.COMPLETED, ReplicaStatus.FAILED)
@@ -216,8 +217,11 @@ async def _observe_session(
         if saved is not None:
             update.update(log=saved, log_partial=False)
             final = update.get("status", replica.status)
-            if final is ReplicaStatus.FAILED and update.get("error", replica.error) is None:
-                update["error"] = _failure_line(folder / saved)
+            line = _failure_line(folder / saved) if final is ReplicaStatus.FAILED else None
+            if line and OOM_KILLED in line:  # the service says why it killed it: beats a guess
+                update.update(error=line, oom=True)
+            elif final is ReplicaStatus.FAILED and update.get("error", replica.error) is None:
+                update["error"] = line
     return update
 
 
