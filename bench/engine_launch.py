@@ -28,6 +28,7 @@ import argparse
 import asyncio
 import http.client
 import json
+import os
 import resource
 import statistics
 import subprocess
@@ -43,6 +44,7 @@ from pathlib import Path
 import psutil
 
 from canfar_jlab.engine.control import EngineInfo, ensure_engine, stop_engine
+from canfar_jlab.engine.spawn import replica_environment
 
 REPLICA_ARGS = ["-c", "print('ok')"]  # no spaces: Skaha splits args on single spaces
 POLL = 0.05
@@ -59,26 +61,32 @@ def self_cpu() -> float:
     return usage.ru_utime + usage.ru_stime
 
 
-def direct(n: int, logs: Path) -> tuple[float, float, float]:
-    """Spawn N processes; (all spawned, all exited, CPU seconds of the children)."""
-    files = [open(logs / f"direct-{i}.log", "wb") for i in range(n)]
+def direct(n: int, logs: Path, workdir: Path) -> tuple[float, float, float]:
+    """Spawn N processes as the engine would start them (each creating its own log file, the
+    engine's clean environment, the same working directory); (all spawned, all exited, CPU
+    seconds of the children)."""
+    env = replica_environment(os.environ, [], {"HOME": str(workdir), "PWD": str(workdir)})
     cpu0 = children_cpu()
     start = time.perf_counter()
-    procs = [
-        subprocess.Popen(
-            [sys.executable, *REPLICA_ARGS],
-            stdout=f,
-            stderr=subprocess.STDOUT,
-            stdin=subprocess.DEVNULL,
-            start_new_session=True,
-        )
-        for f in files
-    ]
+    procs = []
+    for i in range(n):
+        with open(logs / f"direct-{i}.log", "wb") as log:  # created here, as the engine does
+            procs.append(
+                subprocess.Popen(
+                    [sys.executable, *REPLICA_ARGS],
+                    stdout=log,
+                    stderr=subprocess.STDOUT,
+                    stdin=subprocess.DEVNULL,
+                    cwd=workdir,
+                    env=env,
+                    start_new_session=True,
+                )
+            )
     spawned = time.perf_counter() - start
     codes = [p.wait() for p in procs]
     exited = time.perf_counter() - start
-    for f in files:
-        f.close()
+    for log_file in logs.iterdir():  # a fresh directory for the next round, as the engine's
+        log_file.unlink()
     assert codes == [0] * n, codes
     return spawned, exited, children_cpu() - cpu0
 
@@ -103,21 +111,14 @@ class StdlibClient:
 
 
 async def engine_round(
-    request: Callable, n: int, tag: str, concurrency: int
+    request: Callable, create_all: Callable, n: int, tag: str
 ) -> tuple[float, float, set[str]]:
     """Create N sessions; (all Running or beyond, all Completed, ids), measured by polling."""
     params = {"image": "images.canfar.net/skaha/base:latest", "cmd": sys.executable}
     params["args"] = " ".join(REPLICA_ARGS)
-    gate = asyncio.Semaphore(concurrency)
-
-    async def create(i: int) -> str:
-        async with gate:
-            status, body = await request("POST", "/session", {**params, "name": f"{tag}-{i}"})
-            assert status == 200, body
-            return body.decode().strip()
-
+    batch = [{**params, "name": f"{tag}-{i}"} for i in range(1, n + 1)]
     start = time.perf_counter()
-    ids = set(await asyncio.gather(*(create(i) for i in range(1, n + 1))))
+    ids = set(await create_all(batch))
     while True:
         _, body = await request("GET", "/session", {"status": "Pending"})
         if not ids & {s["id"] for s in json.loads(body)}:
@@ -178,6 +179,7 @@ async def run(sizes: list[int], rounds: int, concurrency: int, client_kind: str,
         config = {"cores": max(sizes), "workdir": str(home / "work"), "nice": nice}
         info = ensure_engine(home, timeout=60, config=config)
         pool = ThreadPoolExecutor(concurrency + 1)
+        creators = ThreadPoolExecutor(concurrency)
         httpx_client = None
         try:
             if client_kind == "httpx":
@@ -190,10 +192,20 @@ async def run(sizes: list[int], rounds: int, concurrency: int, client_kind: str,
                     timeout=60,
                     limits=httpx.Limits(max_connections=concurrency + 1),
                 )
+                gate = asyncio.Semaphore(concurrency)
 
                 async def request(method: str, path: str, params: dict | None):
                     response = await httpx_client.request(method, path, params=params)
                     return response.status_code, response.content
+
+                async def create_one(params: dict) -> str:
+                    async with gate:
+                        status, body = await request("POST", "/session", params)
+                    assert status == 200, body
+                    return body.decode().strip()
+
+                async def create_all(batch: list[dict]) -> list[str]:
+                    return await asyncio.gather(*(create_one(params) for params in batch))
             else:
                 stdlib = StdlibClient(info)
                 loop = asyncio.get_running_loop()
@@ -201,7 +213,19 @@ async def run(sizes: list[int], rounds: int, concurrency: int, client_kind: str,
                 async def request(method: str, path: str, params: dict | None):
                     return await loop.run_in_executor(pool, stdlib.request, method, path, params)
 
-            *_, warm = await engine_round(request, 2, "warmup", concurrency)  # imports, caches
+                def create_sync(params: dict) -> str:
+                    status, body = stdlib.request("POST", "/session", params)
+                    assert status == 200, body
+                    return body.decode().strip()
+
+                async def create_all(batch: list[dict]) -> list[str]:
+                    # `concurrency` threads, each posting back to back (no event-loop hop per
+                    # request): a client that costs little next to the engine
+                    return await loop.run_in_executor(
+                        None, lambda: list(creators.map(create_sync, batch))
+                    )
+
+            *_, warm = await engine_round(request, create_all, 2, "warmup")  # imports, caches
             await delete_all(request, warm)
             cpu = EngineCpu(info.pid)
             print(
@@ -217,13 +241,13 @@ async def run(sizes: list[int], rounds: int, concurrency: int, client_kind: str,
                 d_run, d_done, e_run, e_done = [], [], [], []
                 d_cpu = e_cpu = f_cpu = sup_cpu = rep_cpu = c_cpu = 0.0
                 for r in range(rounds):
-                    spawned, exited, children = direct(n, logs)
+                    spawned, exited, children = direct(n, logs, home / "work")
                     d_run.append(spawned)
                     d_done.append(exited)
                     d_cpu += children
                     before, client_before = cpu.read(), self_cpu()
                     running, completed, ids = await engine_round(
-                        request, n, f"b{n}-{r}", concurrency
+                        request, create_all, n, f"b{n}-{r}"
                     )
                     after = cpu.read()
                     e_cpu += after[0] - before[0]
@@ -259,6 +283,7 @@ async def run(sizes: list[int], rounds: int, concurrency: int, client_kind: str,
             if httpx_client is not None:
                 await httpx_client.aclose()
             pool.shutdown()
+            creators.shutdown()
             stop_engine(home, timeout=60, terminate_replicas=True)
 
 
@@ -266,7 +291,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--n", type=int, nargs="+", default=[10, 100], help="replica counts")
     parser.add_argument("--rounds", type=int, default=3, help="rounds per N (median reported)")
-    parser.add_argument("--concurrency", type=int, default=4, help="creates in flight")
+    parser.add_argument(
+        "--concurrency", type=int, default=8, help="creates in flight (as the launcher sends)"
+    )
     parser.add_argument("--client", choices=("stdlib", "httpx"), default="stdlib")
     parser.add_argument("--nice", type=int, default=0, help="the engine's replica niceness")
     args = parser.parse_args()

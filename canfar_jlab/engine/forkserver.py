@@ -9,6 +9,7 @@ forked; when the engine goes away (EOF) it stays until they have all ended, then
 
 from __future__ import annotations
 
+import _signal
 import contextlib
 import gc
 import json
@@ -18,6 +19,8 @@ import sys
 
 from . import supervisor
 from .procs import start_time
+
+_BLOCK, _SETMASK, _SIGCHLD = int(signal.SIG_BLOCK), int(signal.SIG_SETMASK), (int(signal.SIGCHLD),)
 
 
 def _reap(_signum: int = 0, _frame: object = None) -> None:
@@ -34,7 +37,8 @@ def _launch(line: bytes) -> dict[str, object]:
     spec = json.loads(line)
     # SIGCHLD is held so the child cannot be reaped (and its pid reused) before we read its
     # start time.
-    previous = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGCHLD})
+    # (`_signal`'s C function with plain numbers: `signal`'s wrapper converts them to enums.)
+    previous = _signal.pthread_sigmask(_BLOCK, _SIGCHLD)
     try:
         pid = os.fork()
         if pid == 0:
@@ -43,7 +47,7 @@ def _launch(line: bytes) -> dict[str, object]:
     except OSError as exc:
         return {"id": spec.get("id"), "error": f"cannot start a supervisor: {exc.strerror}"}
     finally:
-        signal.pthread_sigmask(signal.SIG_SETMASK, previous)
+        _signal.pthread_sigmask(_SETMASK, previous)
 
 
 def main() -> None:

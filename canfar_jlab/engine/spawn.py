@@ -65,6 +65,10 @@ class ForkServer:
         self._waiting: dict[str, asyncio.Future[tuple[int, float]]] = {}
 
     @property
+    def in_flight(self) -> int:
+        return len(self._waiting)
+
+    @property
     def running(self) -> bool:
         return self._proc is not None and self._stdout >= 0
 
@@ -74,6 +78,7 @@ class ForkServer:
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
             stderr=None,  # the engine's log
+            start_new_session=True,
         )
         assert proc.stdin is not None and proc.stdout is not None
         self._proc = proc
