@@ -88,7 +88,8 @@ class ForkServer:
         asyncio.get_running_loop().add_reader(self._stdout, self._read)
 
     async def spawn(self, spec: dict[str, Any]) -> tuple[int, float]:
-        """Start a supervisor for `spec`; return its pid and start-time token."""
+        """Start a supervisor for `spec`; return its pid and start-time token once it has
+        started the replica (forkserver.py: the supervisor answers itself)."""
         if not self.running:
             self._start()
         future: asyncio.Future[tuple[int, float]] = asyncio.get_running_loop().create_future()
@@ -135,8 +136,11 @@ class ForkServer:
             return
         future = self._waiting.pop(reply.get("id"), None)
         if future is None or future.done():
-            return
-        if "error" in reply or not reply.get("pid") or reply.get("ctime") is None:
+            return  # an `ended` after the supervisor's own answer, or an unknown id
+        if reply.get("ended"):
+            why = "the supervisor ended before it could start the replica"
+            future.set_exception(LaunchError(why))
+        elif "error" in reply or not reply.get("pid") or reply.get("ctime") is None:
             future.set_exception(LaunchError(reply.get("error", "no start time reported")))
         else:
             future.set_result((int(reply["pid"]), float(reply["ctime"])))
