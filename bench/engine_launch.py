@@ -138,14 +138,16 @@ async def engine_round(
     return running_at, now, ids
 
 
-def supervisor_cpu(home: Path, ids: set[str]) -> tuple[float, float]:
-    """CPU seconds of the round's supervisors and of their replicas, from exit.json."""
-    supervisors = replicas = 0.0
+def supervisor_cpu(home: Path, ids: set[str]) -> tuple[float, float, float]:
+    """CPU seconds of the round's supervisors, of their start (fork to replica started), and of
+    their replicas, from exit.json."""
+    supervisors = starting = replicas = 0.0
     for session_id in ids:
         outcome = json.loads((home / "engine" / "sessions" / session_id / "exit.json").read_text())
         supervisors += outcome["cpu"]["supervisor"]
+        starting += outcome["cpu"].get("starting", 0.0)
         replicas += outcome["cpu"]["replica"]
-    return supervisors, replicas
+    return supervisors, starting, replicas
 
 
 async def delete_all(request: Callable, ids: set[str]) -> None:
@@ -239,7 +241,7 @@ async def run(sizes: list[int], rounds: int, concurrency: int, client_kind: str,
             notes = []
             for n in sizes:
                 d_run, d_done, e_run, e_done = [], [], [], []
-                d_cpu = e_cpu = f_cpu = sup_cpu = rep_cpu = c_cpu = 0.0
+                d_cpu = e_cpu = f_cpu = sup_cpu = start_cpu = rep_cpu = c_cpu = 0.0
                 for r in range(rounds):
                     spawned, exited, children = direct(n, logs, home / "work")
                     d_run.append(spawned)
@@ -252,8 +254,9 @@ async def run(sizes: list[int], rounds: int, concurrency: int, client_kind: str,
                     after = cpu.read()
                     e_cpu += after[0] - before[0]
                     f_cpu += after[1] - before[1]
-                    supervisors, replicas = supervisor_cpu(home, ids)
+                    supervisors, starting, replicas = supervisor_cpu(home, ids)
                     sup_cpu += supervisors
+                    start_cpu += starting
                     rep_cpu += replicas
                     c_cpu += self_cpu() - client_before
                     await delete_all(request, ids)  # for the next round, outside the figures
@@ -268,16 +271,19 @@ async def run(sizes: list[int], rounds: int, concurrency: int, client_kind: str,
                 per = 1000.0 / (rounds * n)
                 notes.append(
                     f"N={n}: CPU ms per replica - direct: the process {d_cpu * per:.1f}; engine: "
-                    f"the process {rep_cpu * per:.1f}, its supervisor {sup_cpu * per:.1f}, the "
-                    f"fork server {f_cpu * per:.1f} (supervisor + fork server "
+                    f"the process {rep_cpu * per:.1f}, its supervisor {sup_cpu * per:.1f} "
+                    f"({start_cpu * per:.1f} starting it, {(sup_cpu - start_cpu) * per:.1f} "
+                    f"after), the fork server {f_cpu * per:.1f} (supervisor + fork server "
                     f"{(sup_cpu + f_cpu) * per:.1f}), engine daemon {e_cpu * per:.1f}, "
                     f"client {c_cpu * per:.1f}"
                 )
             print("\n".join(notes))
             print(
-                "  (a supervisor is a forked copy of the fork server: the fork, the pages it "
-                "copies as its Python code runs, supervisor.json and exit.json, posix_spawn of "
-                "the replica, then sleeping until the replica exits)"
+                "  where it goes: the fork server reads the spec and forks; the supervisor, "
+                "starting it: copy-on-write faults as its Python code runs, a new session, "
+                "the session directory, output.log, posix_spawn of the replica, "
+                "supervisor.json, its answer to the engine; after: sleeping until the replica "
+                "exits, reaping, exit.json, exit"
             )
         finally:
             if httpx_client is not None:

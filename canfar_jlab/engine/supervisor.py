@@ -205,6 +205,7 @@ def _supervise(spec: dict[str, Any], answer: _Answer) -> int:
     # What a restarted engine adopts:
     write_json_once(os.path.join(session_dir, SUPERVISOR_FILE), record)
     answer.send(record["ctime"], replica.pid)  # Running from now on: the replica exists
+    starting = _own_cpu()  # what starting cost us (bench/engine_launch.py prints it)
     if replica.terminating:  # SIGTERM came while starting
         replica.stop()
 
@@ -219,9 +220,9 @@ def _supervise(spec: dict[str, Any], answer: _Answer) -> int:
         os.write(append_fd, f"canfar-jlab engine: {line}\n".encode())
     exit_code = os.waitstatus_to_exitcode(status)
     if exit_code >= 0:
-        _write_exit(session_dir, exit_code, None, replica.terminating, extra)
+        _write_exit(session_dir, exit_code, None, replica.terminating, extra, starting)
     else:
-        _write_exit(session_dir, None, -exit_code, replica.terminating, extra)
+        _write_exit(session_dir, None, -exit_code, replica.terminating, extra, starting)
     return 0
 
 
@@ -237,16 +238,25 @@ def _wake(_signum: int, _frame: object) -> None:
     """Nothing to do in Python: the wakeup fd has already woken the loop."""
 
 
+def _own_cpu() -> float:
+    own = resource.getrusage(resource.RUSAGE_SELF)  # from zero at the fork
+    return own.ru_utime + own.ru_stime
+
+
 def _write_exit(
-    session_dir: str, code: int | None, sig: int | None, terminated: bool, extra: dict | None = None
+    session_dir: str,
+    code: int | None,
+    sig: int | None,
+    terminated: bool,
+    extra: dict | None = None,
+    starting: float | None = None,
 ) -> None:
-    # CPU seconds of this supervisor and of the replica's reaped tree: what a replica costs
-    # beyond itself (bench/engine_launch.py prints it).
-    own, tree = (
-        resource.getrusage(resource.RUSAGE_SELF),
-        resource.getrusage(resource.RUSAGE_CHILDREN),
-    )
-    cpu = {"supervisor": own.ru_utime + own.ru_stime, "replica": tree.ru_utime + tree.ru_stime}
+    # CPU seconds of this supervisor (and of its start: fork to the replica started and the
+    # engine told) and of the replica's reaped tree: what a replica costs beyond itself.
+    tree = resource.getrusage(resource.RUSAGE_CHILDREN)
+    cpu = {"supervisor": _own_cpu(), "replica": tree.ru_utime + tree.ru_stime}
+    if starting is not None:
+        cpu["starting"] = starting
     outcome = {
         "code": code,
         "signal": sig,
