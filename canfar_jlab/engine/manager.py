@@ -83,6 +83,8 @@ class SessionManager:
         """Load every session, adopt the replicas still running, record the ones that ended
         while the engine was down, then resume scheduling."""
         self._watcher = ExitWatcher()
+        for server in self._forkservers:
+            server.ensure_started()
         self.events = self.store.load_events()
         listed_after = time.time() - self.list_window
         for rec in sorted(self.store.load_sessions(), key=lambda r: r.ended or 0.0):

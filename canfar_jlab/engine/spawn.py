@@ -72,6 +72,12 @@ class ForkServer:
     def running(self) -> bool:
         return self._proc is not None and self._stdout >= 0
 
+    def ensure_started(self) -> None:
+        """Start the fork server now (the engine does at start, so the first launch does not
+        wait for an interpreter to start); otherwise the first spawn does."""
+        if not self.running:
+            self._start()
+
     def _start(self) -> None:
         proc = subprocess.Popen(
             [sys.executable, "-m", "canfar_jlab.engine.forkserver"],

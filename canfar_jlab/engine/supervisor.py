@@ -202,9 +202,11 @@ def _supervise(spec: dict[str, Any], answer: _Answer) -> int:
         answer.send(record["ctime"])  # the engine sees us end at once, with that exit status
         return 0
     record.update(replica_pid=replica.pid, replica_ctime=start_time(replica.pid))
+    # Running from now on: the replica exists. Told before supervisor.json is written, which is
+    # off the launch's path: the engine has our pid and start time to adopt us meanwhile.
+    answer.send(record["ctime"], replica.pid)
     # What a restarted engine adopts:
     write_json_once(os.path.join(session_dir, SUPERVISOR_FILE), record)
-    answer.send(record["ctime"], replica.pid)  # Running from now on: the replica exists
     starting = _own_cpu()  # what starting cost us (bench/engine_launch.py prints it)
     if replica.terminating:  # SIGTERM came while starting
         replica.stop()

@@ -107,8 +107,8 @@ def test_the_answer_comes_once_the_replica_exists(forkserver, tmp_path: Path) ->
     reply = _launch(forkserver, tmp_path / "answered", "sleep")
     # The supervisor answers itself, after starting the replica: Running is then true.
     assert reply["replica"] and is_alive(reply["replica"], start_time(reply["replica"]))
-    record = read_json(tmp_path / "answered" / "supervisor.json")
-    assert record is not None and record["replica_pid"] == reply["replica"]
+    record = wait_for(lambda: read_json(tmp_path / "answered" / "supervisor.json"), 30, "record")
+    assert record["replica_pid"] == reply["replica"]
     os.kill(reply["replica"], 9)
     wait_for(lambda: read_json(tmp_path / "answered" / "exit.json"), 30, "the exit record")
 
