@@ -1,25 +1,30 @@
 """Launch benchmark for the local engine.
 
-N trivial Python replicas created through the engine's Skaha API (one POST per replica, a few
-in flight at once) against the floor: the same N processes spawned directly with subprocess,
-each writing to its own log file, in the same run. Printed for both: the time from the first
-create (spawn) to all Running (all spawned) and to all Completed (all exited), with the ratio
-engine / direct, and where the CPU went. The figure of merit is the Completed ratio at N = 100.
+N trivial Python replicas created through the engine's Skaha API (one POST per replica, 8 in
+flight as canfar_jlab's launcher sends them) against the floor: the same N processes spawned
+directly with subprocess in the same run, as the engine starts them (each creating its own log
+file inside the timed window, the engine's clean environment, the same working directory).
+Printed for both: the time from the first create (spawn) to all Running (all spawned: a session
+is Running once its supervisor has started the replica, as Popen returns once the child has
+exec'd) and to all Completed (all exited), with the ratio engine / direct, and where the CPU
+went. The figures of merit (issue 14) are the Running ratios at N = 10 and 100.
 
-    .venv/bin/python bench/engine_launch.py                  # N = 10 and 100, 3 rounds each
-    .venv/bin/python bench/engine_launch.py --n 50 --rounds 5 --client httpx
+    .venv/bin/python bench/engine_launch.py                  # N = 10 and 100, 4 rounds each
+    .venv/bin/python bench/engine_launch.py --n 50 --rounds 6 --client httpx
 
-The engine path is measured by polling: `GET /session?status=Pending` every 10 ms until none of
-the round's sessions is Pending (a cheap reply that shrinks as replicas start), then `GET
-/session` every 50 ms until all have Completed; the direct path needs no polling. The CPU per
-replica is printed by where it goes: the replica itself, its supervisor (from the CPU figures
-each supervisor writes into exit.json), the fork server, the engine daemon and the client.
+Each round runs both arms, alternating which goes first so that a load drifting on a shared
+machine weighs on both alike; the ratio printed is the median of the rounds' ratios. The engine
+path is measured by polling: `GET /session?status=Pending` every 10 ms until none of the round's
+sessions is Pending (a cheap reply that shrinks as replicas start), then `GET /session` every
+50 ms until all have Completed; the direct path needs no polling. The CPU per replica is printed
+by where it goes: the replica itself, its supervisor (from the CPU figures each supervisor
+writes into exit.json, its start apart), the fork servers, the engine daemon and the client.
 
-The default client is a thin stdlib one (keep-alive connections, one per worker thread) so that
-the figures are the engine's; `--client httpx` uses httpx.AsyncClient as canfar_jlab's Skaha
-client does, to show what that client adds. It starts its own engine in a
-temporary data home (capacity = the largest N, so nothing queues: the direct path does not queue
-either) and stops it at the end.
+The default client is a thin stdlib one (keep-alive connections, one per creating thread) so
+that the figures are the engine's; `--client httpx` uses httpx.AsyncClient as canfar_jlab's
+Skaha client does, to show what that client adds. It starts its own engine in a temporary data
+home (capacity = the largest N, so nothing queues: the direct path does not queue either) and
+stops it at the end.
 """
 
 from __future__ import annotations
@@ -232,7 +237,8 @@ async def run(sizes: list[int], rounds: int, concurrency: int, client_kind: str,
             cpu = EngineCpu(info.pid)
             print(
                 f"engine {info.url}; client {client_kind}, {concurrency} creates in flight; "
-                f"{rounds} rounds per N, medians; times in seconds"
+                f"{rounds} rounds per N (arms alternate which goes first); medians of the "
+                "times and of each round's ratio; times in seconds"
             )
             print(
                 f"{'N':>5} {'direct spawned':>15} {'engine running':>15} {'ratio':>6}"
@@ -243,30 +249,37 @@ async def run(sizes: list[int], rounds: int, concurrency: int, client_kind: str,
                 d_run, d_done, e_run, e_done = [], [], [], []
                 d_cpu = e_cpu = f_cpu = sup_cpu = start_cpu = rep_cpu = c_cpu = 0.0
                 for r in range(rounds):
-                    spawned, exited, children = direct(n, logs, home / "work")
-                    d_run.append(spawned)
-                    d_done.append(exited)
-                    d_cpu += children
+                    # Arms alternate which goes first, so a load that drifts during the run (the
+                    # machine is shared) weighs on both alike; each round gives one ratio.
+                    if r % 2 == 0:
+                        spawned, exited, children = direct(n, logs, home / "work")
                     before, client_before = cpu.read(), self_cpu()
                     running, completed, ids = await engine_round(
                         request, create_all, n, f"b{n}-{r}"
                     )
                     after = cpu.read()
+                    c_cpu += self_cpu() - client_before
+                    if r % 2 == 1:
+                        spawned, exited, children = direct(n, logs, home / "work")
+                    d_run.append(spawned)
+                    d_done.append(exited)
+                    d_cpu += children
                     e_cpu += after[0] - before[0]
                     f_cpu += after[1] - before[1]
                     supervisors, starting, replicas = supervisor_cpu(home, ids)
                     sup_cpu += supervisors
                     start_cpu += starting
                     rep_cpu += replicas
-                    c_cpu += self_cpu() - client_before
                     await delete_all(request, ids)  # for the next round, outside the figures
                     e_run.append(running)
                     e_done.append(completed)
                 dr, dd = statistics.median(d_run), statistics.median(d_done)
                 er, ed = statistics.median(e_run), statistics.median(e_done)
+                run_ratio = statistics.median(e / d for e, d in zip(e_run, d_run, strict=True))
+                done_ratio = statistics.median(e / d for e, d in zip(e_done, d_done, strict=True))
                 print(
-                    f"{n:>5} {dr:>15.3f} {er:>15.3f} {er / dr:>6.2f}"
-                    f" {dd:>14.3f} {ed:>17.3f} {ed / dd:>6.2f}"
+                    f"{n:>5} {dr:>15.3f} {er:>15.3f} {run_ratio:>6.2f}"
+                    f" {dd:>14.3f} {ed:>17.3f} {done_ratio:>6.2f}"
                 )
                 per = 1000.0 / (rounds * n)
                 notes.append(
@@ -296,7 +309,7 @@ async def run(sizes: list[int], rounds: int, concurrency: int, client_kind: str,
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--n", type=int, nargs="+", default=[10, 100], help="replica counts")
-    parser.add_argument("--rounds", type=int, default=3, help="rounds per N (median reported)")
+    parser.add_argument("--rounds", type=int, default=4, help="rounds per N (median reported)")
     parser.add_argument(
         "--concurrency", type=int, default=8, help="creates in flight (as the launcher sends)"
     )
