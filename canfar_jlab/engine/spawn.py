@@ -3,7 +3,9 @@ the clean environment a replica starts with.
 
 The fork server is a plain `subprocess.Popen` child driven through its pipes on the event loop
 (not an asyncio subprocess: closing one of those kills the child, and the fork server must
-outlive the engine to keep reaping its supervisors).
+outlive the engine to keep reaping its supervisors), in its own session: with autogroup
+scheduling a session is what gets a CPU share, and sharing the daemon's made creates and forks
+starve each other behind the replicas being started.
 """
 
 from __future__ import annotations
