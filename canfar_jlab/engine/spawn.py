@@ -102,11 +102,16 @@ class ForkServer:
             self._start()
         future: asyncio.Future[tuple[int, float]] = asyncio.get_running_loop().create_future()
         self._waiting[spec["id"]] = future
+        if not self._outgoing:  # otherwise a write is already due
+            # Written once this turn of the event loop is done: the specs of a burst of creates
+            # go in one write, and wake the fork server once.
+            asyncio.get_running_loop().call_soon(self._flush)
         self._outgoing += json.dumps(spec).encode() + b"\n"
-        self._flush()
         return await future
 
     def _flush(self) -> None:
+        if self._stdin < 0:
+            return  # detached meanwhile: its launches have failed already
         loop = asyncio.get_running_loop()
         try:
             while self._outgoing:
