@@ -247,12 +247,14 @@ async def run(sizes: list[int], rounds: int, concurrency: int, client_kind: str,
             notes = []
             for n in sizes:
                 d_run, d_done, e_run, e_done = [], [], [], []
-                d_cpu = e_cpu = f_cpu = sup_cpu = start_cpu = rep_cpu = c_cpu = 0.0
+                d_cpu = p_cpu = e_cpu = f_cpu = sup_cpu = start_cpu = rep_cpu = c_cpu = 0.0
                 for r in range(rounds):
                     # Arms alternate which goes first, so a load that drifts during the run (the
                     # machine is shared) weighs on both alike; each round gives one ratio.
                     if r % 2 == 0:
+                        parent = self_cpu()
                         spawned, exited, children = direct(n, logs, home / "work")
+                        p_cpu += self_cpu() - parent
                     before, client_before = cpu.read(), self_cpu()
                     running, completed, ids = await engine_round(
                         request, create_all, n, f"b{n}-{r}"
@@ -260,7 +262,9 @@ async def run(sizes: list[int], rounds: int, concurrency: int, client_kind: str,
                     after = cpu.read()
                     c_cpu += self_cpu() - client_before
                     if r % 2 == 1:
+                        parent = self_cpu()
                         spawned, exited, children = direct(n, logs, home / "work")
+                        p_cpu += self_cpu() - parent
                     d_run.append(spawned)
                     d_done.append(exited)
                     d_cpu += children
@@ -283,7 +287,8 @@ async def run(sizes: list[int], rounds: int, concurrency: int, client_kind: str,
                 )
                 per = 1000.0 / (rounds * n)
                 notes.append(
-                    f"N={n}: CPU ms per replica - direct: the process {d_cpu * per:.1f}; engine: "
+                    f"N={n}: CPU ms per replica - direct: the process {d_cpu * per:.1f}, spawning "
+                    f"it {p_cpu * per:.1f}; engine: "
                     f"the process {rep_cpu * per:.1f}, its supervisor {sup_cpu * per:.1f} "
                     f"({start_cpu * per:.1f} starting it, {(sup_cpu - start_cpu) * per:.1f} "
                     f"after), the fork server {f_cpu * per:.1f} (supervisor + fork server "
