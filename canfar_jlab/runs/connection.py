@@ -76,6 +76,7 @@ class Connection:
         *,
         resolve: Callable[[str | None], Credentials] | None = None,
         client: Callable[[Credentials], SkahaClient] | None = None,
+        one_failure: bool = False,
     ) -> None:
         self.url = url or None
         self._resolve = resolve or (lambda url: resolve_credentials(url))
@@ -85,6 +86,9 @@ class Connection:
         self.client: SkahaClient | None = None
         self.credentials: Credentials | None = None
         self.last_error: str | None = None
+        # The server reports every setup failure as one kind (502); the CLI keeps the kind
+        # (credentials: exit code 3).
+        self._one_failure = one_failure
         self._lock = asyncio.Lock()
 
     @classmethod
@@ -93,6 +97,7 @@ class Connection:
         route's deadline."""
         return cls(
             url,
+            one_failure=True,
             client=lambda credentials: SkahaClient(
                 credentials,
                 timeout=request_timeout,
@@ -121,6 +126,8 @@ class Connection:
                     credentials = await asyncio.to_thread(self._resolve, self.url)
                 except SkahaError as exc:
                     self.last_error = exc.message
+                    if not self._one_failure:
+                        raise
                     raise ConnectionFailed(exc.message) from None
                 except Exception as exc:  # one line for the user, never a traceback
                     self.last_error = f"could not set up the session service: {exc}"
