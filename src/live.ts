@@ -4,7 +4,7 @@ import { ServerConnection } from '@jupyterlab/services';
 import { IDisposable } from '@lumino/disposable';
 import { ISignal, Signal } from '@lumino/signaling';
 
-import { IRun, ISession } from './api';
+import { IPlatformStats, IRun, ISession } from './api';
 import { ROUTE_PREFIX } from './request';
 
 export interface ISessionsMessage {
@@ -13,6 +13,8 @@ export interface ISessionsMessage {
   sessions: ISession[];
   runs: IRun[];
   error?: string;
+  /** Platform stats pushed with the list (newer servers). */
+  stats?: IPlatformStats;
 }
 
 export interface ILogMessage {

@@ -94,21 +94,25 @@ export class LogTabs implements IDisposable {
     return this.selectedTab?.lines.length ?? 0;
   }
 
-  /** A file name for downloading the selected tab. */
+  /** A file name for downloading the selected tab ("-filtered" when a filter is on). */
   fileName(): string {
     const base = 'run' in this.target ? this.target.run : this.target.session;
     const tab = this.selectedTab;
+    const suffix = this._query ? '-filtered' : '';
     if (!tab || tab.key === MERGED) {
-      return `${base}-all-replicas.log`;
+      return `${base}-all-replicas${suffix}.log`;
     }
     return tab.replica !== null
-      ? `${base}-replica-${tab.replica}.log`
-      : `${base}.log`;
+      ? `${base}-replica-${tab.replica}${suffix}.log`
+      : `${base}${suffix}.log`;
   }
 
-  /** The selected tab's text, as shown (merged lines keep their prefixes). */
+  /**
+   * The selected tab's text as shown: merged lines keep their prefixes, and with a filter
+   * on, only the lines that pass it.
+   */
   text(): string {
-    const lines = this.selectedTab?.lines;
+    const lines = this._query ? this.visible : this.selectedTab?.lines;
     if (!lines) {
       return '';
     }

@@ -3,7 +3,7 @@
 import { IDisposable } from '@lumino/disposable';
 import { ISignal, Signal } from '@lumino/signaling';
 
-import { IRun, ISession } from './api';
+import { IPlatformStats, IRun, ISession } from './api';
 import { ConnectionState, LiveConnection, LiveMessage } from './live';
 import { ILogBufferOptions, LogBuffer } from './logbuffer';
 import { UsageHistory } from './usage';
@@ -37,6 +37,11 @@ export class CanfarModel implements IDisposable {
   /** A run's last replica ended (once per attempt). */
   get runEnded(): ISignal<this, IRun> {
     return this._runEnded;
+  }
+
+  /** Platform stats the server pushed with a session list (newer servers). */
+  get statsReceived(): ISignal<this, IPlatformStats> {
+    return this._statsReceived;
   }
 
   /** The server reported a problem on the live channel. */
@@ -144,6 +149,9 @@ export class CanfarModel implements IDisposable {
           message.runs,
           message.error
         );
+        if (message.stats) {
+          this._statsReceived.emit(message.stats);
+        }
         break;
       case 'log': {
         const entry = this._logs.get(message.session);
@@ -225,4 +233,5 @@ export class CanfarModel implements IDisposable {
   private _changed = new Signal<this, void>(this);
   private _runEnded = new Signal<this, IRun>(this);
   private _errorReceived = new Signal<this, string>(this);
+  private _statsReceived = new Signal<this, IPlatformStats>(this);
 }

@@ -4,7 +4,8 @@ import {
   fireEvent,
   render,
   screen,
-  waitFor
+  waitFor,
+  within
 } from '@testing-library/react';
 import * as React from 'react';
 
@@ -105,11 +106,10 @@ describe('RunForm', () => {
     expect(screen.getByText('REPLICA_ID=2 REPLICA_COUNT=3')).toBeTruthy();
     expect(screen.getByText('RUN=x')).toBeTruthy();
     expect(launchButton().textContent).toBe('Run 3 replicas');
-    // Only headless images are offered.
-    const options = Array.from(
-      document.querySelectorAll('#jp-canfar-form-images option')
-    );
-    expect(options.map(o => (o as HTMLOptionElement).value)).toEqual([
+    // Only headless images are offered, in the picker that opens on focus.
+    fireEvent.focus(field('image'));
+    const options = within(screen.getByRole('listbox')).getAllByRole('option');
+    expect(options.map(o => o.getAttribute('title'))).toEqual([
       'images.canfar.net/skaha/astroml:latest'
     ]);
   });

@@ -56,9 +56,11 @@ describe('RunList', () => {
     expect(actions.calls).toEqual(['delete fit']);
   });
 
-  it('takes a replica status from the live session, fresher than the run record', () => {
+  it('takes a replica status from the live session, the run state from the server', () => {
     const { model, send } = offlineModel();
-    const run = makeRun('fit', [replica(1, 'Running'), replica(2, 'Running')]);
+    const run = makeRun('fit', [replica(1, 'Running'), replica(2, 'Running')], {
+      state: 'failed'
+    });
     send({
       type: 'sessions',
       t: 1,
@@ -98,11 +100,12 @@ describe('RunList', () => {
     expect(toggle.getAttribute('aria-expanded')).toBe('false');
     fireEvent.click(toggle);
     expect(toggle.getAttribute('aria-expanded')).toBe('true');
+    // Units and the peak beside each line, said to screen readers too.
     expect(
-      screen.getByRole('img', { name: 'CPU: 0.50 cores in use' })
+      screen.getByRole('img', { name: 'CPU 0.5 cores (peak 0.5 cores)' })
     ).toBeTruthy();
     expect(
-      screen.getByRole('img', { name: 'Memory: 1.50 GB in use' })
+      screen.getByRole('img', { name: 'Memory 1.5 GB (peak 1.5 GB)' })
     ).toBeTruthy();
     const line = document.querySelector('.jp-canfar-sparkline-cpu polyline')!;
     expect(line.getAttribute('points')!.split(' ')).toHaveLength(2);
