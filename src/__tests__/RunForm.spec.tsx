@@ -179,16 +179,59 @@ describe('RunForm', () => {
     expect(revealed).toEqual([3]);
   });
 
-  it('lets an unsaved notebook launch (it is saved and checked again first)', async () => {
+  it('blocks a notebook with problems, saved or not, and says why next to the button', async () => {
+    const revealed: number[] = [];
     setup({
       notebook: { path: 'a.ipynb', dirty: true, revision: 0 },
       preview: async request =>
         preview(request, [
           { cell: 1, line: 1, message: 'input() waits for a keyboard' }
-        ])
+        ]),
+      revealCell: problem => revealed.push(problem.cell)
     });
     await screen.findByText(/unsaved changes/);
-    expect((launchButton() as HTMLButtonElement).disabled).toBe(false);
+    const reason = await screen.findByText(
+      'Cannot launch: cell 1 needs a person (input() waits for a keyboard). Fix it, or tag it skip-batch, and save.'
+    );
+    const button = launchButton() as HTMLButtonElement;
+    expect(button.disabled).toBe(true);
+    expect(button.getAttribute('aria-describedby')).toBe(
+      'jp-canfar-launch-reason'
+    );
+    fireEvent.click(reason);
+    expect(revealed).toEqual([1]);
+  });
+
+  it("offers the notebook's parameters, typed, and makes a sweep of a list", async () => {
+    const { previews } = setup({
+      parameters: [
+        { name: 'n_images', type: 'int', literal: '8', comment: '' },
+        { name: 'band', type: 'str', literal: "'r'", comment: '' }
+      ]
+    });
+    const nImages = screen.getByLabelText(/n_images/) as HTMLInputElement;
+    expect(nImages.placeholder).toBe('8');
+    fireEvent.change(nImages, { target: { value: 'eight' } });
+    expect(screen.getByText('"eight" is not a whole number')).toBeTruthy();
+    expect((launchButton() as HTMLButtonElement).disabled).toBe(true);
+    fireEvent.change(nImages, { target: { value: '4, 8, 16' } });
+    fireEvent.change(screen.getByLabelText(/band/), {
+      target: { value: 'g' }
+    });
+    expect(screen.getByText('Sweep over 3 values')).toBeTruthy();
+    // One replica per value: the replica count follows the sweep.
+    expect(field('replicas').value).toBe('3');
+    expect(field('replicas').disabled).toBe(true);
+    await waitFor(() =>
+      expect(previews[previews.length - 1]).toEqual({
+        notebook: 'work/Reduce FITS.ipynb',
+        name: 'reduce-fits',
+        replicas: 3,
+        parameters: { n_images: [4, 8, 16], band: 'g' },
+        sweep: true
+      })
+    );
+    expect(launchButton().textContent).toBe('Run 3 replicas');
   });
 
   it("shows the server's refusal and does not launch on it", async () => {
