@@ -412,16 +412,30 @@ export class CanfarActions implements IListActions, ISidebarActions {
     panel: NotebookPanel,
     request: ILaunchRequest
   ): Promise<ILaunchOutcome> {
-    const { api, model, trans } = this._o;
-    await panel.context.save();
-    const preview = await api.preview(request);
-    if (preview.problems.length > 0) {
-      return { problems: preview.problems };
+    const { api, model, trans, logTracker } = this._o;
+    // The log panel opens at once (the run name is known): lines show as soon as they come.
+    const early =
+      (this._o.openLogsOnLaunch?.() ?? true) && request.name
+        ? logTracker.find(w => w.id === logWidgetId({ run: request.name! }))
+          ? null
+          : this.openLogs({ run: request.name })
+        : null;
+    const abandon = () => early?.dispose();
+    // A notebook with unsaved changes is saved and checked again; a saved one was checked
+    // by the form's preview of this very file, and the server checks it again on launch.
+    if (panel.context.model.dirty) {
+      await panel.context.save();
+      const preview = await api.preview(request);
+      if (preview.problems.length > 0) {
+        abandon();
+        return { problems: preview.problems };
+      }
     }
     let run: IRun;
     try {
       run = await api.launch(request);
     } catch (error) {
+      abandon();
       if (!(
         error instanceof ApiError &&
         (error.status === 400 || error.status === 409)
@@ -436,7 +450,7 @@ export class CanfarActions implements IListActions, ISidebarActions {
     }
     model.updateRun(run);
     this.notifier.launched(run);
-    if (this._o.openLogsOnLaunch?.() ?? true) {
+    if (!early && (this._o.openLogsOnLaunch?.() ?? true)) {
       this.openRunLogs(run);
     }
     return { run };
