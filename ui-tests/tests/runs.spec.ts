@@ -615,4 +615,132 @@ test.describe('Run as batch', () => {
       timeout: RUN_TIMEOUT
     });
   });
+
+  // The scenarios below need the run record (issue 11) and the kernel runner (issue 12) on
+  // the server: each asks the server first and is skipped, saying why, on an older one.
+
+  test('3 replicas, one failure: progress, executed notebook, re-run from the fixed notebook', async ({
+    page,
+    tmpPath
+  }) => {
+    const probe = await page.request.post('/canfar-jlab/runs/no-such-run/rerun', {
+      data: { failed: true, source: 'notebook' }
+    });
+    test.skip(
+      probe.status() === 400,
+      'this server cannot re-run from the current notebook (before issue 11)'
+    );
+    const cell = (id: string, source: string[]) => ({
+      ...FLAKY.cells[0],
+      id,
+      source
+    });
+    await page.contents.uploadContent(
+      JSON.stringify({
+        ...FLAKY,
+        cells: [
+          cell('wait', ['import os, time\n', 'time.sleep(4)']),
+          cell('check', [
+            "if os.environ.get('REPLICA_ID') == '2':\n",
+            "    raise ValueError('replica 2 has a bug')\n",
+            "print('checked')"
+          ]),
+          cell('end', ["print('done', os.environ.get('REPLICA_ID'))"])
+        ]
+      }),
+      'text',
+      `${tmpPath}/fixme.ipynb`
+    );
+    await openNotebook(page, `${tmpPath}/fixme.ipynb`);
+    await page.evaluate(() =>
+      (window as any).jupyterapp.commands.execute('canfar-jlab:run-as-batch')
+    );
+    const form = await launch(page, 3, 'fixme');
+    await form.locator('.jp-canfar-launch').click();
+    const group = runGroup(page, 'fixme');
+    await group.locator('.jp-canfar-run-toggle').click();
+    // Progress inside each replica, from its own status report.
+    await expect(group.locator('.jp-canfar-progress').first()).toHaveText(
+      /cell \d+ of 3/,
+      { timeout: RUN_TIMEOUT }
+    );
+    await expectSummary(page, 'fixme', '2 Completed · 1 Failed');
+    await expect(group.locator('.jp-canfar-run-error')).toContainText(
+      'ValueError: replica 2 has a bug'
+    );
+    // The executed notebook, one click away, from the notification.
+    const toast = toasts(page, 'fixme');
+    await toast.getByRole('button', { name: 'Open executed notebook' }).click();
+    await expect(
+      page.locator('.jp-NotebookPanel', { hasText: 'done 1' }).first()
+    ).toBeVisible();
+
+    // Fix the cell in the notebook, then re-run the failure from the current notebook.
+    await openNotebook(page, `${tmpPath}/fixme.ipynb`);
+    await page.notebook.setCell(1, 'code', "print('checked')");
+    await page.notebook.save();
+    await page.locator('.jp-SideBar [data-id="canfar-jlab-sidebar"]').click();
+    await group
+      .getByRole('button', { name: 'Re-run the failed replicas of fixme' })
+      .click();
+    await page
+      .locator('.jp-Dialog')
+      .getByRole('button', { name: 'Current notebook' })
+      .click();
+    await expectSummary(page, 'fixme', '3 Completed');
+    await expect(toast).toHaveText(/Run fixme completed: 3 replicas in/);
+    await expect(toast).toHaveCount(1);
+  });
+
+  test('a parameter sweep: one replica per value', async ({ page, tmpPath }) => {
+    const probe = await page.request.post('/canfar-jlab/runs/preview', {
+      data: {
+        notebook: 'no-such.ipynb',
+        replicas: 2,
+        parameters: { x: [1, 2] },
+        sweep: true
+      }
+    });
+    test.skip(
+      /sweep: Extra inputs/.test(await probe.text()),
+      'this server has no parameter sweeps (before issue 12)'
+    );
+    await page.contents.uploadContent(
+      JSON.stringify({
+        ...FLAKY,
+        cells: [
+          {
+            ...FLAKY.cells[0],
+            id: 'params',
+            metadata: { tags: ['parameters'] },
+            source: ['sigma = 5.0']
+          },
+          {
+            ...FLAKY.cells[0],
+            id: 'use',
+            source: ["print(f'sigma={sigma}')"]
+          }
+        ]
+      }),
+      'text',
+      `${tmpPath}/sweep.ipynb`
+    );
+    await openNotebook(page, `${tmpPath}/sweep.ipynb`);
+    await page.evaluate(() =>
+      (window as any).jupyterapp.commands.execute('canfar-jlab:run-as-batch')
+    );
+    const form = sidebar(page).locator('.jp-canfar-form');
+    await form.locator('#jp-canfar-form-name').fill('sweep');
+    await form.locator('#jp-canfar-form-param-sigma').fill('3, 4.5, 6');
+    await expect(form).toContainText('Sweep over 3 values');
+    await expect(form.locator('#jp-canfar-form-replicas')).toHaveValue('3');
+    await expect(form.locator('.jp-canfar-launch')).toHaveText('Run 3 replicas');
+    await expect(form.locator('.jp-canfar-launch')).toBeEnabled();
+    await form.locator('.jp-canfar-launch').click();
+    await expectSummary(page, 'sweep', '3 Completed');
+    for (const value of ['3', '4.5', '6']) {
+      await expect(logLines(page, 'sweep')).toContainText(`sigma=${value}`);
+    }
+  });
 });
+
