@@ -22,6 +22,8 @@ export interface ILogTab {
   sessionId: string | null;
   status: Status | null;
   lines: ILogLines;
+  /** Why the tab has no lines yet (a Pending replica's reason), or null. */
+  waiting: string | null;
 }
 
 export interface ILogTabsOptions {
@@ -167,7 +169,8 @@ export class LogTabs implements IDisposable {
           replica: null,
           sessionId: id,
           status: session?.status ?? null,
-          lines: this._follow(id)
+          lines: this._follow(id),
+          waiting: null
         }
       ];
     } else if (session) {
@@ -185,7 +188,8 @@ export class LogTabs implements IDisposable {
         replica: null,
         sessionId: null,
         status: null,
-        lines: this._merged
+        lines: this._merged,
+        waiting: null
       }
     ];
     for (const replica of run.replicas) {
@@ -215,13 +219,22 @@ export class LogTabs implements IDisposable {
         }
         this._merged.setSource(key, key, lines as LogBuffer);
       }
+      const status = replicaStatus(replica, sessions);
       tabs.push({
         key,
         label: key,
         replica: replica.index,
         sessionId: id,
-        status: replicaStatus(replica, sessions),
-        lines: lines!
+        status,
+        lines: lines!,
+        waiting:
+          status === 'Pending'
+            ? (replica.reason ??
+              this._trans.__(
+                'Replica %1 is Pending: its log starts when the session service runs it.',
+                replica.index
+              ))
+            : null
       });
     }
     this._tabs = tabs;

@@ -133,4 +133,22 @@ describe('LogTabs', () => {
     expect(tabs.fileName()).toBe('fit-replica-1-filtered.log');
     tabs.dispose();
   });
+
+  it('says why a Pending replica has no log yet', () => {
+    const { model, send } = offlineModel();
+    const run = makeRun('fit', [
+      replica(1, 'Pending', { reason: 'queued: 2 cores held by fit-0' }),
+      replica(2, 'Pending'),
+      replica(3, 'Running')
+    ]);
+    send({ type: 'sessions', t: 1, sessions: [], runs: [run] });
+    const tabs = new LogTabs({ target: { run: 'fit' }, model, trans });
+    expect(tabs.tabs.map(t => t.waiting)).toEqual([
+      null,
+      'queued: 2 cores held by fit-0',
+      'Replica 2 is Pending: its log starts when the session service runs it.',
+      null
+    ]);
+    tabs.dispose();
+  });
 });

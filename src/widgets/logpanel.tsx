@@ -120,12 +120,18 @@ export class LogPanel extends Widget {
       </UseSignal>
     );
     strip.addClass('jp-canfar-logtabs-host');
+    // Said where the lines would be while a tab has none (a Pending replica: why).
+    this._waiting = document.createElement('div');
+    this._waiting.className = 'jp-canfar-logwaiting';
+    this._waiting.setAttribute('role', 'status');
     // A CSS column (see style/base.css): the strip takes its height, the view the rest.
     const layout = new PanelLayout();
     layout.addWidget(strip);
     layout.addWidget(this.view);
     this.layout = layout;
+    this.node.appendChild(this._waiting);
     tabs.changed.connect(this._onTabs, this);
+    this.view.rendered.connect(this._showWaiting, this);
     this._onTabs();
   }
 
@@ -154,7 +160,28 @@ export class LogPanel extends Widget {
     super.dispose();
   }
 
+  private _showWaiting(): void {
+    const tab = this.tabs.selectedTab;
+    let text = '';
+    if (tab && this.tabs.visible.length === 0) {
+      text =
+        tab.waiting ??
+        (tab.key === 'all'
+          ? this.tabs.tabs
+              .map(t => t.waiting)
+              .filter(Boolean)
+              .slice(0, 1)
+              .join('')
+          : '');
+    }
+    if (this._waiting.textContent !== text) {
+      this._waiting.textContent = text;
+    }
+    this._waiting.hidden = text === '';
+  }
+
   private _onTabs(): void {
+    this._showWaiting();
     this.view.source = this.tabs.visible;
     this.view.highlight = this.tabs.query;
     this.view.node.setAttribute(
@@ -164,6 +191,7 @@ export class LogPanel extends Widget {
   }
 
   private _trans: TranslationBundle;
+  private _waiting: HTMLDivElement;
 }
 
 /**
