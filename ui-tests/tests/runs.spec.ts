@@ -264,7 +264,10 @@ test.describe('Run as batch', () => {
     await expect(
       group.locator('.jp-canfar-replica[data-status="Completed"]')
     ).toHaveCount(3);
+    // The runs alone in the panel for their picture: fold the form, as a user would.
+    await fold('Run as batch');
     await page.screenshot({ path: path.join(SCREENSHOTS, 'sidebar.png') });
+    await fold('Run as batch');
 
     // The log panel: merged view with replica prefixes, then one replica's tab.
     await group
@@ -623,9 +626,12 @@ test.describe('Run as batch', () => {
     page,
     tmpPath
   }) => {
-    const probe = await page.request.post('/canfar-jlab/runs/no-such-run/rerun', {
-      data: { failed: true, source: 'notebook' }
-    });
+    const probe = await page.request.post(
+      '/canfar-jlab/runs/no-such-run/rerun',
+      {
+        data: { failed: true, source: 'notebook' }
+      }
+    );
     test.skip(
       probe.status() === 400,
       'this server cannot re-run from the current notebook (before issue 11)'
@@ -692,7 +698,10 @@ test.describe('Run as batch', () => {
     await expect(toast).toHaveCount(1);
   });
 
-  test('a parameter sweep: one replica per value', async ({ page, tmpPath }) => {
+  test('a parameter sweep: one replica per value', async ({
+    page,
+    tmpPath
+  }) => {
     const probe = await page.request.post('/canfar-jlab/runs/preview', {
       data: {
         notebook: 'no-such.ipynb',
@@ -734,7 +743,9 @@ test.describe('Run as batch', () => {
     await form.locator('#jp-canfar-form-param-sigma').fill('3, 4.5, 6');
     await expect(form).toContainText('Sweep over 3 values');
     await expect(form.locator('#jp-canfar-form-replicas')).toHaveValue('3');
-    await expect(form.locator('.jp-canfar-launch')).toHaveText('Run 3 replicas');
+    await expect(form.locator('.jp-canfar-launch')).toHaveText(
+      'Run 3 replicas'
+    );
     await expect(form.locator('.jp-canfar-launch')).toBeEnabled();
     await form.locator('.jp-canfar-launch').click();
     await expectSummary(page, 'sweep', '3 Completed');
@@ -743,4 +754,3 @@ test.describe('Run as batch', () => {
     }
   });
 });
-
