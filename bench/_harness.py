@@ -20,7 +20,7 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 
 import httpx
-from tornado import httpserver, web, websocket
+from tornado import httpserver, iostream, web, websocket
 
 from canfar_jlab.engine.control import ensure_engine, stop_engine
 
@@ -39,6 +39,7 @@ class CountingProxy:
         self.engine_token = engine_token
         self.token = "proxy-" + secrets.token_hex(8)
         self.counts: Counter[str] = Counter()
+        self.stream_bytes = 0
         self.port = free_port()
         self._http = httpx.AsyncClient(timeout=60)
         proxy = self
@@ -51,7 +52,9 @@ class CountingProxy:
                     raise web.HTTPError(401)
                 view = self.get_query_argument("view", "")
                 kind = (
-                    "logs"
+                    "stream"
+                    if self.request.path.endswith("/logstream")
+                    else "logs"
                     if view == "logs"
                     else "list"
                     if self.request.path.endswith("/session")
@@ -66,6 +69,9 @@ class CountingProxy:
                     if k.lower() not in {"host", "authorization", "content-length"}
                 }
                 headers["Authorization"] = f"Bearer {proxy.engine_token}"
+                if kind == "stream":  # long-lived: pass the bytes on as they come
+                    await self._stream(headers)
+                    return
                 try:
                     reply = await proxy._http.request(
                         self.request.method,
@@ -80,6 +86,29 @@ class CountingProxy:
                     if key.lower() in {"content-type", "x-skaha-log-offset", "retry-after"}:
                         self.set_header(key, value)
                 self.finish(reply.content)
+
+            async def _stream(self, headers: dict[str, str]) -> None:
+                request = proxy._http.build_request(
+                    "POST",
+                    proxy.engine_root + self.request.uri,
+                    headers=headers,
+                    content=self.request.body,
+                )
+                try:
+                    reply = await proxy._http.send(request, stream=True)
+                except (httpx.HTTPError, RuntimeError):
+                    raise web.HTTPError(502) from None
+                try:
+                    self.set_status(reply.status_code)
+                    async for chunk in reply.aiter_raw():
+                        proxy.stream_bytes += len(chunk)
+                        self.write(chunk)
+                        await self.flush()
+                except (httpx.HTTPError, RuntimeError, iostream.StreamClosedError):
+                    return
+                finally:
+                    await reply.aclose()
+                self.finish()
 
             get = post = delete = _forward
 

@@ -9,10 +9,15 @@ engine / direct, and where the CPU went. The figure of merit is the Completed ra
     .venv/bin/python bench/engine_launch.py                  # N = 10 and 100, 3 rounds each
     .venv/bin/python bench/engine_launch.py --n 50 --rounds 5 --client httpx
 
-The engine path is measured by polling `GET /session` every 50 ms (what a UI does); the direct
-path needs no polling. The default client is a thin stdlib one (keep-alive connections, one per
-worker thread) so that the figures are the engine's; `--client httpx` uses httpx.AsyncClient as
-canfar_jlab's Skaha client does, to show what that client adds. It starts its own engine in a
+The engine path is measured by polling: `GET /session?status=Pending` every 10 ms until none of
+the round's sessions is Pending (a cheap reply that shrinks as replicas start), then `GET
+/session` every 50 ms until all have Completed; the direct path needs no polling. The CPU per
+replica is printed by where it goes: the replica itself, its supervisor (from the CPU figures
+each supervisor writes into exit.json), the fork server, the engine daemon and the client.
+
+The default client is a thin stdlib one (keep-alive connections, one per worker thread) so that
+the figures are the engine's; `--client httpx` uses httpx.AsyncClient as canfar_jlab's Skaha
+client does, to show what that client adds. It starts its own engine in a
 temporary data home (capacity = the largest N, so nothing queues: the direct path does not queue
 either) and stops it at the end.
 """
@@ -41,7 +46,7 @@ from canfar_jlab.engine.control import EngineInfo, ensure_engine, stop_engine
 
 REPLICA_ARGS = ["-c", "print('ok')"]  # no spaces: Skaha splits args on single spaces
 POLL = 0.05
-STARTED = {"Running", "Completed", "Failed"}
+PENDING_POLL = 0.01
 
 
 def children_cpu() -> float:
@@ -113,21 +118,33 @@ async def engine_round(
 
     start = time.perf_counter()
     ids = set(await asyncio.gather(*(create(i) for i in range(1, n + 1))))
-    running_at = None
+    while True:
+        _, body = await request("GET", "/session", {"status": "Pending"})
+        if not ids & {s["id"] for s in json.loads(body)}:
+            break
+        await asyncio.sleep(PENDING_POLL)
+    running_at = time.perf_counter() - start
     while True:
         _, body = await request("GET", "/session", None)
         states = {s["id"]: s["status"] for s in json.loads(body) if s["id"] in ids}
         now = time.perf_counter() - start
-        if running_at is None and all(states.get(i) in STARTED for i in ids):
-            running_at = now
         if all(states.get(i) == "Completed" for i in ids):
             break
         failed = [i for i in ids if states.get(i) == "Failed"]
         if failed:
             raise RuntimeError(f"{len(failed)} replicas failed, e.g. {failed[0]}")
         await asyncio.sleep(POLL)
-    assert running_at is not None
     return running_at, now, ids
+
+
+def supervisor_cpu(home: Path, ids: set[str]) -> tuple[float, float]:
+    """CPU seconds of the round's supervisors and of their replicas, from exit.json."""
+    supervisors = replicas = 0.0
+    for session_id in ids:
+        outcome = json.loads((home / "engine" / "sessions" / session_id / "exit.json").read_text())
+        supervisors += outcome["cpu"]["supervisor"]
+        replicas += outcome["cpu"]["replica"]
+    return supervisors, replicas
 
 
 async def delete_all(request: Callable, ids: set[str]) -> None:
@@ -142,13 +159,15 @@ class EngineCpu:
     def __init__(self, pid: int) -> None:
         self.engine = psutil.Process(pid)
 
-    def read(self) -> tuple[float, float]:
+    def read(self) -> tuple[float, float, float]:
+        """(engine daemon, fork server itself, everything the fork server reaped)."""
         engine = self.engine.cpu_times()
-        spawned = 0.0
+        own = reaped = 0.0
         for child in self.engine.children():
             times = child.cpu_times()
-            spawned += times.user + times.system + times.children_user + times.children_system
-        return engine.user + engine.system, spawned
+            own += times.user + times.system
+            reaped += times.children_user + times.children_system
+        return engine.user + engine.system, own, reaped
 
 
 async def run(sizes: list[int], rounds: int, concurrency: int, client_kind: str, nice: int):
@@ -196,7 +215,7 @@ async def run(sizes: list[int], rounds: int, concurrency: int, client_kind: str,
             notes = []
             for n in sizes:
                 d_run, d_done, e_run, e_done = [], [], [], []
-                d_cpu = e_cpu = s_cpu = c_cpu = 0.0
+                d_cpu = e_cpu = f_cpu = sup_cpu = rep_cpu = c_cpu = 0.0
                 for r in range(rounds):
                     spawned, exited, children = direct(n, logs)
                     d_run.append(spawned)
@@ -208,7 +227,10 @@ async def run(sizes: list[int], rounds: int, concurrency: int, client_kind: str,
                     )
                     after = cpu.read()
                     e_cpu += after[0] - before[0]
-                    s_cpu += after[1] - before[1]
+                    f_cpu += after[1] - before[1]
+                    supervisors, replicas = supervisor_cpu(home, ids)
+                    sup_cpu += supervisors
+                    rep_cpu += replicas
                     c_cpu += self_cpu() - client_before
                     await delete_all(request, ids)  # for the next round, outside the figures
                     e_run.append(running)
@@ -221,11 +243,18 @@ async def run(sizes: list[int], rounds: int, concurrency: int, client_kind: str,
                 )
                 per = 1000.0 / (rounds * n)
                 notes.append(
-                    f"N={n}: CPU ms per replica - direct children {d_cpu * per:.1f}; engine path: "
-                    f"supervisors+replicas+fork server {s_cpu * per:.1f}, engine daemon "
-                    f"{e_cpu * per:.1f}, client {c_cpu * per:.1f}"
+                    f"N={n}: CPU ms per replica - direct: the process {d_cpu * per:.1f}; engine: "
+                    f"the process {rep_cpu * per:.1f}, its supervisor {sup_cpu * per:.1f}, the "
+                    f"fork server {f_cpu * per:.1f} (supervisor + fork server "
+                    f"{(sup_cpu + f_cpu) * per:.1f}), engine daemon {e_cpu * per:.1f}, "
+                    f"client {c_cpu * per:.1f}"
                 )
             print("\n".join(notes))
+            print(
+                "  (a supervisor is a forked copy of the fork server: the fork, the pages it "
+                "copies as its Python code runs, supervisor.json and exit.json, posix_spawn of "
+                "the replica, then sleeping until the replica exits)"
+            )
         finally:
             if httpx_client is not None:
                 await httpx_client.aclose()

@@ -6,6 +6,11 @@
   text is kept in a bounded buffer; each viewer reads at its own pace from its own byte offset,
   so a slow viewer never blocks the feed or the others, and one that falls behind the buffer
   catches up with a direct read from the service.
+* Where the service offers a log stream (the local engine, docs/engine.md), one long-lived
+  request carries every watched log; elsewhere each feed polls. Against a service that sends
+  whole logs (Skaha), polling is polite: a quiet log is read ever less often (up to
+  `quiet_interval`), one shown in a tab at least every `whole_log_interval`, one whose session
+  just ended once more at once, and all whole-log reads share a bytes-per-second cap.
 * Feeds stop when their last viewer leaves; the list poll runs only while someone watches it or
   an observer (the runs module) says there is still work in flight.
 """
@@ -22,6 +27,7 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from .models import LogChunk, Session
+from .skaha import InvalidRequest, NotFound, SkahaError
 
 log = logging.getLogger(__name__)
 
@@ -32,6 +38,9 @@ class SessionSource(Protocol):
     async def list_sessions(self) -> list[Session]: ...
 
     async def logs(self, session_id: str, offset: int | None = None) -> LogChunk: ...
+
+    # Optional: `log_stream(sessions: dict[str, int]) -> AsyncIterator[LogFrame]`, the service's
+    # streaming log read (SkahaClient.log_stream); the hub uses it when the source has it.
 
 
 @dataclass(frozen=True)
@@ -68,8 +77,33 @@ class LogEnd:
 Observer = Callable[[list[Session]], Awaitable[dict[str, Any]]]
 
 
+class ByteBudget:
+    """A cap on whole-log bytes per second, shared by every feed of one hub: a read reserves
+    the bytes it expects (the log's last size) and waits its turn; the actual size settles the
+    account afterwards. Reads that fit the rate are never delayed."""
+
+    def __init__(self, bytes_per_second: float) -> None:
+        self.rate = float(bytes_per_second)
+        self._free_at = 0.0
+
+    async def reserve(self, expected: int) -> int:
+        if self.rate <= 0:
+            return expected
+        now = time.monotonic()
+        start = max(self._free_at, now)
+        self._free_at = start + expected / self.rate
+        if start > now:
+            await asyncio.sleep(start - now)
+        return expected
+
+    def settle(self, reserved: int, actual: int) -> None:
+        if self.rate > 0:
+            self._free_at += (actual - reserved) / self.rate
+
+
 class LogFeed:
-    """One session's log, polled once for all of its viewers."""
+    """One session's log, read once for all of its viewers: from the service's log stream when
+    it offers one (the local engine), else by polling."""
 
     def __init__(
         self,
@@ -90,16 +124,40 @@ class LogFeed:
         self.next_offset: int | None = None  # None until the first read
         self.ended: LogEnd | None = None
         self.viewers = 0
+        self.visible_viewers: set[object] = set()
         self.upstream_reads = 0
+        self.last_size = 0  # whole-log services: the size of the last log read
+        self.interval = 0.0  # polling: the wait before the next read
         self._changed = asyncio.Condition()
+        self._wake = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
+        self._started = False
+
+    @property
+    def visible(self) -> bool:
+        return bool(self.visible_viewers)
 
     def start(self, offset: int) -> None:
-        if self._task is None:
-            self.next_offset = offset
+        if self._started:
+            return
+        self._started = True
+        self.next_offset = offset
+        if self.hub.stream is not None:
+            self.hub.stream.add(self)
+        else:
+            self.start_polling()
+
+    def start_polling(self) -> None:
+        if self._task is None and self.ended is None:
             self._task = asyncio.create_task(self._poll(), name=f"log-feed-{self.session_id}")
 
+    def wake(self) -> None:
+        """Read now (the session ended, or a viewer now shows it), not after the interval."""
+        self._wake.set()
+
     async def stop(self) -> None:
+        if self.hub.stream is not None:
+            self.hub.stream.remove(self)
         if self._task is not None:
             self._task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
@@ -107,13 +165,19 @@ class LogFeed:
             self._task = None
 
     async def _poll(self) -> None:
+        hub = self.hub
         interval = self.min_interval
         failures = 0
         started = time.time()
+        whole: bool | None = None  # the service sends whole logs (Skaha): known after one read
         while True:
-            ended = self.hub.ended_status(self.session_id, since=started)
+            self._wake.clear()  # here: a wake that comes during the read is not lost
+            ended = hub.ended_status(self.session_id, since=started)
+            reserved = 0
             try:
-                chunk = await self.hub.source.logs(self.session_id, self.next_offset)
+                if whole:
+                    reserved = await hub.budget.reserve(self.last_size)
+                chunk = await hub.source.logs(self.session_id, self.next_offset)
                 self.upstream_reads += 1
                 failures = 0
             except Exception as exc:  # the service is down or slow: keep trying, say so once
@@ -122,30 +186,57 @@ class LogFeed:
                     log.info("log read of %s failed: %s", self.session_id, _one_line(exc))
                 await asyncio.sleep(min(self.max_interval * 4, interval * 2**failures))
                 continue
-            if chunk.text or chunk.next_offset != self.next_offset:
-                await self._append(chunk)
-                interval = self.min_interval
-            else:
-                interval = min(self.max_interval, interval * 2)
+            hub.log_reads += 1
+            if whole is None:
+                whole = not chunk.honoured
+            if whole:
+                self.last_size = chunk.next_offset
+                hub.budget.settle(reserved, chunk.next_offset)
+                hub.whole_log_bytes += chunk.next_offset
+            news = bool(chunk.text) or chunk.next_offset != self.next_offset
+            if news:
+                await self._append(self.next_offset or 0, chunk.next_offset, chunk.text)
             if ended is not None:
                 # The status came before this read, so this read had the log's final bytes.
-                async with self._changed:
-                    self.ended = LogEnd(self.session_id, ended)
-                    self._changed.notify_all()
+                await self._finish(ended)
                 return
-            # A service that sends whole logs on every call gets polled gently.
-            floor = self.min_interval if chunk.honoured else max(self.min_interval, 2.0)
-            await asyncio.sleep(max(floor, interval))
+            if whole:
+                # Polite to a service that sends the whole log every time: a log that changed
+                # is read again in `whole_log_interval`, a quiet one ever less often (up to
+                # `quiet_interval`), one shown in a browser tab at least every
+                # `whole_log_interval`; an end seen in the list wakes the feed for a last read.
+                base = hub.whole_log_interval
+                interval = base if news else min(hub.quiet_interval, max(interval, base) * 2)
+                wait = min(interval, base) if self.visible else interval
+            else:
+                interval = self.min_interval if news else min(self.max_interval, interval * 2)
+                wait = interval
+            self.interval = wait
+            with contextlib.suppress(asyncio.TimeoutError):
+                await asyncio.wait_for(self._wake.wait(), wait)
 
-    async def _append(self, chunk: LogChunk) -> None:
-        start = self.next_offset or 0
-        delta = LogDelta(self.session_id, start, chunk.next_offset, chunk.text)
+    async def receive(self, offset: int, data: bytes) -> None:
+        """Bytes from the log stream, starting at byte `offset`."""
+        current = self.next_offset or 0
+        if offset + len(data) <= current:
+            return  # already had them (a reopened stream resends nothing, but be sure)
+        if offset < current:
+            data, offset = data[current - offset :], current
+        await self._append(offset, offset + len(data), data.decode("utf-8", "replace"))
+
+    async def _append(self, start: int, next_offset: int, text: str) -> None:
+        delta = LogDelta(self.session_id, start, next_offset, text)
         async with self._changed:
             self.chunks.append(delta)
-            self.buffered += len(chunk.text)
+            self.buffered += len(text)
             while self.buffered > self.buffer_bytes and len(self.chunks) > 1:
                 self.buffered -= len(self.chunks.popleft().text)
-            self.next_offset = chunk.next_offset
+            self.next_offset = next_offset
+            self._changed.notify_all()
+
+    async def _finish(self, status: str) -> None:
+        async with self._changed:
+            self.ended = LogEnd(self.session_id, status)
             self._changed.notify_all()
 
     async def follow(self, offset: int) -> AsyncIterator[LogDelta | LogEnd]:
@@ -162,9 +253,15 @@ class LogFeed:
                 ended = self.ended
                 oldest = self.chunks[0].offset if self.chunks else self.next_offset or 0
             if cursor < oldest:
-                # Fell behind the buffer (or resumed from an old offset): read the gap directly.
+                # Fell behind the buffer (or resumed from an old offset): read the gap directly,
+                # within the whole-log budget when the service sends whole logs.
+                budget = self.hub.budget
+                reserved = await budget.reserve(self.last_size) if self.last_size else 0
                 chunk = await self.hub.source.logs(self.session_id, cursor)
                 self.upstream_reads += 1
+                whole = 0 if chunk.honoured else chunk.next_offset
+                budget.settle(reserved, whole)
+                self.hub.whole_log_bytes += whole
                 if chunk.text:
                     yield LogDelta(self.session_id, cursor, chunk.next_offset, chunk.text)
                 cursor = max(cursor, chunk.next_offset)
@@ -186,6 +283,99 @@ def _slice(delta: LogDelta, cursor: int) -> LogDelta:
     return LogDelta(delta.session_id, cursor, delta.next_offset, data.decode("utf-8", "replace"))
 
 
+class LogStream:
+    """Every watched log over one long-lived request (the service's `log_stream`), reopened
+    with the new set when feeds come or go; a service without it is polled instead."""
+
+    DEBOUNCE = 0.05  # a burst of subscriptions (a merged view of 100 replicas) opens one request
+    GIVE_UP_AFTER = 3  # failures before the stream ever opened, then the feeds poll
+
+    def __init__(self, hub: LiveHub) -> None:
+        self.hub = hub
+        self.feeds: dict[str, LogFeed] = {}
+        self.requests = 0  # stream requests opened
+        self.frames = 0
+        self._opened_once = False
+        self._changed = asyncio.Event()
+        self._task: asyncio.Task[None] | None = None
+
+    def add(self, feed: LogFeed) -> None:
+        self.feeds[feed.session_id] = feed
+        self._changed.set()
+        if self._task is None or self._task.done():
+            self._task = asyncio.create_task(self._run(), name="log-stream")
+
+    def remove(self, feed: LogFeed) -> None:
+        if self.feeds.get(feed.session_id) is feed:
+            del self.feeds[feed.session_id]
+            self._changed.set()
+
+    async def close(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+            self._task = None
+
+    async def _run(self) -> None:
+        failures = 0
+        while self.feeds and not self.hub._closed:
+            await asyncio.sleep(self.DEBOUNCE)
+            self._changed.clear()
+            watch = {
+                sid: feed.next_offset or 0 for sid, feed in self.feeds.items() if feed.ended is None
+            }
+            if not watch:
+                await self._changed.wait()
+                continue
+            reader = asyncio.ensure_future(self._consume(watch))
+            changed = asyncio.ensure_future(self._changed.wait())
+            try:
+                done, _ = await asyncio.wait({reader, changed}, return_when=asyncio.FIRST_COMPLETED)
+            finally:  # also when this task is cancelled (the hub closes)
+                changed.cancel()
+                if not reader.done():
+                    reader.cancel()
+                    with contextlib.suppress(asyncio.CancelledError, Exception):
+                        await reader
+            if reader not in done or reader.cancelled():  # the set changed: reopen with it
+                continue
+            error = reader.exception()
+            if error is None:
+                failures = 0
+                continue
+            failures += 1
+            # Never opened: a refusal (404 from Skaha or an older engine, any other status) or
+            # repeated failures mean no stream here; the feeds poll, as they always could.
+            refused = isinstance(error, NotFound | InvalidRequest) or (
+                isinstance(error, SkahaError) and error.status is not None
+            )
+            if not self._opened_once and (refused or failures >= self.GIVE_UP_AFTER):
+                log.info("no log stream from the session service; polling logs instead")
+                self.hub.stream = None
+                for feed in list(self.feeds.values()):
+                    feed.start_polling()
+                self.feeds.clear()
+                return
+            if failures == 1:
+                log.info("the log stream broke: %s; reopening it", _one_line(error))
+            await asyncio.sleep(min(5.0, 0.25 * 2**failures))
+
+    async def _consume(self, watch: dict[str, int]) -> None:
+        source = self.hub.source
+        self.requests += 1
+        async for frame in source.log_stream(watch):  # type: ignore[attr-defined]
+            self._opened_once = True
+            self.frames += 1
+            feed = self.feeds.get(frame.session_id)
+            if feed is None:
+                continue
+            if frame.data:
+                await feed.receive(frame.offset, frame.data)
+            if frame.end is not None:
+                await feed._finish(frame.end)
+
+
 class LiveHub:
     """Shared watchers over one session service."""
 
@@ -197,6 +387,10 @@ class LiveHub:
         log_min_interval: float = 0.1,
         log_max_interval: float = 1.0,
         log_buffer_bytes: int = 2 * 2**20,
+        whole_log_interval: float = 2.0,
+        quiet_interval: float = 30.0,
+        whole_log_bytes_per_second: float = 2 * 2**20,
+        stream: bool = True,
         observer: Observer | None = None,
         busy: Callable[[], bool] | None = None,
     ) -> None:
@@ -205,6 +399,15 @@ class LiveHub:
         self.log_min_interval = log_min_interval
         self.log_max_interval = log_max_interval
         self.log_buffer_bytes = log_buffer_bytes
+        self.whole_log_interval = whole_log_interval
+        self.quiet_interval = quiet_interval
+        self.budget = ByteBudget(whole_log_bytes_per_second)
+        # The log stream while the service may offer one; None once it is known not to.
+        self.stream: LogStream | None = (
+            LogStream(self) if stream and hasattr(source, "log_stream") else None
+        )
+        self.log_reads = 0  # upstream log reads by polling feeds
+        self.whole_log_bytes = 0  # bytes of whole logs read (services without offsets)
         self.observer = observer
         self.busy = busy or (lambda: False)
         self.snapshot: Snapshot | None = None
@@ -233,6 +436,8 @@ class LiveHub:
             task.cancel()
         for feed in list(self._feeds.values()):
             await feed.stop()
+        if self.stream is not None:
+            await self.stream.close()
         for task in tasks:
             with contextlib.suppress(asyncio.CancelledError):
                 await task
@@ -288,6 +493,9 @@ class LiveHub:
         async with self._snapshot_changed:
             self.snapshot = snapshot
             self._snapshot_changed.notify_all()
+        for feed in list(self._feeds.values()):
+            if feed.ended is None and self.ended_status(feed.session_id) is not None:
+                feed.wake()  # a replica that just ended is read once more, now
         return snapshot
 
     def ended_status(self, session_id: str, since: float = 0.0) -> str | None:
@@ -321,8 +529,18 @@ class LiveHub:
 
     # ------------------------------------------------------------------ logs
 
-    async def logs(self, session_id: str, offset: int = 0) -> AsyncIterator[LogDelta | LogEnd]:
-        """Follow one session's log from byte `offset`, sharing one feed with other viewers."""
+    async def logs(
+        self,
+        session_id: str,
+        offset: int = 0,
+        *,
+        viewer: object | None = None,
+        visible: bool = True,
+    ) -> AsyncIterator[LogDelta | LogEnd]:
+        """Follow one session's log from byte `offset`, sharing one feed with other viewers.
+        `visible` says whether `viewer` shows it now (see `set_visible`): a visible log is
+        read at least every `whole_log_interval` from a whole-log service."""
+        viewer = viewer if viewer is not None else object()
         feed = self._feeds.get(session_id)
         if feed is None:
             feed = LogFeed(
@@ -334,6 +552,8 @@ class LiveHub:
             )
             self._feeds[session_id] = feed
         feed.viewers += 1
+        if visible:
+            feed.visible_viewers.add(viewer)
         self.ensure_polling()
         feed.start(offset)
         try:
@@ -341,9 +561,21 @@ class LiveHub:
                 yield item
         finally:
             feed.viewers -= 1
+            feed.visible_viewers.discard(viewer)
             if feed.viewers == 0 and self._feeds.get(session_id) is feed:
                 del self._feeds[session_id]
                 await feed.stop()
+
+    def set_visible(self, session_id: str, viewer: object, visible: bool) -> None:
+        """`viewer` now shows (or hides) the session's log."""
+        feed = self._feeds.get(session_id)
+        if feed is None:
+            return
+        if visible and viewer not in feed.visible_viewers:
+            feed.visible_viewers.add(viewer)
+            feed.wake()
+        elif not visible:
+            feed.visible_viewers.discard(viewer)
 
     @property
     def log_feeds(self) -> dict[str, LogFeed]:

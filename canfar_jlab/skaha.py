@@ -57,6 +57,7 @@ log = logging.getLogger(__name__)
 T = TypeVar("T")
 
 LOG_OFFSET_HEADER = "X-Skaha-Log-Offset"
+LOG_STREAM_PATH = "logstream"
 _SESSION_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9-]{0,63}$")
 _RETRY_STATUSES = frozenset({429, 502, 503, 504})
 _JSON_CAP = 32 * 2**20
@@ -386,6 +387,43 @@ class SkahaClient:
         start = min(offset or 0, len(body))
         return LogChunk(_decode(body[start:]), len(body), honoured=False)
 
+    async def log_stream(
+        self, sessions: dict[str, int], *, read_timeout: float = 60.0
+    ) -> AsyncIterator[LogFrame]:
+        """New log bytes of every session in `sessions` (id -> byte offset to start from), as
+        the service sends them over one long-lived request (the local engine's `logstream`
+        extension, docs/engine.md); a session's last frame has `end` set. Services without the
+        extension (Skaha, older engines) answer NotFound or InvalidRequest at once."""
+        self._check_expiry()
+        what = f"POST {LOG_STREAM_PATH}"
+        body = json.dumps({"sessions": {_checked_id(k): int(v) for k, v in sessions.items()}})
+        timeout = httpx.Timeout(read_timeout, connect=self._http.timeout.connect)
+        request = self._http.build_request(
+            "POST",
+            self._base.join(LOG_STREAM_PATH),
+            content=body.encode(),
+            headers={"Content-Type": "application/json", "Accept": "application/octet-stream"},
+            timeout=timeout,
+        )
+        try:
+            response = await self._http.send(request, stream=True)
+        except (httpx.TransportError, ssl.SSLError) as exc:
+            raise self._transport_error(exc, what, not isinstance(exc, _NOT_SENT), True) from None
+        try:
+            if response.status_code != 200:
+                reply = await _read_capped(response, _ERROR_CAP, truncate=True)
+                raise self._status_error(response.status_code, reply, what, None)
+            frames = _FrameReader()
+            async for chunk in response.aiter_bytes():
+                for frame in frames.feed(chunk):
+                    yield frame
+        except (httpx.TransportError, ssl.SSLError) as exc:
+            raise self._transport_error(exc, what, True, True) from None
+        except ValueError:
+            raise BadReply(f"{self.credentials.service_name} sent a malformed log stream") from None
+        finally:
+            await response.aclose()
+
     async def tail(
         self, session_id: str, poll_interval: float = 2.0, *, max_failures: int = 5
     ) -> AsyncIterator[str]:
@@ -708,6 +746,57 @@ def _ssl_context(credentials: Credentials) -> ssl.SSLContext:
                 f"it is unreadable or lacks its key; {credentials.renew_hint}"
             ) from None
     return context
+
+
+@dataclass(frozen=True)
+class LogFrame:
+    """A piece of one session's log from `log_stream`: `data` starts at byte `offset`; `end`
+    is the session's final status on its last frame."""
+
+    session_id: str
+    offset: int
+    data: bytes = b""
+    end: str | None = None
+
+
+class _FrameReader:
+    """Splits the log stream into frames: a JSON header line, then `length` raw bytes."""
+
+    MAX_HEADER = 4096
+
+    def __init__(self) -> None:
+        self._buffer = bytearray()
+        self._header: dict[str, Any] | None = None
+
+    def feed(self, chunk: bytes) -> list[LogFrame]:
+        self._buffer += chunk
+        frames = []
+        while True:
+            if self._header is None:
+                end = self._buffer.find(b"\n")
+                if end < 0:
+                    if len(self._buffer) > self.MAX_HEADER:
+                        raise ValueError("frame header too long")
+                    return frames
+                header = json.loads(self._buffer[:end])
+                del self._buffer[: end + 1]
+                if not isinstance(header, dict):
+                    raise ValueError("frame header is not an object")
+                if not header:
+                    continue  # heartbeat
+                self._header = header
+            length = self._header.get("length", 0)
+            if not isinstance(length, int) or length < 0:
+                raise ValueError("bad frame length")
+            if len(self._buffer) < length:
+                return frames
+            data = bytes(self._buffer[:length])
+            del self._buffer[:length]
+            header, self._header = self._header, None
+            session_id, offset, end = header.get("session"), header.get("offset"), header.get("end")
+            if not isinstance(session_id, str) or not isinstance(offset, int):
+                raise ValueError("frame without a session and an offset")
+            frames.append(LogFrame(session_id, offset, data, end if isinstance(end, str) else None))
 
 
 class _TooLarge(Exception):

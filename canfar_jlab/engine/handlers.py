@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import asyncio
 import hmac
 import json
 import logging
+import re
 import sys
+import time
 from typing import Any
 
+import tornado.iostream
 import tornado.web
 
 from .. import __version__
@@ -242,6 +246,108 @@ class SessionHandler(EngineHandler):
         self.finish()
 
 
+# ---------------------------------------------------------------- streaming log read (beyond Skaha)
+
+STREAM_PATH = "logstream"
+STREAM_TICK = 0.1  # seconds between looks at the watched logs
+STREAM_QUIET_MAX = 4  # ticks between looks at a log that has been quiet a while
+STREAM_HEARTBEAT = 15.0  # an empty frame after this long without news (finds closed peers)
+STREAM_MAX_SESSIONS = 10_000
+
+
+class LogStreamHandler(EngineHandler):
+    """`POST v1/logstream` with `{"sessions": {"<id>": <offset>, ...}}`: one long-lived reply
+    carrying the new bytes of every listed session's log as they are written (docs/engine.md).
+
+    Frames: a JSON header line, then `length` raw log bytes when it says so:
+    `{"session": id, "offset": N, "length": L}` + L bytes; `{"session": id, "end": status,
+    "offset": M}` once a session has ended (or is gone) and all its bytes were sent; `{}` as a
+    heartbeat. The reply ends when every listed session has ended, or when the client leaves."""
+
+    _gone = False
+
+    def on_connection_close(self) -> None:
+        self._gone = True
+
+    def _watch_list(self) -> dict[str, int]:
+        try:
+            body = json.loads(self.request.body or b"{}")
+        except ValueError:
+            raise bad_request("logstream: the body must be JSON") from None
+        sessions = body.get("sessions") if isinstance(body, dict) else None
+        if not isinstance(sessions, dict) or len(sessions) > STREAM_MAX_SESSIONS:
+            raise bad_request(
+                f"logstream: 'sessions' must map up to {STREAM_MAX_SESSIONS} ids to offsets"
+            )
+        for session_id, offset in sessions.items():
+            if not _STREAM_ID.match(session_id):
+                raise bad_request(f"logstream: invalid session id {session_id[:64]!r}")
+            if not isinstance(offset, int) or isinstance(offset, bool) or offset < 0:
+                raise bad_request(f"logstream: offset of {session_id} must be a byte count")
+        return dict(sessions)
+
+    async def post(self, _version: str) -> None:
+        watch = self._watch_list()
+        self.set_header("Content-Type", "application/octet-stream")
+        self.set_header("Cache-Control", "no-store")
+        quiet_since = time.monotonic()
+        # A log that had news is looked at again next tick; a quiet one ever less often (up to
+        # STREAM_QUIET_MAX ticks), so a merged view of a big, mostly Pending run costs little.
+        skip: dict[str, int] = dict.fromkeys(watch, 0)
+        pause: dict[str, int] = dict.fromkeys(watch, 1)
+        while watch and not self._gone:
+            sent = False
+            for session_id, offset in list(watch.items()):
+                if skip[session_id] > 0:
+                    skip[session_id] -= 1
+                    continue
+                rec = self.manager.get(session_id)
+                # Ended is read before the size: an ended replica writes nothing more.
+                ended = "Deleted" if rec is None else rec.status if rec.final else None
+                end = self.manager.log_size(session_id)
+                while offset < end:
+                    data = self.manager.read_log(session_id, offset, min(LOG_CHUNK, end - offset))
+                    if not data:
+                        break
+                    self._frame({"session": session_id, "offset": offset, "length": len(data)})
+                    self.write(data)
+                    offset += len(data)
+                    sent = True
+                    if offset < end:  # a long backlog goes out in pieces, not all in memory
+                        try:
+                            await self.flush()
+                        except tornado.iostream.StreamClosedError:
+                            return
+                news = offset != watch[session_id]
+                watch[session_id] = offset
+                pause[session_id] = 1 if news else min(STREAM_QUIET_MAX, pause[session_id] * 2)
+                skip[session_id] = pause[session_id] - 1
+                if ended is not None:
+                    self._frame({"session": session_id, "end": ended, "offset": offset})
+                    del watch[session_id]
+                    sent = True
+            now = time.monotonic()
+            if not sent and now - quiet_since >= STREAM_HEARTBEAT:
+                self._frame({})
+                sent = True
+            if sent:
+                quiet_since = now
+                try:
+                    await self.flush()
+                except tornado.iostream.StreamClosedError:
+                    return
+            if watch:
+                await asyncio.sleep(STREAM_TICK)
+        if not self._gone:
+            self.finish()
+
+    def _frame(self, header: dict[str, Any]) -> None:
+        self.write(json.dumps(header, separators=(",", ":")).encode() + b"\n")
+
+
+_STREAM_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9-]{0,63}$")
+
+
 class ImagesHandler(EngineHandler):
     def get(self, _version: str) -> None:
         kind = self.param("type")
@@ -285,6 +391,7 @@ def routes(manager: SessionManager, token: str, base_url: str) -> list[Any]:
         (r"/skaha/availability/?", AvailabilityHandler, args),
         (rf"/skaha/{version}/session/?", SessionsHandler, args),
         (rf"/skaha/{version}/session/(.+)", SessionHandler, args),
+        (rf"/skaha/{version}/{STREAM_PATH}/?", LogStreamHandler, args),
         (rf"/skaha/{version}/image/?", ImagesHandler, args),
         (rf"/skaha/{version}/context/?", ContextHandler, args),
         (rf"/skaha/{version}/repository/?", RepositoryHandler, args),

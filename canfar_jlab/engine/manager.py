@@ -45,6 +45,10 @@ log = logging.getLogger(__name__)
 # Never handed to replicas: credentials of the services around them.
 SECRET_ENV = frozenset({"CANFAR_TOKEN", "JUPYTERHUB_API_TOKEN", "JPY_API_TOKEN", "JUPYTER_TOKEN"})
 FORCE_KILL_MARGIN = 5.0  # after the grace period, before the engine kills a stuck supervisor
+# Finished sessions are listed this long after they end, as Skaha lists them; older ones are
+# still served by id (status, logs, events) until the retention sweep forgets them, so the list
+# a Jupyter server polls does not grow with history.
+LIST_WINDOW = 3600.0
 
 
 class SessionManager:
@@ -57,6 +61,7 @@ class SessionManager:
         self.identity = identity
         self.sessions: dict[str, SessionRecord] = {}
         self._active: dict[str, SessionRecord] = {}  # not finished, in arrival order
+        self._recent: dict[str, SessionRecord] = {}  # finished and still listed, by end
         self.events: dict[str, list[Event]] = {}
         self._base_env = self._engine_env()
         self._commit_pending = False
@@ -76,10 +81,13 @@ class SessionManager:
         while the engine was down, then resume scheduling."""
         self._watcher = ExitWatcher()
         self.events = self.store.load_events()
-        for rec in self.store.load_sessions():
+        listed_after = time.time() - self.list_window
+        for rec in sorted(self.store.load_sessions(), key=lambda r: r.ended or 0.0):
             self.sessions[rec.id] = rec
             if not rec.final:
                 self._active[rec.id] = rec
+            elif (rec.ended or rec.created) > listed_after:
+                self._recent[rec.id] = rec
         for rec in list(self._active.values()):
             self._reconcile(rec)
         self.sweep()
@@ -117,12 +125,28 @@ class SessionManager:
 
     # ---------------------------------------------------------------- queries
 
+    @property
+    def list_window(self) -> float:
+        return min(LIST_WINDOW, self.config.retention)
+
     def list(self, kind: str | None = None, status: str | None = None) -> list[SessionRecord]:
+        """Sessions not finished, and those that finished within the list window, in arrival
+        order. Costs what the listed sessions cost, however long the history."""
         kind = kind.strip().lower() if kind else None
         status = status.strip().lower() if status else None
+        listed_after = time.time() - self.list_window
+        for session_id, rec in list(self._recent.items()):  # oldest end first
+            if (rec.ended or rec.created) > listed_after:
+                break
+            del self._recent[session_id]
+        listed = [
+            *(r for r in self._recent.values() if (r.ended or r.created) > listed_after),
+            *self._active.values(),
+        ]
+        listed.sort(key=lambda rec: rec.seq)
         return [
             rec
-            for rec in self.sessions.values()
+            for rec in listed
             if (kind is None or rec.type.lower() == kind)
             and (status is None or rec.status.lower() == status)
         ]
@@ -137,7 +161,7 @@ class SessionManager:
             for rec in records
             if rec.status == RUNNING and rec.supervisor_pid
         }
-        return self._usage.sample(roots) if roots else {}
+        return self._usage.sample(roots, complete=len(roots) == 1) if roots else {}
 
     def allocated(self) -> tuple[int, int]:
         """Cores and RAM bytes held by sessions that are starting, running or stopping."""
@@ -418,6 +442,7 @@ class SessionManager:
             self._forget(rec)
             return
         self._active.pop(rec.id, None)
+        self._recent[rec.id] = rec
         rec.ended = time.time()
         if outcome is None:
             rec.end_reason = rec.end_reason or reason or "lost"
@@ -447,6 +472,7 @@ class SessionManager:
             self._watcher.unwatch(rec.id)
         self.sessions.pop(rec.id, None)
         self._active.pop(rec.id, None)
+        self._recent.pop(rec.id, None)
         self.events.pop(rec.id, None)
         self.store.delete([rec.id])
         shutil.rmtree(self.layout.session_dir(rec.id), ignore_errors=True)

@@ -21,6 +21,7 @@ copied.
 
 from __future__ import annotations
 
+import _signal
 import contextlib
 import ctypes
 import fcntl
@@ -126,10 +127,17 @@ def _supervise(spec: dict[str, Any]) -> int:
     if spec.get("nice"):  # inherited by the replica: batch work yields to interactive work
         with contextlib.suppress(OSError):
             os.nice(int(spec["nice"]))
-    signal.pthread_sigmask(signal.SIG_SETMASK, set())  # the replica inherits our mask
+    # The C functions of `_signal`, not `signal`'s wrappers: those convert numbers to enums,
+    # which costs a forked copy many copied pages (see _prebind).
+    _signal.pthread_sigmask(signal.SIG_SETMASK, ())  # the replica inherits our mask
     _detach_stdio()
     session_dir: str = spec["dir"]
-    os.makedirs(session_dir, mode=0o700, exist_ok=True)
+    try:
+        os.mkdir(session_dir, 0o700)  # its parent is the engine's sessions directory
+    except FileExistsError:
+        pass
+    except FileNotFoundError:
+        os.makedirs(session_dir, mode=0o700, exist_ok=True)
     # The session directory itself is the lock: one supervisor per session, ever.
     lock_fd = os.open(session_dir, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
     try:
@@ -153,14 +161,14 @@ def _supervise(spec: dict[str, Any]) -> int:
     wake_r, wake_w = os.pipe()
     os.set_blocking(wake_r, False)
     os.set_blocking(wake_w, False)
-    signal.set_wakeup_fd(wake_w)
+    _signal.set_wakeup_fd(wake_w)
     replica = _Replica(float(spec["grace"]))
     # Python-level handlers only: exec resets them to default in the replica (an ignored
     # signal would stay ignored there).
-    signal.signal(signal.SIGTERM, replica.on_term)
-    signal.signal(signal.SIGALRM, replica.on_alarm)
-    for sig in (signal.SIGCHLD, signal.SIGHUP, signal.SIGINT, signal.SIGQUIT):
-        signal.signal(sig, _wake)  # SIGCHLD wakes the loop through the wakeup fd
+    _signal.signal(_SIGTERM, replica.on_term)
+    _signal.signal(_SIGALRM, replica.on_alarm)
+    for sig in _WAKING:
+        _signal.signal(sig, _wake)  # SIGCHLD wakes the loop through the wakeup fd
 
     try:
         replica.pid = _spawn(spec, append_fd)
@@ -199,7 +207,20 @@ def _wake(_signum: int, _frame: object) -> None:
 
 
 def _write_exit(session_dir: str, code: int | None, sig: int | None, terminated: bool) -> None:
-    outcome = {"code": code, "signal": sig, "ended": time.time(), "terminated": terminated}
+    # CPU seconds of this supervisor and of the replica's reaped tree: what a replica costs
+    # beyond itself (bench/engine_launch.py prints it).
+    own, tree = (
+        resource.getrusage(resource.RUSAGE_SELF),
+        resource.getrusage(resource.RUSAGE_CHILDREN),
+    )
+    cpu = {"supervisor": own.ru_utime + own.ru_stime, "replica": tree.ru_utime + tree.ru_stime}
+    outcome = {
+        "code": code,
+        "signal": sig,
+        "ended": time.time(),
+        "terminated": terminated,
+        "cpu": cpu,
+    }
     write_json_once(os.path.join(session_dir, EXIT_FILE), outcome)
 
 
@@ -222,12 +243,19 @@ def _load_libc() -> ctypes.CDLL | None:
 
 
 _LIBC = _load_libc()
+# Resolved here, in the fork server, once: each supervisor is a forked copy, and looking the
+# symbol up in every copy (ctypes objects, dlsym) cost each one pages and time.
+_PRCTL = getattr(_LIBC, "prctl", None) if _LIBC is not None else None
+_SIGTERM, _SIGALRM = int(signal.SIGTERM), int(signal.SIGALRM)
+_WAKING = tuple(int(s) for s in (signal.SIGCHLD, signal.SIGHUP, signal.SIGINT, signal.SIGQUIT))
 
 
 def _become_subreaper() -> None:
-    if _LIBC is not None:
-        with contextlib.suppress(Exception):
-            _LIBC.prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0)
+    if _PRCTL is not None:
+        try:
+            _PRCTL(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0)
+        except Exception:  # noqa: S110 - not being a subreaper only loses stray descendants
+            pass
 
 
 def _limit_memory(limit: int) -> None:

@@ -21,12 +21,18 @@ class UsageSampler:
         self._cached: dict[str, Usage] = {}
         self._previous: dict[str, tuple[float, float, float]] = {}  # time, cpu s, cores
 
-    def sample(self, roots: dict[str, tuple[int, float]]) -> dict[str, Usage]:
+    def sample(
+        self, roots: dict[str, tuple[int, float]], complete: bool = False
+    ) -> dict[str, Usage]:
         """Usage per session id, given each session's supervisor (pid, started); the supervisor
-        itself is left out of the sum."""
+        itself is left out of the sum. `complete`: scan again for sessions the last scan did
+        not see (one session asked for by id), rather than leave them out until the next."""
         now = time.monotonic()
-        if now - self._cached_at < CACHE_SECONDS and roots.keys() <= self._cached.keys():
-            return {key: self._cached[key] for key in roots}
+        fresh = now - self._cached_at < CACHE_SECONDS
+        if fresh and (not complete or roots.keys() <= self._cached.keys()):
+            # Replicas that started since the last scan get their figures at the next one: a
+            # launch of 100 replicas, polled meanwhile, must not cost a scan per poll.
+            return {key: self._cached[key] for key in roots if key in self._cached}
         children: dict[int, list[int]] = {}
         for proc in psutil.process_iter(["ppid"]):
             ppid = proc.info.get("ppid")

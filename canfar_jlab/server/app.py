@@ -40,6 +40,14 @@ class CanfarJlabApp(ExtensionApp):
         config=True,
         help="Seconds between the single session-list poll that feeds every live view.",
     )
+    log_bytes_per_second = Float(
+        2 * 2**20,
+        config=True,
+        help=(
+            "Cap on whole-log bytes per second this server downloads from a session service "
+            "without log offsets (Skaha) for live log views. 0: no cap."
+        ),
+    )
 
     runs_root = Unicode(
         "",
@@ -52,6 +60,7 @@ class CanfarJlabApp(ExtensionApp):
             url=self.skaha_url or None,
             request_timeout=self.request_timeout,
             list_interval=self.list_interval,
+            log_bytes_per_second=self.log_bytes_per_second,
             runs_root=Path(self.runs_root) if self.runs_root else None,
             root_dir=Path(self.serverapp.root_dir),
         )

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
@@ -16,7 +17,15 @@ from ..credentials import Credentials, resolve_credentials
 from ..live import LiveHub
 from ..models import Run
 from ..runs import RunStore, busy, reconcile
-from ..skaha import AuthError, RetryPolicy, SkahaClient, SkahaError, Unavailable, UpstreamTimeout
+from ..skaha import (
+    AuthError,
+    NotFound,
+    RetryPolicy,
+    SkahaClient,
+    SkahaError,
+    Unavailable,
+    UpstreamTimeout,
+)
 
 log = logging.getLogger(__name__)
 
@@ -37,6 +46,7 @@ class Backend:
         url: str | None = None,
         request_timeout: float = 10.0,
         list_interval: float = 2.0,
+        log_bytes_per_second: float = 2 * 2**20,
         runs_root: Path | None = None,
         root_dir: Path | None = None,
     ) -> None:
@@ -45,6 +55,7 @@ class Backend:
         self.root_dir = root_dir.resolve() if root_dir else None
         self.request_timeout = request_timeout
         self.list_interval = list_interval
+        self.log_bytes_per_second = log_bytes_per_second
         self.credentials: Credentials | None = None
         self.client: SkahaClient | None = None
         self.hub: LiveHub | None = None
@@ -109,6 +120,7 @@ class Backend:
                     self.hub = LiveHub(
                         self,
                         list_interval=self.list_interval,
+                        whole_log_bytes_per_second=self.log_bytes_per_second,
                         observer=self._observe,
                         # Replicas still running keep the list polled (their logs must be
                         # archived when they end) even when no browser is watching.
@@ -122,6 +134,21 @@ class Backend:
 
     async def logs(self, session_id: str, offset: int | None = None) -> Any:
         return await self.call("logs", session_id, offset)
+
+    async def log_stream(self, sessions: dict[str, int]) -> AsyncIterator[Any]:
+        """The service's streaming log read; on a local engine that refused us or went away,
+        drop the client so the hub's next attempt reconnects (to a restarted engine)."""
+        client = await self.connect()
+        if not client.credentials.is_local_engine:
+            # Only the local engine has it; never probe CANFAR with an unknown POST.
+            raise NotFound("the session service has no log stream")
+        try:
+            async for frame in client.log_stream(sessions):
+                yield frame
+        except (AuthError, Unavailable) as exc:
+            if client.credentials.is_local_engine and not isinstance(exc, UpstreamTimeout):
+                await self.reset(client)
+            raise
 
     async def _observe(self, sessions: list) -> dict[str, Any]:
         """Every list the hub takes also brings the runs up to date (statuses, log archive)."""

@@ -10,6 +10,7 @@ import asyncio
 import contextlib
 import json
 import re
+from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -28,19 +29,105 @@ _SESSION_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9-]{0,63}$")
 MAX_LOG_SUBSCRIPTIONS = 1024
 
 
-def snapshot_message(snapshot: Snapshot) -> dict[str, Any]:
-    """The `sessions` message: every session (tagged with its run) and every run."""
+@dataclass(frozen=True)
+class SessionsState:
+    """What a `sessions` message shows, keyed for comparison: sessions by id, runs by name."""
+
+    sessions: dict[str, dict[str, Any]]
+    runs: dict[str, dict[str, Any]]
+
+
+_last_state: tuple[Snapshot, SessionsState] | None = None
+
+
+def sessions_state(snapshot: Snapshot) -> SessionsState:
+    """The snapshot as JSON-ready dicts, built once per snapshot for every tab."""
+    global _last_state
+    if _last_state is not None and _last_state[0] is snapshot:
+        return _last_state[1]
     owners = snapshot.extra.get("owners", {})
-    sessions = [session_json(session, owners) for session in snapshot.sessions]
+    state = SessionsState(
+        {session.id: session_json(session, owners) for session in snapshot.sessions},
+        {run["name"]: run for run in snapshot.extra.get("runs", [])},
+    )
+    _last_state = (snapshot, state)
+    return state
+
+
+def snapshot_message(snapshot: Snapshot, state: SessionsState | None = None) -> dict[str, Any]:
+    """The `sessions` message: every session (tagged with its run) and every run."""
+    state = state or sessions_state(snapshot)
     message = {
         "type": "sessions",
         "t": snapshot.t,
-        "sessions": sessions,
-        "runs": snapshot.extra.get("runs", []),
+        "sessions": list(state.sessions.values()),
+        "runs": list(state.runs.values()),
     }
     if snapshot.error:
         message["error"] = snapshot.error
     return message
+
+
+def delta_message(
+    before: SessionsState, after: SessionsState, snapshot: Snapshot
+) -> dict[str, Any]:
+    """The `sessions_delta` message: only what changed since `before` (what this tab was sent).
+
+    - `sessions`: a session new to the tab whole; a known one as `id` plus its changed fields
+      (a field that disappeared comes as null).
+    - `removed`: ids of sessions no longer listed.
+    - `runs`: a run new to the tab whole; a known one as `name` plus its changed fields, its
+      changed replicas in `replica_changes` (each `index` plus changed fields, or whole if new).
+    - `runs_removed`: names of runs no longer listed.
+    - `error`: the service's error now, or null.
+    """
+    sessions = [
+        change
+        for sid, session in after.sessions.items()
+        if (change := _changes(before.sessions.get(sid), session, "id")) is not None
+    ]
+    runs = []
+    for name, run in after.runs.items():
+        old = before.runs.get(name)
+        if old is None:
+            runs.append(run)
+            continue
+        change = _changes(_without_replicas(old), _without_replicas(run), "name") or {"name": name}
+        old_replicas = {r.get("index"): r for r in old.get("replicas", [])}
+        replicas = []
+        for replica in run.get("replicas", []):
+            previous = old_replicas.get(replica.get("index"))
+            if (replica_change := _changes(previous, replica, "index")) is not None:
+                replicas.append(replica_change)
+        if replicas:
+            change["replica_changes"] = replicas
+        if len(change) > 1:
+            runs.append(change)
+    return {
+        "type": "sessions_delta",
+        "t": snapshot.t,
+        "sessions": sessions,
+        "removed": [sid for sid in before.sessions if sid not in after.sessions],
+        "runs": runs,
+        "runs_removed": [name for name in before.runs if name not in after.runs],
+        "error": snapshot.error,
+    }
+
+
+def _changes(old: dict[str, Any] | None, new: dict[str, Any], key: str) -> dict[str, Any] | None:
+    """`new` whole if `old` is None; else `key` and the fields that differ; None if none do."""
+    if old is None:
+        return new
+    if old == new:
+        return None
+    change = {k: v for k, v in new.items() if k not in old or old[k] != v}
+    change.update({k: None for k in old if k not in new})
+    change[key] = new.get(key)
+    return change
+
+
+def _without_replicas(run: dict[str, Any]) -> dict[str, Any]:
+    return {k: v for k, v in run.items() if k != "replicas"}
 
 
 class LiveHandler(WebSocketMixin, websocket.WebSocketHandler, JupyterHandler):
@@ -88,7 +175,7 @@ class LiveHandler(WebSocketMixin, websocket.WebSocketHandler, JupyterHandler):
             self._send({"type": "error", "message": "messages must be JSON objects"})
             return
         if topic == "sessions" and op == "subscribe":
-            self._start("sessions", self._pump_sessions())
+            self._start("sessions", self._pump_sessions(request.get("deltas") is True))
         elif topic == "sessions" and op == "unsubscribe":
             self._cancel("sessions")
         elif topic == "logs":
@@ -100,6 +187,9 @@ class LiveHandler(WebSocketMixin, websocket.WebSocketHandler, JupyterHandler):
             if op == "unsubscribe":
                 self._cancel(key)
                 return
+            if op == "visible":  # the tab now shows (or hides) this log
+                self._set_visible(session_id, request.get("visible") is not False)
+                return
             offset = request.get("offset", 0)
             if not isinstance(offset, int) or offset < 0:
                 self._send({"type": "error", "message": "logs: offset must be a byte count"})
@@ -108,7 +198,8 @@ class LiveHandler(WebSocketMixin, websocket.WebSocketHandler, JupyterHandler):
                 self._send({"type": "error", "message": "too many log subscriptions"})
                 return
             self._cancel(key)
-            self._start(key, self._pump_logs(session_id, offset))
+            visible = request.get("visible") is not False
+            self._start(key, self._pump_logs(session_id, offset, visible))
         else:
             self._send({"type": "error", "message": f"unknown request {op!r} {topic!r}"})
 
@@ -141,11 +232,19 @@ class LiveHandler(WebSocketMixin, websocket.WebSocketHandler, JupyterHandler):
         await backend.connect()
         return backend.hub
 
-    async def _pump_sessions(self) -> None:
+    async def _pump_sessions(self, deltas: bool = False) -> None:
+        """Every snapshot whole, or (`deltas`) the first whole and then only what changed."""
         hub = await self._hub()
         first = True
+        sent: SessionsState | None = None
         async for snapshot in hub.snapshots():
-            await self.write_message(json.dumps(snapshot_message(snapshot), default=str))
+            state = sessions_state(snapshot)
+            if deltas and sent is not None:
+                message = delta_message(sent, state, snapshot)
+            else:
+                message = snapshot_message(snapshot, state)
+            sent = state
+            await self.write_message(json.dumps(message, default=str))
             # A run's end is news only to tabs that were watching when it ended: the snapshot
             # a tab gets on subscribing may carry ends that happened before it came.
             if not first:
@@ -153,11 +252,16 @@ class LiveHandler(WebSocketMixin, websocket.WebSocketHandler, JupyterHandler):
                     await self.write_message(json.dumps({"type": "run_ended", "run": run}))
             first = False
 
-    async def _pump_logs(self, session_id: str, offset: int) -> None:
+    def _set_visible(self, session_id: str, visible: bool) -> None:
+        backend = self.settings["canfar_jlab_backend"]
+        if backend.hub is not None:
+            backend.hub.set_visible(session_id, self, visible)
+
+    async def _pump_logs(self, session_id: str, offset: int, visible: bool = True) -> None:
         hub = await self._hub()
         owners = hub.snapshot.extra.get("owners", {}) if hub.snapshot else {}
         run, replica = owners.get(session_id, (None, None))
-        async for item in hub.logs(session_id, offset):
+        async for item in hub.logs(session_id, offset, viewer=self, visible=visible):
             if isinstance(item, LogDelta):
                 message = {
                     "type": "log",
