@@ -4,7 +4,7 @@ import { ServerConnection } from '@jupyterlab/services';
 import { IDisposable } from '@lumino/disposable';
 import { ISignal, Signal } from '@lumino/signaling';
 
-import { IPlatformStats, IRun, ISession } from './api';
+import { IPlatformStats, IReplica, IRun, ISession } from './api';
 import { ROUTE_PREFIX } from './request';
 
 export interface ISessionsMessage {
@@ -14,6 +14,26 @@ export interface ISessionsMessage {
   runs: IRun[];
   error?: string;
   /** Platform stats pushed with the list (newer servers). */
+  stats?: IPlatformStats;
+}
+
+/**
+ * Only what changed since the last sessions message this tab got (servers with issue 14's
+ * deltas, asked for with `deltas: true`): sessions and runs new to the tab come whole, known
+ * ones as their key plus the changed fields (null for a field that went away), a run's
+ * changed replicas in `replica_changes`.
+ */
+export interface ISessionsDeltaMessage {
+  type: 'sessions_delta';
+  t: number;
+  sessions: (Partial<ISession> & { id: string })[];
+  removed: string[];
+  runs: (Partial<IRun> & {
+    name: string;
+    replica_changes?: (Partial<IReplica> & { index: number })[];
+  })[];
+  runs_removed: string[];
+  error: string | null;
   stats?: IPlatformStats;
 }
 
@@ -45,6 +65,7 @@ export interface IErrorMessage {
 
 export type LiveMessage =
   | ISessionsMessage
+  | ISessionsDeltaMessage
   | ILogMessage
   | ILogEndMessage
   | IRunEndedMessage
@@ -140,7 +161,7 @@ export class LiveConnection implements IDisposable {
       this._opens++;
       this._setState('open');
       if (this._sessions) {
-        this._send({ op: 'subscribe', topic: 'sessions' });
+        this._send({ op: 'subscribe', topic: 'sessions', deltas: true });
       }
       for (const [session, offset] of this._logs) {
         this._send({
@@ -174,7 +195,8 @@ export class LiveConnection implements IDisposable {
   /** Ask for `sessions` messages: at once, on every change, and after each reconnect. */
   subscribeSessions(): void {
     this._sessions = true;
-    this._send({ op: 'subscribe', topic: 'sessions' });
+    // Servers that know deltas send one whole list, then only changes; others ignore it.
+    this._send({ op: 'subscribe', topic: 'sessions', deltas: true });
   }
 
   /** Follow a session's log from `offset()` (asked again at every reconnect). */
@@ -233,4 +255,52 @@ export class LiveConnection implements IDisposable {
   private _logs = new Map<string, () => number>();
   private _message = new Signal<this, LiveMessage>(this);
   private _stateChanged = new Signal<this, ConnectionState>(this);
+}
+
+/** The lists after a `sessions_delta`: `sessions` and `runs` as a whole message would carry. */
+export function applySessionsDelta(
+  sessions: readonly ISession[],
+  runs: readonly IRun[],
+  delta: ISessionsDeltaMessage
+): { sessions: ISession[]; runs: IRun[] } {
+  const byId = new Map(sessions.map(s => [s.id, s]));
+  for (const id of delta.removed ?? []) {
+    byId.delete(id);
+  }
+  for (const change of delta.sessions ?? []) {
+    const old = byId.get(change.id);
+    byId.set(change.id, (old ? { ...old, ...change } : change) as ISession);
+  }
+  const gone = new Set(delta.runs_removed ?? []);
+  const byName = new Map(
+    runs.filter(r => !gone.has(r.name)).map(r => [r.name, r])
+  );
+  const added: IRun[] = [];
+  for (const change of delta.runs ?? []) {
+    const { replica_changes, ...fields } = change;
+    const old = byName.get(change.name);
+    if (!old) {
+      added.push(change as IRun);
+      byName.set(change.name, change as IRun);
+      continue;
+    }
+    let replicas = old.replicas;
+    if (replica_changes?.length) {
+      const byIndex = new Map(replicas.map(r => [r.index, r]));
+      for (const rc of replica_changes) {
+        const was = byIndex.get(rc.index);
+        byIndex.set(rc.index, (was ? { ...was, ...rc } : rc) as IReplica);
+      }
+      replicas = [...byIndex.values()].sort((a, b) => a.index - b.index);
+    }
+    byName.set(change.name, { ...old, ...fields, replicas } as IRun);
+  }
+  // Known runs keep their places; new ones go first (the list is newest first).
+  const known = runs
+    .filter(r => byName.has(r.name))
+    .map(r => byName.get(r.name)!);
+  return {
+    sessions: [...byId.values()],
+    runs: [...added.filter(r => !runs.some(o => o.name === r.name)), ...known]
+  };
 }

@@ -4,7 +4,12 @@ import { IDisposable } from '@lumino/disposable';
 import { ISignal, Signal } from '@lumino/signaling';
 
 import { IPlatformStats, IRun, ISession } from './api';
-import { ConnectionState, LiveConnection, LiveMessage } from './live';
+import {
+  applySessionsDelta,
+  ConnectionState,
+  LiveConnection,
+  LiveMessage
+} from './live';
 import { ILogBufferOptions, LogBuffer } from './logbuffer';
 import { UsageHistory } from './usage';
 
@@ -153,6 +158,18 @@ export class CanfarModel implements IDisposable {
           this._statsReceived.emit(message.stats);
         }
         break;
+      case 'sessions_delta': {
+        const { sessions, runs } = applySessionsDelta(
+          this._sessions,
+          this._runs,
+          message
+        );
+        this._onSessions(message.t, sessions, runs, message.error ?? undefined);
+        if (message.stats) {
+          this._statsReceived.emit(message.stats);
+        }
+        break;
+      }
       case 'log': {
         const entry = this._logs.get(message.session);
         entry?.buffer.append(message.offset, message.next_offset, message.text);
