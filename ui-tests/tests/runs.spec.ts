@@ -560,6 +560,14 @@ test.describe('Run as batch', () => {
     await expect(group.locator('.jp-canfar-run-error')).toContainText(
       'ValueError: the pixel at (3, 4) of frame 17 is saturated beyond repair: [1, 2, 3]'
     );
+    // Its CPU and memory, sampled while it ran, stay after the end, with units and peaks.
+    await group.locator('.jp-canfar-run-toggle').click();
+    const usage = group.locator('.jp-canfar-replica .jp-canfar-usage');
+    await expect(usage).toHaveAttribute('data-ended', 'true');
+    await expect(usage).toContainText(/CPU peak [\d.]+ cores?/);
+    await expect(usage).toContainText(/Memory peak [\d.]+ (kB|MB|GB)/);
+    await expect(usage.locator('svg[role="img"]')).toHaveCount(2);
+
     // One notification, with the reason, and what to do next.
     const toast = toasts(page, 'boom');
     await expect(toast).toHaveCount(1);
