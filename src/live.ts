@@ -168,7 +168,8 @@ export class LiveConnection implements IDisposable {
           op: 'subscribe',
           topic: 'logs',
           session,
-          offset: offset()
+          offset: offset(),
+          ...(this._hidden.has(session) ? { visible: false } : {})
         });
       }
     };
@@ -199,15 +200,43 @@ export class LiveConnection implements IDisposable {
     this._send({ op: 'subscribe', topic: 'sessions', deltas: true });
   }
 
-  /** Follow a session's log from `offset()` (asked again at every reconnect). */
-  subscribeLogs(session: string, offset: () => number): void {
+  /**
+   * Follow a session's log from `offset()` (asked again at every reconnect). `visible` says
+   * whether a person sees it now: servers read shown logs often and hidden ones lazily.
+   */
+  subscribeLogs(session: string, offset: () => number, visible = true): void {
     this._logs.set(session, offset);
-    this._send({ op: 'subscribe', topic: 'logs', session, offset: offset() });
+    this._setHidden(session, !visible);
+    this._send({
+      op: 'subscribe',
+      topic: 'logs',
+      session,
+      offset: offset(),
+      ...(visible ? {} : { visible: false })
+    });
+  }
+
+  /** Say that a followed log is now shown (or no longer shown) on screen. */
+  setLogVisible(session: string, visible: boolean): void {
+    if (!this._logs.has(session) || this._hidden.has(session) === !visible) {
+      return;
+    }
+    this._setHidden(session, !visible);
+    this._send({ op: 'visible', topic: 'logs', session, visible });
   }
 
   unsubscribeLogs(session: string): void {
+    this._hidden.delete(session);
     if (this._logs.delete(session)) {
       this._send({ op: 'unsubscribe', topic: 'logs', session });
+    }
+  }
+
+  private _setHidden(session: string, hidden: boolean): void {
+    if (hidden) {
+      this._hidden.add(session);
+    } else {
+      this._hidden.delete(session);
     }
   }
 
@@ -253,6 +282,7 @@ export class LiveConnection implements IDisposable {
   private _timer: ReturnType<typeof setTimeout> | undefined = undefined;
   private _sessions = false;
   private _logs = new Map<string, () => number>();
+  private _hidden = new Set<string>();
   private _message = new Signal<this, LiveMessage>(this);
   private _stateChanged = new Signal<this, ConnectionState>(this);
 }

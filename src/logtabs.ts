@@ -139,7 +139,7 @@ export class LogTabs implements IDisposable {
     this._disposed = true;
     this._model.changed.disconnect(this._sync, this);
     for (const id of this._open) {
-      this._model.closeLog(id);
+      this._model.closeLog(id, this._shown);
     }
     this._open.clear();
     this._filtered?.dispose();
@@ -199,7 +199,7 @@ export class LogTabs implements IDisposable {
       const id = replica.session_id;
       if (!before || before.sessionId !== id) {
         if (before?.sessionId && this._open.has(before.sessionId)) {
-          this._model.closeLog(before.sessionId);
+          this._model.closeLog(before.sessionId, this._shown);
           this._open.delete(before.sessionId);
         }
         if (id && sessions.has(id)) {
@@ -246,7 +246,22 @@ export class LogTabs implements IDisposable {
 
   private _follow(id: string): LogBuffer {
     this._open.add(id);
-    return this._model.openLog(id);
+    return this._model.openLog(id, this._shown);
+  }
+
+  /** Whether the panel showing these tabs is on screen (its logs are read more often). */
+  get shown(): boolean {
+    return this._shown;
+  }
+
+  set shown(value: boolean) {
+    if (value === this._shown) {
+      return;
+    }
+    this._shown = value;
+    for (const id of this._open) {
+      this._model.showLog(id, value);
+    }
   }
 
   private _note(text: string): LogBuffer {
@@ -288,6 +303,7 @@ export class LogTabs implements IDisposable {
   private _merged: MergedLog;
   private _tabs: ILogTab[] = [];
   private _open = new Set<string>();
+  private _shown = true;
   private _selected: string;
   private _query = '';
   private _filtered: FilteredLines | null = null;

@@ -10,6 +10,7 @@ import {
   UseSignal
 } from '@jupyterlab/ui-components';
 import { Signal } from '@lumino/signaling';
+import { Message } from '@lumino/messaging';
 import { PanelLayout, Widget } from '@lumino/widgets';
 import * as React from 'react';
 
@@ -158,6 +159,14 @@ export class LogPanel extends Widget {
     }
     this.tabs.dispose();
     super.dispose();
+  }
+
+  protected onAfterShow(msg: Message): void {
+    this.tabs.shown = true;
+  }
+
+  protected onAfterHide(msg: Message): void {
+    this.tabs.shown = false;
   }
 
   private _showWaiting(): void {
