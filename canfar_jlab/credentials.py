@@ -26,12 +26,15 @@ import stat
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit, urlunsplit
 
 import yaml
 
 from .skaha import AuthError, CredentialsError
+
+if TYPE_CHECKING:
+    from .oidc import OidcLogin
 
 log = logging.getLogger(__name__)
 
@@ -84,27 +87,52 @@ class Credentials:
     expires_at: datetime | None = None
     registry_auth: Secret | None = None
     renew_hint: str = ""
+    oidc: OidcLogin | None = None  # an OIDC login that renews `token` (canfar_jlab.oidc)
+    site: str | None = None  # the config's server name, when chosen by site
+    storage: tuple[str, str] | None = None  # the site's VOSpace service for /arc: (url, ivo uri)
+
+    @property
+    def current_token(self) -> Secret | None:
+        """The token to send now: the renewed one for an OIDC login."""
+        return self.oidc.access if self.oidc is not None else self.token
+
+    @property
+    def current_expiry(self) -> datetime | None:
+        return self.oidc.expires_at if self.oidc is not None else self.expires_at
+
+    def secret_values(self) -> list[str]:
+        """Every credential value in play, for redacting what a service echoes."""
+        held = [s.reveal() for s in (self.token, self.registry_auth) if s is not None]
+        return held + (self.oidc.secret_values() if self.oidc is not None else [])
+
+    async def refresh_if_due(self) -> None:
+        """Renew an OIDC access token that is about to expire (no-op for anything else)."""
+        if self.oidc is not None and self.oidc.can_refresh:
+            await self.oidc.fresh_token()
 
     def auth_headers(self) -> dict[str, str]:
         """Headers to attach to requests for `base_url`'s origin only."""
         headers: dict[str, str] = {}
-        if self.token is not None:
-            headers["Authorization"] = f"Bearer {self.token.reveal()}"
+        token = self.current_token
+        if token is not None:
+            headers["Authorization"] = f"Bearer {token.reveal()}"
         if self.registry_auth is not None:
             headers["X-Skaha-Registry-Auth"] = self.registry_auth.reveal()
         return headers
 
     def is_expired(self, now: datetime | None = None) -> bool:
-        if self.expires_at is None:
+        expires = self.current_expiry
+        if expires is None:
             return False
-        return (now or datetime.now(timezone.utc)) >= self.expires_at
+        return (now or datetime.now(timezone.utc)) >= expires
 
     @property
     def is_local_engine(self) -> bool:
         return self.kind == "local-engine"
 
     def expired_message(self) -> str:
-        when = self.expires_at.strftime("%Y-%m-%d %H:%M UTC") if self.expires_at else "?"
+        expires = self.current_expiry
+        when = expires.strftime("%Y-%m-%d %H:%M UTC") if expires else "?"
         return f"the credential from {self.source} expired at {when}; {self.renew_hint}"
 
     def rejected_message(self, status: int, detail: str = "") -> str:
@@ -128,7 +156,9 @@ class Credentials:
             "kind": self.kind,
             "method": "token" if self.token else ("x509" if self.certificate else "none"),
             "certificate": str(self.certificate) if self.certificate else None,
-            "expires_at": self.expires_at.isoformat() if self.expires_at else None,
+            "expires_at": self.current_expiry.isoformat() if self.current_expiry else None,
+            "renews_itself": self.oidc is not None and self.oidc.can_refresh,
+            "site": self.site,
             "registry_auth": self.registry_auth is not None,
         }
 
@@ -171,8 +201,13 @@ def resolve_credentials(
     start_engine: bool = True,
     engine_home: Path | None = None,
     allow_http: bool = False,
+    site: str | None = None,
 ) -> Credentials:
     """The first usable credential in the documented order (module docstring).
+
+    `site` picks one server of `~/.canfar/config.yaml` by name (or one login by its key) for
+    this call instead of the active one: the way a run is launched on, and later acted on at,
+    one of several sites. It is an error when the config does not hold it.
 
     May start the local engine (blocking, up to its start timeout); call it in a worker thread
     from async code. Raises `CredentialsError` with a one-line reason when nothing fits.
@@ -191,6 +226,15 @@ def resolve_credentials(
 
     def base(candidate: str) -> str:
         return normalise_base_url(candidate, allow_http=allow_http)
+
+    if site:
+        if config_error is not None:
+            raise config_error
+        if config is None:
+            raise CredentialsError(
+                f"no site {site!r}: there is no ~/.canfar/config.yaml; log in with `canfar login`"
+            )
+        return config.site_credentials(site, registry, allow_http)
 
     if token or certificate:
         pinned = url or env.get("CANFAR_URL")
@@ -271,6 +315,15 @@ def resolve_credentials(
             "~/.ssl/cadcproxy.pem) and starting the local engine was not allowed"
         )
     return engine_credentials(engine_home)
+
+
+def config_sites() -> list[str]:
+    """The sites (server names) `~/.canfar/config.yaml` holds logins for; [] without one."""
+    try:
+        config = _CanfarConfig.load(Path.home())
+    except CredentialsError:
+        return []
+    return config.sites() if config is not None else []
 
 
 def engine_credentials(home: Path | None = None, *, start: bool = True) -> Credentials:
@@ -404,16 +457,57 @@ class _CanfarConfig:
         registry = self._section("registry")
         return registry.get("username"), registry.get("secret")
 
+    def sites(self) -> list[str]:
+        """The server names a run may choose (those whose login is in the file)."""
+        records = self._section("authentication")
+        return sorted(
+            str(name)
+            for name, server in self._section("servers").items()
+            if isinstance(server, dict) and server.get("url") and server.get("idp") in records
+        )
+
+    def site_credentials(self, site: str, registry: Secret | None, allow_http: bool) -> Credentials:
+        """The credential of the server named `site`, with its own login (or, for a login's
+        key, that login with the server it last used)."""
+        servers = self._section("servers")
+        server = servers.get(site)
+        if isinstance(server, dict) and isinstance(server.get("idp"), str):
+            active = {"authentication": server["idp"], "server": site}
+        elif site in self._section("authentication"):
+            remembered = self._section("active").get("servers")
+            last = remembered.get(site) if isinstance(remembered, dict) else None
+            active = {"authentication": site, "server": last}
+        else:
+            known = ", ".join(self.sites()) or "none"
+            raise CredentialsError(
+                f"no site {site!r} in ~/.canfar/config.yaml (sites: {known}); "
+                f"log in to it with `canfar login`"
+            )
+        found = self.active_credentials(None, registry, allow_http, active=active)
+        if found is None:
+            raise CredentialsError(
+                f"the site {site!r} in ~/.canfar/config.yaml has no usable login; "
+                "log in to it with `canfar login`"
+            )
+        return found
+
     def active_credentials(
-        self, pinned: str | None, registry: Secret | None, allow_http: bool
+        self,
+        pinned: str | None,
+        registry: Secret | None,
+        allow_http: bool,
+        *,
+        active: dict[str, Any] | None = None,
     ) -> Credentials | None:
-        active = self._section("active")
+        active = self._section("active") if active is None else active
         idp = active.get("authentication")
         records = self._section("authentication")
         record = records.get(idp) if isinstance(idp, str) else None
         if not isinstance(record, dict):
             return None
         server_name, base_url = self._server(active, idp, allow_http)
+        site = server_name if server_name and not pinned else None
+        storage = self._storage(server_name) if not pinned else None
         where = f"~/.canfar/config.yaml (login '{idp}'"
         where += f", server '{server_name}')" if server_name else ")"
         base_url = pinned or base_url
@@ -424,14 +518,18 @@ class _CanfarConfig:
             if not isinstance(access, str) or not access.strip():
                 raise CredentialsError(f"{where} has no access token; run `canfar login {idp}`")
             expiry = _epoch((record.get("expiry") or {}).get("access"))
+            token = Secret(access.strip())
             return Credentials(
                 base_url=base_url,
                 source=where,
                 kind="canfar-config",
-                token=Secret(access.strip()),
+                token=token,
                 expires_at=expiry,
                 registry_auth=registry,
                 renew_hint=renew,
+                oidc=self._oidc_login(idp, record, token, expiry, allow_http),
+                site=site,
+                storage=storage,
             )
         if mode == "x509":
             path = Path(str(record.get("path") or "~/.ssl/cadcproxy.pem")).expanduser()
@@ -449,9 +547,55 @@ class _CanfarConfig:
                 expires_at=expiry,
                 registry_auth=registry,
                 renew_hint=renew,
+                site=site,
+                storage=storage,
             )
         log.info("ignoring ~/.canfar/config.yaml login %r with unknown mode %r", idp, mode)
         return None
+
+    def _storage(self, server_name: str) -> tuple[str, str] | None:
+        """The server's storage service for /arc (canfar's `storage: {ident: {uri, url}}`)."""
+        server = self._section("servers").get(server_name) if server_name else None
+        entries = server.get("storage") if isinstance(server, dict) else None
+        if not isinstance(entries, dict):
+            return None
+        found = [
+            (str(ident), entry)
+            for ident, entry in entries.items()
+            if isinstance(entry, dict) and entry.get("url") and entry.get("uri")
+        ]
+        found.sort(key=lambda item: (item[0] != "arc", not str(item[1]["uri"]).endswith("/arc")))
+        return (str(found[0][1]["url"]), str(found[0][1]["uri"])) if found else None
+
+    def _oidc_login(
+        self,
+        idp: str,
+        record: dict[str, Any],
+        access: Secret,
+        expiry: datetime | None,
+        allow_http: bool,
+    ) -> OidcLogin | None:
+        """How this login renews itself: its refresh token, client and provider endpoints."""
+        from .oidc import OidcLogin
+
+        def text(section: str, key: str) -> str | None:
+            value = record.get(section)
+            found = value.get(key) if isinstance(value, dict) else None
+            return found.strip() if isinstance(found, str) and found.strip() else None
+
+        refresh, secret = text("token", "refresh"), text("client", "secret")
+        return OidcLogin(
+            config_path=self.path,
+            idp=idp,
+            access=access,
+            expires_at=expiry,
+            refresh=Secret(refresh) if refresh else None,
+            token_url=text("endpoints", "token"),
+            discovery_url=text("endpoints", "discovery"),
+            client_id=text("client", "identity"),
+            client_secret=Secret(secret) if secret else None,
+            allow_http=allow_http,
+        )
 
     def _server(self, active: dict[str, Any], idp: str, allow_http: bool) -> tuple[str, str]:
         servers = self._section("servers")
@@ -501,6 +645,7 @@ __all__ = [
     "CredentialsError",
     "Secret",
     "certificate_expiry",
+    "config_sites",
     "engine_credentials",
     "normalise_base_url",
     "resolve_credentials",

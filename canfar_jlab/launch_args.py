@@ -36,7 +36,8 @@ def add_launch_options(parser: argparse.ArgumentParser, *, parameters: bool = Tr
     )
     parser.add_argument(
         "--image",
-        help="container image (default: $CANFAR_JLAB_IMAGE; on the local engine its first image)",
+        help="container image (default: $CANFAR_JLAB_IMAGE, else the image of the CANFAR "
+        "session this runs in; on the local engine its first image)",
     )
     parser.add_argument("--cores", type=whole_number, help="cores per replica (default: flexible)")
     parser.add_argument(
@@ -62,6 +63,20 @@ def add_launch_options(parser: argparse.ArgumentParser, *, parameters: bool = Tr
             "it can be (42, 1.5, true, [1,2]), else as text (repeatable)",
         )
     parser.add_argument("--name", help="run name (default: from the notebook's file name)")
+    # issue 16: one of several logins in ~/.canfar/config.yaml, recorded in the run
+    parser.add_argument(
+        "--site",
+        metavar="NAME",
+        help="a server of ~/.canfar/config.yaml to run on (default: the active one)",
+    )
+    parser.add_argument(
+        "--secret-env",
+        action="append",
+        default=[],
+        metavar="NAME",
+        help="pass the variable NAME of this environment to every replica, its value never "
+        "written to run.json, a preview or a log (repeatable)",
+    )
 
 
 def pairs(items: Sequence[str], flag: str) -> dict[str, str]:
@@ -96,4 +111,6 @@ def launch_request(notebook: str, args: argparse.Namespace) -> LaunchRequest:
         gpus=args.gpus,
         env=pairs(args.env, "-e"),
         parameters={key: json_or_text(value) for key, value in parameters.items()},
+        site=getattr(args, "site", None),
+        secret_env=list(getattr(args, "secret_env", None) or []),
     )

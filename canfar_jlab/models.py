@@ -41,6 +41,14 @@ SESSION_TYPES = (
     "desktop-app",
 )
 MAX_REPLICAS = 256
+# What a replica can be started with, checked before anything is created (the OS refuses more
+# than ~2 MiB of argv + environment, 128 KiB per string; registries refuse longer image names).
+MAX_ENV_COUNT = 256
+MAX_ENV_BYTES = 64 * 1024
+MAX_ARGS_BYTES = 64 * 1024
+MAX_IMAGE_LENGTH = 512
+MAX_PARAMETERS_DEPTH = 16
+MAX_PARAMETERS_BYTES = 256 * 1024
 
 _WIRE = ConfigDict(
     extra="allow",
@@ -353,6 +361,152 @@ class PlatformStats(BaseModel):
     gpu: GpuStats | None = None
     instances: dict[str, int] | None = None  # v0 only
 
+    def load(self) -> PlatformLoad:
+        """The figures labelled by what they mean (skaha-api.md §5.1, §10).
+
+        In every Skaha version read, `*Available` is the cluster's capacity (summed node or Kueue
+        capacity) and `requested*` what sessions have allocated, so free is capacity - allocated
+        at best. Only the `max*` block changed meaning: the largest node before Skaha 1.1.4 (the
+        shape that still has `instances`), the per-session ceiling since (1.4's metrics service).
+        """
+        legacy = self.instances is not None
+        cores = _figures(self.cores.cpu_cores_available, self.cores.requested_cpu_cores, "cores")
+        ram = _figures(stat_gb(self.ram.ram_available), stat_gb(self.ram.requested_ram), "GB")
+        gpus = None
+        if self.gpu is not None:
+            gpus = _figures(self.gpu.gpu_available, self.gpu.requested_gpu, "gpus")
+        largest = self.cores.max_cpu_cores
+        max_ram = self.ram.max_ram
+        most_cores = largest.cpu_cores if largest else None
+        most_ram = max_ram.ram if max_ram else None
+        if most_cores is None and max_ram is not None:
+            most_cores = max_ram.with_cpu_cores
+        if most_ram is None and largest is not None:
+            most_ram = largest.with_ram
+        return PlatformLoad(
+            available=True,
+            shape="legacy" if legacy else "skaha-1.4",
+            cores=cores,
+            ram=ram,
+            gpus=gpus,
+            session_max=SessionMax(
+                label="largest node" if legacy else "per-session limit",
+                cores=largest.cpu_cores
+                if largest
+                else (max_ram.with_cpu_cores if max_ram else None),
+                ram_gb=stat_gb(max_ram.ram if max_ram else (largest.with_ram if largest else None)),
+            )
+            if largest is not None or max_ram is not None
+            else None,
+            instances=self.instances,
+            raw=self,
+        )
+
+
+STATS_UNAVAILABLE = "platform metrics unavailable"
+
+
+class LoadFigures(BaseModel):
+    """One resource of the platform: what it has, what sessions hold, what may be left."""
+
+    capacity: float | None = None
+    allocated: float | None = None
+    free: float | None = Field(default=None, description="capacity - allocated, at best")
+    unit: str
+
+
+class SessionMax(BaseModel):
+    """The `max*` block: a per-session ceiling (Skaha 1.4) or the largest node (older)."""
+
+    label: str
+    cores: float | None = None
+    ram_gb: float | None = None
+
+
+class PlatformLoad(BaseModel):
+    """What every door shows for `view=stats` (REST `stats`, CLI `stats --json`, magic).
+
+    `available` is False, with `warning` saying why, when the service answered 503 ("platform
+    metrics unavailable"): a warning, never an error of a run or of the panel.
+    """
+
+    available: bool
+    warning: str | None = None
+    shape: str | None = None  # "skaha-1.4" (no instances block) or "legacy" (v0, instances)
+    cores: LoadFigures | None = None
+    ram: LoadFigures | None = None
+    gpus: LoadFigures | None = None
+    session_max: SessionMax | None = None
+    instances: dict[str, int] | None = None
+    raw: PlatformStats | None = Field(default=None, exclude=True)
+
+    @classmethod
+    def unavailable(cls, detail: str = "") -> PlatformLoad:
+        said = f" ({detail})" if detail else ""
+        return cls(available=False, warning=f"{STATS_UNAVAILABLE}{said}")
+
+    def rows(self) -> list[tuple[str, str, str, str]]:
+        """(resource, allocated, capacity, free at most) as text, for the CLI and the magic."""
+        rows = []
+        for label, figures in (("cores", self.cores), ("ram (GB)", self.ram), ("gpus", self.gpus)):
+            if figures is not None:
+                rows.append(
+                    (
+                        label,
+                        _shown(figures.allocated),
+                        _shown(figures.capacity),
+                        _shown(figures.free),
+                    )
+                )
+        return rows
+
+    def session_max_text(self) -> str | None:
+        """`per-session limit: 8 cores, 34.36 GB RAM` (or `largest node: ...`), if known."""
+        most = self.session_max
+        if most is None:
+            return None
+        return f"{most.label}: {_shown(most.cores)} cores, {_shown(most.ram_gb)} GB RAM"
+
+    def to_json(self) -> dict[str, Any]:
+        """The stats JSON of REST `GET stats` and `canfar-jlab stats --json`:
+        `available`, `warning`, `shape`, `load` (labelled figures, or null when unavailable),
+        and Skaha's own fields (`cores`, `ram`, optional `gpu`/`instances`) as sent."""
+        wire = self.raw.model_dump(mode="json", exclude_none=True) if self.raw else {}
+        load = self.model_dump(mode="json", exclude={"available", "warning", "shape", "raw"})
+        return {
+            **wire,
+            "available": self.available,
+            "warning": self.warning,
+            "shape": self.shape,
+            "load": load if self.available else None,
+        }
+
+
+_STAT_MEMORY = re.compile(r"^\s*([0-9]*\.?[0-9]+)\s*([KMGTP]i?)?B?\s*$", re.IGNORECASE)
+_DECIMAL = {"K": 1e-6, "M": 1e-3, "G": 1.0, "T": 1e3, "P": 1e6}
+
+
+def stat_gb(value: str | None) -> float | None:
+    """A stats memory figure in decimal GB: Skaha prints `"1234.5G"` (decimal) or `"32Gi"`."""
+    match = _STAT_MEMORY.match(value or "")
+    if not match:
+        return None
+    number, unit = float(match.group(1)), (match.group(2) or "G")
+    if unit.lower().endswith("i"):
+        return round(number * _BINARY[unit[0].upper()] / 1e9, 3)
+    return round(number * _DECIMAL[unit[0].upper()], 3)
+
+
+def _shown(value: float | None) -> str:
+    return "-" if value is None else f"{value:g}"
+
+
+def _figures(capacity: float | None, allocated: float | None, unit: str) -> LoadFigures:
+    free = None
+    if capacity is not None and allocated is not None:
+        free = round(max(0.0, capacity - allocated), 3)
+    return LoadFigures(capacity=capacity, allocated=allocated, free=free, unit=unit)
+
 
 class Availability(BaseModel):
     """`GET /skaha/availability` (VOSI): whether the service says it is up, and its note."""
@@ -433,7 +587,11 @@ class SessionSpec(BaseModel):
         if isinstance(value, str):
             raise ValueError("args must be a list of arguments, not one string")
         args = [str(item) for item in value]
+        if sum(len(arg.encode()) + 1 for arg in args) > MAX_ARGS_BYTES:
+            raise ValueError(f"args exceed {MAX_ARGS_BYTES} bytes")
         for position, arg in enumerate(args):
+            if "\x00" in arg:
+                raise ValueError(f"args[{position}] contains a NUL byte")
             _check_safe(f"args[{position}]", arg)
             if arg == "":
                 raise ValueError(f"args[{position}] is empty; Skaha cannot send an empty argument")
@@ -450,9 +608,14 @@ class SessionSpec(BaseModel):
         if value is None:
             return {}
         env = {str(key): str(val) for key, val in dict(value).items()}
+        check_env_size(env)
         for key, val in env.items():
+            if "\x00" in key or "\x00" in val:
+                raise ValueError(f"env {_short(key)} contains a NUL byte")
             if not ENV_NAME_PATTERN.match(key):
-                raise ValueError(f"env name {key!r} is not a valid environment variable name")
+                raise ValueError(
+                    f"env name {_short(key)!r} is not a valid environment variable name"
+                )
             _check_safe(f"env {key}", val)
             if val == "":
                 raise ValueError(f"env {key} is empty; Skaha silently drops KEY= entries")
@@ -492,11 +655,43 @@ class SessionSpec(BaseModel):
         return fields
 
 
+def _short(text: str, limit: int = 60) -> str:
+    """At most `limit` characters of a value, for a message that names it."""
+    return text if len(text) <= limit else text[:limit] + "..."
+
+
+def check_env_size(env: dict[str, Any]) -> None:
+    """ValueError when `env` has more entries or bytes than a replica can be started with."""
+    if len(env) > MAX_ENV_COUNT:
+        raise ValueError(f"{len(env)} env variables, at most {MAX_ENV_COUNT} allowed")
+    size = sum(len(str(k).encode()) + len(str(v).encode()) + 2 for k, v in env.items())
+    if size > MAX_ENV_BYTES:
+        raise ValueError(f"env holds {size} bytes in all, at most {MAX_ENV_BYTES} allowed")
+
+
+def check_json_bounds(value: Any, what: str, depth: int, size: int) -> None:
+    """ValueError when a JSON value nests deeper than `depth` or has more than `size` items and
+    characters in all (counted without recursion, so no input can exhaust the stack)."""
+    stack, total = [(value, 1)], 0
+    while stack:
+        item, level = stack.pop()
+        if level > depth:
+            raise ValueError(f"{what} nest deeper than {depth} levels")
+        if isinstance(item, dict):
+            stack.extend((v, level + 1) for v in item.values())
+            total += sum(len(str(k)) for k in item)
+        elif isinstance(item, list | tuple):
+            stack.extend((v, level + 1) for v in item)
+        total += len(item) if isinstance(item, str) else 1
+        if total > size:
+            raise ValueError(f"{what} are larger than {size} characters")
+
+
 def check_session_name(name: str) -> None:
     """Raise ValueError unless `name` (already lower-cased) is a valid Skaha session name."""
     if not SESSION_NAME_PATTERN.match(name):
         raise ValueError(
-            f"session name {name!r} must be 1-63 characters of a-z, 0-9 and '-', "
+            f"session name {_short(name)!r} must be 1-63 characters of a-z, 0-9 and '-', "
             "starting and ending with a letter or digit"
         )
 
@@ -594,12 +789,12 @@ def check_run_name(name: str) -> str:
     name = name.strip().lower()
     if len(name) > RUN_NAME_MAX:
         raise ValueError(
-            f"run name {name!r} is longer than {RUN_NAME_MAX} characters (its replicas are "
+            f"run name {_short(name)!r} is longer than {RUN_NAME_MAX} characters (its replicas are "
             "named NAME-1 .. NAME-N within Skaha's 63)"
         )
     if not SESSION_NAME_PATTERN.match(name):
         raise ValueError(
-            f"run name {name!r} must be 1-{RUN_NAME_MAX} characters of a-z, 0-9 and '-', "
+            f"run name {_short(name)!r} must be 1-{RUN_NAME_MAX} characters of a-z, 0-9 and '-', "
             "starting and ending with a letter or digit"
         )
     return name
@@ -623,8 +818,38 @@ class LaunchRequest(BaseModel):
     gpus: int | None = Field(default=None, ge=0, le=28)
     env: dict[str, str] = Field(default_factory=dict)
     parameters: dict[str, Any] = Field(default_factory=dict)
+    site: str | None = Field(default=None, max_length=100, description="config server name")
+    # Names of variables of the launching process's environment that replicas get; their
+    # values are read at launch and never written to run.json, a response or a log.
+    secret_env: list[str] = Field(default_factory=list, max_length=MAX_ENV_COUNT)
 
-    @field_validator("name", "image", "cores", "ram", "gpus", mode="before")
+    @field_validator("notebook")
+    @classmethod
+    def _notebook(cls, value: str) -> str:
+        # Linux limits: 4,096 bytes a path, 255 a file name; NUL ends a C string.
+        if "\x00" in value:
+            raise ValueError("not a valid path (NUL byte)")
+        if len(value.encode()) > 4096:
+            raise ValueError("the path is longer than 4096 bytes")
+        if any(len(part.encode()) > 255 for part in value.split("/")):
+            raise ValueError("a file name in the path is longer than 255 bytes")
+        return value
+
+    @field_validator("parameters")
+    @classmethod
+    def _parameters(cls, value: dict[str, Any]) -> dict[str, Any]:
+        check_json_bounds(value, "parameters", MAX_PARAMETERS_DEPTH, MAX_PARAMETERS_BYTES)
+        return value
+
+    @field_validator("secret_env")
+    @classmethod
+    def _secret_env(cls, value: list[str]) -> list[str]:
+        for name in value:
+            if not ENV_NAME_PATTERN.match(name):
+                raise ValueError(f"{_short(name)!r} is not a valid environment variable name")
+        return list(dict.fromkeys(value))
+
+    @field_validator("name", "image", "cores", "ram", "gpus", "site", mode="before")
     @classmethod
     def _blank_is_none(cls, value: Any) -> Any:
         return None if isinstance(value, str) and not value.strip() else value
@@ -637,8 +862,10 @@ class LaunchRequest(BaseModel):
     @field_validator("image")
     @classmethod
     def _image(cls, value: str | None) -> str | None:
-        if value is not None and any(ch.isspace() for ch in value.strip()):
-            raise ValueError(f"image {value!r} contains whitespace")
+        if value is not None and len(value) > MAX_IMAGE_LENGTH:
+            raise ValueError(f"the image name is longer than {MAX_IMAGE_LENGTH} characters")
+        if value is not None and (any(ch.isspace() for ch in value.strip()) or "\x00" in value):
+            raise ValueError(f"image {_short(value)!r} contains whitespace")
         return None if value is None else value.strip()
 
     @field_validator("env", mode="before")
@@ -648,6 +875,9 @@ class LaunchRequest(BaseModel):
             return {}
         if not isinstance(value, dict):
             raise ValueError("env must be an object of NAME: value")
+        for key, val in value.items():
+            if not isinstance(val, str):  # null or [1] would silently become "None" or "[1]"
+                raise ValueError(f"env {_short(str(key))}: values must be strings")
         return SessionSpec._env(value)  # Skaha's rules for env entries, checked up front
 
 
@@ -708,7 +938,18 @@ class RunSpec(BaseModel):
     env: dict[str, str] = Field(default_factory=dict)
     replicas: int = Field(ge=1, le=MAX_REPLICAS)
     parameters: dict[str, Any] = Field(default_factory=dict)
+    secret_env: list[str] = Field(default_factory=list, description="names only, never values")
     argv: list[str] = Field(default_factory=list, description="cmd + args of every replica")
+
+
+class StagedRun(BaseModel):
+    """Where a run launched from outside CANFAR was copied for its replicas (issue 16):
+    `folder` and `outputs` are the `/arc` paths the replicas use; `storage` the VOSpace service."""
+
+    folder: str
+    outputs: str
+    storage: str
+    files: list[str] = Field(default_factory=list)
 
 
 class Run(BaseModel):
@@ -732,6 +973,8 @@ class Run(BaseModel):
     spec: RunSpec
     replicas: list[Replica]
     deleted: datetime | None = None  # when its sessions were deleted; the folder stays
+    site: str | None = None  # the ~/.canfar/config.yaml server it runs on; later actions use it
+    staged: StagedRun | None = None  # copied to CANFAR storage; outputs stay there
 
     @computed_field  # type: ignore[prop-decorator]
     @property

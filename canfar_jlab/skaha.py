@@ -40,6 +40,7 @@ from .models import (
     Context,
     Image,
     LogChunk,
+    PlatformLoad,
     PlatformStats,
     ReplicaOutcome,
     Session,
@@ -204,9 +205,6 @@ class SkahaClient:
         self.max_log_bytes = max_log_bytes
         self.reconcile_delay = reconcile_delay
         self._base = httpx.URL(credentials.base_url.rstrip("/") + "/")
-        self._secrets = [
-            s.reveal() for s in (credentials.token, credentials.registry_auth) if s is not None
-        ]
         self._http = httpx.AsyncClient(
             auth=_OriginAuth(_origin(self._base), credentials.auth_headers),
             headers={
@@ -244,10 +242,18 @@ class SkahaClient:
     # ---------------------------------------------------------------- sessions
 
     async def list_sessions(
-        self, type: str | None = None, status: str | None = None
+        self, type: str | None = None, status: str | None = None, *, view: str | None = None
     ) -> list[Session]:
-        """The caller's sessions, optionally filtered by type and status (case-insensitive)."""
-        params = {key: value for key, value in (("type", type), ("status", status)) if value}
+        """The caller's sessions, optionally filtered by type and status (case-insensitive).
+
+        `view="interactive"` (Skaha 1.1.4+) lists only non-headless sessions; Skaha then
+        ignores `type`, so it is not sent. Older services ignore the view and list everything,
+        so the headless ones are dropped here too.
+        """
+        if view is not None and view != "interactive":
+            raise InvalidRequest(f"unknown session list view {view!r}")
+        pairs = (("type", None if view else type), ("status", status), ("view", view))
+        params = {key: value for key, value in pairs if value}
         data = await self._get_json("session", params)
         if not isinstance(data, list):
             raise BadReply(
@@ -259,6 +265,8 @@ class SkahaClient:
                 sessions.append(Session.model_validate(item))
             except ValidationError:
                 log.warning("skipping a session entry without an id from %s", self.base_url)
+        if view == "interactive":
+            sessions = [s for s in sessions if (s.type or "headless") != "headless"]
         return sessions
 
     async def get_session(self, session_id: str) -> Session:
@@ -316,6 +324,7 @@ class SkahaClient:
         todo = sorted(set(only)) if only is not None else list(range(1, replicas + 1))
         if not todo or not all(1 <= index <= replicas for index in todo):
             raise InvalidRequest(f"replicas to create must be among 1..{replicas}")
+        await self.credentials.refresh_if_due()
         self._check_expiry()
         wanted = {names[index - 1] for index in todo}
         # Sessions already carrying these names (an earlier run) must never be mistaken for ours.
@@ -394,6 +403,7 @@ class SkahaClient:
         the service sends them over one long-lived request (the local engine's `logstream`
         extension, docs/engine.md); a session's last frame has `end` set. Services without the
         extension (Skaha, older engines) answer NotFound or InvalidRequest at once."""
+        await self.credentials.refresh_if_due()
         self._check_expiry()
         what = f"POST {LOG_STREAM_PATH}"
         body = json.dumps({"sessions": {_checked_id(k): int(v) for k, v in sessions.items()}})
@@ -497,6 +507,28 @@ class SkahaClient:
         data = await self._get_json("session", {"view": "stats"})
         return self._validate(data, PlatformStats, "platform stats")
 
+    async def platform_load(self) -> PlatformLoad:
+        """`view=stats` labelled (capacity, allocated, free), for every door to show.
+
+        A 503 means the metrics backend is down (Skaha 1.4 sends no partial figures): that is
+        answered at once as "platform metrics unavailable", a warning and not an error, and is
+        not retried (a panel polls stats; a later poll is the retry).
+        """
+        try:
+            reply = await self._send("GET", "session", {"view": "stats"}, no_retry=frozenset({503}))
+        except Unavailable as exc:
+            if exc.status != 503:
+                raise
+            detail = (exc.message.split(": ", 1)[1:] or [""])[0].removesuffix(": null")
+            return PlatformLoad.unavailable(detail)
+        try:
+            data = json.loads(reply.body)
+        except ValueError:
+            raise BadReply(
+                f"{self.credentials.service_name} sent malformed JSON for stats"
+            ) from None
+        return self._validate(data, PlatformStats, "platform stats").load()
+
     async def repositories(self) -> list[str]:
         data = await self._get_json("repository")
         if not isinstance(data, list):
@@ -569,8 +601,10 @@ class SkahaClient:
         form: list[tuple[str, str]] | None = None,
         idempotent: bool | None = None,
         cap: int = _JSON_CAP,
+        no_retry: frozenset[int] = frozenset(),
     ) -> _Reply:
         """One call with retries where safe; returns the whole (capped) body of a 2xx reply."""
+        await self.credentials.refresh_if_due()  # an OIDC token about to expire is renewed
         self._check_expiry()
         idempotent = method in ("GET", "HEAD", "DELETE") if idempotent is None else idempotent
         url = path if isinstance(path, httpx.URL) else self._base.join(path)
@@ -578,7 +612,7 @@ class SkahaClient:
         if form is not None:  # a form body keeps env values and arguments out of URLs and logs
             content = urlencode(form).encode("ascii")
             headers = {"Content-Type": "application/x-www-form-urlencoded"}
-        attempt, redirects = 0, 0
+        attempt, redirects, renewed = 0, 0, False
         what = f"{method} {url.path}"
         while True:
             attempt += 1
@@ -610,12 +644,19 @@ class SkahaClient:
                         raise RedirectRefused(f"{what} was redirected; not following it")
                     url, params, attempt = target, None, attempt - 1
                     continue
-                if status in _RETRY_STATUSES and idempotent and attempt < self.retry.attempts:
+                retry = status in _RETRY_STATUSES and status not in no_retry
+                if retry and idempotent and attempt < self.retry.attempts:
                     wait = _retry_after(response.headers.get("Retry-After"))
                     if wait is not None and wait > self.retry.max_retry_after:
                         body = await _read_capped(response, _ERROR_CAP, truncate=True)
                         raise self._status_error(status, body, what, wait)
                     await self._pause(what, attempt, wait, f"HTTP {status}")
+                    continue
+                if status == 401 and not renewed and self._renewable():
+                    # An OIDC token refused before its recorded expiry: renew it once, again.
+                    renewed = True
+                    await self.credentials.oidc.fresh_token(refused=_bearer(response.request))  # type: ignore[union-attr]
+                    attempt -= 1
                     continue
                 if status >= 400:
                     body = await _read_capped(response, _ERROR_CAP, truncate=True)
@@ -633,6 +674,10 @@ class SkahaClient:
                 raise self._transport_error(exc, what, True, idempotent) from None
             finally:
                 await response.aclose()
+
+    def _renewable(self) -> bool:
+        oidc = self.credentials.oidc
+        return oidc is not None and oidc.can_refresh
 
     async def _pause(self, what: str, attempt: int, wait: float | None, why: str) -> None:
         delay = wait if wait is not None else self.retry.backoff(attempt)
@@ -705,7 +750,7 @@ class SkahaClient:
 
     def _redact(self, text: str) -> str:
         # A misbehaving server may echo what it received; never pass a credential on.
-        for secret in self._secrets:
+        for secret in self.credentials.secret_values():
             text = text.replace(secret, "***")
         return text
 
@@ -716,16 +761,18 @@ async def open_client(
     certificate: str | Path | None = None,
     *,
     start_engine: bool = True,
+    site: str | None = None,
     **options: Any,
 ) -> SkahaClient:
-    """A client for the service the credentials resolve to (see `canfar_jlab.credentials`).
+    """A client for the service the credentials resolve to (see `canfar_jlab.credentials`);
+    `site` picks a server of `~/.canfar/config.yaml` instead of the active one.
 
     Resolution may start the local engine, so it runs in a worker thread.
     """
     from .credentials import resolve_credentials
 
     credentials = await asyncio.to_thread(
-        resolve_credentials, url, token, certificate, start_engine=start_engine
+        resolve_credentials, url, token, certificate, start_engine=start_engine, site=site
     )
     return SkahaClient(credentials, **options)
 
@@ -856,6 +903,11 @@ class _LogFollower:
             self.offset = len(whole)
             self._anchor = whole[-self.ANCHOR :]
         return new
+
+
+def _bearer(request: httpx.Request) -> str | None:
+    value = request.headers.get("Authorization", "")
+    return value[7:] if value.startswith("Bearer ") else None
 
 
 def _tls_error(exc: BaseException) -> ssl.SSLError | None:

@@ -18,7 +18,12 @@ _CREDENTIAL_VARIABLES = ("CANFAR_URL", "CANFAR_TOKEN", "CANFAR_CERTIFICATE")
 
 @pytest.fixture(scope="session", autouse=True)
 def _isolated_state(tmp_path_factory):
-    isolated = (*_CREDENTIAL_VARIABLES, "CANFAR_JLAB_HOME", "CANFAR_JLAB_ENGINE_WORKDIR")
+    isolated = (
+        *_CREDENTIAL_VARIABLES,
+        "CANFAR_JLAB_HOME",
+        "CANFAR_JLAB_ENGINE_WORKDIR",
+        "CANFAR_JLAB_STAGE",
+    )
     saved = {name: os.environ.get(name) for name in isolated}
     for name in _CREDENTIAL_VARIABLES:
         os.environ.pop(name, None)
@@ -26,6 +31,8 @@ def _isolated_state(tmp_path_factory):
     os.environ["CANFAR_JLAB_HOME"] = str(home)
     # Replicas of an engine started on demand get a scratch HOME, not the developer's own.
     os.environ["CANFAR_JLAB_ENGINE_WORKDIR"] = str(tmp_path_factory.mktemp("replica-home"))
+    # Skaha look-alikes here read run folders directly; the staging tests turn this back on.
+    os.environ["CANFAR_JLAB_STAGE"] = "never"
     yield home
     from canfar_jlab.engine.control import stop_engine
 

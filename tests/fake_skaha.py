@@ -105,14 +105,17 @@ class FakeSkaha:
         *,
         honour_offset: bool = False,
         tls: ssl.SSLContext | None = None,
+        accept: Callable[[str], bool] | None = None,
     ) -> None:
         self.token = token
+        self.accept = accept  # e.g. FakeOidc.valid: which bearer tokens are current
         self.honour_offset = honour_offset
         self.lock = threading.Lock()
         self.requests: list[Recorded] = []
         self.sessions: dict[str, dict] = {}
         self.logs: dict[str, bytes] = defaultdict(bytes)
         self.creates = 0
+        self.stats: dict = SKAHA_14_STATS  # or LEGACY_STATS; a Status(503) fault for metrics down
         self.faults: dict[str, deque[Fault]] = defaultdict(deque)
         # Called with (session_id, read_count) before each log read is served.
         self.on_log_read: Callable[[str, int], None] | None = None
@@ -298,9 +301,11 @@ def _handler_for(fake: FakeSkaha) -> type[BaseHTTPRequestHandler]:
                 fault = None
             if isinstance(fault, EchoCredentials):
                 return self._text(401, f"rejected {self.headers.get('Authorization')}")
-            if fake.token is not None and self.headers.get("Authorization") != (
-                f"Bearer {fake.token}"
-            ):
+            sent = self.headers.get("Authorization") or ""
+            if fake.accept is not None:
+                if not (sent.startswith("Bearer ") and fake.accept(sent[7:])):
+                    return self._text(401, "invalid or expired token")
+            elif fake.token is not None and sent != f"Bearer {fake.token}":
                 return self._text(401, "invalid or expired token")
             if isinstance(fault, Status):
                 return self._text(fault.code, fault.body, fault.headers)
@@ -333,12 +338,17 @@ def _handler_for(fake: FakeSkaha) -> type[BaseHTTPRequestHandler]:
             rest = parts[1:]
             if rest == ["session"] and method == "GET":
                 if query.get("view") == "stats":
-                    return self._json(_STATS)
+                    return self._json(fake.stats)
+                if query.get("view") == "interactive":  # Skaha 1.1.4+: type is ignored
+                    query = {"status": query.get("status", "")}
+                    interactive = True
+                else:
+                    interactive = False
                 with fake.lock:
                     found = [
                         {k: v for k, v in s.items() if k not in ("env", "args", "cmd")}
                         for s in fake.sessions.values()
-                        if _matches(s, query)
+                        if _matches(s, query) and not (interactive and s["type"] == "headless")
                     ]
                 return self._json(found)
             if rest == ["session"] and method == "POST":
@@ -458,7 +468,8 @@ def _matches(session: dict, query: dict[str, str]) -> bool:
     return True
 
 
-_STATS = {
+# Skaha 1.4's metrics service: capacity and allocation, per-session ceilings, no instances/gpu.
+SKAHA_14_STATS = {
     "cores": {
         "requestedCPUCores": 12.0,
         "cpuCoresAvailable": 96.0,
@@ -470,6 +481,24 @@ _STATS = {
         "maxRAM": {"ram": "32Gi", "withCPUCores": 8.0},
     },
 }
+
+# Skaha before 1.1.4 (v0 era): an instances block, and max* is the largest node.
+LEGACY_STATS = {
+    "instances": {"session": 3, "desktopApp": 1, "headless": 7, "total": 11},
+    "cores": {
+        "requestedCPUCores": 20.5,
+        "cpuCoresAvailable": 64.0,
+        "maxCPUCores": {"cpuCores": 32.0, "withRam": "125.8G"},
+    },
+    "ram": {
+        "requestedRAM": "80G",
+        "ramAvailable": "251.6G",
+        "maxRAM": {"ram": "125.8G", "withCPUCores": 32.0},
+    },
+}
+
+# What the metrics backend being down looks like (skaha-api.md §7, §10).
+METRICS_DOWN = "temporarily unavailable: null"
 
 _IMAGES = [
     {

@@ -10,7 +10,7 @@ import pytest
 
 PACKAGE = Path(__file__).parents[1] / "canfar_jlab"
 CORE = ["models.py", "skaha.py", "credentials.py", "export.py", "live.py", "distributed.py",
-        "paths.py", "runs"]  # fmt: skip
+        "paths.py", "runs", "oidc.py", "vospace.py"]  # fmt: skip
 FRONT_DOORS = ("canfar_jlab.server", "canfar_jlab.magic", "canfar_jlab.cli", "jupyter_server")
 
 

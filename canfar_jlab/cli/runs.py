@@ -107,6 +107,8 @@ def run_command(args: argparse.Namespace) -> int:
             f"on {client.credentials.service_name}, image {run.spec.image}\n"
             f"folder {run.folder}"
         )
+        if run.staged is not None:  # issue 16: the replicas run from CANFAR storage
+            _say(f"staged to {run.staged.folder}; outputs stay in {run.staged.outputs}")
         for replica in run.replicas:
             if replica.error:
                 _say(f"[{replica.index}] not created: {replica.error}")

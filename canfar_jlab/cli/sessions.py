@@ -19,7 +19,7 @@ from collections.abc import Awaitable, Callable, Sequence
 from datetime import datetime, timezone
 from typing import TextIO
 
-from ..models import Image, PlatformStats, Session
+from ..models import Image, PlatformLoad, Session
 from ..skaha import AuthError, NotFound, SkahaClient, SkahaError, Unavailable, open_client
 from . import CliError
 
@@ -130,24 +130,18 @@ def images_table(images: Sequence[Image]) -> str:
     return _table(rows)
 
 
-def stats_text(stats: PlatformStats) -> str:
-    cores, ram = stats.cores, stats.ram
+def stats_text(load: PlatformLoad) -> str:
+    """`cores: 12 allocated of 96 capacity (84 free at most)`, one line per resource."""
+    if not load.available:
+        return f"warning: {load.warning}"
+    width = max((len(row[0]) for row in load.rows()), default=0) + 1
     lines = [
-        f"cores: {_figure(cores.requested_cpu_cores)} allocated of "
-        f"{_figure(cores.cpu_cores_available)}",
-        f"ram:   {ram.requested_ram or '-'} allocated of {ram.ram_available or '-'}",
+        f"{(label + ':').ljust(width)} {allocated} allocated of {capacity} capacity "
+        f"({free} free at most)"
+        for label, allocated, capacity, free in load.rows()
     ]
-    if cores.max_cpu_cores is not None:
-        lines.append(
-            f"largest session: {_figure(cores.max_cpu_cores.cpu_cores)} cores, "
-            f"{cores.max_cpu_cores.with_ram or '-'} RAM"
-        )
-    if stats.gpu is not None:
-        lines.append(
-            f"gpus:  {_figure(stats.gpu.requested_gpu)} allocated of "
-            f"{_figure(stats.gpu.gpu_available)}"
-        )
-    return "\n".join(lines)
+    more = load.session_max_text()
+    return "\n".join([*lines, more] if more else lines)
 
 
 def run_with_client(work: Callable[[SkahaClient], Awaitable[int | None]]) -> int:
@@ -235,11 +229,13 @@ def images_command(args: argparse.Namespace) -> int:
 
 def stats_command(args: argparse.Namespace) -> int:
     async def work(client: SkahaClient) -> int:
-        stats = await client.platform_stats()
+        load = await client.platform_load()
         if args.json:
-            print(json.dumps(stats.model_dump(mode="json", exclude_none=True), indent=2))
-        else:
-            print(stats_text(stats))
+            print(json.dumps(load.to_json(), indent=2))
+        elif load.available:
+            print(stats_text(load))
+        else:  # metrics down: a warning, not a failure
+            print(stats_text(load), file=sys.stderr)
         return 0
 
     return run_with_client(work)

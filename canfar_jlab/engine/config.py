@@ -91,6 +91,9 @@ class EngineConfig(BaseModel):
     )
     workdir: Path | None = Field(None, description="HOME, PWD and working dir of replicas")
     username: str | None = Field(None, description="the user sessions belong to")
+    pass_env: tuple[str, ...] = Field(
+        (), description="variables of the engine's environment that replicas also get"
+    )
 
     @field_validator("log_cap", mode="before")
     @classmethod
@@ -102,7 +105,7 @@ class EngineConfig(BaseModel):
     def _duration(cls, value: object) -> float:
         return parse_duration(value)
 
-    @field_validator("images", "image_hosts", mode="before")
+    @field_validator("images", "image_hosts", "pass_env", mode="before")
     @classmethod
     def _words(cls, value: object) -> object:
         if isinstance(value, str):  # from the environment: comma or space separated
@@ -147,13 +150,21 @@ def _from_file(path: Path) -> dict[str, Any]:
     return {str(key).replace("-", "_"): value for key, value in data.items()}
 
 
-def _from_env(environ: Mapping[str, str]) -> dict[str, Any]:
+def settings_from_env(environ: Mapping[str, str]) -> dict[str, Any]:
+    """The settings that `CANFAR_JLAB_ENGINE_<NAME>` variables give."""
     found: dict[str, Any] = {}
     for name in FIELDS:
         value = environ.get(ENV_PREFIX + name.upper())
         if value is not None and value != "":
             found[name] = value
     return found
+
+
+def settings_file(layout: EngineLayout) -> Path:
+    """The options the running engine was started with: a daemon started again after a crash
+    (on demand, with no options) reads them back instead of falling back to the defaults. A
+    clean stop removes the file, so the next start is a fresh one."""
+    return layout.root / "settings.json"
 
 
 def load_config(
@@ -164,7 +175,7 @@ def load_config(
     """Merge the sources in order and validate; a bad value raises ConfigError in one line."""
     merged: dict[str, Any] = {}
     merged.update(_from_file(layout.config_file))
-    merged.update(_from_env(os.environ if environ is None else environ))
+    merged.update(settings_from_env(os.environ if environ is None else environ))
     merged.update({k: v for k, v in (overrides or {}).items() if v is not None})
     try:
         return EngineConfig.model_validate(merged)

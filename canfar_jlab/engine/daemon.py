@@ -14,6 +14,7 @@ import getpass
 import json
 import logging
 import os
+import re
 import secrets
 import signal
 import sys
@@ -22,13 +23,14 @@ from pathlib import Path
 
 from .. import __version__
 from ..paths import data_home
-from .config import ConfigError, EngineConfig, load_config
-from .layout import FILE_MODE, EngineLayout, write_json_atomic
+from .config import ConfigError, EngineConfig, load_config, settings_file, settings_from_env
+from .layout import FILE_MODE, EngineLayout, read_json, write_json_atomic
 from .procs import start_time
 
 log = logging.getLogger("canfar_jlab.engine")
 
 SHUTDOWN_TIMEOUT = 5.0
+MAX_BODY = 1024 * 1024
 
 
 class StartupError(Exception):
@@ -142,7 +144,8 @@ async def serve(config: EngineConfig, layout: EngineLayout, token: str, ready: R
     app = tornado.web.Application(
         routes(manager, token, url), log_function=log_request, serve_traceback=False
     )
-    server = tornado.httpserver.HTTPServer(app, xheaders=False)
+    # Create parameters are bounded far below this (params.py); nothing else has a body.
+    server = tornado.httpserver.HTTPServer(app, xheaders=False, max_body_size=MAX_BODY)
     server.add_sockets(sockets)
     write_state(layout, url, port, "running")
     log.info("engine %s listening at %s (pid %d)", __version__, url, os.getpid())
@@ -167,6 +170,53 @@ async def serve(config: EngineConfig, layout: EngineLayout, token: str, ready: R
     log.info("stopped")
 
 
+def _remembered(layout: EngineLayout, overrides: dict | None) -> dict | None:
+    """The options to start with: those given and those of `CANFAR_JLAB_ENGINE_*` variables
+    (remembered for a restart after a crash, which may come from a process without them),
+    else those of an engine that ended without a clean stop."""
+    path = settings_file(layout)
+    if overrides is None:
+        saved = read_json(path)
+        if saved:
+            return saved.get("overrides")
+    chosen = {**settings_from_env(os.environ), **(overrides or {})}
+    if chosen:
+        write_json_atomic(path, {"overrides": chosen})
+    return chosen or None
+
+
+class _Redact(logging.Filter):
+    """Keeps the engine's token and any Authorization value out of engine.log, whoever logs
+    them (tornado logs a malformed request's header lines whole)."""
+
+    def __init__(self, token: str) -> None:
+        super().__init__()
+        self._token = token
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        text = record.getMessage()
+        clean = _HEADER_VALUE.sub(r"\1[redacted]", _AUTHORIZATION.sub(r"\1[redacted]", text))
+        if self._token:
+            clean = clean.replace(self._token, "[redacted]")
+        if clean != text:
+            record.msg, record.args = clean, None
+        if record.exc_info and record.exc_info[1] is not None:
+            exc_text = str(record.exc_info[1])
+            if self._token in exc_text or _AUTHORIZATION.search(exc_text):
+                record.exc_info, record.exc_text = None, None
+        return True
+
+
+# tornado's "Invalid header value '...'" quotes whichever header was malformed, maybe ours.
+_HEADER_VALUE = re.compile(r"(header value )(?:'[^']*'|\"[^\"]*\"|\S+)", re.I)
+_AUTHORIZATION = re.compile(r"((?:authorization|token)\b[\"']?\s*[:=]\s*)[^\r\n,;&]+", re.I)
+
+
+def _redact_logs(token: str) -> None:
+    for handler in logging.getLogger().handlers:
+        handler.addFilter(_Redact(token))
+
+
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m canfar_jlab.engine")
     parser.add_argument("--home", type=Path, default=None, help="data home (default: per user)")
@@ -188,18 +238,27 @@ def main(argv: list[str] | None = None) -> int:
         stream=sys.stderr,
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
+    layout: EngineLayout | None = None  # set once this process owns the home
     try:
         overrides = json.loads(args.overrides) if args.overrides else None
         if overrides is not None and not isinstance(overrides, dict):
             raise ConfigError("--overrides must be a JSON object")
-        layout = EngineLayout((args.home or data_home()).expanduser().resolve())
-        layout.ensure_dirs()
+        home = EngineLayout((args.home or data_home()).expanduser().resolve())
+        home.ensure_dirs()
+        _run_lock = _take_run_lock(home)  # held until the process ends
+        layout = home
+        overrides = _remembered(layout, overrides)
         config = load_config(layout, overrides)
-        _run_lock = _take_run_lock(layout)  # held until the process ends
         token = ensure_token(layout)
+        _redact_logs(token)
         asyncio.run(serve(config, layout, token, ready))
+        with contextlib.suppress(OSError):
+            settings_file(layout).unlink()  # a clean stop: the next start is a fresh one
     except (StartupError, ConfigError, ValueError, OSError) as exc:
         message = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        if layout is not None:  # settings that do not start an engine are not kept for later
+            with contextlib.suppress(OSError):
+                settings_file(layout).unlink()
         log.error("engine not started: %s", message)
         ready.fail(message)
         return 2

@@ -17,7 +17,7 @@ import tornado.web
 from .. import __version__
 from .errors import SkahaError, bad_request, not_found
 from .manager import SessionManager
-from .params import SESSION_TYPES, first, parse_create
+from .params import SESSION_TYPES, first, parse_create, quote
 from .wire import (
     availability_xml,
     capabilities_xml,
@@ -38,6 +38,7 @@ RUNTIME_NOTE = (
     f"({sys.executable}); the image is recorded but not pulled"
 )
 LOG_CHUNK = 256 * 1024
+MAX_MESSAGE = 300
 _ALL_METHODS = ("GET", "HEAD", "POST", "DELETE", "PATCH", "PUT", "OPTIONS")
 
 
@@ -85,7 +86,7 @@ class EngineHandler(tornado.web.RequestHandler):
                 try:
                     merged.setdefault(key, []).extend(v.decode("utf-8") for v in values)
                 except UnicodeDecodeError:
-                    raise bad_request(f"Invalid value for '{key}': not UTF-8") from None
+                    raise bad_request(f"Invalid value for '{quote(key)}': not UTF-8") from None
         return merged
 
     def param(self, key: str) -> str | None:
@@ -107,8 +108,12 @@ class EngineHandler(tornado.web.RequestHandler):
             message = f"unsupported: HTTP {self.request.method}"
         elif status_code >= 500:
             message = f"unexpected exception: {type(exc).__name__ if exc else 'error'}"
+        elif isinstance(exc, tornado.web.HTTPError) and exc.log_message and not exc.args:
+            message = exc.log_message  # tornado's own refusal, e.g. a malformed form body
         else:
             message = self._reason
+        if len(message) > MAX_MESSAGE:  # a message never echoes a long input back
+            message = message[: MAX_MESSAGE - 3] + "..."
         self.set_header("Content-Type", TEXT)
         self.finish(message.rstrip("\n") + "\n")
 
@@ -184,7 +189,7 @@ class SessionHandler(EngineHandler):
     def _session_id(self, path: str) -> str:
         parts = path.split("/")
         if len(parts) > 3:
-            raise bad_request(f"Invalid request: {path}")
+            raise bad_request(f"Invalid request: {quote(path)}")
         if len(parts) > 1:
             raise bad_request("desktop-app sessions are not supported by the local engine")
         return parts[0]
@@ -198,11 +203,11 @@ class SessionHandler(EngineHandler):
         rec = self.manager.get(session_id)
         if view == "events":
             if rec is None:
-                raise not_found(f"session {session_id} not found.")
+                raise not_found(f"session {quote(session_id)} not found.")
             self.finish(events_table(self.manager.events.get(session_id, [])))
             return
         if rec is None:
-            raise not_found(f"session {session_id} not found")
+            raise not_found(f"session {quote(session_id)} not found")
         usage = self.manager.usage([rec]).get(rec.id)
         self.write_json(session_json(rec, self.manager.identity, usage))
 
@@ -216,8 +221,8 @@ class SessionHandler(EngineHandler):
                 position = int(raw_offset)
             except ValueError:
                 position = -1
-            if position < 0:
-                raise bad_request(f"Invalid value for 'offset': {raw_offset}")
+            if not 0 <= position < 2**63:
+                raise bad_request(f"Invalid value for 'offset': {quote(raw_offset)}")
         end = self.manager.log_size(session_id)
         if raw_offset is not None:
             self.set_header(LOG_OFFSET_HEADER, str(max(position, end)))
@@ -272,7 +277,7 @@ class LogStreamHandler(EngineHandler):
     def _watch_list(self) -> dict[str, int]:
         try:
             body = json.loads(self.request.body or b"{}")
-        except ValueError:
+        except (ValueError, RecursionError):  # not UTF-8, not JSON, nested past the stack
             raise bad_request("logstream: the body must be JSON") from None
         sessions = body.get("sessions") if isinstance(body, dict) else None
         if not isinstance(sessions, dict) or len(sessions) > STREAM_MAX_SESSIONS:
@@ -280,7 +285,7 @@ class LogStreamHandler(EngineHandler):
                 f"logstream: 'sessions' must map up to {STREAM_MAX_SESSIONS} ids to offsets"
             )
         for session_id, offset in sessions.items():
-            if not _STREAM_ID.match(session_id):
+            if not _STREAM_ID.fullmatch(session_id):
                 raise bad_request(f"logstream: invalid session id {session_id[:64]!r}")
             if not isinstance(offset, int) or isinstance(offset, bool) or offset < 0:
                 raise bad_request(f"logstream: offset of {session_id} must be a byte count")
@@ -352,7 +357,7 @@ class ImagesHandler(EngineHandler):
     def get(self, _version: str) -> None:
         kind = self.param("type")
         if kind is not None and kind.strip().lower() not in SESSION_TYPES:
-            raise bad_request(f"unknown type: {kind}")
+            raise bad_request(f"unknown type: {quote(kind)}")
         if kind is not None and kind.strip().lower() != "headless":
             self.write_json([])
             return
@@ -380,7 +385,7 @@ class RepositoryHandler(EngineHandler):
 
 class NotFoundHandler(EngineHandler):
     def prepare(self) -> None:
-        raise not_found(f"not found: {self.request.path}")
+        raise not_found(f"not found: {quote(self.request.path)}")
 
 
 def routes(manager: SessionManager, token: str, base_url: str) -> list[Any]:

@@ -13,7 +13,6 @@ import logging
 import os
 import shutil
 import signal
-import sys
 import time
 from pathlib import Path
 from typing import Any
@@ -23,6 +22,7 @@ from .config import EngineConfig
 from .errors import bad_request
 from .ids import new_session_id
 from .layout import EXIT_FILE, SESSION_LOG, SUPERVISOR_FILE, EngineLayout, read_json
+from .memlimit import oom_message
 from .params import CreateRequest
 from .procs import is_alive, kill_group_checked
 from .records import (
@@ -34,7 +34,7 @@ from .records import (
     Event,
     SessionRecord,
 )
-from .spawn import ForkServer, LaunchError
+from .spawn import ForkServer, LaunchError, replica_environment
 from .store import Store
 from .usage import UsageSampler
 from .watch import ExitWatcher
@@ -42,8 +42,6 @@ from .wire import Identity, Usage, describe_exit
 
 log = logging.getLogger(__name__)
 
-# Never handed to replicas: credentials of the services around them.
-SECRET_ENV = frozenset({"CANFAR_TOKEN", "JUPYTERHUB_API_TOKEN", "JPY_API_TOKEN", "JUPYTER_TOKEN"})
 FORCE_KILL_MARGIN = 5.0  # after the grace period, before the engine kills a stuck supervisor
 # Finished sessions are listed this long after they end, as Skaha lists them; older ones are
 # still served by id (status, logs, events) until the retention sweep forgets them, so the list
@@ -63,7 +61,6 @@ class SessionManager:
         self._active: dict[str, SessionRecord] = {}  # not finished, in arrival order
         self._recent: dict[str, SessionRecord] = {}  # finished and still listed, by end
         self.events: dict[str, list[Event]] = {}
-        self._base_env = self._engine_env()
         self._commit_pending = False
         store.on_dirty = self._commit_soon
         self._forkserver = ForkServer()
@@ -288,32 +285,19 @@ class SessionManager:
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
 
-    @staticmethod
-    def _engine_env() -> dict[str, str]:
-        """The engine's environment without secrets, with the engine's Python first on PATH
-        (replicas run in the engine's Python environment)."""
-        env = {k: v for k, v in os.environ.items() if k not in SECRET_ENV}
-        bindir = str(Path(sys.executable).parent)
-        path = env.get("PATH", os.defpath)
-        if path.split(os.pathsep)[0] != bindir:
-            env["PATH"] = bindir + os.pathsep + path
-        return env
-
     def replica_env(self, rec: SessionRecord) -> dict[str, str]:
-        """The engine's environment, then the user's env, then what Skaha injects (later
-        entries win)."""
-        env = dict(self._base_env)
-        env.update(dict(rec.env))
+        """A clean environment like a Skaha container's (spawn.replica_environment): PATH and
+        the locale, `pass_env`, the session's env, then what Skaha injects."""
         home = str(self.config.replica_home)
-        env.update(
-            skaha_hostname=self.identity.hostname,
-            skaha_username=self.identity.username,
-            skaha_sessionid=rec.id,
-            HOME=home,
-            PWD=home,
-            OMP_NUM_THREADS=str(rec.omp_threads),
-        )
-        return env
+        platform = {
+            "skaha_hostname": self.identity.hostname,
+            "skaha_username": self.identity.username,
+            "skaha_sessionid": rec.id,
+            "HOME": home,
+            "PWD": home,
+            "OMP_NUM_THREADS": str(rec.omp_threads),
+        }
+        return replica_environment(os.environ, rec.env, platform, self.config.pass_env)
 
     async def _launch(self, rec: SessionRecord) -> None:
         session_dir = self.layout.session_dir(rec.id)  # made by the supervisor
@@ -457,13 +441,12 @@ class SessionManager:
             rec.end_reason = rec.end_reason or "exit"
             ok = rec.exit_code == 0 and rec.end_reason != "deadline"
             rec.status = COMPLETED if ok else FAILED
-            self._event(
-                rec,
-                "Normal" if ok else "Warning",
-                "Completed" if ok else "Failed",
-                describe_exit(rec.exit_code, rec.exit_signal),
-                at=rec.ended,
-            )
+            reason = "Completed" if ok else "Failed"
+            message = describe_exit(rec.exit_code, rec.exit_signal)
+            if outcome.get("oom"):  # the tree passed its RAM limit (memlimit.py)
+                rec.status, rec.end_reason, reason = FAILED, "oom", "OOMKilled"
+                message = oom_message(int(outcome["limit_bytes"]), int(outcome["used_bytes"]))
+            self._event(rec, "Normal" if ok else "Warning", reason, message, at=rec.ended)
         self.store.update(rec)
 
     def _forget(self, rec: SessionRecord) -> None:

@@ -2,6 +2,10 @@
 
 Order (skaha-api.md §2.1): image present -> image host and type -> cores, ram -> name ->
 (interactive types, which the local engine refuses) -> gpus -> env -> cmd.
+
+Beyond Skaha's own checks, what would only fail later (in Kubernetes, or at exec time here) is
+refused before anything is created: names that are not DNS labels, NUL bytes, more env entries
+or bytes of env or args than a process can be started with, image names no registry accepts.
 """
 
 from __future__ import annotations
@@ -12,6 +16,7 @@ from collections.abc import Mapping, Sequence
 
 from pydantic import BaseModel, ConfigDict
 
+from ..models import MAX_ARGS_BYTES, MAX_ENV_BYTES, MAX_ENV_COUNT, MAX_IMAGE_LENGTH
 from .errors import bad_request
 
 SESSION_TYPES = (
@@ -24,6 +29,9 @@ SESSION_TYPES = (
     "firefly",
 )
 _NAME = re.compile(r"[A-Za-z0-9\-]+")
+# The name becomes the pod's hostname: a DNS label (Skaha only checks the characters, and
+# Kubernetes then fails the Job).
+_DNS_LABEL = re.compile(r"[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?")
 _JAVA_DOUBLE_SUFFIX = re.compile(r"(?<=[0-9.])[fFdD]$")
 
 Params = Mapping[str, Sequence[str]]
@@ -69,22 +77,36 @@ def _resource(params: Params, key: str, options: Sequence[int]) -> float | None:
         return None
     value = java_double(raw)
     if value is None or int(value) not in options:
-        raise bad_request(f"Invalid value for '{key}': {raw}")
+        raise bad_request(f"Invalid value for '{key}': {quote(raw)}")
     return value
+
+
+def quote(text: str, limit: int = 60) -> str:
+    """At most `limit` characters of what the client sent, for a message."""
+    return text if len(text) <= limit else text[:limit] + "..."
 
 
 def _env(entries: Sequence[str]) -> tuple[list[tuple[str, str]], list[str]]:
     kept: list[tuple[str, str]] = []
     dropped: list[str] = []
+    if len(entries) > MAX_ENV_COUNT:
+        raise bad_request(
+            f"Invalid value for 'env': {len(entries)} entries, at most {MAX_ENV_COUNT} allowed"
+        )
+    size = sum(len(entry.encode()) + 1 for entry in entries)
+    if size > MAX_ENV_BYTES:
+        raise bad_request(
+            f"Invalid value for 'env': {size} bytes in all, at most {MAX_ENV_BYTES} allowed"
+        )
     for entry in entries:
+        if "\x00" in entry:
+            name = entry.split("=", 1)[0].replace("\x00", "\\0")
+            raise bad_request(f"Invalid value for 'env': {quote(name)} contains a NUL byte")
         parts = entry.split("=")
         if len(parts) < 2 or (len(parts) == 2 and parts[1] == ""):
             # Skaha drops these silently; here a variable without a value is reported.
-            name = parts[0]
-            raise bad_request(
-                f"Invalid value for 'env': {name}{'=' if len(parts) > 1 else ''} has no value "
-                "(expected KEY=VALUE)"
-            )
+            shown = quote(parts[0]) + ("=" if len(parts) > 1 else "")
+            raise bad_request(f"Invalid value for 'env': {shown} has no value (expected KEY=VALUE)")
         if parts[0] == "":
             raise bad_request("Invalid value for 'env': an entry has no name (expected KEY=VALUE)")
         if len(parts) > 2:
@@ -106,15 +128,20 @@ def parse_create(
     image = first(params, "image")
     if image is None or not image.strip():
         raise bad_request("Missing parameter 'image'")
+    if len(image) > MAX_IMAGE_LENGTH or "\x00" in image or any(ch.isspace() for ch in image):
+        raise bad_request(
+            f"Invalid value for 'image': {quote(image)} (at most {MAX_IMAGE_LENGTH} "
+            "characters, no spaces or NUL)"
+        )
     if image_hosts is not None and not any(image.startswith(host) for host in image_hosts):
         raise bad_request(
-            f"session image '{image}' must come from one of [{', '.join(image_hosts)}]"
+            f"session image '{quote(image)}' must come from one of [{', '.join(image_hosts)}]"
         )
 
     raw_type = first(params, "type")
     kind = (raw_type or "").strip().lower() or "headless"
     if kind not in SESSION_TYPES:
-        raise bad_request(f"Invalid session type: {raw_type}")
+        raise bad_request(f"Invalid session type: {quote(raw_type or '')}")
 
     cores = _resource(params, "cores", cores_options)
     ram = _resource(params, "ram", memory_options)
@@ -124,6 +151,11 @@ def parse_create(
         raise bad_request("Missing parameter 'name'")
     if not _NAME.fullmatch(name):
         raise bad_request("name can only contain alpha-numeric chars and '-'")
+    if not _DNS_LABEL.fullmatch(name.lower()):
+        raise bad_request(
+            f"Invalid value for 'name': {quote(name)} must be a DNS label: at most 63 "
+            "characters, starting and ending with a letter or digit"
+        )
 
     if kind != "headless":
         raise bad_request(
@@ -139,7 +171,7 @@ def parse_create(
         except ValueError:
             gpus = None
         if gpus is None or gpus not in gpu_options:
-            raise bad_request(f"Invalid value for 'gpus': {raw_gpus}")
+            raise bad_request(f"Invalid value for 'gpus': {quote(raw_gpus)}")
 
     env, dropped = _env(params.get("env", ()))
 
@@ -150,6 +182,10 @@ def parse_create(
             "a default command"
         )
     raw_args = first(params, "args")
+    if "\x00" in cmd or (raw_args and "\x00" in raw_args):
+        raise bad_request("Invalid value for 'args': contains a NUL byte")
+    if len(cmd.encode()) + len((raw_args or "").encode()) > MAX_ARGS_BYTES:
+        raise bad_request(f"Invalid value for 'args': cmd and args exceed {MAX_ARGS_BYTES} bytes")
     args = raw_args.split(" ") if raw_args else []  # single spaces, as Skaha splits them
 
     return CreateRequest(

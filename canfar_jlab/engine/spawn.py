@@ -1,4 +1,5 @@
-"""The engine's side of the fork server: send launch specs, get (pid, start token) back.
+"""The engine's side of the fork server: send launch specs, get (pid, start token) back; and
+the clean environment a replica starts with.
 
 The fork server is a plain `subprocess.Popen` child driven through its pipes on the event loop
 (not an asyncio subprocess: closing one of those kills the child, and the fork server must
@@ -15,9 +16,40 @@ import os
 import subprocess
 import sys
 import threading
+from collections.abc import Iterable, Mapping
+from pathlib import Path
 from typing import Any
 
 log = logging.getLogger(__name__)
+
+# What a replica inherits from the engine's environment, as a Skaha container gets a fresh one:
+# the program search path and the locale. Everything else (credentials of the machine the
+# engine runs on, say) stays out unless the `pass_env` setting names it.
+_INHERITED = ("PATH", "LANG", "LANGUAGE", "TZ")
+
+
+def replica_environment(
+    engine_env: Mapping[str, str],
+    run_env: Iterable[tuple[str, str]],
+    platform: Mapping[str, str],
+    pass_env: Iterable[str] = (),
+) -> dict[str, str]:
+    """A replica's environment, later entries winning: PATH (the engine's Python first) and the
+    locale from the engine; the variables `pass_env` names; the session's own `env` (REPLICA_ID
+    and REPLICA_COUNT among them); then what the platform sets (HOME, skaha_*, ...)."""
+    env = {
+        name: value
+        for name, value in engine_env.items()
+        if name in _INHERITED or name.startswith("LC_")
+    }
+    env.update({name: engine_env[name] for name in pass_env if name in engine_env})
+    bindir = str(Path(sys.executable).parent)
+    path = env.get("PATH") or os.defpath
+    if path.split(os.pathsep)[0] != bindir:
+        env["PATH"] = bindir + os.pathsep + path
+    env.update(dict(run_env))
+    env.update(platform)
+    return env
 
 
 class LaunchError(Exception):

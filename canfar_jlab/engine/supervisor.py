@@ -4,8 +4,8 @@ The fork server forks one supervisor per replica. The supervisor
 - starts its own session, holds an exclusive lock on the session directory (one supervisor per
   session) and records itself and the replica in `supervisor.json`;
 - runs the replica (`cmd` + `args`, no shell) in a new session and process group, stdout and
-  stderr appended to the log file, stdin from /dev/null, under an address-space limit when RAM
-  was requested;
+  stderr appended to the log file, stdin from /dev/null; when RAM was requested, its whole
+  process tree is held to it (memlimit.py: killed, and reported OOMKilled, past it);
 - becomes a child subreaper (Linux) so whatever the replica leaves behind is re-parented to it;
 - keeps the log under its cap;
 - on SIGTERM (the engine's DELETE or deadline) sends SIGTERM to the replica's group and every
@@ -33,7 +33,7 @@ import sys
 import time
 from typing import TYPE_CHECKING
 
-from . import logcap
+from . import logcap, memlimit
 from .procs import start_time
 from .sessionfiles import (
     EXIT_FILE,
@@ -183,14 +183,20 @@ def _supervise(spec: dict[str, Any]) -> int:
     if replica.terminating:  # SIGTERM came while starting
         replica.stop()
 
-    status = _wait(replica, wake_r, cutter)
+    # The RAM request bounds the whole tree (memlimit.py), not each process.
+    guard = memlimit.for_replica(spec.get("ram_bytes"))
+    status = _wait(replica, wake_r, cutter, guard)
     _reap_all()
     cutter.check()
+    extra = guard.outcome() if guard is not None else {}
+    if extra:
+        line = memlimit.oom_message(guard.limit, guard.used)  # type: ignore[union-attr]
+        os.write(append_fd, f"canfar-jlab engine: {line}\n".encode())
     exit_code = os.waitstatus_to_exitcode(status)
     if exit_code >= 0:
-        _write_exit(session_dir, exit_code, None, replica.terminating)
+        _write_exit(session_dir, exit_code, None, replica.terminating, extra)
     else:
-        _write_exit(session_dir, None, -exit_code, replica.terminating)
+        _write_exit(session_dir, None, -exit_code, replica.terminating, extra)
     return 0
 
 
@@ -206,7 +212,9 @@ def _wake(_signum: int, _frame: object) -> None:
     """Nothing to do in Python: the wakeup fd has already woken the loop."""
 
 
-def _write_exit(session_dir: str, code: int | None, sig: int | None, terminated: bool) -> None:
+def _write_exit(
+    session_dir: str, code: int | None, sig: int | None, terminated: bool, extra: dict | None = None
+) -> None:
     # CPU seconds of this supervisor and of the replica's reaped tree: what a replica costs
     # beyond itself (bench/engine_launch.py prints it).
     own, tree = (
@@ -221,6 +229,7 @@ def _write_exit(session_dir: str, code: int | None, sig: int | None, terminated:
         "terminated": terminated,
         "cpu": cpu,
     }
+    outcome.update(extra or {})  # oom, limit_bytes, used_bytes (memlimit.py)
     write_json_once(os.path.join(session_dir, EXIT_FILE), outcome)
 
 
@@ -258,15 +267,6 @@ def _become_subreaper() -> None:
             pass
 
 
-def _limit_memory(limit: int) -> None:
-    """RAM request -> RLIMIT_AS, set here and inherited by the replica: its allocations past
-    the limit fail (MemoryError in Python). This small process stays far below it."""
-    _soft, hard = resource.getrlimit(resource.RLIMIT_AS)
-    if hard != resource.RLIM_INFINITY:
-        limit = min(limit, hard)
-    resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
-
-
 def _spawn(spec: dict[str, Any], log_fd: int) -> int:
     """Start the replica: `cmd` + `args`, no shell, in its own session and process group, the
     log as stdout and stderr, stdin from /dev/null, in the working directory. posix_spawn
@@ -276,8 +276,6 @@ def _spawn(spec: dict[str, Any], log_fd: int) -> int:
     env: dict[str, str] = spec["env"]
     os.chdir(spec["cwd"])  # inherited; this process has no use for its own working directory
     executable = argv[0] if os.sep in argv[0] else _which(argv[0], env.get("PATH", os.defpath))
-    if spec.get("ram_bytes"):
-        _limit_memory(int(spec["ram_bytes"]))
     return os.posix_spawn(
         executable,
         argv,
@@ -302,17 +300,21 @@ def _which(name: str, path: str) -> str:
     raise FileNotFoundError(2, "No such file or directory", name)
 
 
-def _wait(replica: _Replica, wake_r: int, cutter: logcap.Cutter) -> int:
+def _wait(
+    replica: _Replica, wake_r: int, cutter: logcap.Cutter, guard: memlimit.TreeLimit | None
+) -> int:
     """Wait for the main process to end; return its wait status. Children re-parented to us
-    while it runs are reaped as they end."""
+    while it runs are reaped as they end; past its RAM limit the whole tree is killed."""
     assert replica.pid is not None
     flags = os.WEXITED | os.WNOHANG | os.WNOWAIT
     while True:
         if os.waitid(os.P_PID, replica.pid, flags) is not None:
             break
+        if guard is not None and guard.over():
+            replica.signal_tree(signal.SIGKILL)
         _reap_others(replica.pid)
         cutter.check()
-        select.select([wake_r], [], [], TICK)
+        select.select([wake_r], [], [], memlimit.TICK if guard is not None else TICK)
         with contextlib.suppress(BlockingIOError):
             while os.read(wake_r, 512):
                 pass

@@ -87,11 +87,13 @@ class CanfarMagics(Magics):
           %canfar events RUN_OR_SESSION    scheduling events
           %canfar delete RUN_OR_SESSION... delete a run's sessions (its folder stays) or sessions
           %canfar rerun RUN --failed [-f]  run only the failed replicas again (same REPLICA_ID)
+          %canfar renew RUN [--hours H]    extend the deadline of the run's live replicas
           %canfar images                   images sessions can use
           %canfar context                  cores, RAM and GPUs a session may ask for
 
         Launch options, as in the canfar-jlab CLI: -r/--replicas N, --image IMAGE, --cores C,
-        --ram GB, --gpus G, -e/--env K=V (repeatable), --name NAME. Empty cores and RAM mean
+        --ram GB, --gpus G, -e/--env K=V (repeatable), --name NAME, --site NAME (a server
+        of ~/.canfar/config.yaml; the run keeps it for every later action). Empty cores and RAM mean
         flexible resources; OMP_NUM_THREADS is set to --cores. Each replica gets REPLICA_ID
         (1..N) and REPLICA_COUNT, and for runs CANFAR_RUN_DIR and CANFAR_RUN_OUTPUTS.
 
@@ -227,6 +229,19 @@ class CanfarMagics(Magics):
         if args.follow:
             self._follow(args.run, indices)
 
+    def _renew(self, args: Any) -> None:
+        from ..runs.renew import renew_run
+        from ..runs.sites import run_client
+
+        run = self._store().get(args.run)
+
+        async def work(emit: Emit) -> views.Note:
+            async with run_client(run) as client:
+                report = await renew_run(run, client, args.hours)
+            return views.Note("\n".join([f"run {report.run}:", *report.lines()]))
+
+        self._show(self._call(work, cancellable=False))
+
     def _launch(
         self, start: Callable[[SkahaClient, RunStore], Awaitable[Run]], *, follow: bool
     ) -> None:
@@ -326,7 +341,7 @@ class CanfarMagics(Magics):
     def _stats(self, args: Any) -> None:
         self._show(
             self._with_client(
-                lambda client, store, emit: _then(client.platform_stats(), views.stats_table)
+                lambda client, store, emit: _then(client.platform_load(), views.stats_table)
             )
         )
 

@@ -24,6 +24,7 @@ VERBS = (
     "events",
     "delete",
     "rerun",
+    "renew",
     "images",
     "context",
     "help",
@@ -109,6 +110,10 @@ def build_parsers() -> dict[str, _Parser]:
         "--failed", action="store_true", help="required: only Failed/NotCreated replicas"
     )
     add_follow_option(rerun, "the replicas' logs")
+
+    renew = new("renew", "Extend the deadline of a run's live replicas (Skaha's renew).")
+    renew.add_argument("run", metavar="RUN")
+    renew.add_argument("--hours", type=float, help="renew only those with less than H hours left")
 
     images = new("images", "List the images sessions can use.")
     images.add_argument("--type", help="only images of this type (e.g. headless)")

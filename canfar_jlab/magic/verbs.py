@@ -86,7 +86,7 @@ async def find_target(
 
 def same_service(run: Run, client: SkahaClient) -> Run:
     """The run, if its sessions live where the client points (else nothing can reach them)."""
-    if run.service != service_of(client):
+    if run.service != service_of(client) and run.site is None:  # a site run: core switches
         raise UsageError(
             f"run {run.name} lives on {run.service}, but this kernel's credentials point at "
             f"{client.credentials.service_name}"
@@ -123,6 +123,9 @@ def launched(run: Run, client: SkahaClient, *, following: bool) -> views.Report:
         f"{client.credentials.service_name}"
     )
     hint = None if following else f"follow with: %canfar logs {run.name} -f"
+    headline += f", image {run.spec.image}"  # issue 16: the default may be the session's own
+    if run.staged is not None:  # issue 16: copied to CANFAR storage; outputs stay there
+        headline += f"; staged to {run.staged.folder}, outputs in {run.staged.outputs}"
     return views.run_report(run, headline, hint)
 
 

@@ -14,7 +14,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 
-from ..models import Context, Image, PlatformStats, ReplicaOutcome, Run, Session
+from ..models import Context, Image, PlatformLoad, ReplicaOutcome, Run, Session
 
 _TABLE_STYLE = "border-collapse: collapse; text-align: left; font-size: var(--jp-ui-font-size1);"
 _CELL_STYLE = "padding: 2px 8px; text-align: left; vertical-align: top;"
@@ -179,20 +179,16 @@ def images_table(images: Sequence[Image]) -> Table:
     return Table(("IMAGE", "TYPES"), rows, title="Images", empty="no images")
 
 
-def stats_table(stats: PlatformStats) -> Table:
-    cores, ram = stats.cores, stats.ram
-    rows = [
-        ("cores", figure(cores.requested_cpu_cores), figure(cores.cpu_cores_available)),
-        ("ram", ram.requested_ram or "-", ram.ram_available or "-"),
-    ]
-    if stats.gpu is not None:
-        rows.append(("gpus", figure(stats.gpu.requested_gpu), figure(stats.gpu.gpu_available)))
-    if cores.max_cpu_cores is not None:
-        largest = cores.max_cpu_cores
-        rows.append(
-            ("largest session", f"{figure(largest.cpu_cores)} cores", largest.with_ram or "-")
-        )
-    return Table(("RESOURCE", "ALLOCATED", "AVAILABLE"), rows, title="Platform load")
+def stats_table(load: PlatformLoad) -> Table | Note:
+    if not load.available:
+        return Note(f"warning: {load.warning}")
+    table = Table(
+        ("RESOURCE", "ALLOCATED", "CAPACITY", "FREE AT MOST"), load.rows(), title="Platform load"
+    )
+    more = load.session_max_text()
+    if more:
+        table.title = f"Platform load ({more})"
+    return table
 
 
 def context_table(context: Context) -> Table:

@@ -20,7 +20,8 @@ from ..models import (
 )
 from ..skaha import CreateOutcomeUnknown, SkahaClient, SkahaError
 from .archive import archive_log, attempt_log_name
-from .store import OUTPUTS_DIR, NothingToRerun, RunError, RunStore
+from .sites import run_client, same_site
+from .store import OUTPUTS_DIR, LaunchRefused, NothingToRerun, RunError, RunStore
 
 RUN_DIR_ENV = "CANFAR_RUN_DIR"
 RUN_OUTPUTS_ENV = "CANFAR_RUN_OUTPUTS"
@@ -45,6 +46,9 @@ async def rerun_failed(
     """Create again only the Failed and NotCreated replicas, each with its own REPLICA_ID and
     session name; their earlier sessions (and archived logs) are kept under `attempts`."""
     run = store.get(name)
+    if not same_site(client, run.site):  # issue 16: act on the site the run was launched on
+        async with run_client(run) as there:
+            return await rerun_failed(name, there, store, concurrency=concurrency)
     indices = [
         r.index
         for r in run.replicas
@@ -104,6 +108,9 @@ async def delete_run(name: str, client: SkahaClient, store: RunStore) -> list[st
     replicas that had not ended are recorded as Failed, deleted by the user.
     """
     run = store.get(name)
+    if not same_site(client, run.site):  # issue 16: act on the site the run was launched on
+        async with run_client(run) as there:
+            return await delete_run(name, there, store)
     listed = {session.id for session in await client.list_sessions()}
     folder = Path(run.folder)
     archived: dict[int, tuple[str, bool]] = {}
@@ -197,7 +204,20 @@ async def create_replicas_by_index(
 
 
 def run_env_of(run: Run) -> dict[str, str]:
-    return run_env(run.spec.env, run.spec.cores, Path(run.folder), run.name)
+    folder = Path(run.staged.folder) if run.staged else Path(run.folder)  # issue 16: staged
+    env = run_env(run.spec.env, run.spec.cores, folder, run.name)
+    return {**env, **secret_values(run.spec.secret_env)}  # read again: run.json has no values
+
+
+def secret_values(names: list[str]) -> dict[str, str]:
+    """`--secret-env` values, read from this process's environment at launch; they go to the
+    replicas only, never to run.json, a preview, a response or a log."""
+    missing = [name for name in names if not os.environ.get(name)]
+    if missing:
+        raise LaunchRefused(
+            f"secret env {', '.join(missing)}: not set in the launching environment"
+        )
+    return {name: os.environ[name] for name in names}
 
 
 def apply_outcomes(run: Run, outcomes: list[ReplicaOutcome]) -> None:

@@ -16,6 +16,7 @@ from pathlib import Path
 from ..models import Replica, Run
 from ..skaha import SkahaClient, SkahaError
 from .reconciler import reconcile
+from .sites import same_site, site_client
 from .store import RunStore
 
 LineHandler = Callable[[int, str], None]
@@ -105,6 +106,18 @@ async def follow_run(
 ) -> Run:
     """Poll until every replica of run `name` has ended and its log was passed on; return the
     final Run. `on_line(index, line)` gets each log line, `on_progress(run)` each poll's run."""
+    site = store.get(name).site
+    if not same_site(client, site):  # issue 16: follow on the site the run was launched on
+        async with site_client(site) as there:
+            return await follow_run(
+                name,
+                there,
+                store,
+                on_line=on_line,
+                on_progress=on_progress,
+                indices=indices,
+                interval=interval,
+            )
     follower = RunFollower(client, on_line, indices) if on_line is not None else None
     while True:
         sessions = await client.list_sessions()

@@ -31,8 +31,10 @@ from ..models import (
     replica_names,
 )
 from ..skaha import SkahaClient, SkahaError
-from .actions import apply_outcomes, note_active, run_env, utc_now
+from .actions import apply_outcomes, note_active, run_env, secret_values, utc_now
 from .reconciler import service_of
+from .sites import same_site, session_image, site_client
+from .staging import plan_staging, stage, staged_preview
 from .store import (
     LOGS_DIR,
     OUTPUTS_DIR,
@@ -47,6 +49,7 @@ IMAGE_ENV = "CANFAR_JLAB_IMAGE"
 PYTHON_ENV = "CANFAR_JLAB_PYTHON"
 REMOTE_PYTHON = "python3"  # what a CANFAR image runs the script with, unless PYTHON_ENV says
 MAX_SUFFIX = 999
+SECRET_SHOWN = "(secret)"  # noqa: S105 - what a preview shows for a --secret-env value
 _BASE_MAX = RUN_NAME_MAX - 4  # room for "-999"
 
 
@@ -65,6 +68,7 @@ class Preview(BaseModel):
     problems: list[ExportProblem]
     replicas: list[PreviewReplica]
     argv: list[str]
+    staged_folder: str | None = None  # issue 16: the /arc folder the run would be copied to
 
 
 def replica_python(client: SkahaClient | None) -> str:
@@ -76,12 +80,16 @@ def replica_python(client: SkahaClient | None) -> str:
 
 
 async def resolve_image(image: str | None, client: SkahaClient) -> str:
-    """The requested image, else `$CANFAR_JLAB_IMAGE`, else (local engine only) its first image."""
+    """The requested image, else `$CANFAR_JLAB_IMAGE`, else the image of the Skaha session this
+    JupyterLab runs in, else (local engine only) its first image."""
     if image:
         return image
     configured = os.environ.get(IMAGE_ENV, "").strip()
     if configured:
         return configured
+    own = await session_image(client)  # issue 16: JupyterLab's own session on CANFAR
+    if own:
+        return own
     if client.credentials.is_local_engine:
         images = await client.images()
         headless = [each for each in images if not each.types or "headless" in each.types]
@@ -118,6 +126,9 @@ async def preview(
     Raises LaunchRefused for an unreadable notebook or bad parameters, RunNameInUse for an
     explicit name that is taken.
     """
+    if client is not None and not same_site(client, request.site):  # issue 16: --site
+        async with site_client(request.site) as there:
+            return await preview(request, store, there)
     notebook = _notebook_path(request.notebook)
     problems = await asyncio.to_thread(_problems, notebook, request.parameters)
     active = await _active_session_names(client) if client is not None else set()
@@ -130,8 +141,9 @@ async def preview(
         except LaunchRefused:
             image = None  # the UI asks for one
     env = _run_env(request, folder, name)
+    env.update(dict.fromkeys(secret_values(request.secret_env), SECRET_SHOWN))
     names = replica_names(name, request.replicas)
-    return Preview(
+    shown = Preview(
         name=name,
         folder=str(folder),
         image=image,
@@ -146,6 +158,8 @@ async def preview(
             str(folder / _script_name(notebook)),
         ],
     )
+    plan = await plan_staging(client, store.root) if client is not None else None
+    return staged_preview(shown, folder, plan.folder(name)) if plan else shown
 
 
 async def launch(
@@ -158,15 +172,20 @@ async def launch(
     explicit name; SkahaError when the service cannot even be listed. Once creating starts,
     failures are recorded per replica (NotCreated with the reason) instead of raised.
     """
+    if not same_site(client, request.site):  # issue 16: --site, recorded in the run
+        async with site_client(request.site) as there:
+            return await launch(request, there, store, concurrency=concurrency)
     notebook = _notebook_path(request.notebook)
     problems = await asyncio.to_thread(_problems, notebook, request.parameters)
     if problems:
         raise LaunchRefused(_refusal(notebook, problems), problems)
+    secret_values(request.secret_env)  # a missing one is refused before the folder is claimed
     try:
         check_path_safe("runs folder", store.root)
     except RunError as error:
         raise LaunchRefused(str(error)) from None
     image = await resolve_image(request.image, client)
+    plan = await plan_staging(client, store.root)  # issue 16: refused here when impossible
     active = await _active_session_names(client)
 
     name = _choose_name(store, notebook, request, active)
@@ -183,7 +202,17 @@ async def launch(
         spec, exported_script, checksum = await _prepare(
             request, client, notebook, folder, name, image
         )
-    except (LaunchRefused, ExportError, ValidationError, OSError) as error:
+        staged = None
+        if plan is not None:  # copy it where the replicas can read it
+            spec, staged = await stage(plan, client, folder, name, spec)
+    except (
+        LaunchRefused,
+        ExportError,
+        ValidationError,
+        OSError,
+        ValueError,
+        RecursionError,
+    ) as error:
         shutil.rmtree(folder, ignore_errors=True)
         if isinstance(error, LaunchRefused):
             raise
@@ -202,6 +231,8 @@ async def launch(
         folder=str(folder),
         script=exported_script,
         service=service_of(client),
+        site=client.credentials.site,
+        staged=staged,
         spec=RunSpec(
             image=image,
             cores=request.cores,
@@ -210,6 +241,7 @@ async def launch(
             env=dict(request.env),
             replicas=request.replicas,
             parameters=dict(request.parameters),
+            secret_env=list(request.secret_env),
             argv=[spec.cmd or "", *spec.args],
         ),
         replicas=[
@@ -256,7 +288,7 @@ async def _prepare(
         gpus=request.gpus,
         cmd=exported.argv[0],
         args=exported.argv[1:],
-        env=_run_env(request, folder, name),
+        env={**_run_env(request, folder, name), **secret_values(request.secret_env)},
     )
     return spec, exported.script_path.name, exported.checksum
 

@@ -86,7 +86,8 @@ class Backend:
             "credential": {
                 "source": creds.source,
                 "method": creds.summary()["method"],
-                "expires": creds.expires_at.isoformat() if creds.expires_at else None,
+                "expires": creds.current_expiry.isoformat() if creds.current_expiry else None,
+                "site": creds.site,  # the config's server in use (issue 16: the default site)
             },
         }
 

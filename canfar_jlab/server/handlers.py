@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import re
 
 from jupyter_server.auth.decorator import authorized
@@ -9,6 +10,7 @@ from jupyter_server.utils import url_path_join
 from tornado import web
 
 from .. import __version__
+from ..credentials import config_sites
 from ..skaha import SkahaError
 from .base import CanfarHandler, http_error
 from .live import snapshot_message
@@ -32,7 +34,9 @@ class ConfigHandler(CanfarHandler):
             await self.backend.connect()
         except Exception:  # noqa: S110 - the summary carries the one-line reason
             pass
-        self.write_json({"version": __version__, "backend": self.backend.summary()})
+        # `sites`: the servers of ~/.canfar/config.yaml a run may choose (issue 16).
+        sites = await asyncio.to_thread(config_sites)
+        self.write_json({"version": __version__, "backend": self.backend.summary(), "sites": sites})
 
 
 class SessionsHandler(CanfarHandler):
@@ -137,8 +141,9 @@ class StatsHandler(CanfarHandler):
     @web.authenticated
     @authorized
     async def get(self) -> None:
-        stats = await self.upstream("platform_stats")
-        self.write_json(stats.model_dump(mode="json", by_alias=True, exclude_none=True))
+        # A 503 from Skaha comes back as {"available": false, "warning": ...}: not an error.
+        load = await self.upstream("platform_load")
+        self.write_json(load.to_json())
 
 
 def route_table() -> list[tuple[str, type]]:
@@ -147,6 +152,7 @@ def route_table() -> list[tuple[str, type]]:
     The auth test enumerates this very list, so a route added here is covered there.
     """
     from .live import LiveHandler
+    from .renew_handlers import RunRenewHandler
     from .runs_handlers import (
         RUN_NAME,
         RunHandler,
@@ -164,6 +170,7 @@ def route_table() -> list[tuple[str, type]]:
         (path("runs", "preview"), RunPreviewHandler),
         (path("runs", RUN_NAME), RunHandler),
         (path("runs", RUN_NAME, "rerun"), RunRerunHandler),
+        (path("runs", RUN_NAME, "renew"), RunRenewHandler),
         (path("sessions"), SessionsHandler),
         (path("sessions", SESSION_ID), SessionHandler),
         (path("sessions", SESSION_ID, "logs"), SessionLogsHandler),

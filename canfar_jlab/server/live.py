@@ -11,6 +11,7 @@ import contextlib
 import json
 import re
 from dataclasses import dataclass
+from http.client import responses
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -27,6 +28,21 @@ from ..skaha import SkahaError
 _SESSION_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9-]{0,63}$")
 # A merged log view of the largest run (256 replicas) and a few more fit under the cap.
 MAX_LOG_SUBSCRIPTIONS = 1024
+
+
+MAX_MESSAGE_BYTES = 4096  # a request is a few dozen bytes
+
+
+def _request(message: str | bytes) -> dict[str, Any] | None:
+    """A client message as a JSON object, or None for anything else (too long, not UTF-8,
+    not JSON, nested; never an exception)."""
+    if len(message) > MAX_MESSAGE_BYTES:
+        return None
+    try:
+        request = json.loads(message)
+    except (ValueError, RecursionError):
+        return None
+    return request if isinstance(request, dict) else None
 
 
 @dataclass(frozen=True)
@@ -145,6 +161,25 @@ class LiveHandler(WebSocketMixin, websocket.WebSocketHandler, JupyterHandler):
             return True
         return urlsplit(origin).netloc.lower() == self.request.host.lower()
 
+    def write_error(self, status_code: int, **kwargs: Any) -> None:
+        """A plain one-line refusal (405, 403, 400). Jupyter's HTML error page would carry the
+        API token of a caller who put it in the URL, and for a verb other than GET it fails
+        to render at all (a traceback in the log)."""
+        exc = kwargs.get("exc_info", (None, None, None))[1]
+        message = responses.get(status_code, "error")
+        if isinstance(exc, web.HTTPError) and exc.log_message and not exc.args:
+            message = exc.log_message[:200]
+        if status_code == 405:
+            self.set_header("Allow", "GET")
+        self.set_header("Content-Type", "text/plain; charset=utf-8")
+        self.finish(message + "\n")
+
+    def log_exception(self, typ: Any, value: Any, tb: Any) -> None:
+        if isinstance(value, web.HTTPError):  # a refusal, not a fault: one line, no URL
+            self.log.warning("%d %s live channel refused", value.status_code, self.request.method)
+            return
+        super().log_exception(typ, value, tb)
+
     async def pre_get(self) -> None:
         authorized = await ensure_async(
             self.authorizer.is_authorized(self, self.current_user, "execute", self.auth_resource)
@@ -168,19 +203,22 @@ class LiveHandler(WebSocketMixin, websocket.WebSocketHandler, JupyterHandler):
         self._tasks: dict[str, asyncio.Task[None]] = {}
 
     def on_message(self, message: str | bytes) -> None:
-        try:
-            request = json.loads(message)
-            op, topic = request.get("op"), request.get("topic")
-        except (ValueError, AttributeError):
+        """One request; anything malformed gets an error message and the socket stays open."""
+        request = _request(message)
+        if request is None:
             self._send({"type": "error", "message": "messages must be JSON objects"})
+            return
+        op, topic = request.get("op"), request.get("topic")
+        if not isinstance(op, str) or not isinstance(topic, str):
+            self._send({"type": "error", "message": "op and topic must be strings"})
             return
         if topic == "sessions" and op == "subscribe":
             self._start("sessions", self._pump_sessions(request.get("deltas") is True))
         elif topic == "sessions" and op == "unsubscribe":
             self._cancel("sessions")
         elif topic == "logs":
-            session_id = str(request.get("session", ""))
-            if not _SESSION_ID.match(session_id):
+            session_id = request.get("session")
+            if not isinstance(session_id, str) or not _SESSION_ID.fullmatch(session_id):
                 self._send({"type": "error", "message": "logs: a session id is required"})
                 return
             key = f"logs:{session_id}"
@@ -191,17 +229,18 @@ class LiveHandler(WebSocketMixin, websocket.WebSocketHandler, JupyterHandler):
                 self._set_visible(session_id, request.get("visible") is not False)
                 return
             offset = request.get("offset", 0)
-            if not isinstance(offset, int) or offset < 0:
+            if isinstance(offset, bool) or not isinstance(offset, int) or not 0 <= offset < 2**53:
                 self._send({"type": "error", "message": "logs: offset must be a byte count"})
                 return
-            if key not in self._tasks and len(self._tasks) > MAX_LOG_SUBSCRIPTIONS:
+            subscribed = sum(1 for each in self._tasks if each.startswith("logs:"))
+            if key not in self._tasks and subscribed >= MAX_LOG_SUBSCRIPTIONS:
                 self._send({"type": "error", "message": "too many log subscriptions"})
                 return
             self._cancel(key)
             visible = request.get("visible") is not False
             self._start(key, self._pump_logs(session_id, offset, visible))
         else:
-            self._send({"type": "error", "message": f"unknown request {op!r} {topic!r}"})
+            self._send({"type": "error", "message": f"unknown request {op[:40]!r} {topic[:40]!r}"})
 
     def on_close(self) -> None:
         for key in list(getattr(self, "_tasks", {})):

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from pathlib import Path, PurePosixPath
+from pathlib import Path
 
 from jupyter_server.auth.decorator import authorized
 from pydantic import BaseModel, ConfigDict
@@ -40,25 +40,8 @@ class RunsBase(CanfarHandler):
         return request.model_copy(update={"notebook": str(notebook)})
 
     def confined_notebook(self, relative: str) -> Path:
-        """The notebook at `relative` under the server root; 400 for anything that leaves it.
-
-        The check is on the resolved path, so `..`, absolute paths and symlinks that point
-        out of the root are all refused, whatever their spelling.
-        """
-        root = Path(self.settings["server_root_dir"]).expanduser().resolve()
-        if "\\x00" in relative or "\x00" in relative:
-            raise web.HTTPError(400, "notebook: not a valid path")
-        pure = PurePosixPath(relative)
-        if pure.is_absolute() or ".." in pure.parts:
-            raise web.HTTPError(400, "notebook: must be a path relative to the server root")
-        resolved = (root / pure).resolve()
-        if not resolved.is_relative_to(root):
-            raise web.HTTPError(400, "notebook: must stay inside the server root")
-        if resolved.suffix != ".ipynb":
-            raise web.HTTPError(400, "notebook: must be a .ipynb file")
-        if not resolved.is_file():
-            raise web.HTTPError(404, f"notebook: {relative} does not exist")
-        return resolved
+        """The notebook at `relative` under the server root (base.py: 400/404 otherwise)."""
+        return self.notebook_in_root(relative)
 
     def run_or_404(self, name: str):
         try:

@@ -8,6 +8,9 @@ a test hands to `leaks.add`, is checked for the test token after each test; the 
 from __future__ import annotations
 
 import logging
+import os
+import subprocess
+import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -19,6 +22,7 @@ from fake_skaha import FakeSkaha
 from canfar_jlab.skaha import SkahaClient
 
 WATCHED_LOGGERS = ("canfar_jlab", "httpx", "httpcore")
+REPO = Path(__file__).resolve().parents[2]
 
 
 @pytest.fixture(scope="session")
@@ -98,3 +102,31 @@ def home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
         monkeypatch.delenv(name, raising=False)
     monkeypatch.setenv("CANFAR_JLAB_HOME", str(tmp_path / "jlab-home"))
     return home
+
+
+@pytest.fixture
+def cli(home: Path, fake: FakeSkaha, leaks):
+    """Run `python -m canfar_jlab ARGS` with the fake's URL and the test token in CANFAR_*."""
+
+    def run(*args: str, token: str = TEST_TOKEN, **env: str) -> subprocess.CompletedProcess:
+        environ = {k: v for k, v in os.environ.items() if not k.startswith("CANFAR_")}
+        environ.update(
+            HOME=str(home),
+            CANFAR_URL=fake.url,
+            CANFAR_TOKEN=token,
+            CANFAR_JLAB_HOME=str(home / "jlab"),  # never the user's engine
+        )
+        environ.update(env)
+        done = subprocess.run(
+            [sys.executable, "-m", "canfar_jlab", *args],
+            capture_output=True,
+            text=True,
+            env=environ,
+            cwd=REPO,
+            timeout=60,
+        )
+        leaks.add("cli stdout", done.stdout)
+        leaks.add("cli stderr", done.stderr)
+        return done
+
+    return run

@@ -3,44 +3,13 @@
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 from client_support import TEST_TOKEN
-from fake_skaha import FakeSkaha, Status
+from fake_skaha import Status
 
 REPO = Path(__file__).resolve().parents[2]
-
-
-@pytest.fixture
-def cli(home: Path, fake: FakeSkaha, leaks):
-    """Run `python -m canfar_jlab ARGS` with the fake's URL and the test token in CANFAR_*."""
-
-    def run(*args: str, token: str = TEST_TOKEN, **env: str) -> subprocess.CompletedProcess:
-        environ = {k: v for k, v in os.environ.items() if not k.startswith("CANFAR_")}
-        environ.update(
-            HOME=str(home),
-            CANFAR_URL=fake.url,
-            CANFAR_TOKEN=token,
-            CANFAR_JLAB_HOME=str(home / "jlab"),  # never the user's engine
-        )
-        environ.update(env)
-        done = subprocess.run(
-            [sys.executable, "-m", "canfar_jlab", *args],
-            capture_output=True,
-            text=True,
-            env=environ,
-            cwd=REPO,
-            timeout=60,
-        )
-        leaks.add("cli stdout", done.stdout)
-        leaks.add("cli stderr", done.stderr)
-        return done
-
-    return run
 
 
 def test_ps_shows_active_sessions_and_all_with_json(cli, fake):
@@ -81,8 +50,8 @@ def test_images_stats_and_delete(cli, fake):
     stats = cli("stats")
     assert stats.returncode == 0
     assert stats.stdout.splitlines()[:2] == [
-        "cores: 12 allocated of 96",
-        "ram:   48.5G allocated of 512G",
+        "cores:    12 allocated of 96 capacity (84 free at most)",
+        "ram (GB): 48.5 allocated of 512 capacity (463.5 free at most)",
     ]
     assert json.loads(cli("stats", "--json").stdout)["cores"]["cpuCoresAvailable"] == 96
     sid = fake.add_session("doomed")

@@ -61,6 +61,17 @@ def main(argv: list[str]) -> int:
         if len(args) > 1:
             _wait_for_file(args[1])
         return 0
+    if action == "hold-children":  # N children each holding M MiB (touched), then wait
+        count, mib = int(args[0]), int(args[1])
+        code = f"b = b'x' * ({mib} << 20)\nprint('holding', flush=True)\nimport time\n" + (
+            "while True: time.sleep(3600)"
+        )
+        kids = [subprocess.Popen([sys.executable, "-c", code]) for _ in range(count)]
+        print(f"PIDS {' '.join(str(k.pid) for k in kids)}", flush=True)
+        for kid in kids:
+            kid.wait()
+        print("children ended", flush=True)
+        return 0
     if action == "allocate":  # try to hold N MiB
         try:
             block = bytearray(int(args[0]) * 1024 * 1024)

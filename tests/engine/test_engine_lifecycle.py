@@ -124,7 +124,7 @@ def test_a_ram_request_limits_memory(client) -> None:
     too_much = create(client, "greedy", "allocate", "2048", ram="1")
     fits = create(client, "modest", "allocate", "64", ram="1")
     assert wait_status(client, too_much, "Completed", "Failed") == "Failed"
-    assert "MemoryError" in logs(client, too_much)
+    assert "OOMKilled" in logs(client, too_much)  # the tree's limit (memlimit.py), named
     assert wait_status(client, fits, "Completed", "Failed") == "Completed"
     delete(client, too_much, fits)
 
