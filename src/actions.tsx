@@ -266,6 +266,60 @@ export class CanfarActions implements IListActions, ISidebarActions {
     }
   }
 
+  /** Push back the deadline of a run's live replicas, and say what came of it. */
+  async renewRun(run: IRun): Promise<void> {
+    const { api, trans } = this._o;
+    try {
+      const answer = await api.renewRun(run.name);
+      const renewed = answer.replicas.filter(r => r.outcome === 'renewed');
+      const until = (list: typeof answer.replicas) =>
+        list
+          .map(r => r.expiry)
+          .filter((e): e is string => !!e)
+          .sort()[0];
+      if (renewed.length === 0) {
+        // Nothing moved: say why (Skaha extends a session only near its deadline).
+        const note = answer.replicas.find(r => r.note)?.note;
+        const expiry = until(answer.replicas);
+        Notification.info(
+          trans.__(
+            'Run %1: no deadline moved%2%3',
+            run.name,
+            note ? ` (${note})` : '',
+            expiry
+              ? trans.__(
+                  '; it runs until %1',
+                  new Date(expiry).toLocaleString()
+                )
+              : ''
+          ),
+          { autoClose: 8000 }
+        );
+        return;
+      }
+      const expiry = until(renewed);
+      Notification.success(
+        expiry
+          ? trans._n(
+              'Run %2: %1 replica renewed, until %3',
+              'Run %2: %1 replicas renewed, until %3',
+              renewed.length,
+              run.name,
+              new Date(expiry).toLocaleString()
+            )
+          : trans._n(
+              'Run %2: %1 replica renewed',
+              'Run %2: %1 replicas renewed',
+              renewed.length,
+              run.name
+            ),
+        { autoClose: 5000 }
+      );
+    } catch (error) {
+      notifyError(trans.__('Cannot renew run %1', run.name), error, trans);
+    }
+  }
+
   /** End a run's replicas; its record, logs and folder stay. */
   async stopRun(run: IRun): Promise<void> {
     const { api, model, trans } = this._o;

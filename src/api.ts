@@ -111,6 +111,10 @@ export interface ILaunchRequest {
   parameters?: Record<string, unknown>;
   /** Whether list values in `parameters` are sweeps (one replica per row). */
   sweep?: boolean;
+  /** A login of ~/.canfar/config.yaml (`GET config` lists them as `sites`; issue 16). */
+  site?: string;
+  /** Names of the Jupyter server's environment variables replicas get (issue 15). */
+  secret_env?: string[];
 }
 
 /** Something in the notebook that cannot work in an unattended replica. */
@@ -177,9 +181,29 @@ export interface IPlatformStats {
     capacity?: string | number | null;
   } | null;
   gpu?: { requestedGPU?: number | null; gpuAvailable?: number | null } | null;
-  /** Some servers answer 200 with this instead of a 503 when metrics are down. */
+  /** False (with `warning`) when Skaha's metrics are down: it answered 503 (issue 16). */
   available?: boolean;
+  warning?: string | null;
   message?: string;
+  /** The server's labelled figures (issue 16), null when unavailable. */
+  load?: {
+    cores?: ILoadFigures | null;
+    ram?: ILoadFigures | null;
+    gpus?: ILoadFigures | null;
+    session_max?: {
+      label: string;
+      cores?: number | null;
+      ram_gb?: number | null;
+    } | null;
+  } | null;
+}
+
+/** One resource of the platform as the server labels it: capacity and allocation. */
+export interface ILoadFigures {
+  capacity?: number | null;
+  allocated?: number | null;
+  free?: number | null;
+  unit?: string;
 }
 
 export interface ILogChunk {
@@ -261,6 +285,27 @@ export class CanfarAPI {
         json('POST', { failed_only: true })
       );
     }
+  }
+
+  /** Push back the deadline of the run's live replicas (issue 16); `hours` left wanted. */
+  renewRun(
+    name: string,
+    hours?: number
+  ): Promise<{
+    run: string;
+    hours?: number;
+    replicas: {
+      index: number;
+      outcome: string;
+      expiry?: string | null;
+      note?: string | null;
+    }[];
+  }> {
+    return requestAPI(
+      `runs/${segment(name)}/renew`,
+      this.serverSettings,
+      json('POST', hours === undefined ? {} : { hours })
+    );
   }
 
   /** End the run's replicas, keeping its record and logs (newer servers). */

@@ -126,6 +126,25 @@ function serverDefaultImage(sidebar: CanfarSidebar): string | null {
   return null;
 }
 
+/** The logins a run may use, and the active one (issue 16's `GET config`). */
+function serverSites(sidebar: CanfarSidebar): {
+  sites: string[];
+  site: string | null;
+} {
+  const result = sidebar.handshake;
+  const config = result?.kind === 'ok' ? result.config : null;
+  const sites = Array.isArray(config?.sites)
+    ? (config!.sites as unknown[]).filter(
+        (s): s is string => typeof s === 'string'
+      )
+    : [];
+  const credential = config?.credential as { site?: unknown } | undefined;
+  return {
+    sites,
+    site: typeof credential?.site === 'string' ? credential.site : null
+  };
+}
+
 /** The Run as batch form for the notebook in focus. */
 class FormWidget extends ReactWidget {
   constructor(private readonly _sidebar: CanfarSidebar) {
@@ -207,6 +226,8 @@ class FormWidget extends ReactWidget {
                   }
                   parameters={notebookParameters(panel)}
                   defaultImage={serverDefaultImage(sidebar)}
+                  sites={serverSites(sidebar).sites}
+                  site={serverSites(sidebar).site}
                   trans={trans}
                 />
               )}

@@ -58,7 +58,7 @@ export class PlatformStatsModel implements IDisposable {
   push(stats: IPlatformStats): void {
     if (stats.available === false) {
       this._unavailable = true;
-      this._error = stats.message ?? null;
+      this._error = stats.warning ?? stats.message ?? null;
       this._stats = null;
     } else {
       this._stats = stats;
@@ -115,6 +115,12 @@ export interface IPlatformFigures {
   coresCapacity: number | null;
   ramAllocatedGB: number | null;
   ramCapacityGB: number | null;
+  /** The per-session ceiling (Skaha 1.4) or the largest node (older), when known. */
+  sessionMax: {
+    label: string;
+    cores: number | null;
+    ramGB: number | null;
+  } | null;
 }
 
 /**
@@ -124,13 +130,29 @@ export interface IPlatformFigures {
 export function readPlatformStats(stats: IPlatformStats): IPlatformFigures {
   const cores = stats.cores ?? {};
   const ram = stats.ram ?? {};
+  // The server's labelled figures first (issue 16), Skaha's own fields otherwise.
+  const load = stats.load ?? null;
+  const most = load?.session_max ?? null;
   return {
-    coresAllocated: number(cores.allocated ?? cores.requestedCPUCores),
-    coresCapacity: number(
-      cores.capacity ?? cores.cpuCoresAvailable ?? cores.coresAvailable
-    ),
-    ramAllocatedGB: gigabytes(ram.allocated ?? ram.requestedRAM),
-    ramCapacityGB: gigabytes(ram.capacity ?? ram.ramAvailable)
+    coresAllocated:
+      number(load?.cores?.allocated) ??
+      number(cores.allocated ?? cores.requestedCPUCores),
+    coresCapacity:
+      number(load?.cores?.capacity) ??
+      number(cores.capacity ?? cores.cpuCoresAvailable ?? cores.coresAvailable),
+    ramAllocatedGB:
+      number(load?.ram?.allocated) ??
+      gigabytes(ram.allocated ?? ram.requestedRAM),
+    ramCapacityGB:
+      number(load?.ram?.capacity) ??
+      gigabytes(ram.capacity ?? ram.ramAvailable),
+    sessionMax: most
+      ? {
+          label: most.label,
+          cores: number(most.cores),
+          ramGB: number(most.ram_gb)
+        }
+      : null
   };
 }
 

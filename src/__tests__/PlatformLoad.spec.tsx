@@ -20,7 +20,26 @@ describe('platform load', () => {
       coresAllocated: 377,
       coresCapacity: 960,
       ramAllocatedGB: 1234.5,
-      ramCapacityGB: 4500
+      ramCapacityGB: 4500,
+      sessionMax: null
+    });
+    // The server's labelled figures (issue 16) win over Skaha's raw names.
+    expect(
+      readPlatformStats({
+        available: true,
+        cores: { requestedCPUCores: 1, cpuCoresAvailable: 2 },
+        load: {
+          cores: { capacity: 960, allocated: 377, unit: 'cores' },
+          ram: { capacity: 4500, allocated: 1234.5, unit: 'GB' },
+          session_max: { label: 'per-session limit', cores: 8, ram_gb: 34.36 }
+        }
+      })
+    ).toEqual({
+      coresAllocated: 377,
+      coresCapacity: 960,
+      ramAllocatedGB: 1234.5,
+      ramCapacityGB: 4500,
+      sessionMax: { label: 'per-session limit', cores: 8, ramGB: 34.36 }
     });
     expect(
       readPlatformStats({
@@ -31,7 +50,8 @@ describe('platform load', () => {
       coresAllocated: 2,
       coresCapacity: 8,
       ramAllocatedGB: 4,
-      ramCapacityGB: expect.closeTo(17.18, 2)
+      ramCapacityGB: expect.closeTo(17.18, 2),
+      sessionMax: null
     });
   });
 
@@ -109,8 +129,13 @@ describe('platform load', () => {
       fetch: () => new Promise(() => undefined),
       hidden: () => false
     });
-    stats.push({ available: false, message: 'metrics down' });
+    stats.push({
+      available: false,
+      warning: 'platform metrics unavailable (metrics down)',
+      load: null
+    });
     expect(stats.unavailable).toBe(true);
+    expect(stats.error).toBe('platform metrics unavailable (metrics down)');
     stats.push({ cores: { requestedCPUCores: 1, cpuCoresAvailable: 2 } });
     expect(stats.unavailable).toBe(false);
     expect(stats.stats?.cores?.cpuCoresAvailable).toBe(2);

@@ -234,6 +234,41 @@ describe('RunForm', () => {
     expect(launchButton().textContent).toBe('Run 3 replicas');
   });
 
+  it('chooses a site among several logins, names secret variables, and shows the default image', async () => {
+    const { previews } = setup({
+      sites: ['canfar', 'srcnet-ch'],
+      site: 'canfar'
+    });
+    // The preview says which image a launch without one would use.
+    await waitFor(() =>
+      expect(field('image').placeholder).toBe(
+        'Default: images.canfar.net/skaha/astroml:latest'
+      )
+    );
+    const siteField = document.getElementById(
+      'jp-canfar-form-site'
+    ) as HTMLSelectElement;
+    expect(siteField.options[0].textContent).toBe('The active login (canfar)');
+    fireEvent.change(siteField, { target: { value: 'srcnet-ch' } });
+    fireEvent.change(field('secrets'), { target: { value: 'REPLICA_ID' } });
+    expect(
+      screen.getByText('"REPLICA_ID" is not a variable name replicas can get')
+    ).toBeTruthy();
+    expect((launchButton() as HTMLButtonElement).disabled).toBe(true);
+    fireEvent.change(field('secrets'), {
+      target: { value: 'API_TOKEN, DB_PASSWORD' }
+    });
+    await waitFor(() =>
+      expect(previews[previews.length - 1]).toEqual({
+        notebook: 'work/Reduce FITS.ipynb',
+        name: 'reduce-fits',
+        replicas: 1,
+        site: 'srcnet-ch',
+        secret_env: ['API_TOKEN', 'DB_PASSWORD']
+      })
+    );
+  });
+
   it("shows the server's refusal and does not launch on it", async () => {
     setup({
       preview: async () => {

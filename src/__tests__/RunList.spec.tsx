@@ -19,6 +19,7 @@ function recorder(): IListActions & { calls: string[] } {
     rerunFailed: run => calls.push(`rerun ${run.name}`),
     openFolder: run => calls.push(`folder ${run.name}`),
     stopRun: run => calls.push(`stop ${run.name}`),
+    renewRun: run => calls.push(`renew ${run.name}`),
     openExecuted: (run, index) =>
       calls.push(`executed ${run.name} ${index ?? 'first'}`),
     openReplicaFiles: (run, index) => calls.push(`files ${run.name} ${index}`)
@@ -215,7 +216,12 @@ describe('RunList: timing, progress, reasons and outcomes', () => {
       screen.getByText('Waiting for the session service to start it')
     ).toBeTruthy();
     fireEvent.click(screen.getByRole('button', { name: 'Stop run fit' }));
-    expect(actions.calls).toEqual(['stop fit']);
+    fireEvent.click(
+      screen.getByRole('button', {
+        name: 'Renew run fit (push back its deadline)'
+      })
+    );
+    expect(actions.calls).toEqual(['stop fit', 'renew fit']);
   });
 
   it('shows the whole exception line of a failure, and what the run left behind', () => {

@@ -105,6 +105,16 @@ export function PlatformLoad(props: {
             whole(f.ramCapacityGB ?? 0)
           )}
         />
+        {f.sessionMax && (
+          <div className="jp-canfar-note">
+            {trans.__(
+              '%1: %2 cores, %3 GB',
+              f.sessionMax.label,
+              whole(f.sessionMax.cores ?? 0),
+              whole(f.sessionMax.ramGB ?? 0)
+            )}
+          </div>
+        )}
       </>
     );
   } else if (error) {

@@ -12,7 +12,9 @@ import {
 } from '../api';
 import {
   checkRunForm,
+  ENV_NAME,
   FieldName,
+  RESERVED_ENV,
   IRunFormValues,
   runNameFromPath,
   uniqueRunName
@@ -61,6 +63,9 @@ export interface IRunFormProps {
   parameters?: INotebookParameter[];
   /** The image of the session JupyterLab runs in, when the server knows it. */
   defaultImage?: string | null;
+  /** The logins of ~/.canfar/config.yaml a run may use, and the one in use (issue 16). */
+  sites?: string[];
+  site?: string | null;
 }
 
 type PreviewState =
@@ -102,6 +107,8 @@ export function RunForm(props: IRunFormProps): JSX.Element {
     text: string;
   } | null>(null);
   const [params, setParams] = React.useState<Record<string, string>>({});
+  const [site, setSite] = React.useState<string>('');
+  const [secrets, setSecrets] = React.useState('');
 
   // Settings apply live to the fields the user has not changed.
   React.useEffect(() => {
@@ -148,13 +155,21 @@ export function RunForm(props: IRunFormProps): JSX.Element {
     limits,
     trans
   );
+  // Secret variables: names only (their values stay on the Jupyter server).
+  const secretNames = secrets.split(/[\s,]+/).filter(Boolean);
+  const badSecret = secretNames.find(
+    n => !ENV_NAME.test(n) || RESERVED_ENV.includes(n)
+  );
+  const sites = props.sites ?? [];
   const request: ILaunchRequest | null =
-    check.request && !paramError
+    check.request && !paramError && !badSecret
       ? {
           notebook: notebook.path,
           ...check.request,
           ...(Object.keys(parameters).length > 0 ? { parameters } : {}),
-          ...(sweep ? { sweep: true } : {})
+          ...(sweep ? { sweep: true } : {}),
+          ...(sites.length > 1 && site ? { site } : {}),
+          ...(secretNames.length > 0 ? { secret_env: secretNames } : {})
         }
       : null;
   const requestKey = request ? JSON.stringify(request) : '';
@@ -303,6 +318,12 @@ export function RunForm(props: IRunFormProps): JSX.Element {
   const images = (catalog.images?.images ?? []).filter(
     image => image.types.length === 0 || image.types.includes('headless')
   );
+  // The image a launch would use when none is chosen (on CANFAR: this session's own).
+  const serviceDefault =
+    props.defaultImage ||
+    (!values.image.trim() && preview.kind === 'ok'
+      ? (preview.preview.image ?? null)
+      : null);
   const replicaCount = sweepReplicas ?? (Number(values.replicas) || 0);
 
   return (
@@ -331,8 +352,8 @@ export function RunForm(props: IRunFormProps): JSX.Element {
           value={values.image}
           images={images}
           placeholder={
-            props.defaultImage
-              ? trans.__('Default: %1', props.defaultImage)
+            serviceDefault
+              ? trans.__('Default: %1', serviceDefault)
               : images.length > 0
                 ? trans.__('Search %1 images', images.length)
                 : trans.__('Service default')
@@ -485,6 +506,65 @@ export function RunForm(props: IRunFormProps): JSX.Element {
           {trans.__('Add variable')}
         </button>
       </fieldset>
+
+      {sites.length > 1 && (
+        <div className="jp-canfar-field">
+          <label htmlFor="jp-canfar-form-site">{trans.__('Site')}</label>
+          <select
+            id="jp-canfar-form-site"
+            className="jp-mod-styled"
+            value={site}
+            onChange={e => {
+              setOutcome(null);
+              setSite(e.target.value);
+            }}
+          >
+            <option value="">
+              {props.site
+                ? trans.__('The active login (%1)', props.site)
+                : trans.__('The active login')}
+            </option>
+            {sites.map(name => (
+              <option key={name} value={name}>
+                {name}
+              </option>
+            ))}
+          </select>
+        </div>
+      )}
+
+      <div className="jp-canfar-field">
+        <label htmlFor="jp-canfar-form-secrets">
+          {trans.__('Secret variables')}
+        </label>
+        <input
+          id="jp-canfar-form-secrets"
+          className="jp-mod-styled"
+          placeholder={trans.__('Names, e.g. API_TOKEN')}
+          value={secrets}
+          spellCheck={false}
+          autoComplete="off"
+          aria-invalid={badSecret ? true : undefined}
+          onChange={e => {
+            setOutcome(null);
+            setSecrets(e.target.value);
+          }}
+        />
+        {badSecret ? (
+          <div className="jp-canfar-field-error">
+            {trans.__(
+              '"%1" is not a variable name replicas can get',
+              badSecret
+            )}
+          </div>
+        ) : (
+          <div className="jp-canfar-note">
+            {trans.__(
+              "Values come from the Jupyter server's environment and are never written to the run or its logs."
+            )}
+          </div>
+        )}
+      </div>
 
       {catalog.error && (
         <div className="jp-canfar-problem" role="alert">

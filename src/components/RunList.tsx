@@ -4,6 +4,7 @@ import {
   caretRightIcon,
   deleteIcon,
   folderIcon,
+  historyIcon,
   listIcon,
   notebookIcon,
   refreshIcon,
@@ -43,6 +44,8 @@ export interface IListActions {
   openFolder(run: IRun): void;
   /** End the run's replicas, keeping its record and logs. */
   stopRun?(run: IRun): void;
+  /** Push back the deadline of the run's live replicas (Skaha ends them after 14 days). */
+  renewRun?(run: IRun): void;
   /** Open a replica's executed notebook (the first one when `replica` is not given). */
   openExecuted?(run: IRun, replica?: number): void;
   /** Show a replica's folder (its new files) in the file browser. */
@@ -251,6 +254,16 @@ export function RunGroup(props: IRunGroupProps): JSX.Element {
             disabledReason={rerunReason}
             onClick={() => actions.rerunFailed(run)}
           />
+          {actions.renewRun && active && (
+            <IconButton
+              icon={historyIcon}
+              label={trans.__(
+                'Renew run %1 (push back its deadline)',
+                run.name
+              )}
+              onClick={() => actions.renewRun!(run)}
+            />
+          )}
           {actions.stopRun && (
             <IconButton
               icon={stopIcon}

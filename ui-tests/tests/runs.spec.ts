@@ -123,7 +123,9 @@ async function inViewport(page: IJupyterLabPageFixture, locator: Locator) {
 
 /** The run's notifications (there must be one per run, updated in place). */
 function toasts(page: IJupyterLabPageFixture, name: string): Locator {
-  return page.locator('.Toastify__toast', { hasText: `Run ${name} ` });
+  return page.locator('.Toastify__toast', {
+    hasText: new RegExp(`Run ${name} (launched|completed|failed|stopped)`)
+  });
 }
 
 test.describe('Run as batch', () => {
