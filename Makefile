@@ -36,6 +36,9 @@ install: $(VENV)/.installed
 $(VENV)/.installed: pyproject.toml package.json
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
+	# jupyter-builder develop leaves install.json in the labextension folder, which the wheel's
+	# shared-data also adds: a second `pip install -e` would fail on the duplicate.
+	rm -f canfar_jlab/labextension/install.json
 	$(BIN)/pip install --quiet -e ".[dev,test]"
 	$(BIN)/jupyter-builder develop --overwrite .
 	$(BIN)/jupyter server extension enable --sys-prefix canfar_jlab

@@ -37,6 +37,7 @@ cell tagged ``parameters`` (papermill's convention): an assignment cell is added
 from __future__ import annotations
 
 import ast
+import functools
 import hashlib
 import json
 import keyword
@@ -47,6 +48,7 @@ import sys
 import tempfile
 from collections.abc import Callable
 from pathlib import Path
+from typing import Literal
 
 import jinja2
 import nbformat
@@ -54,11 +56,20 @@ from IPython.core.inputtransformer2 import TransformerManager
 from nbconvert import PythonExporter
 from pydantic import BaseModel, ConfigDict
 
-from . import export_runner
+from . import export_runner, kernel_runner, replica_folder, replica_report
 
 SKIP_TAG = "skip-batch"
 PARAMETERS_TAG = "parameters"
 RUNNER_NAME = "canfar_runner.py"
+# Modules the runner imports, copied beside it under these names (the image needs no canfar_jlab).
+RUNNER_MODULES = {
+    "canfar_kernel_runner.py": kernel_runner,
+    "canfar_replica_folder.py": replica_folder,
+    "canfar_replica_report.py": replica_report,
+}
+SNAPSHOT_NAME = kernel_runner.SNAPSHOT_NAME
+SWEEP_NAME = kernel_runner.SWEEP_NAME
+RUNNERS = ("nbclient", "script")
 PYTHON_LANGUAGES = {"python", "python3", "ipython", "ipython3"}
 
 # Skaha pastes cmd and args into YAML and splits args on single spaces (skaha-api.md §2.1).
@@ -100,9 +111,16 @@ class ExportProblem(BaseModel):
     line: int  # 1-based line within that cell
     message: str
     cell_id: str | None = None  # nbformat >= 4.5 cell id, for a UI to select the cell
+    severity: Literal["error", "warning"] = "error"  # warnings are shown, not refused
 
     def __str__(self) -> str:
-        return f"code cell {self.cell}, line {self.line}: {self.message}"
+        warning = "warning: " if self.severity == "warning" else ""
+        return f"code cell {self.cell}, line {self.line}: {warning}{self.message}"
+
+
+def errors(problems: list[ExportProblem]) -> list[ExportProblem]:
+    """The problems that refuse a launch (warnings left out)."""
+    return [problem for problem in problems if problem.severity == "error"]
 
 
 class ExportedScript(BaseModel):
@@ -116,11 +134,13 @@ class ExportedScript(BaseModel):
     cell_count: int  # code cells in the script (skipped cells and injected parameters excluded)
     skipped_cells: list[int]  # code-cell numbers left out by the skip-batch tag
     parameters: dict[str, object]
-    problems: list[ExportProblem]  # non-empty: do not launch; show them all to the user
+    problems: list[ExportProblem]  # errors: do not launch; show them all to the user
+    sweep: list[dict[str, object]] | None = None  # row i-1 for replica i (sweep.json)
+    snapshot_path: Path | None = None  # the notebook as launched (notebook.ipynb)
 
     @property
     def ok(self) -> bool:
-        return not self.problems
+        return not errors(self.problems)
 
     @property
     def skaha_cmd(self) -> str:
@@ -134,11 +154,25 @@ class ExportedScript(BaseModel):
 
 
 def check_notebook(
-    path: Path, *, parameters: dict[str, object] | None = None
+    path: Path,
+    *,
+    parameters: dict[str, object] | None = None,
+    sweep: list[dict[str, object]] | None = None,
 ) -> list[ExportProblem]:
-    """The problems `export_notebook` would report, without writing anything."""
+    """The problems (errors and warnings) `export_notebook` would report, writing nothing."""
     _, notebook = _read_notebook(Path(path))
-    return _Plan(notebook, parameters).problems
+    return _Plan(notebook, parameters, sweep).problems
+
+
+def missing_kernel(path: Path) -> str | None:
+    """Why the notebook's kernel cannot start on this machine, or None when it can.
+
+    Used before launching on the local engine, whose replicas run here. A Python notebook
+    whose named kernel is missing runs in ipykernel's python3 (see kernel_runner).
+    """
+    _, notebook = _read_notebook(Path(path))
+    name, reason = kernel_runner.resolve_kernel(notebook)
+    return None if name is not None else f"{Path(path).name}: {reason}"
 
 
 def export_notebook(
@@ -148,6 +182,8 @@ def export_notebook(
     parameters: dict[str, object] | None = None,
     python: str = sys.executable,
     script_name: str | None = None,
+    sweep: list[dict[str, object]] | None = None,
+    runner: str = "nbclient",
 ) -> ExportedScript:
     """Write `<out_dir>/<notebook stem>.py` and `<out_dir>/canfar_runner.py`; return the argv.
 
@@ -157,14 +193,21 @@ def export_notebook(
     one notebook into one folder (say one per parameter set). Raises `ExportError` for an
     unreadable notebook, bad parameters, or paths Skaha cannot carry; returns problems (and
     still writes the script) for cells that need a person at a screen.
+
+    Also written: ``notebook.ipynb``, the notebook's bytes as launched (the kernel runner
+    executes it; parameters are injected at run time, not here), and with `sweep`,
+    ``sweep.json`` (row i-1 holds replica i's parameters, over `parameters`). `runner`
+    "script" makes replicas run the script with IPython instead of a kernel.
     """
+    if runner not in RUNNERS:
+        raise ExportError(f"runner {runner!r} is not one of {', '.join(RUNNERS)}")
     notebook_path = Path(os.path.abspath(path))
     content, notebook = _read_notebook(notebook_path)
-    plan = _Plan(notebook, parameters)
+    plan = _Plan(notebook, parameters, sweep)
 
     out_dir = Path(os.path.abspath(out_dir))
     script_name = script_name or _script_name(notebook_path)
-    if not _SCRIPT_NAME.match(script_name) or script_name == RUNNER_NAME:
+    if not _SCRIPT_NAME.match(script_name) or script_name in (RUNNER_NAME, *RUNNER_MODULES):
         raise ExportError(
             f"script name {script_name!r} must match {_SCRIPT_NAME.pattern} "
             f"and not be {RUNNER_NAME}"
@@ -181,7 +224,12 @@ def export_notebook(
         "sha256": checksum,
         "cwd": str(notebook_path.parent),
         # The runner refuses a script with problems, should anyone launch it all the same.
-        "problems": [str(problem) for problem in plan.problems],
+        "problems": [str(problem) for problem in errors(plan.problems)],
+        "runner": runner,
+        "snapshot": SNAPSHOT_NAME,
+        "language": plan.language,
+        "kernel": kernel_runner.notebook_kernel(notebook)[0],
+        "parameters": dict(parameters or {}),
     }
     text = _render(plan.notebook, notebook_path.name, header)
     runner_source = Path(export_runner.__file__).read_text(encoding="utf-8")
@@ -189,6 +237,11 @@ def export_notebook(
         out_dir.mkdir(parents=True, exist_ok=True)
         _write_atomically(script_path, text)
         _write_atomically(runner_path, runner_source)
+        _write_atomically(out_dir / SNAPSHOT_NAME, content.decode("utf-8"))
+        if sweep:
+            _write_atomically(out_dir / SWEEP_NAME, json.dumps(sweep, indent=1) + "\n")
+        for name, module in RUNNER_MODULES.items():
+            _write_atomically(out_dir / name, Path(module.__file__).read_text(encoding="utf-8"))
     except OSError as error:
         raise ExportError(f"cannot write to {out_dir}: {error.strerror or error}") from None
 
@@ -202,6 +255,8 @@ def export_notebook(
         skipped_cells=plan.skipped_cells,
         parameters=dict(parameters or {}),
         problems=plan.problems,
+        sweep=[dict(row) for row in sweep] if sweep else None,
+        snapshot_path=out_dir / SNAPSHOT_NAME,
     )
 
 
@@ -225,11 +280,6 @@ def _read_notebook(path: Path) -> tuple[bytes, nbformat.NotebookNode]:
         isinstance(cell, dict) and isinstance(cell.get("source", ""), str) for cell in cells
     ):
         raise ExportError(f"{path.name} is not a readable notebook: malformed cells")
-    language = _language(notebook)
-    if language is not None and language.lower() not in PYTHON_LANGUAGES:
-        raise ExportError(
-            f"{path.name} is a {language} notebook; only Python notebooks can run as batch"
-        )
     return content, notebook
 
 
@@ -245,12 +295,31 @@ def _language(notebook: nbformat.NotebookNode) -> str | None:
 
 
 class _Plan:
-    """The notebook as the script will hold it: kept cells, injected parameters, problems."""
+    """The notebook as the script will hold it: kept cells, injected parameters, problems.
 
-    def __init__(self, source: nbformat.NotebookNode, parameters: dict[str, object] | None):
+    A notebook in another language than Python keeps no code cell in the script (only a kernel
+    can run it) and is not checked; it takes no parameters.
+    """
+
+    def __init__(
+        self,
+        source: nbformat.NotebookNode,
+        parameters: dict[str, object] | None,
+        sweep: list[dict[str, object]] | None = None,
+    ):
         self.problems: list[ExportProblem] = []
         self.skipped_cells: list[int] = []
         self.cell_count = 0
+        self.language = (_language(source) or "python").lower()
+        python_notebook = self.language in PYTHON_LANGUAGES
+        if (parameters or sweep) and not python_notebook:
+            raise ExportError(
+                f"parameters can only be set in Python notebooks, not {self.language}"
+            )
+        if sweep is not None and (
+            not isinstance(sweep, list) or not sweep or not all(isinstance(r, dict) for r in sweep)
+        ):
+            raise ExportError("a sweep is a non-empty list of parameter objects, one per replica")
         to_python = TransformerManager().transform_cell
         checker = _Checker(to_python)
         kept: list[nbformat.NotebookNode] = []
@@ -265,6 +334,8 @@ class _Plan:
             if kind != "code":
                 continue
             number += 1
+            if not python_notebook:
+                continue
             tags = (cell.get("metadata") or {}).get("tags") or []
             if PARAMETERS_TAG in tags and parameters_source is None:
                 parameters_source = cell.get("source", "")
@@ -273,21 +344,67 @@ class _Plan:
                 self.skipped_cells.append(number)
                 continue
             python = to_python(cell.get("source", ""))
+            python = _automagic(python, checker.names) or python
             self.cell_count += 1
             kept.append(_cell("code", python, f"cell {number}"))
             self.problems.extend(checker.check(python, number, cell.get("id")))
 
-        if parameters:
+        if parameters or sweep:
             if parameters_source is None or parameters_at is None:
                 raise ExportError(
                     f"parameters given but no code cell is tagged {PARAMETERS_TAG!r}; "
                     "tag the cell that assigns their defaults"
                 )
             defaults = to_python(parameters_source)
-            kept.insert(parameters_at, _parameters_cell(parameters, defaults))
+            for index, row in enumerate(sweep or []):
+                try:
+                    _parameters_cell(row, defaults)
+                except ExportError as error:
+                    raise ExportError(f"sweep row {index + 1}: {error}") from None
+            # The script runner adds a sweep row's assignments to this cell at run time.
+            kept.insert(parameters_at, _parameters_cell(parameters or {}, defaults))
         for index, kept_cell in enumerate(kept):
             kept_cell["id"] = f"cell-{index}"  # nbformat 4.5 wants ids; these stay internal
         self.notebook = nbformat.v4.new_notebook(cells=kept)
+
+
+_AUTOMAGIC_LINE = re.compile(r"^([A-Za-z_][A-Za-z0-9_]*)(?:[ \t]+(.*))?$")
+# An assignment makes the line Python (`cd = 3`), as IPython's prefilter decides.
+_NOT_AUTOMAGIC = re.compile(r"^(=(?!=)|,)")
+
+
+@functools.cache
+def _automagic_names() -> frozenset[str]:
+    """Line magics and shell aliases a kernel runs when typed without `%` (automagic)."""
+    from IPython.core import magics
+    from IPython.core.alias import default_aliases
+
+    names = {alias[0] for alias in default_aliases()}
+    for name in dir(magics):
+        kind = getattr(magics, name)
+        if name.endswith("Magics") and isinstance(getattr(kind, "magics", None), dict):
+            names.update(kind.magics.get("line", {}))
+    # ipykernel's own (KernelMagics), not importable without a kernel
+    names.update({"clear", "less", "more", "man", "edit", "connect_info", "autosave"})
+    return frozenset(names)
+
+
+def _automagic(python: str, defined: dict[str, str]) -> str | None:
+    """A one-line cell such as `cd data` or `pip install x` as the kernel runs it: a magic.
+
+    IPython applies automagic to one-line cells only, when the first word names a line magic
+    the notebook has not defined as a variable and what follows is not Python syntax.
+    """
+    line = python.strip()
+    if "\n" in line:
+        return None
+    match = _AUTOMAGIC_LINE.match(line)
+    if not match or match.group(1) not in _automagic_names() or match.group(1) in defined:
+        return None
+    rest = match.group(2) or ""
+    if _NOT_AUTOMAGIC.match(rest) or keyword.iskeyword(match.group(1)):
+        return None
+    return f"get_ipython().run_line_magic({match.group(1)!r}, {rest!r})\n"
 
 
 def _cell(kind: str, source: str, label: str = "") -> nbformat.NotebookNode:
@@ -372,10 +489,40 @@ _CALLS = {
     "breakpoint": f"breakpoint() {_DEBUGGER}",
     "pdb.set_trace": f"pdb.set_trace() {_DEBUGGER}",
     "ipdb.set_trace": f"ipdb.set_trace() {_DEBUGGER}",
+    "IPython.core.debugger.set_trace": f"IPython's set_trace() {_DEBUGGER}",
+    "IPython.terminal.debugger.set_trace": f"IPython's set_trace() {_DEBUGGER}",
+    "IPython.core.debugger.Tracer": f"IPython's Tracer() {_DEBUGGER}",
     "IPython.embed": f"IPython.embed() {_KEYBOARD}",
     "code.interact": f"code.interact() {_KEYBOARD}",
 }
 _WIDGET_FUNCTIONS = {"interact", "interact_manual", "interactive"}
+_BACKEND_SETTERS = {
+    "matplotlib.use": "matplotlib.use",
+    "matplotlib.pyplot.switch_backend": "pyplot.switch_backend",
+}
+
+
+def _widget_warning(function: str) -> str:
+    return (
+        f"ipywidgets {function}() runs once with its default values in batch (nobody moves "
+        "the widgets); set the values in code or as run parameters to vary them"
+    )
+
+
+# Shown, not refused: the kernel runs these unattended.
+_WARNINGS = {_widget_warning(function) for function in _WIDGET_FUNCTIONS}
+
+
+def _unbuiltin(name: str | None) -> str | None:
+    """`builtins.input` and `__builtins__.input` are `input`."""
+    if name is None:
+        return None
+    for prefix in ("builtins.", "__builtins__."):
+        if name.startswith(prefix):
+            return name[len(prefix) :]
+    return name
+
+
 _GUI_MODULES = {
     "tkinter",
     "Tkinter",
@@ -414,7 +561,16 @@ class _Checker:
         for number, line in enumerate(python.splitlines(), start=1):
             if export_runner.MARKER_RE.match(line):
                 found.append((number, f"the line {line!r} is reserved by canfar-jlab; reword it"))
-        return [ExportProblem(cell=cell, line=n, message=m, cell_id=cell_id) for n, m in found]
+        return [
+            ExportProblem(
+                cell=cell,
+                line=n,
+                message=m,
+                cell_id=cell_id,
+                severity="warning" if m in _WARNINGS else "error",
+            )
+            for n, m in found
+        ]
 
     def _check_code(self, python: str, offset: int, found: list[tuple[int, str]]) -> None:
         try:
@@ -441,9 +597,13 @@ class _Checker:
                     if not isinstance(decorator, ast.Call):  # calls are visited as calls
                         self._check_callable(decorator, decorator.lineno + offset, found)
             elif isinstance(node, ast.Assign):
+                # `raw_input = input`: the alias stands for what it names, when that matters.
+                value = self._resolve(node.value) if not isinstance(node.value, ast.Call) else None
+                value = _unbuiltin(value)
+                alias = value in _CALLS or (value or "").startswith("ipywidgets.")
                 for target in node.targets:
                     if isinstance(target, ast.Name):
-                        self.names[target.id] = f"__main__.{target.id}"
+                        self.names[target.id] = value if alias else f"__main__.{target.id}"
             elif isinstance(node, ast.Call):
                 if not self._check_magic(node, line, found):
                     self._check_call(node, line, found)
@@ -486,30 +646,25 @@ class _Checker:
         return None
 
     def _check_callable(self, func: ast.expr, line: int, found: list) -> None:
-        name = self._resolve(func)
+        name = _unbuiltin(self._resolve(func))
         if name is None:
             return
         if name in _CALLS:
             found.append((line, _CALLS[name]))
         elif name.startswith("ipywidgets.") and name.rsplit(".", 1)[1] in _WIDGET_FUNCTIONS:
-            found.append(
-                (
-                    line,
-                    f"ipywidgets {name.rsplit('.', 1)[1]}() needs someone moving widgets in a "
-                    "live notebook; set the values in code or as run parameters",
-                )
-            )
+            found.append((line, _widget_warning(name.rsplit(".", 1)[1])))
 
     def _check_call(self, node: ast.Call, line: int, found: list) -> None:
         self._check_callable(node.func, line, found)
-        if self._resolve(node.func) == "matplotlib.use" and node.args:
+        setter = _BACKEND_SETTERS.get(self._resolve(node.func) or "")
+        if setter and node.args:
             backend = node.args[0]
             if isinstance(backend, ast.Constant) and isinstance(backend.value, str):
                 if _GUI_BACKEND.match(backend.value):
                     found.append(
                         (
                             line,
-                            f"matplotlib.use({backend.value!r}) needs a display, and a batch "
+                            f"{setter}({backend.value!r}) needs a display, and a batch "
                             "replica has none; use 'Agg' or %matplotlib inline",
                         )
                     )
@@ -569,7 +724,8 @@ def _render(notebook: nbformat.NotebookNode, notebook_name: str, header: dict) -
 
 def _script_name(notebook_path: Path) -> str:
     stem = re.sub(r"[^A-Za-z0-9._-]+", "_", notebook_path.stem).strip("._-") or "notebook"
-    return f"{stem}_notebook.py" if f"{stem}.py" == RUNNER_NAME else f"{stem}.py"
+    taken = (RUNNER_NAME, *RUNNER_MODULES)
+    return f"{stem}_notebook.py" if f"{stem}.py" in taken else f"{stem}.py"
 
 
 def _check_skaha_safe(what: str, value: str) -> None:

@@ -38,9 +38,17 @@ import json
 import os
 import re
 import sys
+import traceback
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
+
+try:  # inside the package; in a run folder the copies sit beside this file (see export)
+    from . import kernel_runner, replica_folder, replica_report
+except ImportError:
+    import canfar_kernel_runner as kernel_runner  # type: ignore[no-redef]
+    import canfar_replica_folder as replica_folder  # type: ignore[no-redef]
+    import canfar_replica_report as replica_report  # type: ignore[no-redef]
 
 SCRIPT_FORMAT = 1
 HEADER_PREFIX = "# canfar-jlab-script: "
@@ -187,20 +195,11 @@ def _wrap_matplotlib_magic(shell) -> None:
     shell.register_magic_function(matplotlib_magic, "line", "matplotlib")
 
 
-def _enter_notebook_folder(folder: str | None) -> None:
-    if not folder:
-        return
-    try:
-        os.chdir(folder)
-    except OSError as error:
-        print(
-            f"canfar-jlab: cannot enter the notebook's folder {folder!r} ({error.strerror}); "
-            f"running in {os.getcwd()!r}",
-            file=sys.stderr,
-        )
-        return
-    # A kernel started in the notebook's folder imports modules that sit beside the notebook.
-    sys.path[0] = folder
+def _enter_working_folder(folder: Path) -> None:
+    """The replica's own folder (see `replica_folder`): cwd, and first on sys.path, as a
+    kernel started there has it, so a module beside the notebook imports."""
+    os.chdir(folder)
+    sys.path[0] = str(folder)
 
 
 def _exit_code(error: BaseException) -> int:
@@ -215,33 +214,52 @@ def _exit_code(error: BaseException) -> int:
     return EXIT_CELL_FAILED
 
 
-def run_script(path: Path) -> int:
-    script = parse_script(path.read_text(encoding="utf-8"))
-    problems = script.header.get("problems") or []
-    if problems:
-        for problem in problems:
-            print(f"canfar-jlab: {problem}", file=sys.stderr)
-        print(
-            "canfar-jlab: refusing to run a notebook that needs a person at a screen; "
-            "fix those cells or tag them skip-batch",
-            file=sys.stderr,
-        )
-        return EXIT_REFUSED
+class Outcome:
+    """How the run ended, for the status report: set by `run_script` as it goes."""
+
+    def __init__(self) -> None:
+        self.error: str | None = None
+        self.failed_cell: tuple[int, str] | None = None
+        self.stall: str | None = None
+
+
+def error_line(error: BaseException) -> str:
+    """The exception's last line, as a traceback ends: `ValueError: bad pixel`."""
+    return traceback.format_exception_only(type(error), error)[-1].strip()
+
+
+def run_script(
+    script: Script,
+    workdir: Path,
+    report: replica_report.ReplicaReport | None = None,
+    outcome: Outcome | None = None,
+    sweep: dict | None = None,
+) -> int:
+    outcome = outcome or Outcome()
     os.environ["MPLBACKEND"] = _matplotlib_backend()
-    _enter_notebook_folder(script.header.get("cwd"))
+    _enter_working_folder(workdir)
     warnings.filterwarnings("ignore", message="To exit: use 'exit', 'quit', or Ctrl-D.")
     shell = _make_shell()
+    total = sum(1 for cell in script.cells if cell.number is not None)
     for cell in script.cells:
         if not cell.source:
             continue
+        if report is not None and cell.number is not None:
+            report.cell(cell.number, total, cell.source)
         if cell.number is not None:
             shell.execution_count = cell.number  # tracebacks then say "Cell In[N]"
+        source = cell.source
+        if cell.label == "parameters" and sweep:
+            source += "".join(f"{line}\n" for line in kernel_runner.parameter_lines(sweep))
         # The injected parameters cell takes no number: history numbers must only grow.
-        result = shell.run_cell(cell.source, store_history=cell.number is not None)
+        result = shell.run_cell(source, store_history=cell.number is not None)
         sys.stdout.flush()
         error = result.error_before_exec or result.error_in_exec
         if error is not None:
             code = _exit_code(error)
+            if code != 0:
+                outcome.error = error_line(error)
+                outcome.failed_cell = (cell.number or 0, cell.source)
             if code != 0 and not isinstance(error, SystemExit):
                 where = f"code cell {cell.number}" if cell.number else f"the {cell.label} cell"
                 reason = (str(error).strip().splitlines() or [""])[0][:200]
@@ -264,16 +282,136 @@ def main(argv: list[str] | None = None) -> int:
         return EXIT_REFUSED
     # Line by line, so a live log tail sees output as it happens.
     sys.stdout.reconfigure(line_buffering=True)
+    path = Path(os.path.abspath(args[0]))
     try:
-        import IPython  # noqa: F401 - a clear message when the replica's image lacks it
-    except ImportError:
-        print("canfar-jlab: this script needs IPython: pip install ipython", file=sys.stderr)
-        return EXIT_REFUSED
-    try:
-        return run_script(Path(args[0]))
+        script = parse_script(path.read_text(encoding="utf-8"))
     except (OSError, UnicodeDecodeError, ValueError, ScriptFormatError) as error:
         print(f"canfar-jlab: cannot run {args[0]}: {error}", file=sys.stderr)
         return EXIT_REFUSED
+    return run_replica(path.parent, script)
+
+
+def refuse_problems(header: dict) -> str | None:
+    """A script whose export found problems is refused before its first cell: the reason."""
+    problems = header.get("problems") or []
+    for problem in problems:
+        print(f"canfar-jlab: {problem}", file=sys.stderr)
+    if not problems:
+        return None
+    print(
+        "canfar-jlab: refusing to run a notebook that needs a person at a screen; "
+        "fix those cells or tag them skip-batch",
+        file=sys.stderr,
+    )
+    return f"refused: {problems[0]}"
+
+
+def choose_runner(run_folder: Path, header: dict) -> str:
+    """ "nbclient" when the export asked for it and this image can; else "script", saying why
+    on the log's first line (a notebook in another language cannot fall back: refused)."""
+    language = header.get("language") or "python"
+    if header.get("runner") != "nbclient":
+        if language not in kernel_runner.PYTHON_LANGUAGES:
+            raise kernel_runner.RunnerError(
+                f"cannot run this {language} notebook with the script runner; it needs nbclient"
+            )
+        return "script"
+    if not (run_folder / (header.get("snapshot") or kernel_runner.SNAPSHOT_NAME)).is_file():
+        reason = "the run folder has no notebook snapshot"
+    else:
+        reason = kernel_runner.missing_requirement()
+    if reason is None:
+        return "nbclient"
+    if language not in kernel_runner.PYTHON_LANGUAGES:
+        raise kernel_runner.RunnerError(f"cannot run this {language} notebook: {reason}")
+    print(
+        f"canfar-jlab: {reason}; running the notebook's exported script with IPython instead "
+        "(no executed notebook is saved)",
+        file=sys.stderr,
+        flush=True,
+    )
+    return "script"
+
+
+def run_replica(run_folder: Path, script: Script) -> int:
+    """Run replica $REPLICA_ID in its own folder with the best runner; report all the way."""
+    replica, _ = replica_report.replica_numbers()
+    try:
+        runner = choose_runner(run_folder, script.header)
+    except kernel_runner.RunnerError as error:
+        print(f"canfar-jlab: {error}", file=sys.stderr, flush=True)
+        runner, refusal = "nbclient", error
+    else:
+        refusal = None
+    report = start_report(run_folder, runner)
+    outcome = Outcome()
+    code = EXIT_CELL_FAILED
+    workdir = run_folder / "replicas" / str(replica)
+    folder = None
+    try:
+        if refusal is not None:
+            outcome.error, code = str(refusal), refusal.code
+            return code
+        refused = refuse_problems(script.header)
+        if refused is not None:
+            outcome.error, code = refused, EXIT_REFUSED
+            return code
+        cwd = script.header.get("cwd")
+        folder = replica_folder.prepare(workdir, Path(cwd) if cwd else None)
+        for problem in folder.problems:
+            print(f"canfar-jlab: working folder: {problem}", file=sys.stderr)
+        sweep = kernel_runner.sweep_row(run_folder, replica)
+        if runner == "nbclient":
+            result = kernel_runner.run(run_folder, workdir, script.header, report, replica)
+            code, outcome.error = result.code, result.error
+            outcome.failed_cell, outcome.stall = result.failed_cell, result.stall
+        else:
+            if importlib.util.find_spec("IPython") is None:
+                raise kernel_runner.RunnerError("this script needs IPython: pip install ipython")
+            if report is not None and (script.header.get("parameters") or sweep):
+                report.set(parameters={**(script.header.get("parameters") or {}), **(sweep or {})})
+            code = run_script(script, workdir, report, outcome, sweep)
+    except kernel_runner.RunnerError as error:
+        print(f"canfar-jlab: {error}", file=sys.stderr, flush=True)
+        outcome.error, code = str(error), error.code
+    except (OSError, ValueError) as error:
+        print(f"canfar-jlab: cannot run replica {replica}: {error}", file=sys.stderr)
+        outcome.error, code = f"cannot run replica {replica}: {error}", EXIT_REFUSED
+    except BaseException as error:  # SIGTERM, an internal bug: the report still ends
+        outcome.error = error_line(error)
+        code = EXIT_INTERRUPTED if isinstance(error, KeyboardInterrupt) else EXIT_CELL_FAILED
+        raise
+    finally:
+        if report is not None:
+            files = folder.new_files() if folder is not None else []
+            _finish_report(report, code, outcome, files)
+    return code
+
+
+def start_report(run_folder: Path, runner: str) -> replica_report.ReplicaReport | None:
+    """This replica's status report, started; None (with a warning) when it cannot be written."""
+    try:
+        report = replica_report.ReplicaReport.from_environment(run_folder, runner)
+        report.start()
+    except OSError as error:
+        print(f"canfar-jlab: no status report ({error}); running anyway", file=sys.stderr)
+        return None
+    return report
+
+
+def _finish_report(
+    report: replica_report.ReplicaReport, code: int, outcome: Outcome, files: list[str]
+) -> None:
+    try:
+        report.finish(
+            code,
+            error=outcome.error,
+            failed_cell=outcome.failed_cell,
+            stall=outcome.stall,
+            files=files,
+        )
+    except OSError as error:
+        print(f"canfar-jlab: cannot write the status report: {error}", file=sys.stderr)
 
 
 if __name__ == "__main__":

@@ -10,9 +10,11 @@ from __future__ import annotations
 import argparse
 import json
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any
 
 from .models import LaunchRequest
+from .sweep import SweepError, read_rows
 
 
 class LaunchArgsError(ValueError):
@@ -32,7 +34,11 @@ def whole_number(text: str) -> int:
 def add_launch_options(parser: argparse.ArgumentParser, *, parameters: bool = True) -> None:
     """-r, --image, --cores, --ram, --gpus, -e K=V, --name (and -p K=V for notebooks)."""
     parser.add_argument(
-        "-r", "--replicas", type=whole_number, default=1, help="number of replicas (default 1)"
+        "-r",
+        "--replicas",
+        type=whole_number,
+        default=None if parameters else 1,  # notebooks: None lets a sweep's rows decide
+        help="number of replicas (default 1, or one per row of a sweep)",
     )
     parser.add_argument(
         "--image",
@@ -60,7 +66,14 @@ def add_launch_options(parser: argparse.ArgumentParser, *, parameters: bool = Tr
             default=[],
             metavar="K=V",
             help="override a variable of the cell tagged 'parameters'; V is read as JSON when "
-            "it can be (42, 1.5, true, [1,2]), else as text (repeatable)",
+            "it can be (42, 1.5, true, [1,2]), else as text (repeatable); V1,V2,... sweeps: "
+            "one replica per value (several such lists: every combination)",
+        )
+        parser.add_argument(
+            "--sweep",
+            metavar="FILE",
+            help="a .csv (header row of names) or .json (list of objects) file of parameter "
+            "rows: replica i runs with row i (the rows set the replica count unless -r)",
         )
     parser.add_argument("--name", help="run name (default: from the notebook's file name)")
     # issue 16: one of several logins in ~/.canfar/config.yaml, recorded in the run
@@ -101,16 +114,46 @@ def json_or_text(value: str) -> Any:
 def launch_request(notebook: str, args: argparse.Namespace) -> LaunchRequest:
     """The LaunchRequest the options ask for (pydantic's ValidationError for bad values)."""
     parameters = pairs(getattr(args, "param", None) or [], "-p")
+    values = {key: parameter_value(value) for key, value in parameters.items()}
+    swept = any(isinstance(value, SweptValues) for value in values.values())
+    given = {} if args.replicas is None else {"replicas": args.replicas}
+    rows = None
+    if getattr(args, "sweep", None):
+        try:
+            rows = read_rows(Path(args.sweep).expanduser())
+        except SweepError as error:
+            raise LaunchArgsError(f"--sweep: {error}") from None
     return LaunchRequest(
         notebook=notebook,
-        replicas=args.replicas,
+        **given,
         name=args.name,
         image=args.image,
         cores=args.cores,
         ram=args.ram,
         gpus=args.gpus,
         env=pairs(args.env, "-e"),
-        parameters={key: json_or_text(value) for key, value in parameters.items()},
+        # With a sweep, every list value is swept (a list as one value: use a sweep file).
+        parameters={
+            key: list(value) if isinstance(value, SweptValues) else value
+            for key, value in values.items()
+        },
+        sweep=swept,
+        sweep_rows=rows,
         site=getattr(args, "site", None),
         secret_env=list(getattr(args, "secret_env", None) or []),
     )
+
+
+class SweptValues(list):
+    """`-p K=V1,V2,...`: the values a sweep gives K, one per replica."""
+
+
+def parameter_value(text: str) -> Any:
+    """A `-p` value: JSON when it reads as JSON; text with commas a sweep; else the text."""
+    try:
+        return json.loads(text)  # '"a,b"' is one text, '[1,2]' one list
+    except ValueError:
+        pass
+    if "," in text:
+        return SweptValues(json_or_text(part.strip()) for part in text.split(","))
+    return text

@@ -818,6 +818,11 @@ class LaunchRequest(BaseModel):
     gpus: int | None = Field(default=None, ge=0, le=28)
     env: dict[str, str] = Field(default_factory=dict)
     parameters: dict[str, Any] = Field(default_factory=dict)
+    # Sweeps (canfar_jlab.sweep): list values of `parameters` are swept when `sweep` is true;
+    # or `sweep_rows`, one object per replica (the CLI reads them from --sweep FILE; a server
+    # reads a file only after confining its path). The rows set `replicas` unless given.
+    sweep: bool = False
+    sweep_rows: list[dict[str, Any]] | None = Field(default=None, min_length=1)
     site: str | None = Field(default=None, max_length=100, description="config server name")
     # Names of variables of the launching process's environment that replicas get; their
     # values are read at launch and never written to run.json, a response or a log.
@@ -839,6 +844,13 @@ class LaunchRequest(BaseModel):
     @classmethod
     def _parameters(cls, value: dict[str, Any]) -> dict[str, Any]:
         check_json_bounds(value, "parameters", MAX_PARAMETERS_DEPTH, MAX_PARAMETERS_BYTES)
+        return value
+
+    @field_validator("sweep_rows")
+    @classmethod
+    def _sweep_rows(cls, value: list[dict[str, Any]] | None) -> list[dict[str, Any]] | None:
+        if value is not None:  # a row per replica: bounded like parameters, 16x the room
+            check_json_bounds(value, "sweep rows", MAX_PARAMETERS_DEPTH, 16 * MAX_PARAMETERS_BYTES)
         return value
 
     @field_validator("secret_env")
@@ -938,6 +950,7 @@ class RunSpec(BaseModel):
     env: dict[str, str] = Field(default_factory=dict)
     replicas: int = Field(ge=1, le=MAX_REPLICAS)
     parameters: dict[str, Any] = Field(default_factory=dict)
+    sweep: list[dict[str, Any]] | None = None  # row i-1: replica i's values over `parameters`
     secret_env: list[str] = Field(default_factory=list, description="names only, never values")
     argv: list[str] = Field(default_factory=list, description="cmd + args of every replica")
 

@@ -13,6 +13,7 @@ import html
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
+from pathlib import Path
 
 from ..models import Context, Image, PlatformLoad, ReplicaOutcome, Run, Session
 
@@ -140,6 +141,8 @@ def replicas_table(run: Run) -> Table:
 def run_report(run: Run, headline: str, hint: str | None = None) -> Report:
     parts: list[Note | Table] = [Note(headline), replicas_table(run)]
     parts.append(Note(f"folder: {run.folder}"))
+    executed = sorted(str(p) for p in Path(run.folder).glob("replicas/*/executed.ipynb"))
+    parts += [Note("executed notebooks: " + ", ".join(executed))] if executed else []
     if hint:
         parts.append(Note(hint))
     return Report(parts)

@@ -15,10 +15,20 @@ import shutil
 import sys
 import unicodedata
 from pathlib import Path
+from typing import Any
 
 from pydantic import BaseModel, ValidationError
 
-from ..export import RUNNER_NAME, ExportError, ExportProblem, check_notebook, export_notebook
+from .. import sweep as sweeps
+from ..export import (
+    RUNNER_NAME,
+    ExportError,
+    ExportProblem,
+    check_notebook,
+    errors,
+    export_notebook,
+    missing_kernel,
+)
 from ..models import (
     RUN_NAME_MAX,
     LaunchRequest,
@@ -57,6 +67,7 @@ class PreviewReplica(BaseModel):
     index: int
     name: str
     env: dict[str, str]
+    parameters: dict[str, Any] | None = None  # this replica's sweep row (over the run's)
 
 
 class Preview(BaseModel):
@@ -68,6 +79,7 @@ class Preview(BaseModel):
     problems: list[ExportProblem]
     replicas: list[PreviewReplica]
     argv: list[str]
+    sweep: list[dict[str, Any]] | None = None
     staged_folder: str | None = None  # issue 16: the /arc folder the run would be copied to
 
 
@@ -130,7 +142,8 @@ async def preview(
         async with site_client(request.site) as there:
             return await preview(request, store, there)
     notebook = _notebook_path(request.notebook)
-    problems = await asyncio.to_thread(_problems, notebook, request.parameters)
+    request, rows = _with_sweep(request)
+    problems = await asyncio.to_thread(_problems, notebook, request.parameters, rows)
     active = await _active_session_names(client) if client is not None else set()
     name = _choose_name(store, notebook, request, active)
     folder = store.root / name
@@ -149,9 +162,15 @@ async def preview(
         image=image,
         problems=problems,
         replicas=[
-            PreviewReplica(index=i, name=n, env=replica_env(env, i, request.replicas))
+            PreviewReplica(
+                index=i,
+                name=n,
+                env=replica_env(env, i, request.replicas),
+                parameters=rows[i - 1] if rows else None,
+            )
             for i, n in enumerate(names, start=1)
         ],
+        sweep=rows,
         argv=[
             replica_python(client),
             str(folder / RUNNER_NAME),
@@ -176,9 +195,14 @@ async def launch(
         async with site_client(request.site) as there:
             return await launch(request, there, store, concurrency=concurrency)
     notebook = _notebook_path(request.notebook)
-    problems = await asyncio.to_thread(_problems, notebook, request.parameters)
-    if problems:
-        raise LaunchRefused(_refusal(notebook, problems), problems)
+    request, rows = _with_sweep(request)
+    problems = await asyncio.to_thread(_problems, notebook, request.parameters, rows)
+    if errors(problems):
+        raise LaunchRefused(_refusal(notebook, errors(problems)), problems)
+    if client.credentials.is_local_engine:  # its replicas run here: the kernel must be here
+        missing = await asyncio.to_thread(missing_kernel, notebook)
+        if missing:
+            raise LaunchRefused(f"cannot run {missing}")
     secret_values(request.secret_env)  # a missing one is refused before the folder is claimed
     try:
         check_path_safe("runs folder", store.root)
@@ -200,7 +224,7 @@ async def launch(
 
     try:
         spec, exported_script, checksum = await _prepare(
-            request, client, notebook, folder, name, image
+            request, client, notebook, folder, name, image, rows
         )
         staged = None
         if plan is not None:  # copy it where the replicas can read it
@@ -241,6 +265,7 @@ async def launch(
             env=dict(request.env),
             replicas=request.replicas,
             parameters=dict(request.parameters),
+            sweep=rows,
             secret_env=list(request.secret_env),
             argv=[spec.cmd or "", *spec.args],
         ),
@@ -267,6 +292,7 @@ async def _prepare(
     folder: Path,
     name: str,
     image: str,
+    rows: list[dict[str, Any]] | None = None,
 ) -> tuple[SessionSpec, str, str]:
     exported = await asyncio.to_thread(
         export_notebook,
@@ -275,9 +301,11 @@ async def _prepare(
         parameters=request.parameters or None,
         python=replica_python(client),
         script_name=_script_name(notebook),
+        sweep=rows,
     )
-    if exported.problems:  # the notebook changed since it was checked
-        raise LaunchRefused(_refusal(notebook, exported.problems), exported.problems)
+    if not exported.ok:  # the notebook changed since it was checked
+        failing = errors(exported.problems)
+        raise LaunchRefused(_refusal(notebook, failing), exported.problems)
     (folder / LOGS_DIR).mkdir()
     (folder / OUTPUTS_DIR).mkdir()
     spec = SessionSpec(
@@ -303,17 +331,38 @@ def _notebook_path(notebook: str) -> Path:
     return path
 
 
-def _problems(notebook: Path, parameters: dict[str, object]) -> list[ExportProblem]:
+def _problems(
+    notebook: Path, parameters: dict[str, object], rows: list[dict[str, Any]] | None = None
+) -> list[ExportProblem]:
     try:
-        return check_notebook(notebook, parameters=parameters or None)
+        return check_notebook(notebook, parameters=parameters or None, sweep=rows)
     except ExportError as error:
         raise LaunchRefused(str(error)) from None
 
 
+def _with_sweep(request: LaunchRequest) -> tuple[LaunchRequest, list[dict[str, Any]] | None]:
+    """The request with its fixed parameters and replica count, and its sweep rows (or None)."""
+    try:
+        fixed, rows = sweeps.plan(request.parameters, request.sweep, request.sweep_rows)
+    except sweeps.SweepError as error:
+        raise LaunchRefused(str(error)) from None
+    if rows is None:
+        return request, None
+    replicas = request.replicas if "replicas" in request.model_fields_set else len(rows)
+    if replicas > len(rows):
+        raise LaunchRefused(f"{replicas} replicas asked for, but the sweep has {len(rows)} rows")
+    try:
+        changed = request.model_copy(update={"parameters": fixed, "replicas": replicas})
+        return LaunchRequest.model_validate(changed.model_dump()), rows
+    except ValidationError as error:
+        raise LaunchRefused(f"cannot sweep: {explain(error)}") from None
+
+
 def _refusal(notebook: Path, problems: list[ExportProblem]) -> str:
-    more = len(problems) - 1
-    tail = f" (and {more} more problem{'s' if more > 1 else ''})" if more else ""
-    return f"cannot run {notebook.name} as batch: {problems[0]}{tail}"
+    """One line naming every problem (the UI and --json get them as a list)."""
+    shown = "; ".join(str(problem) for problem in problems)
+    count = f" ({len(problems)} problems)" if len(problems) > 1 else ""
+    return f"cannot run {notebook.name} as batch: {shown}{count}"
 
 
 def _script_name(notebook: Path) -> str:

@@ -4,11 +4,16 @@ from __future__ import annotations
 
 import json
 import sys
+from functools import partial
 
 import pytest
 from nbformat import v4
 
-from canfar_jlab.export import RUNNER_NAME, ExportError, check_notebook, export_notebook
+from canfar_jlab import export
+from canfar_jlab.export import RUNNER_NAME, ExportError, check_notebook
+
+# These tests pin the script runner: the fallback for images without nbclient or ipykernel.
+export_notebook = partial(export.export_notebook, runner="script")
 
 
 def test_skip_batch_cells_are_left_out(make_notebook, helpers, tmp_path):
@@ -149,15 +154,16 @@ def test_sys_exit_ends_the_run_with_its_code(
     assert (run.returncode, run.stdout, run.stderr) == (code, "first\n", stderr)
 
 
-def test_runs_in_the_notebook_folder_even_with_spaces_in_its_path(helpers, tmp_path):
+def test_runs_in_its_replica_folder_seeing_the_notebook_folder_with_spaces(helpers, tmp_path):
     folder = tmp_path / "my notebooks" / "night 1"
     folder.mkdir(parents=True)
     (folder / "helper_module.py").write_text("GREETING = 'hello from beside the notebook'\n")
     notebook = helpers.write_notebook(
         folder / "Reduce night 1 (v2).ipynb",
         [
-            "import os\nprint(os.getcwd().endswith('my notebooks/night 1'))",
+            "import os\nprint(os.getcwd() == os.path.join(os.environ['RUN'], 'replicas', '1'))",
             "import helper_module\nprint(helper_module.GREETING)",
+            "print(open('helper_module.py').read().strip())",
         ],
         metadata={"kernelspec": {"name": "python3", "language": "python"}},
     )
@@ -170,8 +176,11 @@ def test_runs_in_the_notebook_folder_even_with_spaces_in_its_path(helpers, tmp_p
     ]
     assert exported.skaha_cmd == sys.executable
     assert exported.skaha_args.split(" ") == exported.argv[1:]
-    run = helpers.run_batch(exported.argv, cwd=tmp_path)
-    assert (run.returncode, run.stdout) == (0, "True\nhello from beside the notebook\n")
+    run = helpers.run_batch(exported.argv, cwd=tmp_path, env={"RUN": str(tmp_path / "run")})
+    assert (run.returncode, run.stdout) == (
+        0,
+        "True\nhello from beside the notebook\nGREETING = 'hello from beside the notebook'\n",
+    )
 
 
 def test_matplotlib_gui_backends_fall_back_to_agg(make_notebook, helpers, tmp_path):
@@ -184,7 +193,7 @@ def test_matplotlib_gui_backends_fall_back_to_agg(make_notebook, helpers, tmp_pa
     run = helpers.run_batch(export_notebook(notebook, tmp_path / "run").argv)
     assert (run.returncode, run.stdout) == (0, "agg\n"), run.stderr
     assert "%matplotlib qt needs a display; using agg in batch" in run.stderr
-    assert (notebook.parent / "figure.png").stat().st_size > 0
+    assert (tmp_path / "run" / "replicas" / "1" / "figure.png").stat().st_size > 0
 
 
 def test_the_runner_also_runs_as_a_module(make_notebook, helpers, tmp_path):
@@ -241,10 +250,15 @@ def test_missing_notebook_is_a_one_line_error(tmp_path):
         check_notebook(tmp_path / "missing.ipynb")
 
 
-def test_non_python_notebooks_are_refused(make_notebook, tmp_path):
+def test_the_script_runner_cannot_fall_back_for_other_languages(make_notebook, helpers, tmp_path):
     notebook = make_notebook(["x <- 1"], metadata={"kernelspec": {"name": "ir", "language": "R"}})
-    with pytest.raises(ExportError, match="is a R notebook; only Python notebooks"):
-        export_notebook(notebook, tmp_path / "run")
+    exported = export.export_notebook(notebook, tmp_path / "run")  # a kernel may run it
+    assert exported.ok and exported.cell_count == 0
+    with pytest.raises(ExportError, match="parameters can only be set in Python notebooks"):
+        export_notebook(notebook, tmp_path / "run", parameters={"x": 2})
+    run = helpers.run_batch(export_notebook(notebook, tmp_path / "run").argv)
+    assert run.returncode == 2
+    assert "cannot run this r notebook with the script runner" in run.stderr
 
 
 @pytest.mark.parametrize(

@@ -28,7 +28,13 @@ INTERACTIVE_CELLS = [
     ("%%time\ntotal = 0\nanswer = input()", 3, "input()"),
     ("%time input()", 1, "input()"),
     ("x = (1,\n", 1, "syntax error"),
+    # The four the first version missed:
+    ("raw_input = input\nname = raw_input('name? ')", 2, "input()"),
+    ("import builtins\nbuiltins.input('go?')", 2, "input()"),
+    ("from IPython.core.debugger import set_trace\nset_trace()", 2, "set_trace()"),
+    ("import matplotlib.pyplot as plt\nplt.switch_backend('TkAgg')", 2, "switch_backend"),
 ]
+WIDGET_CELLS = {"interact", "interactive"}  # the kernel runs them: warnings, not refusals
 
 
 @pytest.fixture
@@ -48,6 +54,13 @@ def test_every_interactive_cell_is_reported_with_its_code_cell_number(interactiv
         assert words in found[(number, line)]
     assert len(problems) == len(INTERACTIVE_CELLS)
     assert all("\n" not in problem.message for problem in problems)
+    warnings = {
+        found[(n, line)]
+        for n, (_, line, words) in enumerate(INTERACTIVE_CELLS, 1)
+        if words in WIDGET_CELLS
+    }
+    assert {p.message for p in problems if p.severity == "warning"} == warnings
+    assert all("runs once with its default values" in message for message in warnings)
     assert str(problems[0]) == (
         "code cell 1, line 1: input() waits for someone to type, "
         "and a batch replica has no keyboard"

@@ -58,6 +58,6 @@ def _shown(captured) -> Shown:
 def replica_lines(text: str) -> dict[int, list[str]]:
     """`[i] line` output of a followed run, by replica."""
     found: dict[int, list[str]] = {}
-    for match in re.finditer(r"^\[(\d+)\] (.*)$", text, re.M):
+    for match in re.finditer(r"^\[(\d+)\] (?!## canfar-jlab cell )(.*)$", text, re.M):
         found.setdefault(int(match[1]), []).append(match[2])
     return found

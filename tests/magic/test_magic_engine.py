@@ -11,6 +11,7 @@ from datetime import datetime, timezone
 
 import nbformat
 import pytest
+from export.conftest import without_markers
 from fixtures_engine import RunningEngine, wait_for
 from magic_support import cell, line, replica_lines
 from nbformat.v4 import new_code_cell, new_notebook
@@ -61,9 +62,11 @@ def test_a_canfar_cell_runs_as_three_replicas_with_their_replica_id(shell, runs_
 
     # The same logs later, from the run folder, one header per replica; and one replica.
     again = line(shell, "logs three")
-    assert "==> replica 2 (three-2, Completed) <==\nreplica 2 of 3\nFalse\n" in again.stdout
-    assert line(shell, "logs three -i 3").stdout == "replica 3 of 3\nFalse\n"
-    assert line(shell, "logs three-1").stdout == "replica 1 of 3\nFalse\n"
+    assert "==> replica 2 (three-2, Completed) <==\nreplica 2 of 3\nFalse\n" in without_markers(
+        again.stdout
+    )
+    assert without_markers(line(shell, "logs three -i 3").stdout) == "replica 3 of 3\nFalse\n"
+    assert without_markers(line(shell, "logs three-1").stdout) == "replica 1 of 3\nFalse\n"
 
     run = RunStore(runs_root).get("three")  # the store every front door reads
     assert run.state == "completed" and [r.index for r in run.replicas] == [1, 2, 3]
@@ -178,7 +181,7 @@ def test_logs_follow_stops_cleanly_when_the_cell_is_interrupted(shell):
     helper.join()
     assert seen_first_line.is_set()
     assert captured.stderr == ""
-    assert captured.stdout == (
+    assert without_markers(captured.stdout) == (
         "started\ninterrupted: stopped following run follow-me; it keeps running\n"
     )
 

@@ -9,14 +9,14 @@ from pathlib import Path
 from typing import TypeVar
 
 # The export tests' notebook builders and kernel runner (tests/export/conftest.py).
-from export.conftest import cell, kernel_stdout, normalize, write_notebook
+from export.conftest import cell, kernel_stdout, normalize, without_markers, write_notebook
 from fixtures_engine import RunningEngine
 
 from canfar_jlab.credentials import engine_credentials
 from canfar_jlab.runs import Run, RunStore, follow_run
 from canfar_jlab.skaha import SkahaClient
 
-__all__ = ["cell", "kernel_stdout", "normalize", "write_notebook"]
+__all__ = ["cell", "kernel_stdout", "normalize", "without_markers", "write_notebook"]
 
 T = TypeVar("T")
 EXAMPLE = Path(__file__).parents[2] / "examples" / "reduce_fits.ipynb"
@@ -37,7 +37,9 @@ async def run_to_end(
             name,
             client,
             store,
-            on_line=lambda index, line: lines.setdefault(index, []).append(line),
+            on_line=lambda index, line: (
+                without_markers(line) and lines.setdefault(index, []).append(line)
+            ),
             interval=0.1,
             **options,
         ),
@@ -63,4 +65,4 @@ async def wait_until(
 def archived(run: Run, index: int) -> str:
     replica = run.replica(index)
     assert replica.log is not None, f"replica {index} has no archived log"
-    return (Path(run.folder) / replica.log).read_text()
+    return without_markers((Path(run.folder) / replica.log).read_text())

@@ -10,7 +10,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from runs_support import write_notebook
+from runs_support import without_markers, write_notebook
 from test_runs_engine import FAILS_ONCE
 
 from canfar_jlab.cli import main
@@ -86,7 +86,7 @@ def test_run_follow_then_rerun_failed_then_ps_logs_delete(cli, cli_here, tmp_pat
 
     again = cli("rerun", "fails-once", "--failed", "--follow")
     assert again.returncode == 0, again.stderr
-    assert again.stdout.splitlines()[:2] == ["[2] replica 2 of 3", "[2] finished"]
+    assert without_markers(again.stdout).splitlines()[:2] == ["[2] replica 2 of 3", "[2] finished"]
     assert "[1]" not in again.stdout and "[3]" not in again.stdout
     assert "run fails-once: completed (3/3 Completed)" in again.stdout
     assert again.stderr.startswith("run fails-once: running replica(s) 2 again\n")
@@ -108,7 +108,7 @@ def test_run_follow_then_rerun_failed_then_ps_logs_delete(cli, cli_here, tmp_pat
 
     code, logs, _ = cli_here("logs", "fails-once")
     assert code == 0
-    assert logs.splitlines() == [
+    assert without_markers(logs).splitlines() == [
         "[1] replica 1 of 3",
         "[1] finished",
         "[2] replica 2 of 3",

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from runs_support import client_for, wait_until, write_notebook
+from runs_support import client_for, wait_until, without_markers, write_notebook
 from test_runs_store import synthetic_run
 
 from canfar_jlab.runs import (
@@ -71,7 +71,7 @@ async def test_reconcile_tracks_statuses_archives_logs_and_reports_each_end_once
     final = store.get(run.name)
     assert final.state == "completed" and final.counts == {"Completed": 2}
     for replica in final.replicas:
-        log = (Path(final.folder) / replica.log).read_text()
+        log = without_markers((Path(final.folder) / replica.log).read_text())
         assert log == f"started {replica.index}\nreleased {replica.index}\n"
         assert replica.started is not None and replica.ended >= replica.started
     assert store.get("on-canfar") == foreign  # another service's run is left alone
@@ -87,7 +87,7 @@ async def test_delete_run_saves_logs_and_records_the_replicas_as_deleted(engine,
 
         async def printed():
             texts = [(await client.logs(session_id)).text for session_id in ids]
-            return all(text.startswith("started") for text in texts)
+            return all(without_markers(text).startswith("started") for text in texts)
 
         await wait_until(printed, what="both replicas to print")
         deleted = await delete_run(run.name, client, store)
@@ -97,7 +97,7 @@ async def test_delete_run_saves_logs_and_records_the_replicas_as_deleted(engine,
         for replica in run.replicas:
             assert replica.status is ReplicaStatus.FAILED
             assert replica.error == "deleted by the user before it ended"
-            text = (Path(run.folder) / replica.log).read_text()
+            text = without_markers((Path(run.folder) / replica.log).read_text())
             assert text == f"started {replica.index}\n"
 
         async def gone():
@@ -120,7 +120,7 @@ async def test_a_session_that_vanishes_is_unknown_and_ends_the_run(engine, tmp_p
         session_id = run.replica(1).session_id
 
         async def printed():
-            return (await client.logs(session_id)).text.startswith("started")
+            return without_markers((await client.logs(session_id)).text).startswith("started")
 
         await wait_until(printed, what="the replica to print")
         await client.delete(session_id)  # not through the run: nothing saved

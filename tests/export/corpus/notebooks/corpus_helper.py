@@ -1,0 +1,5 @@
+"""A module beside the corpus notebooks."""
+
+
+def greet(name):
+    return f"hello {name} from corpus_helper"
