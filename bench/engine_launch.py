@@ -1,25 +1,30 @@
 """Launch benchmark for the local engine.
 
-N trivial Python replicas created through the engine's Skaha API (one POST per replica, a few
-in flight at once) against the floor: the same N processes spawned directly with subprocess,
-each writing to its own log file, in the same run. Printed for both: the time from the first
-create (spawn) to all Running (all spawned) and to all Completed (all exited), with the ratio
-engine / direct, and where the CPU went. The figure of merit is the Completed ratio at N = 100.
+N trivial Python replicas created through the engine's Skaha API (one POST per replica, 8 in
+flight as canfar_jlab's launcher sends them) against the floor: the same N processes spawned
+directly with subprocess in the same run, as the engine starts them (each creating its own log
+file inside the timed window, the engine's clean environment, the same working directory).
+Printed for both: the time from the first create (spawn) to all Running (all spawned: a session
+is Running once its supervisor has started the replica, as Popen returns once the child has
+exec'd) and to all Completed (all exited), with the ratio engine / direct, and where the CPU
+went. The figures of merit (issue 14) are the Running ratios at N = 10 and 100.
 
-    .venv/bin/python bench/engine_launch.py                  # N = 10 and 100, 3 rounds each
-    .venv/bin/python bench/engine_launch.py --n 50 --rounds 5 --client httpx
+    .venv/bin/python bench/engine_launch.py                  # N = 10 and 100, 4 rounds each
+    .venv/bin/python bench/engine_launch.py --n 50 --rounds 6 --client httpx
 
-The engine path is measured by polling: `GET /session?status=Pending` every 10 ms until none of
-the round's sessions is Pending (a cheap reply that shrinks as replicas start), then `GET
-/session` every 50 ms until all have Completed; the direct path needs no polling. The CPU per
-replica is printed by where it goes: the replica itself, its supervisor (from the CPU figures
-each supervisor writes into exit.json), the fork server, the engine daemon and the client.
+Each round runs both arms, alternating which goes first so that a load drifting on a shared
+machine weighs on both alike; the ratio printed is the median of the rounds' ratios. The engine
+path is measured by polling: `GET /session?status=Pending` every 10 ms until none of the round's
+sessions is Pending (a cheap reply that shrinks as replicas start), then `GET /session` every
+50 ms until all have Completed; the direct path needs no polling. The CPU per replica is printed
+by where it goes: the replica itself, its supervisor (from the CPU figures each supervisor
+writes into exit.json, its start apart), the fork servers, the engine daemon and the client.
 
-The default client is a thin stdlib one (keep-alive connections, one per worker thread) so that
-the figures are the engine's; `--client httpx` uses httpx.AsyncClient as canfar_jlab's Skaha
-client does, to show what that client adds. It starts its own engine in a
-temporary data home (capacity = the largest N, so nothing queues: the direct path does not queue
-either) and stops it at the end.
+The default client is a thin stdlib one (keep-alive connections, one per creating thread) so
+that the figures are the engine's; `--client httpx` uses httpx.AsyncClient as canfar_jlab's
+Skaha client does, to show what that client adds. It starts its own engine in a temporary data
+home (capacity = the largest N, so nothing queues: the direct path does not queue either) and
+stops it at the end.
 """
 
 from __future__ import annotations
@@ -28,6 +33,7 @@ import argparse
 import asyncio
 import http.client
 import json
+import os
 import resource
 import statistics
 import subprocess
@@ -43,6 +49,7 @@ from pathlib import Path
 import psutil
 
 from canfar_jlab.engine.control import EngineInfo, ensure_engine, stop_engine
+from canfar_jlab.engine.spawn import replica_environment
 
 REPLICA_ARGS = ["-c", "print('ok')"]  # no spaces: Skaha splits args on single spaces
 POLL = 0.05
@@ -59,26 +66,32 @@ def self_cpu() -> float:
     return usage.ru_utime + usage.ru_stime
 
 
-def direct(n: int, logs: Path) -> tuple[float, float, float]:
-    """Spawn N processes; (all spawned, all exited, CPU seconds of the children)."""
-    files = [open(logs / f"direct-{i}.log", "wb") for i in range(n)]
+def direct(n: int, logs: Path, workdir: Path) -> tuple[float, float, float]:
+    """Spawn N processes as the engine would start them (each creating its own log file, the
+    engine's clean environment, the same working directory); (all spawned, all exited, CPU
+    seconds of the children)."""
+    env = replica_environment(os.environ, [], {"HOME": str(workdir), "PWD": str(workdir)})
     cpu0 = children_cpu()
     start = time.perf_counter()
-    procs = [
-        subprocess.Popen(
-            [sys.executable, *REPLICA_ARGS],
-            stdout=f,
-            stderr=subprocess.STDOUT,
-            stdin=subprocess.DEVNULL,
-            start_new_session=True,
-        )
-        for f in files
-    ]
+    procs = []
+    for i in range(n):
+        with open(logs / f"direct-{i}.log", "wb") as log:  # created here, as the engine does
+            procs.append(
+                subprocess.Popen(
+                    [sys.executable, *REPLICA_ARGS],
+                    stdout=log,
+                    stderr=subprocess.STDOUT,
+                    stdin=subprocess.DEVNULL,
+                    cwd=workdir,
+                    env=env,
+                    start_new_session=True,
+                )
+            )
     spawned = time.perf_counter() - start
     codes = [p.wait() for p in procs]
     exited = time.perf_counter() - start
-    for f in files:
-        f.close()
+    for log_file in logs.iterdir():  # a fresh directory for the next round, as the engine's
+        log_file.unlink()
     assert codes == [0] * n, codes
     return spawned, exited, children_cpu() - cpu0
 
@@ -103,21 +116,14 @@ class StdlibClient:
 
 
 async def engine_round(
-    request: Callable, n: int, tag: str, concurrency: int
+    request: Callable, create_all: Callable, n: int, tag: str
 ) -> tuple[float, float, set[str]]:
     """Create N sessions; (all Running or beyond, all Completed, ids), measured by polling."""
     params = {"image": "images.canfar.net/skaha/base:latest", "cmd": sys.executable}
     params["args"] = " ".join(REPLICA_ARGS)
-    gate = asyncio.Semaphore(concurrency)
-
-    async def create(i: int) -> str:
-        async with gate:
-            status, body = await request("POST", "/session", {**params, "name": f"{tag}-{i}"})
-            assert status == 200, body
-            return body.decode().strip()
-
+    batch = [{**params, "name": f"{tag}-{i}"} for i in range(1, n + 1)]
     start = time.perf_counter()
-    ids = set(await asyncio.gather(*(create(i) for i in range(1, n + 1))))
+    ids = set(await create_all(batch))
     while True:
         _, body = await request("GET", "/session", {"status": "Pending"})
         if not ids & {s["id"] for s in json.loads(body)}:
@@ -137,14 +143,16 @@ async def engine_round(
     return running_at, now, ids
 
 
-def supervisor_cpu(home: Path, ids: set[str]) -> tuple[float, float]:
-    """CPU seconds of the round's supervisors and of their replicas, from exit.json."""
-    supervisors = replicas = 0.0
+def supervisor_cpu(home: Path, ids: set[str]) -> tuple[float, float, float]:
+    """CPU seconds of the round's supervisors, of their start (fork to replica started), and of
+    their replicas, from exit.json."""
+    supervisors = starting = replicas = 0.0
     for session_id in ids:
         outcome = json.loads((home / "engine" / "sessions" / session_id / "exit.json").read_text())
         supervisors += outcome["cpu"]["supervisor"]
+        starting += outcome["cpu"].get("starting", 0.0)
         replicas += outcome["cpu"]["replica"]
-    return supervisors, replicas
+    return supervisors, starting, replicas
 
 
 async def delete_all(request: Callable, ids: set[str]) -> None:
@@ -178,6 +186,7 @@ async def run(sizes: list[int], rounds: int, concurrency: int, client_kind: str,
         config = {"cores": max(sizes), "workdir": str(home / "work"), "nice": nice}
         info = ensure_engine(home, timeout=60, config=config)
         pool = ThreadPoolExecutor(concurrency + 1)
+        creators = ThreadPoolExecutor(concurrency)
         httpx_client = None
         try:
             if client_kind == "httpx":
@@ -190,10 +199,20 @@ async def run(sizes: list[int], rounds: int, concurrency: int, client_kind: str,
                     timeout=60,
                     limits=httpx.Limits(max_connections=concurrency + 1),
                 )
+                gate = asyncio.Semaphore(concurrency)
 
                 async def request(method: str, path: str, params: dict | None):
                     response = await httpx_client.request(method, path, params=params)
                     return response.status_code, response.content
+
+                async def create_one(params: dict) -> str:
+                    async with gate:
+                        status, body = await request("POST", "/session", params)
+                    assert status == 200, body
+                    return body.decode().strip()
+
+                async def create_all(batch: list[dict]) -> list[str]:
+                    return await asyncio.gather(*(create_one(params) for params in batch))
             else:
                 stdlib = StdlibClient(info)
                 loop = asyncio.get_running_loop()
@@ -201,12 +220,25 @@ async def run(sizes: list[int], rounds: int, concurrency: int, client_kind: str,
                 async def request(method: str, path: str, params: dict | None):
                     return await loop.run_in_executor(pool, stdlib.request, method, path, params)
 
-            *_, warm = await engine_round(request, 2, "warmup", concurrency)  # imports, caches
+                def create_sync(params: dict) -> str:
+                    status, body = stdlib.request("POST", "/session", params)
+                    assert status == 200, body
+                    return body.decode().strip()
+
+                async def create_all(batch: list[dict]) -> list[str]:
+                    # `concurrency` threads, each posting back to back (no event-loop hop per
+                    # request): a client that costs little next to the engine
+                    return await loop.run_in_executor(
+                        None, lambda: list(creators.map(create_sync, batch))
+                    )
+
+            *_, warm = await engine_round(request, create_all, 2, "warmup")  # imports, caches
             await delete_all(request, warm)
             cpu = EngineCpu(info.pid)
             print(
                 f"engine {info.url}; client {client_kind}, {concurrency} creates in flight; "
-                f"{rounds} rounds per N, medians; times in seconds"
+                f"{rounds} rounds per N (arms alternate which goes first); medians of the "
+                "times and of each round's ratio; times in seconds"
             )
             print(
                 f"{'N':>5} {'direct spawned':>15} {'engine running':>15} {'ratio':>6}"
@@ -215,58 +247,77 @@ async def run(sizes: list[int], rounds: int, concurrency: int, client_kind: str,
             notes = []
             for n in sizes:
                 d_run, d_done, e_run, e_done = [], [], [], []
-                d_cpu = e_cpu = f_cpu = sup_cpu = rep_cpu = c_cpu = 0.0
+                d_cpu = p_cpu = e_cpu = f_cpu = sup_cpu = start_cpu = rep_cpu = c_cpu = 0.0
                 for r in range(rounds):
-                    spawned, exited, children = direct(n, logs)
+                    # Arms alternate which goes first, so a load that drifts during the run (the
+                    # machine is shared) weighs on both alike; each round gives one ratio.
+                    if r % 2 == 0:
+                        parent = self_cpu()
+                        spawned, exited, children = direct(n, logs, home / "work")
+                        p_cpu += self_cpu() - parent
+                    before, client_before = cpu.read(), self_cpu()
+                    running, completed, ids = await engine_round(
+                        request, create_all, n, f"b{n}-{r}"
+                    )
+                    after = cpu.read()
+                    c_cpu += self_cpu() - client_before
+                    if r % 2 == 1:
+                        parent = self_cpu()
+                        spawned, exited, children = direct(n, logs, home / "work")
+                        p_cpu += self_cpu() - parent
                     d_run.append(spawned)
                     d_done.append(exited)
                     d_cpu += children
-                    before, client_before = cpu.read(), self_cpu()
-                    running, completed, ids = await engine_round(
-                        request, n, f"b{n}-{r}", concurrency
-                    )
-                    after = cpu.read()
                     e_cpu += after[0] - before[0]
                     f_cpu += after[1] - before[1]
-                    supervisors, replicas = supervisor_cpu(home, ids)
+                    supervisors, starting, replicas = supervisor_cpu(home, ids)
                     sup_cpu += supervisors
+                    start_cpu += starting
                     rep_cpu += replicas
-                    c_cpu += self_cpu() - client_before
                     await delete_all(request, ids)  # for the next round, outside the figures
                     e_run.append(running)
                     e_done.append(completed)
                 dr, dd = statistics.median(d_run), statistics.median(d_done)
                 er, ed = statistics.median(e_run), statistics.median(e_done)
+                run_ratio = statistics.median(e / d for e, d in zip(e_run, d_run, strict=True))
+                done_ratio = statistics.median(e / d for e, d in zip(e_done, d_done, strict=True))
                 print(
-                    f"{n:>5} {dr:>15.3f} {er:>15.3f} {er / dr:>6.2f}"
-                    f" {dd:>14.3f} {ed:>17.3f} {ed / dd:>6.2f}"
+                    f"{n:>5} {dr:>15.3f} {er:>15.3f} {run_ratio:>6.2f}"
+                    f" {dd:>14.3f} {ed:>17.3f} {done_ratio:>6.2f}"
                 )
                 per = 1000.0 / (rounds * n)
                 notes.append(
-                    f"N={n}: CPU ms per replica - direct: the process {d_cpu * per:.1f}; engine: "
-                    f"the process {rep_cpu * per:.1f}, its supervisor {sup_cpu * per:.1f}, the "
-                    f"fork server {f_cpu * per:.1f} (supervisor + fork server "
+                    f"N={n}: CPU ms per replica - direct: the process {d_cpu * per:.1f}, spawning "
+                    f"it {p_cpu * per:.1f}; engine: "
+                    f"the process {rep_cpu * per:.1f}, its supervisor {sup_cpu * per:.1f} "
+                    f"({start_cpu * per:.1f} starting it, {(sup_cpu - start_cpu) * per:.1f} "
+                    f"after), the fork server {f_cpu * per:.1f} (supervisor + fork server "
                     f"{(sup_cpu + f_cpu) * per:.1f}), engine daemon {e_cpu * per:.1f}, "
                     f"client {c_cpu * per:.1f}"
                 )
             print("\n".join(notes))
             print(
-                "  (a supervisor is a forked copy of the fork server: the fork, the pages it "
-                "copies as its Python code runs, supervisor.json and exit.json, posix_spawn of "
-                "the replica, then sleeping until the replica exits)"
+                "  where it goes: the fork server reads the spec and forks; the supervisor, "
+                "starting it: copy-on-write faults as its Python code runs, a new session, "
+                "the session directory, output.log, posix_spawn of the replica, "
+                "supervisor.json, its answer to the engine; after: sleeping until the replica "
+                "exits, reaping, exit.json, exit"
             )
         finally:
             if httpx_client is not None:
                 await httpx_client.aclose()
             pool.shutdown()
+            creators.shutdown()
             stop_engine(home, timeout=60, terminate_replicas=True)
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--n", type=int, nargs="+", default=[10, 100], help="replica counts")
-    parser.add_argument("--rounds", type=int, default=3, help="rounds per N (median reported)")
-    parser.add_argument("--concurrency", type=int, default=4, help="creates in flight")
+    parser.add_argument("--rounds", type=int, default=4, help="rounds per N (median reported)")
+    parser.add_argument(
+        "--concurrency", type=int, default=8, help="creates in flight (as the launcher sends)"
+    )
     parser.add_argument("--client", choices=("stdlib", "httpx"), default="stdlib")
     parser.add_argument("--nice", type=int, default=0, help="the engine's replica niceness")
     args = parser.parse_args()

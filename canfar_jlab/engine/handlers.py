@@ -411,8 +411,8 @@ def log_request(handler: tornado.web.RequestHandler) -> None:
     elapsed = 1000.0 * request.request_time()
     if status >= 400:
         level = logging.WARNING
-    elif request.method == "GET":
-        level = logging.DEBUG  # polling would drown the log
+    elif request.method == "GET" or request.path.endswith("/session"):  # list, or create
+        level = logging.DEBUG  # polling, or a 1,000-replica launch, would drown the log
     else:
         level = logging.INFO
     log.log(level, "%d %s %s %.1fms", status, request.method, request.path, elapsed)

@@ -6,6 +6,7 @@ Stdlib only: the control API and the daemon use it.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import cached_property
 from pathlib import Path
 
 from .sessionfiles import (  # noqa: F401 - re-exported for the engine's modules
@@ -63,12 +64,13 @@ class EngineLayout:
         """Held by the daemon for its whole life, so two daemons never share a home."""
         return self.root / "run.lock"
 
-    @property
+    @cached_property
     def sessions_dir(self) -> Path:
         return self.root / "sessions"
 
     def session_dir(self, session_id: str) -> Path:
-        return self.sessions_dir / session_id
+        # `joinpath` on the one cached parent: called for every launch, exit and log read.
+        return self.sessions_dir.joinpath(session_id)
 
     def ensure_dirs(self) -> None:
         for path in (self.home, self.root, self.sessions_dir):

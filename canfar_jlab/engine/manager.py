@@ -47,6 +47,9 @@ FORCE_KILL_MARGIN = 5.0  # after the grace period, before the engine kills a stu
 # still served by id (status, logs, events) until the retention sweep forgets them, so the list
 # a Jupyter server polls does not grow with history.
 LIST_WINDOW = 3600.0
+# Two fork servers, each in its own session (so the kernel schedules it apart from the daemon and
+# from the replicas, see spawn.py): a burst of creates is forked on both cores at once.
+FORK_SERVERS = 2
 
 
 class SessionManager:
@@ -63,7 +66,10 @@ class SessionManager:
         self.events: dict[str, list[Event]] = {}
         self._commit_pending = False
         store.on_dirty = self._commit_soon
-        self._forkserver = ForkServer()
+        self._forkservers = [ForkServer() for _ in range(FORK_SERVERS)]
+        # What every replica inherits from the engine's own environment, computed once (it does
+        # not change while the engine runs); replica_env adds each session's variables.
+        self._base_env = replica_environment(os.environ, (), {}, config.pass_env)
         self._watcher: ExitWatcher | None = None
         self._usage = UsageSampler()
         self._launching: set[str] = set()
@@ -77,6 +83,8 @@ class SessionManager:
         """Load every session, adopt the replicas still running, record the ones that ended
         while the engine was down, then resume scheduling."""
         self._watcher = ExitWatcher()
+        for server in self._forkservers:
+            server.ensure_started()
         self.events = self.store.load_events()
         listed_after = time.time() - self.list_window
         for rec in sorted(self.store.load_sessions(), key=lambda r: r.ended or 0.0):
@@ -113,7 +121,8 @@ class SessionManager:
             self._sweeper.cancel()
         if self._watcher is not None:
             self._watcher.close()
-        self._forkserver.close()
+        for server in self._forkservers:
+            server.close()
 
     @property
     def watcher(self) -> ExitWatcher:
@@ -297,7 +306,7 @@ class SessionManager:
             "PWD": home,
             "OMP_NUM_THREADS": str(rec.omp_threads),
         }
-        return replica_environment(os.environ, rec.env, platform, self.config.pass_env)
+        return {**self._base_env, **dict(rec.env), **platform}
 
     async def _launch(self, rec: SessionRecord) -> None:
         session_dir = self.layout.session_dir(rec.id)  # made by the supervisor
@@ -313,7 +322,8 @@ class SessionManager:
                 "log_cap": self.config.log_cap,
                 "nice": self.config.nice,
             }
-            pid, ctime = await self._forkserver.spawn(spec)
+            server = min(self._forkservers, key=lambda each: each.in_flight)
+            pid, ctime = await server.spawn(spec)
         except (OSError, LaunchError) as exc:
             self._launching.discard(rec.id)
             log.error("launch of %s failed: %s", rec.id, exc)

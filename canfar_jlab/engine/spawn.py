@@ -3,7 +3,9 @@ the clean environment a replica starts with.
 
 The fork server is a plain `subprocess.Popen` child driven through its pipes on the event loop
 (not an asyncio subprocess: closing one of those kills the child, and the fork server must
-outlive the engine to keep reaping its supervisors).
+outlive the engine to keep reaping its supervisors), in its own session: with autogroup
+scheduling a session is what gets a CPU share, and sharing the daemon's made creates and forks
+starve each other behind the replicas being started.
 """
 
 from __future__ import annotations
@@ -65,8 +67,18 @@ class ForkServer:
         self._waiting: dict[str, asyncio.Future[tuple[int, float]]] = {}
 
     @property
+    def in_flight(self) -> int:
+        return len(self._waiting)
+
+    @property
     def running(self) -> bool:
         return self._proc is not None and self._stdout >= 0
+
+    def ensure_started(self) -> None:
+        """Start the fork server now (the engine does at start, so the first launch does not
+        wait for an interpreter to start); otherwise the first spawn does."""
+        if not self.running:
+            self._start()
 
     def _start(self) -> None:
         proc = subprocess.Popen(
@@ -74,6 +86,7 @@ class ForkServer:
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
             stderr=None,  # the engine's log
+            start_new_session=True,
         )
         assert proc.stdin is not None and proc.stdout is not None
         self._proc = proc
@@ -83,16 +96,22 @@ class ForkServer:
         asyncio.get_running_loop().add_reader(self._stdout, self._read)
 
     async def spawn(self, spec: dict[str, Any]) -> tuple[int, float]:
-        """Start a supervisor for `spec`; return its pid and start-time token."""
+        """Start a supervisor for `spec`; return its pid and start-time token once it has
+        started the replica (forkserver.py: the supervisor answers itself)."""
         if not self.running:
             self._start()
         future: asyncio.Future[tuple[int, float]] = asyncio.get_running_loop().create_future()
         self._waiting[spec["id"]] = future
+        if not self._outgoing:  # otherwise a write is already due
+            # Written once this turn of the event loop is done: the specs of a burst of creates
+            # go in one write, and wake the fork server once.
+            asyncio.get_running_loop().call_soon(self._flush)
         self._outgoing += json.dumps(spec).encode() + b"\n"
-        self._flush()
         return await future
 
     def _flush(self) -> None:
+        if self._stdin < 0:
+            return  # detached meanwhile: its launches have failed already
         loop = asyncio.get_running_loop()
         try:
             while self._outgoing:
@@ -130,8 +149,11 @@ class ForkServer:
             return
         future = self._waiting.pop(reply.get("id"), None)
         if future is None or future.done():
-            return
-        if "error" in reply or not reply.get("pid") or reply.get("ctime") is None:
+            return  # an `ended` after the supervisor's own answer, or an unknown id
+        if reply.get("ended"):
+            why = "the supervisor ended before it could start the replica"
+            future.set_exception(LaunchError(why))
+        elif "error" in reply or not reply.get("pid") or reply.get("ctime") is None:
             future.set_exception(LaunchError(reply.get("error", "no start time reported")))
         else:
             future.set_result((int(reply["pid"]), float(reply["ctime"])))

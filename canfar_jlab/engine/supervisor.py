@@ -25,6 +25,7 @@ import _signal
 import contextlib
 import ctypes
 import fcntl
+import json
 import os
 import resource
 import select
@@ -107,12 +108,13 @@ class _Replica:
         self.signal_tree(signal.SIGKILL)
 
 
-def run(spec: dict[str, Any]) -> NoReturn:
+def run(spec: dict[str, Any], reply_fd: int) -> NoReturn:
     """Supervise one replica described by `spec`, then leave without running Python's exit
-    machinery (this is a forked copy of the fork server)."""
+    machinery (this is a forked copy of the fork server). The engine hears from us on
+    `reply_fd` (the fork server's answer pipe) once the replica has started."""
     code = 70
     try:
-        code = _supervise(spec)
+        code = _supervise(spec, _Answer(str(spec["id"]), reply_fd))
     except BaseException:  # last resort: report and leave
         with contextlib.suppress(Exception):
             import traceback
@@ -122,7 +124,26 @@ def run(spec: dict[str, Any]) -> NoReturn:
     os._exit(code)
 
 
-def _supervise(spec: dict[str, Any]) -> int:
+class _Answer:
+    """Our one line to the engine: `{"id", "pid", "ctime", "replica"}` (forkserver.py)."""
+
+    def __init__(self, session_id: str, reply_fd: int) -> None:
+        self.session_id = session_id
+        # Our own copy, close-on-exec so the replica never holds the engine's pipe.
+        self.fd: int | None = fcntl.fcntl(reply_fd, fcntl.F_DUPFD_CLOEXEC, 3)
+
+    def send(self, ctime: float | None = None, replica: int | None = None) -> None:
+        if self.fd is None:
+            return
+        pid = os.getpid()
+        reply = {"id": self.session_id, "pid": pid, "ctime": ctime or start_time(pid)}
+        with contextlib.suppress(OSError):  # the engine is gone: it adopts us from the files
+            os.write(self.fd, json.dumps({**reply, "replica": replica}).encode() + b"\n")
+        os.close(self.fd)
+        self.fd = None
+
+
+def _supervise(spec: dict[str, Any], answer: _Answer) -> int:
     os.setsid()
     if spec.get("nice"):  # inherited by the replica: batch work yields to interactive work
         with contextlib.suppress(OSError):
@@ -143,9 +164,11 @@ def _supervise(spec: dict[str, Any]) -> int:
     try:
         fcntl.flock(lock_fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
     except OSError:
+        answer.send()  # the engine follows us, then the owner (manager._ended)
         _await_owner(session_dir)
         return 0  # a duplicate launch: the supervisor that owns the session carries on
     if any(os.path.exists(os.path.join(session_dir, f)) for f in (SUPERVISOR_FILE, EXIT_FILE)):
+        answer.send()
         return 0  # a duplicate launch after the owner: the session ran once, never again
     record: dict[str, Any] = {
         "pid": os.getpid(),
@@ -176,10 +199,15 @@ def _supervise(spec: dict[str, Any]) -> int:
         message = f"canfar-jlab engine: cannot start {spec['argv'][0]!r}: {exc}\n"
         os.write(append_fd, message.encode(errors="replace"))
         _write_exit(session_dir, 127 if isinstance(exc, FileNotFoundError) else 126, None, False)
+        answer.send(record["ctime"])  # the engine sees us end at once, with that exit status
         return 0
     record.update(replica_pid=replica.pid, replica_ctime=start_time(replica.pid))
+    # Running from now on: the replica exists. Told before supervisor.json is written, which is
+    # off the launch's path: the engine has our pid and start time to adopt us meanwhile.
+    answer.send(record["ctime"], replica.pid)
     # What a restarted engine adopts:
     write_json_once(os.path.join(session_dir, SUPERVISOR_FILE), record)
+    starting = _own_cpu()  # what starting cost us (bench/engine_launch.py prints it)
     if replica.terminating:  # SIGTERM came while starting
         replica.stop()
 
@@ -194,9 +222,9 @@ def _supervise(spec: dict[str, Any]) -> int:
         os.write(append_fd, f"canfar-jlab engine: {line}\n".encode())
     exit_code = os.waitstatus_to_exitcode(status)
     if exit_code >= 0:
-        _write_exit(session_dir, exit_code, None, replica.terminating, extra)
+        _write_exit(session_dir, exit_code, None, replica.terminating, extra, starting)
     else:
-        _write_exit(session_dir, None, -exit_code, replica.terminating, extra)
+        _write_exit(session_dir, None, -exit_code, replica.terminating, extra, starting)
     return 0
 
 
@@ -212,16 +240,25 @@ def _wake(_signum: int, _frame: object) -> None:
     """Nothing to do in Python: the wakeup fd has already woken the loop."""
 
 
+def _own_cpu() -> float:
+    own = resource.getrusage(resource.RUSAGE_SELF)  # from zero at the fork
+    return own.ru_utime + own.ru_stime
+
+
 def _write_exit(
-    session_dir: str, code: int | None, sig: int | None, terminated: bool, extra: dict | None = None
+    session_dir: str,
+    code: int | None,
+    sig: int | None,
+    terminated: bool,
+    extra: dict | None = None,
+    starting: float | None = None,
 ) -> None:
-    # CPU seconds of this supervisor and of the replica's reaped tree: what a replica costs
-    # beyond itself (bench/engine_launch.py prints it).
-    own, tree = (
-        resource.getrusage(resource.RUSAGE_SELF),
-        resource.getrusage(resource.RUSAGE_CHILDREN),
-    )
-    cpu = {"supervisor": own.ru_utime + own.ru_stime, "replica": tree.ru_utime + tree.ru_stime}
+    # CPU seconds of this supervisor (and of its start: fork to the replica started and the
+    # engine told) and of the replica's reaped tree: what a replica costs beyond itself.
+    tree = resource.getrusage(resource.RUSAGE_CHILDREN)
+    cpu = {"supervisor": _own_cpu(), "replica": tree.ru_utime + tree.ru_stime}
+    if starting is not None:
+        cpu["starting"] = starting
     outcome = {
         "code": code,
         "signal": sig,

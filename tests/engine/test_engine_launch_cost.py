@@ -17,3 +17,4 @@ def test_exit_record_says_what_the_supervisor_and_the_replica_cost(engine) -> No
         delete(client, session_id)
     assert cpu["replica"] > 0  # a Python interpreter ran
     assert 0 < cpu["supervisor"] < cpu["replica"]  # the supervisor is lighter than it
+    assert 0 < cpu["starting"] <= cpu["supervisor"]  # its start, until the replica ran

@@ -14,7 +14,7 @@ import pytest
 from engine_helpers import TOOL
 from fixtures_engine import wait_for
 
-from canfar_jlab.engine.procs import is_alive
+from canfar_jlab.engine.procs import is_alive, start_time
 from canfar_jlab.engine.sessionfiles import read_json
 
 
@@ -43,7 +43,10 @@ def _launch(server: subprocess.Popen[bytes], session_dir: Path, *args: str) -> d
     }
     server.stdin.write(json.dumps(spec).encode() + b"\n")
     server.stdin.flush()
-    return json.loads(server.stdout.readline())
+    while True:  # skip the `ended` notes of earlier supervisors
+        reply = json.loads(server.stdout.readline())
+        if reply.get("id") == spec["id"] and not reply.get("ended"):
+            return reply
 
 
 def test_a_session_launched_twice_runs_once(forkserver, tmp_path: Path) -> None:
@@ -98,3 +101,21 @@ def test_a_command_that_does_not_exist(forkserver, tmp_path: Path) -> None:
     assert outcome["code"] == 127
     log = (tmp_path / "nocmd" / "output.log").read_text()
     assert "cannot start 'no-such-command-anywhere'" in log
+
+
+def test_the_answer_comes_once_the_replica_exists(forkserver, tmp_path: Path) -> None:
+    reply = _launch(forkserver, tmp_path / "answered", "sleep")
+    # The supervisor answers itself, after starting the replica: Running is then true.
+    assert reply["replica"] and is_alive(reply["replica"], start_time(reply["replica"]))
+    record = wait_for(lambda: read_json(tmp_path / "answered" / "supervisor.json"), 30, "record")
+    assert record["replica_pid"] == reply["replica"]
+    os.kill(reply["replica"], 9)
+    wait_for(lambda: read_json(tmp_path / "answered" / "exit.json"), 30, "the exit record")
+
+
+def test_a_supervisor_that_dies_before_answering_is_reported(forkserver, tmp_path: Path) -> None:
+    spec = {"id": "doomed", "dir": "/proc/self/no-such/dir", "argv": ["true"], "env": {}}
+    spec |= {"cwd": str(tmp_path), "ram_bytes": None, "grace": 1, "log_cap": 1 << 20}
+    forkserver.stdin.write(json.dumps(spec).encode() + b"\n")
+    forkserver.stdin.flush()
+    assert json.loads(forkserver.stdout.readline()) == {"id": "doomed", "ended": True}
