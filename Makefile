@@ -13,12 +13,23 @@ ROOT_FLAGS := $(if $(filter 0,$(shell id -u)),--allow-root,)
 
 .PHONY: lab install frontend browser test lint test-python test-js test-ui check-wheel clean
 
-# Runs go to ./canfar-runs (inside JupyterLab's root, so the file browser opens run folders and
-# outputs) unless you chose a runs root already; the CLI and %canfar read the same setting.
+# JupyterLab serves this checkout; the URL it prints opens the example notebook (a remote user
+# too), runs go to ./canfar-runs (the runs-root setting, unless you chose one; the CLI and
+# %canfar read it too) so the file browser opens their folders, and terminals get a non-login
+# shell so this environment's `canfar-jlab` stays first on their PATH. The engine
+# is a daemon that outlives JupyterLab: say so, and how to stop it, when JupyterLab exits.
+# LAB_ARGS passes more options to JupyterLab (make lab LAB_ARGS="--port 9999 --no-browser").
+EXAMPLE := examples/reduce_fits.ipynb
+ENGINE_NOTE := The local engine keeps running (with any replicas still at work). Stop it with: $(VENV)/bin/canfar-jlab engine stop   (add --kill-replicas to end running replicas)
 lab: install frontend
 	$(BIN)/canfar-jlab config set runs-root $(CURDIR)/canfar-runs --if-unset
 	$(BIN)/canfar-jlab engine start
-	$(BIN)/jupyter lab $(ROOT_FLAGS) examples/reduce_fits.ipynb
+	@echo "JupyterLab opens $(EXAMPLE); press 'Run as batch' in its toolbar."
+	@trap 'true' INT; \
+	$(BIN)/jupyter lab $(ROOT_FLAGS) --ServerApp.root_dir=$(CURDIR) \
+	  --LabApp.default_url=/lab/tree/$(EXAMPLE) \
+	  --ServerApp.terminado_settings='{"shell_command": ["bash", "-i"]}' $(LAB_ARGS); \
+	status=$$?; echo; echo "JupyterLab has stopped. $(ENGINE_NOTE)"; exit $$status
 
 # Python environment with the package installed editable (its build hook also runs `jlpm install`).
 install: $(VENV)/.installed
@@ -34,10 +45,16 @@ $(VENV)/.installed: pyproject.toml package.json
 	$(BIN)/jupyter server extension enable --sys-prefix canfar_jlab
 	touch $@
 
-# Rebuild the labextension from the current sources (the editable install links it into Lab).
-frontend: install
-	$(BIN)/jlpm install
+# Rebuild the labextension when its sources changed (the editable install links it into Lab);
+# an unchanged frontend is not rebuilt. yarn's chatter goes to a log, shown only on failure.
+FRONTEND_SOURCES := $(shell find src style schema -type f -not -path '*/__tests__/*' 2>/dev/null) \
+  package.json yarn.lock tsconfig.json
+frontend: $(VENV)/.frontend
+
+$(VENV)/.frontend: $(VENV)/.installed $(FRONTEND_SOURCES)
+	@$(BIN)/jlpm install > $(VENV)/jlpm-install.log 2>&1 || { cat $(VENV)/jlpm-install.log; exit 1; }
 	$(BIN)/jlpm build
+	touch $@
 
 # Debian's Chromium for the Galata tests (Playwright cannot download its own browser here).
 browser:

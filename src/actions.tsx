@@ -8,7 +8,7 @@ import {
   WidgetTracker
 } from '@jupyterlab/apputils';
 import { IDefaultFileBrowser } from '@jupyterlab/filebrowser';
-import { NotebookPanel } from '@jupyterlab/notebook';
+import { INotebookTracker, NotebookPanel } from '@jupyterlab/notebook';
 import { TranslationBundle } from '@jupyterlab/translation';
 import * as React from 'react';
 
@@ -23,9 +23,9 @@ import { ILaunchOutcome } from './components/RunForm';
 import { IListActions } from './components/RunList';
 import { LogTabs, LogTarget } from './logtabs';
 import { CanfarModel } from './model';
-import { notifyError } from './notify';
+import { notifyError, RunNotifier } from './notify';
 import { ApiError } from './request';
-import { replicaStatus, statusLabel } from './status';
+import { isFailure, replicaStatus, statusLabel } from './status';
 import { createLogWidget, LogPanel, logWidgetId } from './widgets/logpanel';
 
 /** What the form needs beyond the list's actions. */
@@ -44,10 +44,54 @@ export interface ICanfarActionsOptions {
   trans: TranslationBundle;
   logTracker: WidgetTracker<MainAreaWidget<LogPanel>>;
   fileBrowser: IDefaultFileBrowser | null;
+  notebooks?: INotebookTracker | null;
+  /** Whether launching opens the run's log panel (a user setting). */
+  openLogsOnLaunch?: () => boolean;
+  /** Whether log lines show their arrival time (a user setting). */
+  logTimestamps?: () => boolean;
+}
+
+/** Where a server-side absolute path lies under the Jupyter root, from a run's two folders. */
+export function relativeToRoot(run: IRun, path: string): string | null {
+  if (!path.startsWith('/')) {
+    return path;
+  }
+  const rel = run.folder_relative;
+  if (rel === null || !run.folder.endsWith(rel)) {
+    return null;
+  }
+  const root = run.folder.slice(0, run.folder.length - rel.length);
+  return path.startsWith(root)
+    ? path.slice(root.length).replace(/^\/+/, '')
+    : null;
+}
+
+/** The 0-based index in `types` of the 1-based code cell `number`, or -1. */
+export function codeCellIndex(types: string[], number: number): number {
+  let seen = 0;
+  for (let i = 0; i < types.length; i++) {
+    if (types[i] === 'code' && ++seen === number) {
+      return i;
+    }
+  }
+  return -1;
 }
 
 export class CanfarActions implements IListActions, ISidebarActions {
-  constructor(private readonly _o: ICanfarActionsOptions) {}
+  constructor(private readonly _o: ICanfarActionsOptions) {
+    this.notifier = new RunNotifier(
+      {
+        openLogs: run => this.openRunLogs(run),
+        openFolder: run => void this.openFolder(run),
+        openExecuted: run => this.openExecuted(run),
+        rerunFailed: run => void this.rerunFailed(run)
+      },
+      _o.trans
+    );
+  }
+
+  /** The one notification per run (launch, then its end). */
+  readonly notifier: RunNotifier;
 
   openRunLogs(run: IRun, replica?: number): void {
     this.openLogs({ run: run.name }, replica);
@@ -69,7 +113,13 @@ export class CanfarActions implements IListActions, ISidebarActions {
         trans,
         loadArchive: path => this._readText(path)
       });
-      widget = createLogWidget(tabs, trans);
+      widget = createLogWidget(tabs, trans, {
+        openCell:
+          'run' in target
+            ? cell => void this.revealRunCell(target.run, cell)
+            : undefined,
+        timestamps: this._o.logTimestamps?.() ?? false
+      });
       void logTracker.add(widget);
       app.shell.add(widget, 'main', { mode: 'split-bottom' });
     }
@@ -161,43 +211,250 @@ export class CanfarActions implements IListActions, ISidebarActions {
     return answer.button.accept;
   }
 
+  /**
+   * Re-run the failed replicas, asking first whether from the notebook as launched (the
+   * snapshot) or as it is now (after a fix).
+   */
   async rerunFailed(run: IRun): Promise<void> {
     const { api, model, trans } = this._o;
+    const failed = run.replicas.filter(r => isFailure(r.status)).length;
+    const current = trans.__('Current notebook');
+    const answer = await showDialog({
+      title: trans._n(
+        'Re-run %1 failed replica of %2?',
+        'Re-run %1 failed replicas of %2?',
+        failed,
+        run.name
+      ),
+      body: (
+        <div className="jp-canfar-dialog">
+          <p>
+            {trans.__(
+              'Run the notebook as it was launched (the snapshot in the run folder), or as it is now, with your fixes: %1',
+              run.notebook
+            )}
+          </p>
+        </div>
+      ),
+      buttons: [
+        Dialog.cancelButton(),
+        Dialog.okButton({
+          label: current,
+          caption: trans.__('Export %1 again and run that', run.notebook),
+          displayType: 'default'
+        }),
+        Dialog.okButton({
+          label: trans.__('Launch snapshot'),
+          caption: trans.__('Run the notebook as it was launched')
+        })
+      ],
+      defaultButton: 2
+    });
+    if (!answer.button.accept) {
+      return;
+    }
+    const source = answer.button.label === current ? 'notebook' : 'snapshot';
+    if (source === 'notebook') {
+      await this._saveNotebook(run);
+    }
     try {
-      const updated = await api.rerunFailed(run.name);
+      const updated = await api.rerunFailed(run.name, source);
       model.updateRun(updated);
-      Notification.info(
-        trans.__('Re-running the failed replicas of %1', run.name),
-        {
-          autoClose: 5000
-        }
-      );
+      this.notifier.launched(updated);
     } catch (error) {
       notifyError(trans.__('Cannot re-run %1', run.name), error, trans);
     }
   }
 
+  /** Push back the deadline of a run's live replicas, and say what came of it. */
+  async renewRun(run: IRun): Promise<void> {
+    const { api, trans } = this._o;
+    try {
+      const answer = await api.renewRun(run.name);
+      const renewed = answer.replicas.filter(r => r.outcome === 'renewed');
+      const until = (list: typeof answer.replicas) =>
+        list
+          .map(r => r.expiry)
+          .filter((e): e is string => !!e)
+          .sort()[0];
+      if (renewed.length === 0) {
+        // Nothing moved: say why (Skaha extends a session only near its deadline).
+        const note = answer.replicas.find(r => r.note)?.note;
+        const expiry = until(answer.replicas);
+        Notification.info(
+          trans.__(
+            'Run %1: no deadline moved%2%3',
+            run.name,
+            note ? ` (${note})` : '',
+            expiry
+              ? trans.__(
+                  '; it runs until %1',
+                  new Date(expiry).toLocaleString()
+                )
+              : ''
+          ),
+          { autoClose: 8000 }
+        );
+        return;
+      }
+      const expiry = until(renewed);
+      Notification.success(
+        expiry
+          ? trans._n(
+              'Run %2: %1 replica renewed, until %3',
+              'Run %2: %1 replicas renewed, until %3',
+              renewed.length,
+              run.name,
+              new Date(expiry).toLocaleString()
+            )
+          : trans._n(
+              'Run %2: %1 replica renewed',
+              'Run %2: %1 replicas renewed',
+              renewed.length,
+              run.name
+            ),
+        { autoClose: 5000 }
+      );
+    } catch (error) {
+      notifyError(trans.__('Cannot renew run %1', run.name), error, trans);
+    }
+  }
+
+  /** End a run's replicas; its record, logs and folder stay. */
+  async stopRun(run: IRun): Promise<void> {
+    const { api, model, trans } = this._o;
+    const answer = await showDialog({
+      title: trans.__('Stop run %1?', run.name),
+      body: trans.__(
+        'Its replicas that still run or wait are ended, their logs archived first. The run stays listed with its logs and outputs; Delete removes it.'
+      ),
+      buttons: [
+        Dialog.cancelButton(),
+        Dialog.warnButton({ label: trans.__('Stop') })
+      ]
+    });
+    if (!answer.button.accept) {
+      return;
+    }
+    try {
+      model.updateRun(await api.stopRun(run.name));
+    } catch (error) {
+      const old =
+        error instanceof ApiError &&
+        (error.status === 404 || error.status === 405);
+      notifyError(
+        trans.__('Cannot stop run %1', run.name),
+        old
+          ? new Error(
+              trans.__(
+                'this server cannot stop runs (update canfar-jlab); Delete ends the replicas'
+              )
+            )
+          : error,
+        trans
+      );
+    }
+  }
+
+  /** Open a replica's executed notebook (the first replica that has one by default). */
+  openExecuted(run: IRun, replica?: number): void {
+    const chosen =
+      replica !== undefined
+        ? run.replicas.find(r => r.index === replica)
+        : run.replicas.find(r => r.executed_notebook);
+    if (!chosen?.executed_notebook || run.folder_relative === null) {
+      return;
+    }
+    void this._o.app.commands.execute('docmanager:open', {
+      path: `${run.folder_relative}/${chosen.executed_notebook}`
+    });
+  }
+
+  /** Show the folder holding a replica's new files in the file browser. */
+  openReplicaFiles(run: IRun, replica: number): void {
+    const files = run.replicas.find(r => r.index === replica)?.files ?? [];
+    const first = files[0] ?? '';
+    const folder = first.startsWith('replicas/')
+      ? `replicas/${replica}`
+      : first.includes('/')
+        ? first.slice(0, first.lastIndexOf('/'))
+        : `replicas/${replica}`;
+    void this._cd(run, folder);
+  }
+
+  /**
+   * Select code cell `number` (1-based, as the runner's "Cell In[N]") of the run's notebook,
+   * opening it if needed; the launch snapshot when the notebook is not under the root.
+   */
+  async revealRunCell(runName: string, number: number): Promise<void> {
+    const { app, model, notebooks, trans } = this._o;
+    const run = model.run(runName);
+    if (!run) {
+      return;
+    }
+    const path =
+      relativeToRoot(run, run.notebook) ??
+      (run.folder_relative !== null
+        ? `${run.folder_relative}/notebook.ipynb`
+        : null);
+    if (!path) {
+      return;
+    }
+    try {
+      let panel = notebooks?.find(p => p.context.path === path) ?? null;
+      if (!panel) {
+        const opened = await app.commands.execute('docmanager:open', { path });
+        panel = opened instanceof NotebookPanel ? opened : null;
+      }
+      if (!panel) {
+        return;
+      }
+      await panel.context.ready;
+      await panel.revealed;
+      const types = panel.content.widgets.map(c => c.model.type as string);
+      const index = codeCellIndex(types, number);
+      if (index >= 0) {
+        panel.content.activeCellIndex = index;
+        panel.content.deselectAll();
+        void panel.content.scrollToItem(index);
+      }
+      app.shell.activateById(panel.id);
+    } catch (error) {
+      notifyError(trans.__('Cannot open %1', path), error, trans);
+    }
+  }
+
+  /** Save the run's notebook if it is open with unsaved changes (re-run from it). */
+  private async _saveNotebook(run: IRun): Promise<void> {
+    const path = relativeToRoot(run, run.notebook);
+    const panel = path
+      ? this._o.notebooks?.find(p => p.context.path === path)
+      : undefined;
+    if (panel?.context.model.dirty) {
+      await panel.context.save();
+    }
+  }
+
   /** Show the run folder in the file browser. */
   async openFolder(run: IRun): Promise<void> {
+    await this._cd(run, '');
+  }
+
+  private async _cd(run: IRun, sub: string): Promise<void> {
     const { app, fileBrowser, trans } = this._o;
     if (run.folder_relative === null) {
       return;
     }
+    const path = sub ? `${run.folder_relative}/${sub}` : run.folder_relative;
     try {
       if (fileBrowser) {
-        await fileBrowser.model.cd('/' + run.folder_relative);
+        await fileBrowser.model.cd('/' + path);
         app.shell.activateById(fileBrowser.id);
       } else {
-        await app.commands.execute('filebrowser:go-to-path', {
-          path: run.folder_relative
-        });
+        await app.commands.execute('filebrowser:go-to-path', { path });
       }
     } catch (error) {
-      notifyError(
-        trans.__('Cannot open %1', run.folder_relative),
-        error,
-        trans
-      );
+      notifyError(trans.__('Cannot open %1', path), error, trans);
     }
   }
 
@@ -209,16 +466,30 @@ export class CanfarActions implements IListActions, ISidebarActions {
     panel: NotebookPanel,
     request: ILaunchRequest
   ): Promise<ILaunchOutcome> {
-    const { api, model, trans } = this._o;
-    await panel.context.save();
-    const preview = await api.preview(request);
-    if (preview.problems.length > 0) {
-      return { problems: preview.problems };
+    const { api, model, trans, logTracker } = this._o;
+    // The log panel opens at once (the run name is known): lines show as soon as they come.
+    const early =
+      (this._o.openLogsOnLaunch?.() ?? true) && request.name
+        ? logTracker.find(w => w.id === logWidgetId({ run: request.name! }))
+          ? null
+          : this.openLogs({ run: request.name })
+        : null;
+    const abandon = () => early?.dispose();
+    // A notebook with unsaved changes is saved and checked again; a saved one was checked
+    // by the form's preview of this very file, and the server checks it again on launch.
+    if (panel.context.model.dirty) {
+      await panel.context.save();
+      const preview = await api.preview(request);
+      if (preview.problems.length > 0) {
+        abandon();
+        return { problems: preview.problems };
+      }
     }
     let run: IRun;
     try {
       run = await api.launch(request);
     } catch (error) {
+      abandon();
       if (!(
         error instanceof ApiError &&
         (error.status === 400 || error.status === 409)
@@ -232,32 +503,9 @@ export class CanfarActions implements IListActions, ISidebarActions {
       throw error;
     }
     model.updateRun(run);
-    const missing = run.replicas.filter(r => r.status === 'NotCreated');
-    const openLogs = {
-      label: trans.__('Open logs'),
-      callback: () => this.openRunLogs(run)
-    };
-    if (missing.length > 0) {
-      Notification.warning(
-        trans.__(
-          'Run %1: %2 of %3 replicas could not be created (%4)',
-          run.name,
-          missing.length,
-          run.replicas.length,
-          missing[0].error ?? ''
-        ),
-        { autoClose: false, actions: [openLogs] }
-      );
-    } else {
-      Notification.info(
-        trans._n(
-          'Run %2 launched: %1 replica',
-          'Run %2 launched: %1 replicas',
-          run.replicas.length,
-          run.name
-        ),
-        { autoClose: 5000, actions: [openLogs] }
-      );
+    this.notifier.launched(run);
+    if (!early && (this._o.openLogsOnLaunch?.() ?? true)) {
+      this.openRunLogs(run);
     }
     return { run };
   }

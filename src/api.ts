@@ -1,7 +1,7 @@
 // Types and calls for the canfar-jlab REST routes (docs/rest-api.md is the contract).
 import { ServerConnection } from '@jupyterlab/services';
 
-import { requestAPI } from './request';
+import { ApiError, requestAPI } from './request';
 
 /** A replica or session status, as the server reports it. */
 export type Status =
@@ -50,9 +50,27 @@ export interface IReplica {
     error: string | null;
     log: string | null;
   }[];
+  // Fields below come from the replica's own status report (newer servers; may be absent).
+  exit_code?: number | null;
+  peak_rss_bytes?: number | null;
+  cpu_seconds?: number | null;
+  /** The code cell it is in: 1-based index of total, with its first line. */
+  cell?: { index: number; total: number; first_line?: string } | null;
+  attempt_count?: number;
+  /** The executed notebook, relative to the run folder. */
+  executed_notebook?: string | null;
+  /** New files the replica made, relative to the run folder. */
+  files?: string[];
+  /** This replica's parameter values (sweeps). */
+  parameters?: Record<string, unknown> | null;
+  /** Likely or known out of memory. */
+  oom?: boolean;
+  /** Why it is Pending (the session's events, or the local engine's queue). */
+  reason?: string | null;
 }
 
-export type RunState = 'active' | 'completed' | 'failed';
+export type RunState =
+  'active' | 'completed' | 'failed' | 'stopped' | 'deleted';
 
 /** One promotion of a notebook to N replicas. */
 export interface IRun {
@@ -69,10 +87,15 @@ export interface IRun {
     gpus: number | null;
     env: Record<string, string>;
     replicas: number;
+    parameters?: Record<string, unknown> | null;
+    sweep?: Record<string, unknown>[] | null;
   };
   replicas: IReplica[];
   counts: Partial<Record<Status, number>>;
   state: RunState;
+  started?: string | null;
+  ended?: string | null;
+  duration_seconds?: number | null;
 }
 
 /** The body of POST runs and POST runs/preview. */
@@ -86,6 +109,12 @@ export interface ILaunchRequest {
   gpus?: number;
   env?: Record<string, string>;
   parameters?: Record<string, unknown>;
+  /** Whether list values in `parameters` are sweeps (one replica per row). */
+  sweep?: boolean;
+  /** A login of ~/.canfar/config.yaml (`GET config` lists them as `sites`; issue 16). */
+  site?: string;
+  /** Names of the Jupyter server's environment variables replicas get (issue 15). */
+  secret_env?: string[];
 }
 
 /** Something in the notebook that cannot work in an unattended replica. */
@@ -132,14 +161,49 @@ export interface IContext {
   [key: string]: unknown;
 }
 
-/** Skaha's platform stats (view=stats). */
+/**
+ * Skaha's platform stats (view=stats), as the server relays them. Skaha 1.4 and older both
+ * name the figures `requestedCPUCores`/`cpuCoresAvailable` (allocated / capacity); a server
+ * may also say `allocated`/`capacity` outright. Read with `readPlatformStats`.
+ */
 export interface IPlatformStats {
   cores?: {
-    requestedCPUCores?: number | null;
-    cpuCoresAvailable?: number | null;
-  };
-  ram?: { requestedRAM?: string | null; ramAvailable?: string | null };
+    requestedCPUCores?: number | string | null;
+    cpuCoresAvailable?: number | string | null;
+    allocated?: number | string | null;
+    capacity?: number | string | null;
+    coresAvailable?: number | string | null;
+  } | null;
+  ram?: {
+    requestedRAM?: string | number | null;
+    ramAvailable?: string | number | null;
+    allocated?: string | number | null;
+    capacity?: string | number | null;
+  } | null;
   gpu?: { requestedGPU?: number | null; gpuAvailable?: number | null } | null;
+  /** False (with `warning`) when Skaha's metrics are down: it answered 503 (issue 16). */
+  available?: boolean;
+  warning?: string | null;
+  message?: string;
+  /** The server's labelled figures (issue 16), null when unavailable. */
+  load?: {
+    cores?: ILoadFigures | null;
+    ram?: ILoadFigures | null;
+    gpus?: ILoadFigures | null;
+    session_max?: {
+      label: string;
+      cores?: number | null;
+      ram_gb?: number | null;
+    } | null;
+  } | null;
+}
+
+/** One resource of the platform as the server labels it: capacity and allocation. */
+export interface ILoadFigures {
+  capacity?: number | null;
+  allocated?: number | null;
+  free?: number | null;
+  unit?: string;
 }
 
 export interface ILogChunk {
@@ -185,11 +249,71 @@ export class CanfarAPI {
     );
   }
 
-  rerunFailed(name: string): Promise<IRun> {
+  /**
+   * Re-run the failed replicas from the launch snapshot or the current notebook. Servers
+   * before the run record (issue 11) take only `{failed_only: true}` and re-run the snapshot:
+   * a snapshot re-run falls back to that body when the new one is refused as unknown.
+   */
+  async rerunFailed(
+    name: string,
+    source: 'snapshot' | 'notebook' = 'snapshot'
+  ): Promise<IRun> {
+    const route = `runs/${segment(name)}/rerun`;
+    try {
+      return await requestAPI(
+        route,
+        this.serverSettings,
+        json('POST', { failed: true, source })
+      );
+    } catch (error) {
+      const unknownField =
+        error instanceof ApiError &&
+        error.status === 400 &&
+        /extra|not permitted|unexpected/i.test(error.message);
+      if (!unknownField) {
+        throw error;
+      }
+      if (source !== 'snapshot') {
+        throw new ApiError(
+          'this server re-runs from the launch snapshot only; update canfar-jlab to re-run the current notebook',
+          400
+        );
+      }
+      return requestAPI(
+        route,
+        this.serverSettings,
+        json('POST', { failed_only: true })
+      );
+    }
+  }
+
+  /** Push back the deadline of the run's live replicas (issue 16); `hours` left wanted. */
+  renewRun(
+    name: string,
+    hours?: number
+  ): Promise<{
+    run: string;
+    hours?: number;
+    replicas: {
+      index: number;
+      outcome: string;
+      expiry?: string | null;
+      note?: string | null;
+    }[];
+  }> {
     return requestAPI(
-      `runs/${segment(name)}/rerun`,
+      `runs/${segment(name)}/renew`,
       this.serverSettings,
-      json('POST', { failed_only: true })
+      json('POST', hours === undefined ? {} : { hours })
+    );
+  }
+
+  /** End the run's replicas, keeping its record and logs (newer servers). */
+  stopRun(name: string): Promise<IRun> {
+    return requestAPI(
+      `runs/${segment(name)}/stop`,
+      this.serverSettings,
+      json('POST', {})
     );
   }
 

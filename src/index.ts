@@ -19,7 +19,7 @@ import { CanfarAPI } from './api';
 import { canfarIcon } from './icons';
 import { LiveConnection } from './live';
 import { CanfarModel } from './model';
-import { notifyError, notifyRunEnded } from './notify';
+import { notifyError } from './notify';
 import { readSettings } from './settings';
 import { CanfarSidebar } from './sidebar';
 import { PlatformStatsModel } from './stats';
@@ -76,7 +76,10 @@ const plugin: JupyterFrontEndPlugin<void> = {
       model,
       trans,
       logTracker,
-      fileBrowser
+      fileBrowser,
+      notebooks,
+      openLogsOnLaunch: () => sidebar?.settings.openLogsOnLaunch ?? true,
+      logTimestamps: () => sidebar?.settings.logTimestamps ?? false
     });
     let sidebar: CanfarSidebar | null = null;
     const stats = new PlatformStatsModel({
@@ -103,16 +106,20 @@ const plugin: JupyterFrontEndPlugin<void> = {
       wasVisible = visible;
     });
 
-    model.runEnded.connect((_, run) =>
-      notifyRunEnded(
-        run,
-        {
-          openLogs: r => actions.openRunLogs(r),
-          openFolder: r => void actions.openFolder(r)
-        },
-        trans
-      )
-    );
+    model.runEnded.connect((_, run) => {
+      actions.notifier.ended(run);
+      stats.refresh(); // allocations changed: no stale figures after a run
+    });
+    model.statsReceived.connect((_, pushed) => stats.push(pushed));
+    // A session that starts or ends changes the platform's allocation: ask again then.
+    let running = -1;
+    model.changed.connect(() => {
+      const now = model.sessions.filter(s => s.status === 'Running').length;
+      if (running >= 0 && now !== running && sidebar!.isVisible) {
+        stats.refresh();
+      }
+      running = now;
+    });
     model.errorReceived.connect((_, message) =>
       notifyError(trans.__('Live updates'), new Error(message), trans)
     );
@@ -148,7 +155,7 @@ const plugin: JupyterFrontEndPlugin<void> = {
         }
         sidebar!.form.notebook = panel;
         labShell.activateById(sidebar!.id);
-        sidebar!.form.focusFirstField();
+        sidebar!.showForm();
       }
     });
 

@@ -4,7 +4,7 @@ import { ServerConnection } from '@jupyterlab/services';
 import { IDisposable } from '@lumino/disposable';
 import { ISignal, Signal } from '@lumino/signaling';
 
-import { IRun, ISession } from './api';
+import { IPlatformStats, IReplica, IRun, ISession } from './api';
 import { ROUTE_PREFIX } from './request';
 
 export interface ISessionsMessage {
@@ -13,6 +13,28 @@ export interface ISessionsMessage {
   sessions: ISession[];
   runs: IRun[];
   error?: string;
+  /** Platform stats pushed with the list (newer servers). */
+  stats?: IPlatformStats;
+}
+
+/**
+ * Only what changed since the last sessions message this tab got (servers with issue 14's
+ * deltas, asked for with `deltas: true`): sessions and runs new to the tab come whole, known
+ * ones as their key plus the changed fields (null for a field that went away), a run's
+ * changed replicas in `replica_changes`.
+ */
+export interface ISessionsDeltaMessage {
+  type: 'sessions_delta';
+  t: number;
+  sessions: (Partial<ISession> & { id: string })[];
+  removed: string[];
+  runs: (Partial<IRun> & {
+    name: string;
+    replica_changes?: (Partial<IReplica> & { index: number })[];
+  })[];
+  runs_removed: string[];
+  error: string | null;
+  stats?: IPlatformStats;
 }
 
 export interface ILogMessage {
@@ -43,6 +65,7 @@ export interface IErrorMessage {
 
 export type LiveMessage =
   | ISessionsMessage
+  | ISessionsDeltaMessage
   | ILogMessage
   | ILogEndMessage
   | IRunEndedMessage
@@ -138,14 +161,15 @@ export class LiveConnection implements IDisposable {
       this._opens++;
       this._setState('open');
       if (this._sessions) {
-        this._send({ op: 'subscribe', topic: 'sessions' });
+        this._send({ op: 'subscribe', topic: 'sessions', deltas: true });
       }
       for (const [session, offset] of this._logs) {
         this._send({
           op: 'subscribe',
           topic: 'logs',
           session,
-          offset: offset()
+          offset: offset(),
+          ...(this._hidden.has(session) ? { visible: false } : {})
         });
       }
     };
@@ -172,18 +196,47 @@ export class LiveConnection implements IDisposable {
   /** Ask for `sessions` messages: at once, on every change, and after each reconnect. */
   subscribeSessions(): void {
     this._sessions = true;
-    this._send({ op: 'subscribe', topic: 'sessions' });
+    // Servers that know deltas send one whole list, then only changes; others ignore it.
+    this._send({ op: 'subscribe', topic: 'sessions', deltas: true });
   }
 
-  /** Follow a session's log from `offset()` (asked again at every reconnect). */
-  subscribeLogs(session: string, offset: () => number): void {
+  /**
+   * Follow a session's log from `offset()` (asked again at every reconnect). `visible` says
+   * whether a person sees it now: servers read shown logs often and hidden ones lazily.
+   */
+  subscribeLogs(session: string, offset: () => number, visible = true): void {
     this._logs.set(session, offset);
-    this._send({ op: 'subscribe', topic: 'logs', session, offset: offset() });
+    this._setHidden(session, !visible);
+    this._send({
+      op: 'subscribe',
+      topic: 'logs',
+      session,
+      offset: offset(),
+      ...(visible ? {} : { visible: false })
+    });
+  }
+
+  /** Say that a followed log is now shown (or no longer shown) on screen. */
+  setLogVisible(session: string, visible: boolean): void {
+    if (!this._logs.has(session) || this._hidden.has(session) === !visible) {
+      return;
+    }
+    this._setHidden(session, !visible);
+    this._send({ op: 'visible', topic: 'logs', session, visible });
   }
 
   unsubscribeLogs(session: string): void {
+    this._hidden.delete(session);
     if (this._logs.delete(session)) {
       this._send({ op: 'unsubscribe', topic: 'logs', session });
+    }
+  }
+
+  private _setHidden(session: string, hidden: boolean): void {
+    if (hidden) {
+      this._hidden.add(session);
+    } else {
+      this._hidden.delete(session);
     }
   }
 
@@ -229,6 +282,55 @@ export class LiveConnection implements IDisposable {
   private _timer: ReturnType<typeof setTimeout> | undefined = undefined;
   private _sessions = false;
   private _logs = new Map<string, () => number>();
+  private _hidden = new Set<string>();
   private _message = new Signal<this, LiveMessage>(this);
   private _stateChanged = new Signal<this, ConnectionState>(this);
+}
+
+/** The lists after a `sessions_delta`: `sessions` and `runs` as a whole message would carry. */
+export function applySessionsDelta(
+  sessions: readonly ISession[],
+  runs: readonly IRun[],
+  delta: ISessionsDeltaMessage
+): { sessions: ISession[]; runs: IRun[] } {
+  const byId = new Map(sessions.map(s => [s.id, s]));
+  for (const id of delta.removed ?? []) {
+    byId.delete(id);
+  }
+  for (const change of delta.sessions ?? []) {
+    const old = byId.get(change.id);
+    byId.set(change.id, (old ? { ...old, ...change } : change) as ISession);
+  }
+  const gone = new Set(delta.runs_removed ?? []);
+  const byName = new Map(
+    runs.filter(r => !gone.has(r.name)).map(r => [r.name, r])
+  );
+  const added: IRun[] = [];
+  for (const change of delta.runs ?? []) {
+    const { replica_changes, ...fields } = change;
+    const old = byName.get(change.name);
+    if (!old) {
+      added.push(change as IRun);
+      byName.set(change.name, change as IRun);
+      continue;
+    }
+    let replicas = old.replicas;
+    if (replica_changes?.length) {
+      const byIndex = new Map(replicas.map(r => [r.index, r]));
+      for (const rc of replica_changes) {
+        const was = byIndex.get(rc.index);
+        byIndex.set(rc.index, (was ? { ...was, ...rc } : rc) as IReplica);
+      }
+      replicas = [...byIndex.values()].sort((a, b) => a.index - b.index);
+    }
+    byName.set(change.name, { ...old, ...fields, replicas } as IRun);
+  }
+  // Known runs keep their places; new ones go first (the list is newest first).
+  const known = runs
+    .filter(r => byName.has(r.name))
+    .map(r => byName.get(r.name)!);
+  return {
+    sessions: [...byId.values()],
+    runs: [...added.filter(r => !runs.some(o => o.name === r.name)), ...known]
+  };
 }

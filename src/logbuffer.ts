@@ -11,6 +11,8 @@ export interface ILogChange {
 export interface ILogLines {
   readonly length: number;
   line(index: number): string;
+  /** When a line arrived (epoch ms), where known. */
+  time?(index: number): number | null;
   readonly changed: ISignal<ILogLines, ILogChange>;
 }
 
@@ -85,6 +87,16 @@ export class LogBuffer implements ILogLines {
       : '';
   }
 
+  /** When line `index` arrived (its first bytes), epoch ms. */
+  time(index: number): number | null {
+    if (index < this._times.length) {
+      return this._times[index];
+    }
+    return index === this._lines.length && this._partial !== null
+      ? this._partialTime
+      : null;
+  }
+
   /**
    * Add the log text between byte offsets `offset` and `nextOffset`.
    * Returns whether anything new was added.
@@ -100,6 +112,7 @@ export class LogBuffer implements ILogLines {
     } else if (offset > this._nextOffset) {
       this._finishPartial();
       this._lines.push(this._describeGap(offset - this._nextOffset));
+      this._times.push(this._now());
     }
     this._nextOffset = nextOffset;
     this._addText(text);
@@ -128,18 +141,27 @@ export class LogBuffer implements ILogLines {
     if (text === '') {
       return;
     }
+    const now = this._now();
     const pieces = text.split('\n');
+    const first = this._partial !== null ? this._partialTime : now;
     pieces[0] = (this._partial ?? '') + pieces[0];
     const tail = pieces.pop()!;
-    for (const piece of pieces) {
+    pieces.forEach((piece, i) => {
       this._lines.push(display(piece));
+      this._times.push(i === 0 ? first : now);
+    });
+    if (tail === '') {
+      this._partial = null;
+    } else {
+      this._partialTime = pieces.length === 0 ? first : now;
+      this._partial = tail;
     }
-    this._partial = tail === '' ? null : tail;
   }
 
   private _finishPartial(): void {
     if (this._partial !== null) {
       this._lines.push(display(this._partial));
+      this._times.push(this._partialTime);
       this._partial = null;
     }
   }
@@ -153,13 +175,17 @@ export class LogBuffer implements ILogLines {
       Math.ceil(this._maxLines / 10)
     );
     this._lines.splice(0, drop);
+    this._times.splice(0, drop);
     this._dropped += drop;
     this._changed.emit({ from: 0, reset: true });
     return true;
   }
 
+  private _now = () => Date.now();
   private _lines: string[] = [];
+  private _times: number[] = [];
   private _partial: string | null = null;
+  private _partialTime = 0;
   private _nextOffset = 0;
   private _dropped = 0;
   private _ended: string | null = null;
@@ -206,6 +232,13 @@ export class MergedLog implements ILogLines {
       this._line[index] - (slot.buffer.dropped - slot.base)
     );
     return `[${slot.label.padStart(this._width)}] ${text}`;
+  }
+
+  time(index: number): number | null {
+    const slot = this._slots[this._slot[index]];
+    return slot
+      ? slot.buffer.time(this._line[index] - (slot.buffer.dropped - slot.base))
+      : null;
   }
 
   dispose(): void {
@@ -308,6 +341,10 @@ export class FilteredLines implements ILogLines {
 
   line(index: number): string {
     return this.source.line(this._hits[index]);
+  }
+
+  time(index: number): number | null {
+    return this.source.time?.(this._hits[index]) ?? null;
   }
 
   /** The source index of a shown line. */

@@ -22,6 +22,8 @@ export interface ILogTab {
   sessionId: string | null;
   status: Status | null;
   lines: ILogLines;
+  /** Why the tab has no lines yet (a Pending replica's reason), or null. */
+  waiting: string | null;
 }
 
 export interface ILogTabsOptions {
@@ -94,21 +96,25 @@ export class LogTabs implements IDisposable {
     return this.selectedTab?.lines.length ?? 0;
   }
 
-  /** A file name for downloading the selected tab. */
+  /** A file name for downloading the selected tab ("-filtered" when a filter is on). */
   fileName(): string {
     const base = 'run' in this.target ? this.target.run : this.target.session;
     const tab = this.selectedTab;
+    const suffix = this._query ? '-filtered' : '';
     if (!tab || tab.key === MERGED) {
-      return `${base}-all-replicas.log`;
+      return `${base}-all-replicas${suffix}.log`;
     }
     return tab.replica !== null
-      ? `${base}-replica-${tab.replica}.log`
-      : `${base}.log`;
+      ? `${base}-replica-${tab.replica}${suffix}.log`
+      : `${base}${suffix}.log`;
   }
 
-  /** The selected tab's text, as shown (merged lines keep their prefixes). */
+  /**
+   * The selected tab's text as shown: merged lines keep their prefixes, and with a filter
+   * on, only the lines that pass it.
+   */
   text(): string {
-    const lines = this.selectedTab?.lines;
+    const lines = this._query ? this.visible : this.selectedTab?.lines;
     if (!lines) {
       return '';
     }
@@ -133,7 +139,7 @@ export class LogTabs implements IDisposable {
     this._disposed = true;
     this._model.changed.disconnect(this._sync, this);
     for (const id of this._open) {
-      this._model.closeLog(id);
+      this._model.closeLog(id, this._shown);
     }
     this._open.clear();
     this._filtered?.dispose();
@@ -163,7 +169,8 @@ export class LogTabs implements IDisposable {
           replica: null,
           sessionId: id,
           status: session?.status ?? null,
-          lines: this._follow(id)
+          lines: this._follow(id),
+          waiting: null
         }
       ];
     } else if (session) {
@@ -181,7 +188,8 @@ export class LogTabs implements IDisposable {
         replica: null,
         sessionId: null,
         status: null,
-        lines: this._merged
+        lines: this._merged,
+        waiting: null
       }
     ];
     for (const replica of run.replicas) {
@@ -191,7 +199,7 @@ export class LogTabs implements IDisposable {
       const id = replica.session_id;
       if (!before || before.sessionId !== id) {
         if (before?.sessionId && this._open.has(before.sessionId)) {
-          this._model.closeLog(before.sessionId);
+          this._model.closeLog(before.sessionId, this._shown);
           this._open.delete(before.sessionId);
         }
         if (id && sessions.has(id)) {
@@ -211,13 +219,22 @@ export class LogTabs implements IDisposable {
         }
         this._merged.setSource(key, key, lines as LogBuffer);
       }
+      const status = replicaStatus(replica, sessions);
       tabs.push({
         key,
         label: key,
         replica: replica.index,
         sessionId: id,
-        status: replicaStatus(replica, sessions),
-        lines: lines!
+        status,
+        lines: lines!,
+        waiting:
+          status === 'Pending'
+            ? (replica.reason ??
+              this._trans.__(
+                'Replica %1 is Pending: its log starts when the session service runs it.',
+                replica.index
+              ))
+            : null
       });
     }
     this._tabs = tabs;
@@ -229,7 +246,22 @@ export class LogTabs implements IDisposable {
 
   private _follow(id: string): LogBuffer {
     this._open.add(id);
-    return this._model.openLog(id);
+    return this._model.openLog(id, this._shown);
+  }
+
+  /** Whether the panel showing these tabs is on screen (its logs are read more often). */
+  get shown(): boolean {
+    return this._shown;
+  }
+
+  set shown(value: boolean) {
+    if (value === this._shown) {
+      return;
+    }
+    this._shown = value;
+    for (const id of this._open) {
+      this._model.showLog(id, value);
+    }
   }
 
   private _note(text: string): LogBuffer {
@@ -271,6 +303,7 @@ export class LogTabs implements IDisposable {
   private _merged: MergedLog;
   private _tabs: ILogTab[] = [];
   private _open = new Set<string>();
+  private _shown = true;
   private _selected: string;
   private _query = '';
   private _filtered: FilteredLines | null = null;

@@ -3,8 +3,13 @@
 import { IDisposable } from '@lumino/disposable';
 import { ISignal, Signal } from '@lumino/signaling';
 
-import { IRun, ISession } from './api';
-import { ConnectionState, LiveConnection, LiveMessage } from './live';
+import { IPlatformStats, IRun, ISession } from './api';
+import {
+  applySessionsDelta,
+  ConnectionState,
+  LiveConnection,
+  LiveMessage
+} from './live';
 import { ILogBufferOptions, LogBuffer } from './logbuffer';
 import { UsageHistory } from './usage';
 
@@ -37,6 +42,11 @@ export class CanfarModel implements IDisposable {
   /** A run's last replica ended (once per attempt). */
   get runEnded(): ISignal<this, IRun> {
     return this._runEnded;
+  }
+
+  /** Platform stats the server pushed with a session list (newer servers). */
+  get statsReceived(): ISignal<this, IPlatformStats> {
+    return this._statsReceived;
   }
 
   /** The server reported a problem on the live channel. */
@@ -100,22 +110,47 @@ export class CanfarModel implements IDisposable {
     this._changed.emit();
   }
 
-  /** The log of a session, followed live until every `openLog` is matched by `closeLog`. */
-  openLog(sessionId: string): LogBuffer {
+  /**
+   * The log of a session, followed live until every `openLog` is matched by `closeLog`.
+   * `shown` says whether the caller shows it now (see `showLog`).
+   */
+  openLog(sessionId: string, shown = true): LogBuffer {
     let entry = this._logs.get(sessionId);
     if (!entry) {
       const buffer = new LogBuffer(this._logOptions);
-      entry = { buffer, users: 0 };
+      entry = { buffer, users: 0, shown: 0 };
       this._logs.set(sessionId, entry);
-      this.live.subscribeLogs(sessionId, () => buffer.nextOffset);
+      this.live.subscribeLogs(sessionId, () => buffer.nextOffset, shown);
     }
     entry.users++;
+    if (shown) {
+      this.showLog(sessionId, true);
+    }
     return entry.buffer;
   }
 
-  closeLog(sessionId: string): void {
+  /**
+   * A viewer of an open log started (or stopped) showing it: the server hears when the first
+   * viewer shows it and when the last one hides it.
+   */
+  showLog(sessionId: string, shown: boolean): void {
     const entry = this._logs.get(sessionId);
-    if (entry && --entry.users <= 0) {
+    if (!entry) {
+      return;
+    }
+    entry.shown = Math.max(0, entry.shown + (shown ? 1 : -1));
+    this.live.setLogVisible(sessionId, entry.shown > 0);
+  }
+
+  closeLog(sessionId: string, shown = false): void {
+    const entry = this._logs.get(sessionId);
+    if (!entry) {
+      return;
+    }
+    if (shown) {
+      this.showLog(sessionId, false);
+    }
+    if (--entry.users <= 0) {
       this._logs.delete(sessionId);
       this.live.unsubscribeLogs(sessionId);
     }
@@ -144,7 +179,22 @@ export class CanfarModel implements IDisposable {
           message.runs,
           message.error
         );
+        if (message.stats) {
+          this._statsReceived.emit(message.stats);
+        }
         break;
+      case 'sessions_delta': {
+        const { sessions, runs } = applySessionsDelta(
+          this._sessions,
+          this._runs,
+          message
+        );
+        this._onSessions(message.t, sessions, runs, message.error ?? undefined);
+        if (message.stats) {
+          this._statsReceived.emit(message.stats);
+        }
+        break;
+      }
       case 'log': {
         const entry = this._logs.get(message.session);
         entry?.buffer.append(message.offset, message.next_offset, message.text);
@@ -218,11 +268,15 @@ export class CanfarModel implements IDisposable {
   private _runs: IRun[] = [];
   private _sessions: ISession[] = [];
   private _byId: Map<string, ISession> = new Map();
-  private _logs = new Map<string, { buffer: LogBuffer; users: number }>();
+  private _logs = new Map<
+    string,
+    { buffer: LogBuffer; users: number; shown: number }
+  >();
   private _logOptions: ILogBufferOptions;
   private _seenActive = new Set<string>();
   private _notified = new Set<string>();
   private _changed = new Signal<this, void>(this);
   private _runEnded = new Signal<this, IRun>(this);
   private _errorReceived = new Signal<this, string>(this);
+  private _statsReceived = new Signal<this, IPlatformStats>(this);
 }

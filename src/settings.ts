@@ -9,13 +9,19 @@ export interface ICanfarSettings {
   /** RAM per replica in GB; 0 means flexible. */
   defaultRam: number;
   defaultReplicas: number;
+  /** Open the run's log panel when it is launched. */
+  openLogsOnLaunch: boolean;
+  /** Prefix log lines with their arrival time. */
+  logTimestamps: boolean;
 }
 
 export const DEFAULT_SETTINGS: ICanfarSettings = {
   defaultImage: '',
   defaultCores: 0,
   defaultRam: 0,
-  defaultReplicas: 1
+  defaultReplicas: 1,
+  openLogsOnLaunch: true,
+  logTimestamps: false
 };
 
 function whole(
@@ -43,6 +49,8 @@ export function readSettings(
     defaultImage: text(get('defaultImage')),
     defaultCores: whole(get('defaultCores'), 0, 0, 256),
     defaultRam: whole(get('defaultRam'), 0, 0, 512),
-    defaultReplicas: whole(get('defaultReplicas'), 1, 1, 256)
+    defaultReplicas: whole(get('defaultReplicas'), 1, 1, 256),
+    openLogsOnLaunch: get('openLogsOnLaunch') !== false,
+    logTimestamps: get('logTimestamps') === true
   };
 }

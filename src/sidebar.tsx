@@ -15,6 +15,7 @@ import { ServerStatus } from './components/ServerStatus';
 import { handshake, HandshakeResult } from './handshake';
 import { canfarIcon } from './icons';
 import { CanfarModel } from './model';
+import { INotebookParameter, parseParametersCell } from './parameters';
 import { DEFAULT_SETTINGS, ICanfarSettings } from './settings';
 import { PlatformStatsModel } from './stats';
 import { ISidebarActions } from './actions';
@@ -40,11 +41,17 @@ class HeaderWidget extends ReactWidget {
             </UseSignal>
             <UseSignal signal={stats.changed}>
               {() => (
-                <PlatformLoad
-                  stats={stats.stats}
-                  error={stats.error}
-                  trans={trans}
-                />
+                <UseSignal signal={model.changed}>
+                  {() => (
+                    <PlatformLoad
+                      stats={stats.stats}
+                      error={stats.error}
+                      unavailable={stats.unavailable}
+                      sessions={model.sessions}
+                      trans={trans}
+                    />
+                  )}
+                </UseSignal>
               )}
             </UseSignal>
           </div>
@@ -82,6 +89,62 @@ function LiveState(props: {
   return null;
 }
 
+/** The assignments of a notebook's cell tagged `parameters` (the first one). */
+export function notebookParameters(panel: NotebookPanel): INotebookParameter[] {
+  const cells = panel.content.model?.cells;
+  if (!cells) {
+    return [];
+  }
+  for (let i = 0; i < cells.length; i++) {
+    const cell = cells.get(i);
+    const tags = cell.getMetadata('tags');
+    if (
+      cell.type === 'code' &&
+      Array.isArray(tags) &&
+      tags.includes('parameters')
+    ) {
+      return parseParametersCell(cell.sharedModel.getSource());
+    }
+  }
+  return [];
+}
+
+/** The image of the session JupyterLab runs in, if the server says (newer servers). */
+function serverDefaultImage(sidebar: CanfarSidebar): string | null {
+  const result = sidebar.handshake;
+  const config = result?.kind === 'ok' ? result.config : null;
+  const images = sidebar.catalog.images as { default?: unknown } | null;
+  for (const candidate of [
+    images?.default,
+    config?.default_image,
+    config?.backend?.default_image
+  ]) {
+    if (typeof candidate === 'string' && candidate) {
+      return candidate;
+    }
+  }
+  return null;
+}
+
+/** The logins a run may use, and the active one (issue 16's `GET config`). */
+function serverSites(sidebar: CanfarSidebar): {
+  sites: string[];
+  site: string | null;
+} {
+  const result = sidebar.handshake;
+  const config = result?.kind === 'ok' ? result.config : null;
+  const sites = Array.isArray(config?.sites)
+    ? (config!.sites as unknown[]).filter(
+        (s): s is string => typeof s === 'string'
+      )
+    : [];
+  const credential = config?.credential as { site?: unknown } | undefined;
+  return {
+    sites,
+    site: typeof credential?.site === 'string' ? credential.site : null
+  };
+}
+
 /** The Run as batch form for the notebook in focus. */
 class FormWidget extends ReactWidget {
   constructor(private readonly _sidebar: CanfarSidebar) {
@@ -104,6 +167,7 @@ class FormWidget extends ReactWidget {
     this._panel = panel;
     if (panel) {
       panel.context.model.stateChanged.connect(this._onNotebook, this);
+      panel.context.model.contentChanged.connect(this._onNotebook, this);
       panel.context.fileChanged.connect(this._onSaved, this);
       panel.context.pathChanged.connect(this._onNotebook, this);
       panel.disposed.connect(this._onGone, this);
@@ -160,6 +224,10 @@ class FormWidget extends ReactWidget {
                   revealCell={problem =>
                     sidebar.actions.revealCell(panel, problem)
                   }
+                  parameters={notebookParameters(panel)}
+                  defaultImage={serverDefaultImage(sidebar)}
+                  sites={serverSites(sidebar).sites}
+                  site={serverSites(sidebar).site}
                   trans={trans}
                 />
               )}
@@ -192,6 +260,7 @@ class FormWidget extends ReactWidget {
     const panel = this._panel;
     if (panel && !panel.isDisposed) {
       panel.context.model.stateChanged.disconnect(this._onNotebook, this);
+      panel.context.model.contentChanged.disconnect(this._onNotebook, this);
       panel.context.fileChanged.disconnect(this._onSaved, this);
       panel.context.pathChanged.disconnect(this._onNotebook, this);
       panel.disposed.disconnect(this._onGone, this);
@@ -264,6 +333,21 @@ export class CanfarSidebar extends SidePanel {
   readonly actions: IListActions & ISidebarActions;
   readonly trans: TranslationBundle;
   readonly form: FormWidget;
+
+  /**
+   * Bring the form into view: its section expanded and scrolled to the top (the launch
+   * button is pinned to the bottom of the section), the keyboard in its first field.
+   */
+  showForm(): void {
+    const accordion = this.content as AccordionPanel;
+    const index = accordion.widgets.indexOf(this.form);
+    const title = accordion.titles[index];
+    if (title && title.getAttribute('aria-expanded') !== 'true') {
+      accordion.expand(index);
+    }
+    this.form.node.scrollTo?.(0, 0);
+    this.form.focusFirstField();
+  }
 
   /** Handshake, settings or catalog changed. */
   get stateChanged(): ISignal<this, void> {

@@ -104,3 +104,41 @@ export function formatCounts(
     .map(([status, n]) => trans.__('%1 %2', n, statusLabel(status, trans)))
     .join(' · ');
 }
+
+const RUNNER_SUMMARY =
+  /^canfar-jlab: stopped at (?:code cell (\d+)|the (.+?) cell) \((.*)\); the cells after it did not run$/;
+
+/**
+ * Why a replica failed, in one line that keeps the exception: the runner's summary
+ * ("canfar-jlab: stopped at code cell 2 (ValueError: bad pixel); ...") becomes
+ * "ValueError: bad pixel (cell 2)"; other reasons are kept whole.
+ */
+export function replicaFailure(replica: IReplica): string | null {
+  const error = replica.error?.trim();
+  if (!error) {
+    return replica.oom ? 'likely out of memory' : null;
+  }
+  const match = RUNNER_SUMMARY.exec(error);
+  let text = error;
+  if (match) {
+    const where = match[1] ? `cell ${match[1]}` : `${match[2]} cell`;
+    text = `${match[3]} (${where})`;
+  }
+  return replica.oom ? `${text} (likely out of memory)` : text;
+}
+
+/**
+ * A run's state: the server's when it sends one (it knows about stop, delete and status
+ * reports), else worked out from the replicas.
+ */
+export function effectiveRunState(
+  run: IRun,
+  sessions: ReadonlyMap<string, ISession>
+): RunState {
+  return run.state ?? runState(runStatuses(run, sessions));
+}
+
+/** Whether a run can still change (its replicas may run). */
+export function isActiveRun(state: RunState): boolean {
+  return state === 'active';
+}

@@ -81,11 +81,30 @@ export function parseGigabytes(
 export interface IUsageSeries {
   cpu: RingBuffer;
   ram: RingBuffer;
+  /** The highest figures ever sampled (the window may have dropped them). */
+  peakCpu: number;
+  peakRam: number;
+  /** Whether the session has ended (or gone): no more samples will come. */
+  ended: boolean;
 }
 
-/** One pair of ring buffers per listed session; sessions that vanish are forgotten. */
+const ENDED: ReadonlySet<string> = new Set([
+  'Completed',
+  'Failed',
+  'Terminating',
+  'NotCreated'
+]);
+
+/**
+ * One pair of ring buffers per session. A session that ends (or leaves the list) keeps its
+ * history, so a finished replica still shows what it used; the oldest ended ones are
+ * forgotten beyond `keepEnded`.
+ */
 export class UsageHistory {
-  constructor(readonly capacity = 60) {}
+  constructor(
+    readonly capacity = 60,
+    readonly keepEnded = 500
+  ) {}
 
   get(sessionId: string): IUsageSeries | undefined {
     return this._series.get(sessionId);
@@ -100,29 +119,50 @@ export class UsageHistory {
     const seen = new Set<string>();
     for (const session of sessions) {
       seen.add(session.id);
+      let series = this._series.get(session.id);
+      if (ENDED.has(session.status)) {
+        this._end(session.id, series);
+        continue; // figures of an ended session are noise (zeros or stale)
+      }
       const cpu = parseCores(session.cpuCoresInUse);
       const ram = parseGigabytes(session.ramInUse);
       if (cpu === null && ram === null) {
         continue;
       }
-      let series = this._series.get(session.id);
       if (!series) {
         series = {
           cpu: new RingBuffer(this.capacity),
-          ram: new RingBuffer(this.capacity)
+          ram: new RingBuffer(this.capacity),
+          peakCpu: 0,
+          peakRam: 0,
+          ended: false
         };
         this._series.set(session.id, series);
       }
       series.cpu.push(cpu ?? 0);
       series.ram.push(ram ?? 0);
+      series.peakCpu = Math.max(series.peakCpu, cpu ?? 0);
+      series.peakRam = Math.max(series.peakRam, ram ?? 0);
     }
-    for (const id of this._series.keys()) {
+    for (const [id, series] of this._series) {
       if (!seen.has(id)) {
-        this._series.delete(id);
+        this._end(id, series);
       }
     }
   }
 
+  private _end(id: string, series: IUsageSeries | undefined): void {
+    if (!series || series.ended) {
+      return;
+    }
+    series.ended = true;
+    this._ended.push(id);
+    while (this._ended.length > this.keepEnded) {
+      this._series.delete(this._ended.shift()!);
+    }
+  }
+
   private _series = new Map<string, IUsageSeries>();
+  private _ended: string[] = [];
   private _lastT: number | null = null;
 }

@@ -113,4 +113,42 @@ describe('LogTabs', () => {
     expect(lines(tabs.visible)).toEqual(['quota exceeded']);
     tabs.dispose();
   });
+
+  it('downloads what the filter shows, named so', () => {
+    const { model, send } = offlineModel();
+    const run = makeRun('fit', [replica(1, 'Running')]);
+    send({
+      type: 'sessions',
+      t: 1,
+      sessions: [session('s1', 'Running')],
+      runs: [run]
+    });
+    const tabs = new LogTabs({ target: { run: 'fit' }, model, trans });
+    send(log('s1', 0, 'alpha\nbeta\nalphabet\n'));
+    tabs.selected = '1';
+    expect(tabs.text()).toBe('alpha\nbeta\nalphabet\n');
+    expect(tabs.fileName()).toBe('fit-replica-1.log');
+    tabs.query = 'alpha';
+    expect(tabs.text()).toBe('alpha\nalphabet\n');
+    expect(tabs.fileName()).toBe('fit-replica-1-filtered.log');
+    tabs.dispose();
+  });
+
+  it('says why a Pending replica has no log yet', () => {
+    const { model, send } = offlineModel();
+    const run = makeRun('fit', [
+      replica(1, 'Pending', { reason: 'queued: 2 cores held by fit-0' }),
+      replica(2, 'Pending'),
+      replica(3, 'Running')
+    ]);
+    send({ type: 'sessions', t: 1, sessions: [], runs: [run] });
+    const tabs = new LogTabs({ target: { run: 'fit' }, model, trans });
+    expect(tabs.tabs.map(t => t.waiting)).toEqual([
+      null,
+      'queued: 2 cores held by fit-0',
+      'Replica 2 is Pending: its log starts when the session service runs it.',
+      null
+    ]);
+    tabs.dispose();
+  });
 });

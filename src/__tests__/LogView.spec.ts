@@ -1,7 +1,7 @@
 import { Widget } from '@lumino/widgets';
 
 import { FilteredLines, LogBuffer } from '../logbuffer';
-import { LogView } from '../widgets/logview';
+import { formatLineTime, LogView } from '../widgets/logview';
 
 function feed(buffer: LogBuffer, text: string): void {
   const bytes = new TextEncoder().encode(text).length;
@@ -105,5 +105,44 @@ describe('LogView', () => {
     view.node.dispatchEvent(new KeyboardEvent('keydown', { key: 'End' }));
     expect(view.follow).toBe(true);
     expect(seen).toEqual([false, true]);
+  });
+
+  it('counts the lines that came while paused, and forgets them on resuming', async () => {
+    const buffer = new LogBuffer();
+    view.source = buffer;
+    feed(buffer, 'one\n');
+    view.follow = false;
+    expect(view.newLines).toBe(0);
+    feed(buffer, 'two\nthree\n');
+    expect(view.newLines).toBe(2);
+    view.follow = true;
+    expect(view.newLines).toBe(0);
+  });
+
+  it("links a traceback's Cell In[N] to code cell N, as an element around text", async () => {
+    const buffer = new LogBuffer();
+    view.source = buffer;
+    feed(buffer, 'Traceback\nCell In[2], line 3\n<b>x</b>\n');
+    await flush();
+    const link = view.node.querySelector('a.jp-canfar-celllink') as HTMLElement;
+    expect(link.textContent).toBe('Cell In[2]');
+    expect(view.node.querySelector('b')).toBeNull();
+    const clicked: number[] = [];
+    view.cellLinkClicked.connect((_, cell) => clicked.push(cell));
+    link.click();
+    expect(clicked).toEqual([2]);
+  });
+
+  it('prefixes lines with their arrival time when asked', async () => {
+    const buffer = new LogBuffer();
+    view.source = buffer;
+    feed(buffer, 'hello\n');
+    const t = buffer.time(0)!;
+    expect(Math.abs(Date.now() - t)).toBeLessThan(5000);
+    view.timestamps = true;
+    await flush();
+    expect(view.node.querySelector('pre')!.textContent).toBe(
+      `${formatLineTime(t)}  hello`
+    );
   });
 });

@@ -4,7 +4,8 @@ import {
   fireEvent,
   render,
   screen,
-  waitFor
+  waitFor,
+  within
 } from '@testing-library/react';
 import * as React from 'react';
 
@@ -105,11 +106,10 @@ describe('RunForm', () => {
     expect(screen.getByText('REPLICA_ID=2 REPLICA_COUNT=3')).toBeTruthy();
     expect(screen.getByText('RUN=x')).toBeTruthy();
     expect(launchButton().textContent).toBe('Run 3 replicas');
-    // Only headless images are offered.
-    const options = Array.from(
-      document.querySelectorAll('#jp-canfar-form-images option')
-    );
-    expect(options.map(o => (o as HTMLOptionElement).value)).toEqual([
+    // Only headless images are offered, in the picker that opens on focus.
+    fireEvent.focus(field('image'));
+    const options = within(screen.getByRole('listbox')).getAllByRole('option');
+    expect(options.map(o => o.getAttribute('title'))).toEqual([
       'images.canfar.net/skaha/astroml:latest'
     ]);
   });
@@ -179,16 +179,94 @@ describe('RunForm', () => {
     expect(revealed).toEqual([3]);
   });
 
-  it('lets an unsaved notebook launch (it is saved and checked again first)', async () => {
+  it('blocks a notebook with problems, saved or not, and says why next to the button', async () => {
+    const revealed: number[] = [];
     setup({
       notebook: { path: 'a.ipynb', dirty: true, revision: 0 },
       preview: async request =>
         preview(request, [
           { cell: 1, line: 1, message: 'input() waits for a keyboard' }
-        ])
+        ]),
+      revealCell: problem => revealed.push(problem.cell)
     });
     await screen.findByText(/unsaved changes/);
-    expect((launchButton() as HTMLButtonElement).disabled).toBe(false);
+    const reason = await screen.findByText(
+      'Cannot launch: cell 1 needs a person (input() waits for a keyboard). Fix it, or tag it skip-batch, and save.'
+    );
+    const button = launchButton() as HTMLButtonElement;
+    expect(button.disabled).toBe(true);
+    expect(button.getAttribute('aria-describedby')).toBe(
+      'jp-canfar-launch-reason'
+    );
+    fireEvent.click(reason);
+    expect(revealed).toEqual([1]);
+  });
+
+  it("offers the notebook's parameters, typed, and makes a sweep of a list", async () => {
+    const { previews } = setup({
+      parameters: [
+        { name: 'n_images', type: 'int', literal: '8', comment: '' },
+        { name: 'band', type: 'str', literal: "'r'", comment: '' }
+      ]
+    });
+    const nImages = screen.getByLabelText(/n_images/) as HTMLInputElement;
+    expect(nImages.placeholder).toBe('8');
+    fireEvent.change(nImages, { target: { value: 'eight' } });
+    expect(screen.getByText('"eight" is not a whole number')).toBeTruthy();
+    expect((launchButton() as HTMLButtonElement).disabled).toBe(true);
+    fireEvent.change(nImages, { target: { value: '4, 8, 16' } });
+    fireEvent.change(screen.getByLabelText(/band/), {
+      target: { value: 'g' }
+    });
+    expect(screen.getByText('Sweep over 3 values')).toBeTruthy();
+    // One replica per value: the replica count follows the sweep.
+    expect(field('replicas').value).toBe('3');
+    expect(field('replicas').disabled).toBe(true);
+    await waitFor(() =>
+      expect(previews[previews.length - 1]).toEqual({
+        notebook: 'work/Reduce FITS.ipynb',
+        name: 'reduce-fits',
+        replicas: 3,
+        parameters: { n_images: [4, 8, 16], band: 'g' },
+        sweep: true
+      })
+    );
+    expect(launchButton().textContent).toBe('Run 3 replicas');
+  });
+
+  it('chooses a site among several logins, names secret variables, and shows the default image', async () => {
+    const { previews } = setup({
+      sites: ['canfar', 'srcnet-ch'],
+      site: 'canfar'
+    });
+    // The preview says which image a launch without one would use.
+    await waitFor(() =>
+      expect(field('image').placeholder).toBe(
+        'Default: images.canfar.net/skaha/astroml:latest'
+      )
+    );
+    const siteField = document.getElementById(
+      'jp-canfar-form-site'
+    ) as HTMLSelectElement;
+    expect(siteField.options[0].textContent).toBe('The active login (canfar)');
+    fireEvent.change(siteField, { target: { value: 'srcnet-ch' } });
+    fireEvent.change(field('secrets'), { target: { value: 'REPLICA_ID' } });
+    expect(
+      screen.getByText('"REPLICA_ID" is not a variable name replicas can get')
+    ).toBeTruthy();
+    expect((launchButton() as HTMLButtonElement).disabled).toBe(true);
+    fireEvent.change(field('secrets'), {
+      target: { value: 'API_TOKEN, DB_PASSWORD' }
+    });
+    await waitFor(() =>
+      expect(previews[previews.length - 1]).toEqual({
+        notebook: 'work/Reduce FITS.ipynb',
+        name: 'reduce-fits',
+        replicas: 1,
+        site: 'srcnet-ch',
+        secret_env: ['API_TOKEN', 'DB_PASSWORD']
+      })
+    );
   });
 
   it("shows the server's refusal and does not launch on it", async () => {

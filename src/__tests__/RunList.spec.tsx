@@ -17,7 +17,12 @@ function recorder(): IListActions & { calls: string[] } {
     deleteRun: run => calls.push(`delete ${run.name}`),
     deleteSession: s => calls.push(`delete-session ${s.id}`),
     rerunFailed: run => calls.push(`rerun ${run.name}`),
-    openFolder: run => calls.push(`folder ${run.name}`)
+    openFolder: run => calls.push(`folder ${run.name}`),
+    stopRun: run => calls.push(`stop ${run.name}`),
+    renewRun: run => calls.push(`renew ${run.name}`),
+    openExecuted: (run, index) =>
+      calls.push(`executed ${run.name} ${index ?? 'first'}`),
+    openReplicaFiles: (run, index) => calls.push(`files ${run.name} ${index}`)
   };
 }
 
@@ -56,9 +61,11 @@ describe('RunList', () => {
     expect(actions.calls).toEqual(['delete fit']);
   });
 
-  it('takes a replica status from the live session, fresher than the run record', () => {
+  it('takes a replica status from the live session, the run state from the server', () => {
     const { model, send } = offlineModel();
-    const run = makeRun('fit', [replica(1, 'Running'), replica(2, 'Running')]);
+    const run = makeRun('fit', [replica(1, 'Running'), replica(2, 'Running')], {
+      state: 'failed'
+    });
     send({
       type: 'sessions',
       t: 1,
@@ -98,11 +105,12 @@ describe('RunList', () => {
     expect(toggle.getAttribute('aria-expanded')).toBe('false');
     fireEvent.click(toggle);
     expect(toggle.getAttribute('aria-expanded')).toBe('true');
+    // Units and the peak beside each line, said to screen readers too.
     expect(
-      screen.getByRole('img', { name: 'CPU: 0.50 cores in use' })
+      screen.getByRole('img', { name: 'CPU 0.5 cores (peak 0.5 cores)' })
     ).toBeTruthy();
     expect(
-      screen.getByRole('img', { name: 'Memory: 1.50 GB in use' })
+      screen.getByRole('img', { name: 'Memory 1.5 GB (peak 1.5 GB)' })
     ).toBeTruthy();
     const line = document.querySelector('.jp-canfar-sparkline-cpu polyline')!;
     expect(line.getAttribute('points')!.split(' ')).toHaveLength(2);
@@ -170,5 +178,142 @@ describe('SessionList', () => {
       <SessionList model={model} actions={actions} trans={trans} />
     );
     expect(screen.getByText('No other sessions.')).toBeTruthy();
+  });
+});
+
+describe('RunList: timing, progress, reasons and outcomes', () => {
+  it('shows duration and start time, progress, a Pending reason, and stop while active', () => {
+    const { model, send } = offlineModel();
+    const started = new Date(Date.now() - 65_000).toISOString();
+    const run = makeRun('fit', [
+      replica(1, 'Running', {
+        started,
+        cell: { index: 4, total: 12, first_line: 'df = load(...)' }
+      }),
+      replica(2, 'Pending', {
+        session_id: null,
+        reason: 'queued: 2nd in line, 4 cores held by fit-1'
+      }),
+      replica(3, 'Pending', { session_id: null })
+    ]);
+    send({ type: 'sessions', t: 1, sessions: [], runs: [run] });
+    const actions = recorder();
+    render(<RunList model={model} actions={actions} trans={trans} />);
+    expect(
+      document.querySelector('.jp-canfar-run-duration')!.textContent
+    ).toMatch(/^1 min 0[5-9] s$/);
+    expect(document.querySelector('.jp-canfar-run-start')!.textContent).toMatch(
+      /^started \d\d:\d\d:\d\d$/
+    );
+    fireEvent.click(screen.getByRole('button', { name: 'fit' }));
+    const progress = screen.getByText('cell 4 of 12');
+    expect(progress.getAttribute('title')).toBe('df = load(...)');
+    expect(
+      screen.getByText('queued: 2nd in line, 4 cores held by fit-1')
+    ).toBeTruthy();
+    // Older servers send no reason: the row still says what is happening.
+    expect(
+      screen.getByText('Waiting for the session service to start it')
+    ).toBeTruthy();
+    fireEvent.click(screen.getByRole('button', { name: 'Stop run fit' }));
+    fireEvent.click(
+      screen.getByRole('button', {
+        name: 'Renew run fit (push back its deadline)'
+      })
+    );
+    expect(actions.calls).toEqual(['stop fit', 'renew fit']);
+  });
+
+  it('shows the whole exception line of a failure, and what the run left behind', () => {
+    const { model, send } = offlineModel();
+    const run = makeRun(
+      'fit',
+      [
+        replica(1, 'Completed', {
+          executed_notebook: 'replicas/1/executed.ipynb',
+          files: ['replicas/1/result.fits', 'replicas/1/plots/a.png']
+        }),
+        replica(2, 'Failed', {
+          error:
+            'canfar-jlab: stopped at code cell 2 (ValueError: the pixel at (3, 4) of frame 17 is saturated beyond repair); the cells after it did not run'
+        })
+      ],
+      { state: 'failed' }
+    );
+    send({ type: 'sessions', t: 1, sessions: [], runs: [run] });
+    const actions = recorder();
+    render(<RunList model={model} actions={actions} trans={trans} />);
+    expect(document.querySelector('.jp-canfar-run-error')!.textContent).toBe(
+      'Replica 2: ValueError: the pixel at (3, 4) of frame 17 is saturated beyond repair (cell 2)'
+    );
+    expect(
+      screen
+        .getByRole('button', { name: 'Stop run fit' })
+        .getAttribute('aria-disabled')
+    ).toBe('true');
+    fireEvent.click(
+      screen.getByRole('button', {
+        name: 'Open the executed notebook of run fit'
+      })
+    );
+    fireEvent.click(screen.getByRole('button', { name: 'fit' }));
+    fireEvent.click(
+      screen.getByRole('button', { name: 'Open the 2 new files of replica 1' })
+    );
+    fireEvent.click(
+      screen.getByRole('button', {
+        name: 'Open the executed notebook of replica 1'
+      })
+    );
+    expect(actions.calls).toEqual([
+      'executed fit first',
+      'files fit 1',
+      'executed fit 1'
+    ]);
+  });
+
+  it('keeps sparklines after a replica ends, with its peak, and hints at the next size', () => {
+    const { model, send } = offlineModel();
+    const running = makeRun('fit', [replica(1, 'Running')], {
+      spec: {
+        image: 'img',
+        cores: 4,
+        ram: 8,
+        gpus: null,
+        env: {},
+        replicas: 1
+      }
+    });
+    for (const [t, cpu, ram] of [
+      [1, '0.5', '0.2G'],
+      [2, '0.9', '0.6G']
+    ] as const) {
+      send({
+        type: 'sessions',
+        t,
+        sessions: [
+          session('s1', 'Running', { cpuCoresInUse: cpu, ramInUse: ram })
+        ],
+        runs: [running]
+      });
+    }
+    const done = {
+      ...running,
+      state: 'completed' as const,
+      replicas: [{ ...running.replicas[0], status: 'Completed' as const }]
+    };
+    send({ type: 'sessions', t: 3, sessions: [], runs: [done] });
+    const actions = recorder();
+    render(<RunList model={model} actions={actions} trans={trans} />);
+    fireEvent.click(screen.getByRole('button', { name: 'fit' }));
+    expect(
+      screen.getByRole('img', { name: 'CPU peak 0.9 cores' })
+    ).toBeTruthy();
+    expect(
+      screen.getByRole('img', { name: 'Memory peak 600 MB' })
+    ).toBeTruthy();
+    expect(document.querySelector('.jp-canfar-hint')!.textContent).toBe(
+      'Memory peaked at 600 MB of the 8 GB asked for: 1 GB would do. CPU peaked at 0.9 cores of 4 cores: 1 core would do.'
+    );
   });
 });

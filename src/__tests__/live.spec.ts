@@ -236,6 +236,24 @@ describe('LiveConnection and CanfarModel over a real websocket', () => {
     ]);
   });
 
+  it('tells the server when the last viewer hides a log and when one shows it again', async () => {
+    await waitFor(() => live.state === 'open');
+    model.openLog('s3'); // a shown panel
+    model.openLog('s3', false); // a hidden one
+    model.showLog('s3', false); // the shown one is hidden: nobody sees it now
+    model.showLog('s3', true); // shown again
+    model.closeLog('s3', true);
+    model.closeLog('s3');
+    await waitFor(() => server.requests.some(r => r.op === 'unsubscribe'));
+    expect(server.requests.filter(r => r.topic === 'logs')).toEqual([
+      { op: 'subscribe', topic: 'logs', session: 's3', offset: 0 },
+      { op: 'visible', topic: 'logs', session: 's3', visible: false },
+      { op: 'visible', topic: 'logs', session: 's3', visible: true },
+      { op: 'visible', topic: 'logs', session: 's3', visible: false },
+      { op: 'unsubscribe', topic: 'logs', session: 's3' }
+    ]);
+  });
+
   it('tells once when a run it saw running has ended', async () => {
     const ended: string[] = [];
     model.runEnded.connect((_, r) => ended.push(`${r.name}:${r.state}`));

@@ -24,7 +24,7 @@ describe('usage samples', () => {
     expect(parseGigabytes('<none>')).toBeNull();
   });
 
-  it('samples each snapshot once and forgets sessions that are gone', () => {
+  it('samples each snapshot once and keeps the history of sessions that end', () => {
     const history = new UsageHistory(4);
     history.record(1, [
       { id: 'a', status: 'Running', cpuCoresInUse: '0.5', ramInUse: '1.00' },
@@ -41,6 +41,40 @@ describe('usage samples', () => {
     expect(history.get('a')!.ram.toArray()).toEqual([1, 2]);
     expect(history.get('b')).toBeUndefined();
     history.record(3, []);
+    // Gone from the list: kept, marked ended, with its peaks.
+    expect(history.get('a')!.ended).toBe(true);
+    expect(history.get('a')!.peakCpu).toBe(1.5);
+    expect(history.get('a')!.peakRam).toBe(2);
+  });
+
+  it('keeps the peak after the window drops it, and no samples after the end', () => {
+    const history = new UsageHistory(2);
+    const running = (cpu: string) => [
+      { id: 'a', status: 'Running' as const, cpuCoresInUse: cpu, ramInUse: '1' }
+    ];
+    history.record(1, running('3'));
+    history.record(2, running('1'));
+    history.record(3, running('1'));
+    expect(history.get('a')!.cpu.toArray()).toEqual([1, 1]);
+    expect(history.get('a')!.peakCpu).toBe(3);
+    history.record(4, [
+      { id: 'a', status: 'Completed', cpuCoresInUse: '0', ramInUse: '0' }
+    ]);
+    expect(history.get('a')!.ended).toBe(true);
+    expect(history.get('a')!.cpu.toArray()).toEqual([1, 1]);
+  });
+
+  it('forgets the oldest ended sessions beyond its limit', () => {
+    const history = new UsageHistory(4, 2);
+    const sample = { status: 'Running' as const, cpuCoresInUse: '1' };
+    history.record(1, [
+      { id: 'a', ...sample },
+      { id: 'b', ...sample },
+      { id: 'c', ...sample }
+    ]);
+    history.record(2, []);
     expect(history.get('a')).toBeUndefined();
+    expect(history.get('b')!.ended).toBe(true);
+    expect(history.get('c')!.ended).toBe(true);
   });
 });

@@ -12,13 +12,22 @@ import {
 } from '../api';
 import {
   checkRunForm,
+  ENV_NAME,
   FieldName,
+  RESERVED_ENV,
   IRunFormValues,
   runNameFromPath,
   uniqueRunName
 } from '../form';
+import {
+  INotebookParameter,
+  ParameterInput,
+  readParameterInput,
+  sweepSize
+} from '../parameters';
 import { ICanfarSettings } from '../settings';
 import { IconButton } from './IconButton';
+import { ImagePicker } from './ImagePicker';
 
 /** The notebook the form is for. `revision` grows each time it is saved. */
 export interface INotebookTarget {
@@ -50,6 +59,13 @@ export interface IRunFormProps {
   trans: TranslationBundle;
   /** Milliseconds to wait after the last change before asking for a preview. */
   previewDelay?: number;
+  /** The assignments of the notebook's `parameters` cell, if it has one. */
+  parameters?: INotebookParameter[];
+  /** The image of the session JupyterLab runs in, when the server knows it. */
+  defaultImage?: string | null;
+  /** The logins of ~/.canfar/config.yaml a run may use, and the one in use (issue 16). */
+  sites?: string[];
+  site?: string | null;
 }
 
 type PreviewState =
@@ -68,7 +84,7 @@ function initialValues(props: IRunFormProps): IRunFormValues {
       runNameFromPath(props.notebook.path, replicas),
       props.takenNames
     ),
-    image: settings.defaultImage,
+    image: settings.defaultImage || props.defaultImage || '',
     cores: resource(settings.defaultCores),
     ram: resource(settings.defaultRam),
     gpus: '',
@@ -90,6 +106,9 @@ export function RunForm(props: IRunFormProps): JSX.Element {
     ok: boolean;
     text: string;
   } | null>(null);
+  const [params, setParams] = React.useState<Record<string, string>>({});
+  const [site, setSite] = React.useState<string>('');
+  const [secrets, setSecrets] = React.useState('');
 
   // Settings apply live to the fields the user has not changed.
   React.useEffect(() => {
@@ -111,10 +130,48 @@ export function RunForm(props: IRunFormProps): JSX.Element {
     gpus: catalog.context?.gpus?.options ?? [],
     takenNames: props.takenNames
   };
-  const check = checkRunForm(values, limits, trans);
-  const request: ILaunchRequest | null = check.request
-    ? { notebook: notebook.path, ...check.request }
-    : null;
+  // Parameters: empty keeps the notebook's value, a list of values makes a sweep.
+  const declared = props.parameters ?? [];
+  const paramInputs: Record<string, ParameterInput> = {};
+  const parameters: Record<string, unknown> = {};
+  let paramError = false;
+  for (const p of declared) {
+    const input = readParameterInput(params[p.name] ?? '', p.type);
+    paramInputs[p.name] = input;
+    if (input.kind === 'value') {
+      parameters[p.name] = input.value;
+    } else if (input.kind === 'sweep') {
+      parameters[p.name] = input.values;
+    } else if (input.kind === 'error') {
+      paramError = true;
+    }
+  }
+  const sweep = Object.values(parameters).some(Array.isArray);
+  const sweepReplicas = sweep ? sweepSize(parameters) : null;
+  const check = checkRunForm(
+    sweepReplicas !== null
+      ? { ...values, replicas: String(sweepReplicas) }
+      : values,
+    limits,
+    trans
+  );
+  // Secret variables: names only (their values stay on the Jupyter server).
+  const secretNames = secrets.split(/[\s,]+/).filter(Boolean);
+  const badSecret = secretNames.find(
+    n => !ENV_NAME.test(n) || RESERVED_ENV.includes(n)
+  );
+  const sites = props.sites ?? [];
+  const request: ILaunchRequest | null =
+    check.request && !paramError && !badSecret
+      ? {
+          notebook: notebook.path,
+          ...check.request,
+          ...(Object.keys(parameters).length > 0 ? { parameters } : {}),
+          ...(sweep ? { sweep: true } : {}),
+          ...(sites.length > 1 && site ? { site } : {}),
+          ...(secretNames.length > 0 ? { secret_env: secretNames } : {})
+        }
+      : null;
   const requestKey = request ? JSON.stringify(request) : '';
 
   // Ask the server what this would launch, a moment after the last change.
@@ -145,11 +202,24 @@ export function RunForm(props: IRunFormProps): JSX.Element {
   };
 
   const problems = preview.kind === 'ok' ? preview.preview.problems : [];
-  // Problems found in the saved file may be fixed by unsaved edits: launching saves and
-  // checks again, so they only block a notebook without unsaved changes.
-  const blocked =
-    (problems.length > 0 && !notebook.dirty) || preview.kind === 'error';
+  // Problems block the launch until fixed and saved (saving checks the notebook again).
+  const blocked = problems.length > 0 || preview.kind === 'error';
   const canLaunch = request !== null && !launching && !blocked;
+  let blockedReason: string | null = null;
+  if (problems.length > 0) {
+    const first = problems[0];
+    blockedReason = trans._n(
+      'Cannot launch: cell %2 needs a person (%3). Fix it, or tag it skip-batch, and save.',
+      'Cannot launch: %1 cells need a person (first: cell %2, %3). Fix them, or tag them skip-batch, and save.',
+      problems.length,
+      first.cell,
+      first.message
+    );
+  } else if (preview.kind === 'error') {
+    blockedReason = trans.__('Cannot launch: %1', preview.message);
+  } else if (request === null) {
+    blockedReason = trans.__('Correct the fields marked above to launch.');
+  }
 
   const submit = async (event: React.FormEvent) => {
     event.preventDefault();
@@ -248,7 +318,13 @@ export function RunForm(props: IRunFormProps): JSX.Element {
   const images = (catalog.images?.images ?? []).filter(
     image => image.types.length === 0 || image.types.includes('headless')
   );
-  const replicaCount = Number(values.replicas) || 0;
+  // The image a launch would use when none is chosen (on CANFAR: this session's own).
+  const serviceDefault =
+    props.defaultImage ||
+    (!values.image.trim() && preview.kind === 'ok'
+      ? (preview.preview.image ?? null)
+      : null);
+  const replicaCount = sweepReplicas ?? (Number(values.replicas) || 0);
 
   return (
     <form className="jp-canfar-form" onSubmit={submit} noValidate>
@@ -271,21 +347,24 @@ export function RunForm(props: IRunFormProps): JSX.Element {
 
       <div className="jp-canfar-field">
         <label htmlFor="jp-canfar-form-image">{trans.__('Image')}</label>
-        <input
-          {...field('image')}
-          className="jp-mod-styled"
-          list="jp-canfar-form-images"
-          placeholder={trans.__('Service default')}
+        <ImagePicker
+          id="jp-canfar-form-image"
           value={values.image}
-          spellCheck={false}
-          autoComplete="off"
-          onChange={e => set('image', e.target.value)}
+          images={images}
+          placeholder={
+            serviceDefault
+              ? trans.__('Default: %1', serviceDefault)
+              : images.length > 0
+                ? trans.__('Search %1 images', images.length)
+                : trans.__('Service default')
+          }
+          invalid={!!check.errors.image}
+          describedBy={
+            check.errors.image ? 'jp-canfar-form-image-error' : undefined
+          }
+          onChange={value => set('image', value)}
+          trans={trans}
         />
-        <datalist id="jp-canfar-form-images">
-          {images.map(image => (
-            <option key={image.id} value={image.id} />
-          ))}
-        </datalist>
         {error('image')}
         {catalog.images?.note && (
           <div className="jp-canfar-note">{catalog.images.note}</div>
@@ -306,11 +385,64 @@ export function RunForm(props: IRunFormProps): JSX.Element {
           type="number"
           min={1}
           max={256}
-          value={values.replicas}
+          value={
+            sweepReplicas !== null ? String(sweepReplicas) : values.replicas
+          }
+          disabled={sweepReplicas !== null}
           onChange={e => set('replicas', e.target.value)}
         />
+        {sweepReplicas !== null && (
+          <div className="jp-canfar-note">
+            {trans.__('Set by the sweep: one replica per combination.')}
+          </div>
+        )}
         {error('replicas')}
       </div>
+
+      {declared.length > 0 && (
+        <fieldset className="jp-canfar-params">
+          <legend>{trans.__('Parameters')}</legend>
+          <div className="jp-canfar-note">
+            {trans.__(
+              "From the notebook's parameters cell. Empty keeps its value; 1, 2, 3 (or a JSON list) runs one replica per value."
+            )}
+          </div>
+          {declared.map(p => {
+            const input = paramInputs[p.name];
+            const id = `jp-canfar-form-param-${p.name}`;
+            return (
+              <div className="jp-canfar-param" key={p.name}>
+                <label htmlFor={id} title={p.comment || undefined}>
+                  <code>{p.name}</code>
+                  <span className="jp-canfar-muted"> {p.type}</span>
+                </label>
+                <input
+                  id={id}
+                  className="jp-mod-styled"
+                  placeholder={p.literal}
+                  value={params[p.name] ?? ''}
+                  spellCheck={false}
+                  autoComplete="off"
+                  aria-invalid={input?.kind === 'error' ? true : undefined}
+                  onChange={e => {
+                    const text = e.target.value;
+                    setOutcome(null);
+                    setParams(current => ({ ...current, [p.name]: text }));
+                  }}
+                />
+                {input?.kind === 'sweep' && (
+                  <div className="jp-canfar-note">
+                    {trans.__('Sweep over %1 values', input.values.length)}
+                  </div>
+                )}
+                {input?.kind === 'error' && (
+                  <div className="jp-canfar-field-error">{input.message}</div>
+                )}
+              </div>
+            );
+          })}
+        </fieldset>
+      )}
 
       <fieldset className="jp-canfar-env">
         <legend>{trans.__('Environment variables')}</legend>
@@ -375,6 +507,65 @@ export function RunForm(props: IRunFormProps): JSX.Element {
         </button>
       </fieldset>
 
+      {sites.length > 1 && (
+        <div className="jp-canfar-field">
+          <label htmlFor="jp-canfar-form-site">{trans.__('Site')}</label>
+          <select
+            id="jp-canfar-form-site"
+            className="jp-mod-styled"
+            value={site}
+            onChange={e => {
+              setOutcome(null);
+              setSite(e.target.value);
+            }}
+          >
+            <option value="">
+              {props.site
+                ? trans.__('The active login (%1)', props.site)
+                : trans.__('The active login')}
+            </option>
+            {sites.map(name => (
+              <option key={name} value={name}>
+                {name}
+              </option>
+            ))}
+          </select>
+        </div>
+      )}
+
+      <div className="jp-canfar-field">
+        <label htmlFor="jp-canfar-form-secrets">
+          {trans.__('Secret variables')}
+        </label>
+        <input
+          id="jp-canfar-form-secrets"
+          className="jp-mod-styled"
+          placeholder={trans.__('Names, e.g. API_TOKEN')}
+          value={secrets}
+          spellCheck={false}
+          autoComplete="off"
+          aria-invalid={badSecret ? true : undefined}
+          onChange={e => {
+            setOutcome(null);
+            setSecrets(e.target.value);
+          }}
+        />
+        {badSecret ? (
+          <div className="jp-canfar-field-error">
+            {trans.__(
+              '"%1" is not a variable name replicas can get',
+              badSecret
+            )}
+          </div>
+        ) : (
+          <div className="jp-canfar-note">
+            {trans.__(
+              "Values come from the Jupyter server's environment and are never written to the run or its logs."
+            )}
+          </div>
+        )}
+      </div>
+
       {catalog.error && (
         <div className="jp-canfar-problem" role="alert">
           {trans.__('Cannot list images and resources: %1', catalog.error)}
@@ -393,11 +584,33 @@ export function RunForm(props: IRunFormProps): JSX.Element {
           type="submit"
           className="jp-Button jp-mod-styled jp-mod-accept jp-canfar-launch"
           disabled={!canLaunch}
+          aria-describedby={
+            blockedReason ? 'jp-canfar-launch-reason' : undefined
+          }
         >
           {launching
             ? trans.__('Launching…')
             : trans._n('Run %1 replica', 'Run %1 replicas', replicaCount)}
         </button>
+        {blockedReason && !launching && (
+          <div
+            className="jp-canfar-launch-reason"
+            id="jp-canfar-launch-reason"
+            role="status"
+          >
+            {problems.length > 0 && props.revealCell ? (
+              <button
+                type="button"
+                className="jp-canfar-link"
+                onClick={() => props.revealCell!(problems[0])}
+              >
+                {blockedReason}
+              </button>
+            ) : (
+              blockedReason
+            )}
+          </div>
+        )}
       </div>
       {outcome && (
         <div

@@ -4,20 +4,30 @@ import {
   caretRightIcon,
   deleteIcon,
   folderIcon,
+  historyIcon,
   listIcon,
-  refreshIcon
+  notebookIcon,
+  refreshIcon,
+  stopIcon
 } from '@jupyterlab/ui-components';
 import * as React from 'react';
 
-import { IRun, ISession } from '../api';
+import { IReplica, IRun, ISession, Status } from '../api';
+import {
+  formatDuration,
+  formatStart,
+  replicaSeconds,
+  runTiming
+} from '../format';
 import { CanfarModel } from '../model';
+import { runPeaks, sizeHint } from '../sizing';
 import {
   countStatuses,
+  effectiveRunState,
   formatCounts,
   isFailure,
   isTerminal,
-  replicaStatus,
-  runState,
+  replicaFailure,
   runStatuses
 } from '../status';
 import { IconButton } from './IconButton';
@@ -32,6 +42,27 @@ export interface IListActions {
   deleteSession(session: ISession): void;
   rerunFailed(run: IRun): void;
   openFolder(run: IRun): void;
+  /** End the run's replicas, keeping its record and logs. */
+  stopRun?(run: IRun): void;
+  /** Push back the deadline of the run's live replicas (Skaha ends them after 14 days). */
+  renewRun?(run: IRun): void;
+  /** Open a replica's executed notebook (the first one when `replica` is not given). */
+  openExecuted?(run: IRun, replica?: number): void;
+  /** Show a replica's folder (its new files) in the file browser. */
+  openReplicaFiles?(run: IRun, replica: number): void;
+}
+
+/** Seconds since epoch, ticking once a second while `live`. */
+function useNow(live: boolean): number {
+  const [now, setNow] = React.useState(() => Date.now());
+  React.useEffect(() => {
+    if (!live) {
+      return;
+    }
+    const timer = setInterval(() => setNow(Date.now()), 1000);
+    return () => clearInterval(timer);
+  }, [live]);
+  return live ? now : Date.now();
 }
 
 interface IRunGroupProps {
@@ -41,23 +72,139 @@ interface IRunGroupProps {
   trans: TranslationBundle;
 }
 
-/** One run: its name, aggregated replica states, actions, and its replicas on demand. */
+/** One replica's line: status, progress or reason, duration, failure, files, usage. */
+function ReplicaRow(props: {
+  run: IRun;
+  replica: IReplica;
+  status: Status;
+  now: number;
+  model: CanfarModel;
+  actions: IListActions;
+  trans: TranslationBundle;
+}): JSX.Element {
+  const { run, replica, status, now, model, actions, trans } = props;
+  const seconds = replicaSeconds(replica, now);
+  const failure = isFailure(status) ? replicaFailure(replica) : null;
+  const cell = replica.cell;
+  const running = status === 'Running';
+  const files = replica.files ?? [];
+  const attempts = replica.attempt_count ?? (replica.attempts?.length ?? 0) + 1;
+  return (
+    <li
+      className="jp-canfar-replica"
+      data-replica={replica.index}
+      data-status={status}
+    >
+      <div className="jp-canfar-replica-row">
+        <span className="jp-canfar-replica-index">#{replica.index}</span>
+        <StatusBadge status={status} trans={trans} />
+        {running && cell && (
+          <span
+            className="jp-canfar-progress"
+            title={cell.first_line ?? undefined}
+          >
+            {trans.__('cell %1 of %2', cell.index, cell.total)}
+            <progress
+              className="jp-canfar-progress-bar"
+              max={cell.total}
+              value={cell.index}
+            />
+          </span>
+        )}
+        {seconds !== null && (
+          <span
+            className="jp-canfar-duration"
+            title={
+              replica.started
+                ? trans.__('Started %1', formatStart(replica.started))
+                : undefined
+            }
+          >
+            {formatDuration(seconds)}
+          </span>
+        )}
+        {attempts > 1 && (
+          <span className="jp-canfar-muted" title={trans.__('Attempts')}>
+            {trans.__('attempt %1', attempts)}
+          </span>
+        )}
+        <span className="jp-canfar-actions">
+          {replica.executed_notebook &&
+            actions.openExecuted &&
+            run.folder_relative !== null && (
+              <IconButton
+                icon={notebookIcon}
+                label={trans.__(
+                  'Open the executed notebook of replica %1',
+                  replica.index
+                )}
+                onClick={() => actions.openExecuted!(run, replica.index)}
+              />
+            )}
+          {files.length > 0 &&
+            actions.openReplicaFiles &&
+            run.folder_relative !== null && (
+              <IconButton
+                icon={folderIcon}
+                label={trans._n(
+                  'Open the %1 new file of replica %2',
+                  'Open the %1 new files of replica %2',
+                  files.length,
+                  replica.index
+                )}
+                onClick={() => actions.openReplicaFiles!(run, replica.index)}
+              />
+            )}
+          <IconButton
+            icon={listIcon}
+            label={trans.__('Open the log of replica %1', replica.index)}
+            onClick={() => actions.openRunLogs(run, replica.index)}
+          />
+        </span>
+      </div>
+      {status === 'Pending' && (
+        <div className="jp-canfar-replica-reason">
+          {replica.reason ??
+            trans.__('Waiting for the session service to start it')}
+        </div>
+      )}
+      {failure && <div className="jp-canfar-replica-error">{failure}</div>}
+      <Usage
+        series={
+          replica.session_id ? model.usage.get(replica.session_id) : undefined
+        }
+        peakRssBytes={replica.peak_rss_bytes}
+        trans={trans}
+      />
+    </li>
+  );
+}
+
+/** One run: name, state, duration, actions, the first failure, and its replicas on demand. */
 export function RunGroup(props: IRunGroupProps): JSX.Element {
   const { run, model, actions, trans } = props;
   const [expanded, setExpanded] = React.useState(false);
   const statuses = runStatuses(run, model.sessionsById);
-  const state = runState(statuses);
+  const state = effectiveRunState(run, model.sessionsById);
+  const active = state === 'active';
+  const now = useNow(active);
   const counts = formatCounts(countStatuses(statuses), trans);
   const anyFailed = statuses.some(isFailure);
   const listId = `jp-canfar-replicas-${run.name}`;
+  const timing = runTiming(run, now);
   let rerunReason: string | undefined;
-  if (state === 'active') {
+  if (active) {
     rerunReason = trans.__(
       'Wait for the run to end to re-run its failed replicas'
     );
   } else if (!anyFailed) {
     rerunReason = trans.__('No replica failed');
   }
+  const failedIndex = statuses.findIndex(isFailure);
+  const failure =
+    failedIndex >= 0 ? replicaFailure(run.replicas[failedIndex]) : null;
+  const hint = sizeHint(run, runPeaks(run, model.usage), trans);
+  const executed = run.replicas.some(r => r.executed_notebook);
   return (
     <li className="jp-canfar-run" data-run={run.name} data-state={state}>
       <div className="jp-canfar-run-header">
@@ -92,6 +239,14 @@ export function RunGroup(props: IRunGroupProps): JSX.Element {
             )}
             onClick={() => actions.openFolder(run)}
           />
+          {executed && actions.openExecuted && (
+            <IconButton
+              icon={notebookIcon}
+              label={trans.__('Open the executed notebook of run %1', run.name)}
+              disabled={run.folder_relative === null}
+              onClick={() => actions.openExecuted!(run)}
+            />
+          )}
           <IconButton
             icon={refreshIcon}
             label={trans.__('Re-run the failed replicas of %1', run.name)}
@@ -99,6 +254,25 @@ export function RunGroup(props: IRunGroupProps): JSX.Element {
             disabledReason={rerunReason}
             onClick={() => actions.rerunFailed(run)}
           />
+          {actions.renewRun && active && (
+            <IconButton
+              icon={historyIcon}
+              label={trans.__(
+                'Renew run %1 (push back its deadline)',
+                run.name
+              )}
+              onClick={() => actions.renewRun!(run)}
+            />
+          )}
+          {actions.stopRun && (
+            <IconButton
+              icon={stopIcon}
+              label={trans.__('Stop run %1', run.name)}
+              disabled={!active}
+              disabledReason={trans.__('The run has ended')}
+              onClick={() => actions.stopRun!(run)}
+            />
+          )}
           <IconButton
             icon={deleteIcon}
             label={trans.__('Delete run %1', run.name)}
@@ -106,53 +280,58 @@ export function RunGroup(props: IRunGroupProps): JSX.Element {
           />
         </span>
       </div>
-      <div className="jp-canfar-run-summary" data-state={state}>
-        {counts}
+      <div className="jp-canfar-run-meta">
+        <span className="jp-canfar-run-summary" data-state={state}>
+          {counts}
+        </span>
+        {timing.seconds !== null && (
+          <span
+            className="jp-canfar-run-duration"
+            title={trans.__(
+              active ? 'Running for %1' : 'Took %1',
+              formatDuration(timing.seconds)
+            )}
+          >
+            {formatDuration(timing.seconds)}
+          </span>
+        )}
+        {timing.started !== null && (
+          <span
+            className="jp-canfar-run-start jp-canfar-muted"
+            title={new Date(timing.started).toISOString()}
+          >
+            {trans.__(
+              'started %1',
+              formatStart(new Date(timing.started).toISOString())
+            )}
+          </span>
+        )}
+        {(state === 'stopped' || state === 'deleted') && (
+          <span className="jp-canfar-muted">
+            {state === 'stopped' ? trans.__('stopped') : trans.__('deleted')}
+          </span>
+        )}
       </div>
+      {failure && (
+        <div className="jp-canfar-run-error" role="note">
+          {trans.__('Replica %1: %2', run.replicas[failedIndex].index, failure)}
+        </div>
+      )}
+      {hint && <div className="jp-canfar-hint">{hint}</div>}
       {expanded && (
         <ul className="jp-canfar-replicas" id={listId}>
-          {run.replicas.map(replica => {
-            const status = replicaStatus(replica, model.sessionsById);
-            return (
-              <li
-                key={replica.index}
-                className="jp-canfar-replica"
-                data-replica={replica.index}
-                data-status={status}
-              >
-                <div className="jp-canfar-replica-row">
-                  <span className="jp-canfar-replica-index">
-                    #{replica.index}
-                  </span>
-                  <StatusBadge status={status} trans={trans} />
-                  <span
-                    className="jp-canfar-replica-note"
-                    title={replica.error ?? replica.name}
-                  >
-                    {replica.error ?? ''}
-                  </span>
-                  <IconButton
-                    icon={listIcon}
-                    label={trans.__(
-                      'Open the log of replica %1',
-                      replica.index
-                    )}
-                    onClick={() => actions.openRunLogs(run, replica.index)}
-                  />
-                </div>
-                {!isTerminal(status) && (
-                  <Usage
-                    series={
-                      replica.session_id
-                        ? model.usage.get(replica.session_id)
-                        : undefined
-                    }
-                    trans={trans}
-                  />
-                )}
-              </li>
-            );
-          })}
+          {run.replicas.map((replica, i) => (
+            <ReplicaRow
+              key={replica.index}
+              run={run}
+              replica={replica}
+              status={statuses[i]}
+              now={now}
+              model={model}
+              actions={actions}
+              trans={trans}
+            />
+          ))}
         </ul>
       )}
     </li>

@@ -9,10 +9,13 @@ import {
   ToolbarButton,
   UseSignal
 } from '@jupyterlab/ui-components';
+import { Signal } from '@lumino/signaling';
+import { Message } from '@lumino/messaging';
 import { PanelLayout, Widget } from '@lumino/widgets';
 import * as React from 'react';
 
 import { StatusBadge } from '../components/StatusBadge';
+import { formatCount } from '../format';
 import { canfarIcon } from '../icons';
 import { LogTabs, LogTarget } from '../logtabs';
 import { LogView } from './logview';
@@ -118,12 +121,18 @@ export class LogPanel extends Widget {
       </UseSignal>
     );
     strip.addClass('jp-canfar-logtabs-host');
+    // Said where the lines would be while a tab has none (a Pending replica: why).
+    this._waiting = document.createElement('div');
+    this._waiting.className = 'jp-canfar-logwaiting';
+    this._waiting.setAttribute('role', 'status');
     // A CSS column (see style/base.css): the strip takes its height, the view the rest.
     const layout = new PanelLayout();
     layout.addWidget(strip);
     layout.addWidget(this.view);
     this.layout = layout;
+    this.node.appendChild(this._waiting);
     tabs.changed.connect(this._onTabs, this);
+    this.view.rendered.connect(this._showWaiting, this);
     this._onTabs();
   }
 
@@ -152,7 +161,36 @@ export class LogPanel extends Widget {
     super.dispose();
   }
 
+  protected onAfterShow(msg: Message): void {
+    this.tabs.shown = true;
+  }
+
+  protected onAfterHide(msg: Message): void {
+    this.tabs.shown = false;
+  }
+
+  private _showWaiting(): void {
+    const tab = this.tabs.selectedTab;
+    let text = '';
+    if (tab && this.tabs.visible.length === 0) {
+      text =
+        tab.waiting ??
+        (tab.key === 'all'
+          ? this.tabs.tabs
+              .map(t => t.waiting)
+              .filter(Boolean)
+              .slice(0, 1)
+              .join('')
+          : '');
+    }
+    if (this._waiting.textContent !== text) {
+      this._waiting.textContent = text;
+    }
+    this._waiting.hidden = text === '';
+  }
+
   private _onTabs(): void {
+    this._showWaiting();
     this.view.source = this.tabs.visible;
     this.view.highlight = this.tabs.query;
     this.view.node.setAttribute(
@@ -162,12 +200,63 @@ export class LogPanel extends Widget {
   }
 
   private _trans: TranslationBundle;
+  private _waiting: HTMLDivElement;
+}
+
+/**
+ * Follow as a toggle (pressed while the view sticks to new lines) and, while paused, a pill
+ * counting the lines that came since: clicking either resumes following.
+ */
+function FollowToggle(props: {
+  view: LogView;
+  trans: TranslationBundle;
+}): JSX.Element {
+  const { view, trans } = props;
+  const following = view.follow;
+  const fresh = view.newLines;
+  return (
+    <span className="jp-canfar-follow-group">
+      <button
+        type="button"
+        className="jp-canfar-follow jp-canfar-toggle"
+        aria-pressed={following}
+        data-following={String(following)}
+        title={
+          following
+            ? trans.__('Following new lines: click (or scroll up) to pause')
+            : trans.__('Follow: scroll to new lines as they come (End)')
+        }
+        onClick={() => (view.follow = !view.follow)}
+      >
+        <span className="jp-canfar-toggle-dot" aria-hidden="true" />
+        {trans.__('Follow')}
+      </button>
+      {!following && fresh > 0 && (
+        <button
+          type="button"
+          className="jp-canfar-newlines"
+          onClick={() => (view.follow = true)}
+          title={trans.__('Jump to the newest line and follow')}
+        >
+          {trans._n('%2 new line', '%2 new lines', fresh, formatCount(fresh))}
+        </button>
+      )}
+    </span>
+  );
+}
+
+export interface ILogWidgetOptions {
+  /** A traceback's "Cell In[N]" was clicked (runs only). */
+  openCell?: (cell: number) => void;
+  /** Start with arrival times shown. */
+  timestamps?: boolean;
 }
 
 /** A log panel for a run or a session, in a MainAreaWidget with its toolbar. */
 export function createLogWidget(
   tabs: LogTabs,
-  trans: TranslationBundle
+  trans: TranslationBundle,
+  options: ILogWidgetOptions = {}
 ): MainAreaWidget<LogPanel> {
   const content = new LogPanel(tabs, trans);
   const widget = new MainAreaWidget({ content });
@@ -184,22 +273,21 @@ export function createLogWidget(
   widget.addClass('jp-canfar-logwidget');
 
   const view = content.view;
-  // A toggle: pressed while following new lines.
-  const follow = new ToolbarButton({
-    label: trans.__('Follow'),
-    tooltip: trans.__('Follow: scroll to new lines as they come (End)'),
-    pressedTooltip: trans.__(
-      'Following new lines: click (or scroll up) to pause'
-    ),
-    onClick: () => (view.follow = !view.follow),
-    className: 'jp-canfar-follow'
-  });
-  const showFollow = (following: boolean) => {
-    follow.pressed = following;
-    follow.node.dataset.following = String(following);
-  };
-  view.followChanged.connect((_, following) => showFollow(following));
-  showFollow(view.follow);
+  view.timestamps = options.timestamps ?? false;
+  if (options.openCell) {
+    const open = options.openCell;
+    view.cellLinkClicked.connect((_, cell) => open(cell));
+  }
+  // Redrawn when following changes and after each redraw (new lines while paused).
+  const followState = new Signal<LogView, void>(view);
+  view.followChanged.connect(() => followState.emit());
+  view.rendered.connect(() => followState.emit());
+  const follow = ReactWidget.create(
+    <UseSignal signal={followState}>
+      {() => <FollowToggle view={view} trans={trans} />}
+    </UseSignal>
+  );
+  follow.addClass('jp-canfar-follow-host');
 
   const search = ReactWidget.create(<SearchBox tabs={tabs} trans={trans} />);
   search.addClass('jp-canfar-logsearch-host');
@@ -207,18 +295,41 @@ export function createLogWidget(
   const download = new ToolbarButton({
     icon: downloadIcon,
     label: trans.__('Download'),
-    tooltip: trans.__('Save the shown tab as a text file'),
+    tooltip: trans.__(
+      'Save the shown tab as a text file (only the matching lines while filtering)'
+    ),
     onClick: () => content.download(),
     className: 'jp-canfar-download'
   });
+
+  const times = new ToolbarButton({
+    label: trans.__('Times'),
+    tooltip: trans.__('Show when each line arrived'),
+    pressedTooltip: trans.__('Hide the arrival times'),
+    onClick: () => {
+      view.timestamps = !view.timestamps;
+      times.pressed = view.timestamps;
+    },
+    className: 'jp-canfar-times'
+  });
+  times.pressed = view.timestamps;
 
   const count = ReactWidget.create(
     <UseSignal signal={view.rendered}>
       {() => (
         <span className="jp-canfar-logcount" aria-live="off">
           {tabs.query
-            ? trans.__('%1 of %2 lines', tabs.visible.length, tabs.total)
-            : trans._n('%1 line', '%1 lines', tabs.total)}
+            ? trans.__(
+                '%1 of %2 lines',
+                formatCount(tabs.visible.length),
+                formatCount(tabs.total)
+              )
+            : trans._n(
+                '%2 line',
+                '%2 lines',
+                tabs.total,
+                formatCount(tabs.total)
+              )}
         </span>
       )}
     </UseSignal>
@@ -227,6 +338,7 @@ export function createLogWidget(
   widget.toolbar.addItem('follow', follow);
   widget.toolbar.addItem('search', search);
   widget.toolbar.addItem('download', download);
+  widget.toolbar.addItem('times', times);
   widget.toolbar.addItem('spacer', Toolbar.createSpacerItem());
   widget.toolbar.addItem('count', count);
   return widget;

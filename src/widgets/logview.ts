@@ -9,6 +9,13 @@ import { ILogChange, ILogLines } from '../logbuffer';
 /** Lines drawn above and below the visible window, so small scrolls need no redraw. */
 const OVERSCAN = 40;
 const FALLBACK_LINE_HEIGHT = 17;
+/** IPython's traceback names a cell by its number: the runner sets it to the code cell's. */
+const CELL_REF = /Cell In\[(\d+)\]/g;
+
+/** A line's arrival time as "14:03:07". */
+export function formatLineTime(ms: number): string {
+  return new Date(ms).toLocaleTimeString(undefined, { hour12: false });
+}
 
 export class LogView extends Widget {
   constructor(options: { label: string }) {
@@ -24,6 +31,34 @@ export class LogView extends Widget {
     this.node.append(this._spacer, this._pre);
     this.node.addEventListener('scroll', this, { passive: true });
     this.node.addEventListener('keydown', this);
+    this.node.addEventListener('click', this);
+    this.node.addEventListener('mousemove', this);
+  }
+
+  /** Lines that arrived since following was paused (0 while following). */
+  get newLines(): number {
+    if (this._follow || !this._source) {
+      return 0;
+    }
+    return Math.max(0, this._source.length - this._pausedAt);
+  }
+
+  /** Prefix each line with its arrival time. */
+  get timestamps(): boolean {
+    return this._timestamps;
+  }
+
+  set timestamps(value: boolean) {
+    if (value !== this._timestamps) {
+      this._timestamps = value;
+      this._rendered = null;
+      this.update();
+    }
+  }
+
+  /** A traceback's "Cell In[N]" was clicked: N is the 1-based code cell. */
+  get cellLinkClicked(): ISignal<this, number> {
+    return this._cellLinkClicked;
   }
 
   /** Whether the view sticks to the last line as lines arrive. */
@@ -36,6 +71,9 @@ export class LogView extends Widget {
       return;
     }
     this._follow = value;
+    if (!value) {
+      this._pausedAt = this._source?.length ?? 0;
+    }
     this._followChanged.emit(value);
     if (value) {
       this.update();
@@ -62,6 +100,7 @@ export class LogView extends Widget {
     this._source?.changed.disconnect(this._onChange, this);
     this._source = source;
     source?.changed.connect(this._onChange, this);
+    this._pausedAt = source?.length ?? 0;
     this._rendered = null;
     this.update();
   }
@@ -87,6 +126,14 @@ export class LogView extends Widget {
   handleEvent(event: Event): void {
     if (event.type === 'scroll') {
       this._onScroll();
+    } else if (event.type === 'click') {
+      const link = (event.target as HTMLElement).closest?.('[data-cell]');
+      if (link) {
+        event.preventDefault();
+        this._cellLinkClicked.emit(Number(link.getAttribute('data-cell')));
+      }
+    } else if (event.type === 'mousemove') {
+      this._onHover(event as MouseEvent);
     } else if (event.type === 'keydown') {
       const key = (event as KeyboardEvent).key;
       if (key === 'End') {
@@ -105,6 +152,8 @@ export class LogView extends Widget {
     this.source = null;
     this.node.removeEventListener('scroll', this);
     this.node.removeEventListener('keydown', this);
+    this.node.removeEventListener('click', this);
+    this.node.removeEventListener('mousemove', this);
     Signal.clearData(this);
     super.dispose();
   }
@@ -162,36 +211,85 @@ export class LogView extends Widget {
     }
     const lines: string[] = [];
     for (let i = first; i < last; i++) {
-      lines.push(source.line(i));
+      const line = source.line(i);
+      if (this._timestamps) {
+        const t = source.time?.(i);
+        lines.push(`${t ? formatLineTime(t) : '        '}  ${line}`);
+      } else {
+        lines.push(line);
+      }
     }
     const needle = this._highlight.toLowerCase();
-    if (!needle) {
+    if (!needle && !lines.some(line => line.includes('Cell In['))) {
       this._pre.textContent = lines.join('\n');
       return;
     }
-    // Marks are built as nodes around text nodes: never HTML from log text.
+    // Marks and links are built as nodes around text nodes: never HTML from log text.
     const fragment = document.createDocumentFragment();
     lines.forEach((line, index) => {
       if (index > 0) {
         fragment.append('\n');
       }
-      const lower = line.toLowerCase();
       let at = 0;
-      for (;;) {
-        const hit = lower.indexOf(needle, at);
-        if (hit < 0) {
-          fragment.append(line.slice(at));
-          break;
-        }
-        fragment.append(line.slice(at, hit));
-        const mark = document.createElement('mark');
-        mark.className = 'jp-canfar-logview-match';
-        mark.textContent = line.slice(hit, hit + needle.length);
-        fragment.append(mark);
-        at = hit + needle.length;
+      CELL_REF.lastIndex = 0;
+      for (let match; (match = CELL_REF.exec(line)) !== null;) {
+        this._marked(fragment, line.slice(at, match.index), needle);
+        const link = document.createElement('a');
+        link.className = 'jp-canfar-celllink';
+        link.href = '#';
+        link.dataset.cell = match[1];
+        link.title = `Show code cell ${match[1]} of the notebook`;
+        link.textContent = match[0];
+        fragment.append(link);
+        at = match.index! + match[0].length;
       }
+      this._marked(fragment, line.slice(at), needle);
     });
     this._pre.replaceChildren(fragment);
+  }
+
+  /** Append `text`, with `needle` (lower case; empty for none) marked where it occurs. */
+  private _marked(
+    parent: DocumentFragment,
+    text: string,
+    needle: string
+  ): void {
+    if (!needle) {
+      parent.append(text);
+      return;
+    }
+    const lower = text.toLowerCase();
+    let at = 0;
+    for (;;) {
+      const hit = lower.indexOf(needle, at);
+      if (hit < 0) {
+        parent.append(text.slice(at));
+        return;
+      }
+      parent.append(text.slice(at, hit));
+      const mark = document.createElement('mark');
+      mark.className = 'jp-canfar-logview-match';
+      mark.textContent = text.slice(hit, hit + needle.length);
+      parent.append(mark);
+      at = hit + needle.length;
+    }
+  }
+
+  /** The arrival time of the line under the pointer, as the tooltip. */
+  private _onHover(event: MouseEvent): void {
+    const source = this._source;
+    if (!source?.time || !this._rendered) {
+      return;
+    }
+    const top = this._pre.getBoundingClientRect().top;
+    const index =
+      this._rendered.first +
+      Math.floor((event.clientY - top) / this._measureLineHeight());
+    const t = index >= 0 && index < source.length ? source.time(index) : null;
+    const title = t ? `Arrived at ${formatLineTime(t)}` : '';
+    if (this._pre.title !== title) {
+      this._pre.title = title;
+    }
   }
 
   private _onChange(_: ILogLines, change: ILogChange): void {
@@ -240,6 +338,9 @@ export class LogView extends Widget {
   private _lineHeight = 0;
   private _rendered: { first: number; last: number; dirtyFrom: number } | null =
     null;
+  private _timestamps = false;
+  private _pausedAt = 0;
   private _followChanged = new Signal<this, boolean>(this);
+  private _cellLinkClicked = new Signal<this, number>(this);
   private _renderedSignal = new Signal<this, void>(this);
 }

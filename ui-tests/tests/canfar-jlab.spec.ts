@@ -22,3 +22,27 @@ test.describe('CANFAR sidebar', () => {
     );
   });
 });
+
+test.describe('Platform metrics', () => {
+  test('a 503 from the platform stats says "platform metrics unavailable" and nothing else breaks', async ({
+    page
+  }) => {
+    await page.route(/\/canfar-jlab\/stats(\?|$)/, route =>
+      route.fulfill({
+        status: 503,
+        contentType: 'application/json',
+        body: JSON.stringify({ message: 'metrics backend unavailable' })
+      })
+    );
+    await page.reload();
+    await page.locator('.jp-SideBar [data-id="canfar-jlab-sidebar"]').click();
+    const panel = page.locator('#canfar-jlab-sidebar');
+    await expect(panel.locator('.jp-canfar-platform-unavailable')).toHaveText(
+      'Platform metrics unavailable'
+    );
+    await expect(
+      panel.locator('.jp-canfar-status[data-state="ok"]')
+    ).toBeVisible();
+    await expect(panel.locator('.jp-canfar-problem')).toHaveCount(0);
+  });
+});
