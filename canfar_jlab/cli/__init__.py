@@ -15,7 +15,7 @@ from collections.abc import Sequence
 from .. import __version__
 
 # Modules that contribute verbs; a module that is not written yet is simply skipped.
-_VERB_MODULES = ("engine", "sessions", "runs", "renew")
+_VERB_MODULES = ("engine", "sessions", "runs", "renew", "config")
 
 
 class CliError(Exception):
