@@ -38,8 +38,9 @@ class LogCursor:
         the service's next offset when it honoured ours, else None (`body` is the whole log)."""
         if server_offset is not None:
             self.honoured = True
+            new = unseen(self.offset, server_offset - len(body), body)
             self.offset = server_offset
-            return body
+            return new
         self.honoured = False
         seen, anchor = self.offset, self._anchor
         if len(body) >= seen and body[seen - len(anchor) : seen] == anchor:
@@ -56,6 +57,12 @@ class LogCursor:
             self.offset = len(body)
             self._anchor = body[-self.ANCHOR :]
         return new
+
+
+def unseen(seen: int, start: int, data: bytes) -> bytes:
+    """The part of `data` (the log's bytes from offset `start`) past byte `seen`: where the
+    service honours offsets, a reply or stream frame that overlaps what was seen is cut."""
+    return data[max(0, seen - start) :]
 
 
 class LineCutter:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from canfar_jlab.engine import logcap
-from canfar_jlab.logdelta import RESTART_NOTICE, LineCutter, LogCursor, lines_of
+from canfar_jlab.logdelta import RESTART_NOTICE, LineCutter, LogCursor, lines_of, unseen
 
 
 def test_offset_honoured_takes_the_reply_as_is_and_asks_from_the_services_offset():
@@ -92,3 +92,11 @@ def test_lines_end_only_at_newlines_and_carriage_returns():
     assert lines_of("a\r\nb\rc\x0cd\u2028e\n") == ["a", "b", "c\x0cd\u2028e"]
     assert lines_of("same\nsame\n") == ["same", "same"]
     assert lines_of("") == []
+
+
+def test_an_overlapping_reply_or_frame_is_cut_to_what_was_not_seen():
+    assert unseen(10, 6, b"abcdefgh") == b"efgh"
+    assert unseen(10, 12, b"xy") == b"xy"  # past what was seen: all of it
+    assert unseen(10, 2, b"abc") == b""
+    cursor = LogCursor(4)
+    assert cursor.advance(b"0123456789", 10) == b"456789"  # a service that resent from 0
