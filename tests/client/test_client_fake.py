@@ -518,3 +518,22 @@ async def test_tail_rides_out_a_short_outage(fake, make_client, caplog):
     assert any(
         "polling again" in r.getMessage() for r in caplog.records if r.levelno == logging.INFO
     )
+
+
+async def test_the_run_follower_cuts_lines_only_at_line_ends_across_replies(fake, make_client):
+    from canfar_jlab.models import Replica, Run
+    from canfar_jlab.runs.follow import RunFollower
+
+    sid = fake.add_session("follow-1")
+    growing_log(fake, sid, [b"page\x0cbreak \xc3", b"\xa9\nsame\nsame\n"])
+    run = Run.model_construct(
+        name="follow",
+        folder="/nonexistent",
+        replicas=[Replica(index=1, name="follow-1", session_id=sid)],
+    )
+    lines: list[tuple[int, str]] = []
+    async with make_client(fake.url) as client:
+        follower = RunFollower(client, lambda index, line: lines.append((index, line)))
+        await follower.pump(run)
+        await follower.pump(run)
+    assert lines == [(1, "page\x0cbreak é"), (1, "same"), (1, "same")]
