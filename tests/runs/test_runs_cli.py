@@ -95,3 +95,24 @@ def test_refused_and_bad_runs_are_one_line_errors_with_exit_codes(cli, cli_here,
         done, _, err = cli_here(*args)
         assert done == code, (args, err)
         assert err.startswith(message) and err.count("\n") == 1, err
+
+
+def test_the_cli_does_not_build_jsonschemas_iri_grammars(tmp_path):
+    """`canfar-jlab run` imports nbformat, hence jsonschema, which imports rfc3987_syntax when
+    installed and compiles its grammars for seconds; the CLI blocks that optional import."""
+    import subprocess
+    import sys
+
+    probe = (
+        "import sys\n"
+        "from canfar_jlab.cli import main\n"
+        "main(['config', 'get', 'runs-root'])\n"
+        "import canfar_jlab.export, jsonschema\n"
+        "print('loaded' if sys.modules.get('rfc3987_syntax') else 'blocked')\n"
+    )
+    env = {**__import__("os").environ, "CANFAR_JLAB_CONFIG": str(tmp_path)}
+    out = subprocess.run(
+        [sys.executable, "-c", probe], capture_output=True, text=True, env=env, timeout=120
+    )
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip().splitlines()[-1] == "blocked"
