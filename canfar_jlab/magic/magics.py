@@ -375,7 +375,7 @@ class CanfarMagics(Magics):
     def _events(self, args: Any) -> None:
         async def events(client: SkahaClient, store: RunStore, emit: Emit) -> None:
             target = await verbs.find_target(args.target, client, store)
-            await verbs.events(target, client, emit)
+            await verbs.events(target, client, store, emit)
 
         self._with_client(events)
 
