@@ -323,7 +323,8 @@ def run_summary(run: Run) -> str:
 
 def replica_outputs(run: Run, indent: str = "") -> str:
     """Per replica, its executed notebook and the files it created (relative to the run
-    folder), one line each: `[2] executed replicas/2/executed.ipynb; files replicas/2/a.fits`."""
+    folder), one line each: `replica 2: executed replicas/2/executed.ipynb; files replicas/2/a.fits`
+    (not `[2] ...`, which is a replica's log line)."""
     lines = []
     for replica in run.replicas:
         parts = []
@@ -334,7 +335,7 @@ def replica_outputs(run: Run, indent: str = "") -> str:
             more = len(replica.files) - _FILES_SHOWN
             parts.append(f"files {shown}" + (f" (+{more} more)" if more > 0 else ""))
         if parts:
-            lines.append(f"{indent}[{replica.index}] " + "; ".join(parts))
+            lines.append(f"{indent}replica {replica.index}: " + "; ".join(parts))
     return "\n".join(lines)
 
 

@@ -148,11 +148,12 @@ def test_a_warning_is_shown_and_the_end_names_each_replicas_notebook_and_files(c
     assert err.splitlines()[0].startswith("code cell 1, line 3: warning: ipywidgets interact()")
     for index in (1, 2):
         line = (
-            f"[{index}] executed replicas/{index}/executed.ipynb; files replicas/{index}/result.txt"
+            f"replica {index}: executed replicas/{index}/executed.ipynb; "
+            f"files replicas/{index}/result.txt"
         )
         assert line in out.splitlines(), out
     code, shown, _ = cli_here("ps", "writes")
     assert code == 0
-    assert "  [2] executed replicas/2/executed.ipynb; files replicas/2/result.txt" in shown
+    assert "  replica 2: executed replicas/2/executed.ipynb; files replicas/2/result.txt" in shown
     run = json.loads(cli_here("ps", "writes", "--json")[1])
     assert run["warnings"][0].startswith("code cell 1, line 3: warning: ipywidgets interact()")
