@@ -157,3 +157,24 @@ def test_a_warning_is_shown_and_the_end_names_each_replicas_notebook_and_files(c
     assert "  replica 2: executed replicas/2/executed.ipynb; files replicas/2/result.txt" in shown
     run = json.loads(cli_here("ps", "writes", "--json")[1])
     assert run["warnings"][0].startswith("code cell 1, line 3: warning: ipywidgets interact()")
+
+
+def test_the_cli_does_not_build_jsonschemas_iri_grammars(tmp_path):
+    """`canfar-jlab run` imports nbformat, hence jsonschema, which imports rfc3987_syntax when
+    installed and compiles its grammars for seconds; the CLI blocks that optional import."""
+    import subprocess
+    import sys
+
+    probe = (
+        "import sys\n"
+        "from canfar_jlab.cli import main\n"
+        "main(['config', 'get', 'runs-root'])\n"
+        "import canfar_jlab.export, jsonschema\n"
+        "print('loaded' if sys.modules.get('rfc3987_syntax') else 'blocked')\n"
+    )
+    env = {**__import__("os").environ, "CANFAR_JLAB_CONFIG": str(tmp_path)}
+    out = subprocess.run(
+        [sys.executable, "-c", probe], capture_output=True, text=True, env=env, timeout=120
+    )
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip().splitlines()[-1] == "blocked"
