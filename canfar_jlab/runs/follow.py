@@ -121,10 +121,17 @@ async def follow_run(
         if follower is not None:
             await follower.pump(run)
         followed = [r for r in run.replicas if indices is None or r.index in indices]
-        ended = all(r.is_ended for r in followed)
+        # A replica's own report may say it ended while its session still winds down (the
+        # kernel shutting down): the run is followed to the end once its logs are archived too.
+        ended = all(r.is_ended and _log_settled(r) for r in followed)
         if ended and (follower is None or follower.done(run)):
             return run
         await asyncio.sleep(interval)
+
+
+def _log_settled(replica: Replica) -> bool:
+    """Its log is archived, known lost, or it never had a session to have one."""
+    return replica.session_id is None or replica.log is not None or replica.log_lost
 
 
 def _read_whole(path: Path) -> bytes | None:
