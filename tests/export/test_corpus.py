@@ -173,7 +173,17 @@ def corpus(tmp_path_factory) -> dict[str, Path]:
     return {"root": root, "jupyter": root / "jupyter"}
 
 
-@pytest.mark.parametrize("name", NOTEBOOKS)
+# ipywidgets' interact under nbclient now and then loses a cell's execute_reply (the issue that
+# asked for the runner's watchdogs saw it in 4 runs of 12): the watchdog then ends the replica
+# naming the cell, as it should, and this comparison fails. That case gets one more try.
+LOST_REPLY_PRONE = {"interact.ipynb"}
+CASES = [
+    pytest.param(name, marks=pytest.mark.flaky(reruns=1)) if name in LOST_REPLY_PRONE else name
+    for name in NOTEBOOKS
+]
+
+
+@pytest.mark.parametrize("name", CASES)
 async def test_each_replica_prints_what_nbclient_printed(
     name, corpus, engine, tmp_path, monkeypatch
 ):
