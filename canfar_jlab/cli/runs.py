@@ -35,6 +35,7 @@ from ..runs import (
     rerun_failed,
     service_of,
 )
+from ..runs.follow import shown_lines
 from ..skaha import SkahaClient
 from . import CliError
 from .sessions import EXIT_FAILURE, EXIT_NOT_FOUND, run_with_client
@@ -225,7 +226,7 @@ async def write_run_logs(
             text = (await client.logs(replica.session_id)).text
         else:
             continue
-        for line in text.splitlines():
+        for line in shown_lines(text):
             _line(out, replica.index, line)
 
 

@@ -86,12 +86,32 @@ class RunFollower:
 
     def _emit(self, index: int, stream: _Stream, text: str, final: bool) -> None:
         data = stream.pending + text
-        lines = data.splitlines(keepends=True)
-        stream.pending = ""
-        if lines and not final and not lines[-1].endswith(("\n", "\r")):
-            stream.pending = lines.pop()
+        lines = data.split("\n")
+        stream.pending = "" if final else lines.pop()
+        if "\r" in stream.pending.rstrip("\r"):  # an unfinished bar: keep its last state only
+            stream.pending = "\r" + shown_line(stream.pending)
+        if final and lines[-1] == "":
+            lines.pop()
         for line in lines:
-            self.on_line(index, line.rstrip("\r\n"))
+            self.on_line(index, shown_line(line))
+
+
+def shown_line(raw: str) -> str:
+    """A log line as a terminal shows it: the text after its last carriage return.
+
+    A progress bar's state that rewrites its previous line starts with ``\\r`` (see
+    `canfar_jlab.kernel_runner.LineStreamer`); printed here as a line of its own.
+    """
+    line = raw.rstrip("\r")
+    return line[line.rfind("\r") + 1 :]
+
+
+def shown_lines(text: str) -> list[str]:
+    """`text` as the lines a terminal shows (see `shown_line`)."""
+    lines = text.split("\n")
+    if lines[-1] == "":
+        lines.pop()
+    return [shown_line(line) for line in lines]
 
 
 async def follow_run(

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from canfar_jlab.export import export_notebook
-from canfar_jlab.kernel_runner import MARKER_PREFIX, LineStreamer
+from canfar_jlab.kernel_runner import MARKER_PREFIX, PROGRESS_REWRITE, LineStreamer
 from canfar_jlab.replica_folder import prepare
 
 
@@ -180,9 +180,28 @@ def test_a_slow_progress_bar_leaves_at_most_one_line_per_interval():
         stream.write(f"\rstep {updates}")
     stream.write("\n")
     elapsed = time.monotonic() - started
-    lines = out.getvalue().splitlines()
+    lines = out.getvalue().split("\n")[:-1]
     assert updates > 100 and 2 <= len(lines) <= elapsed / 0.05 + 2
-    assert lines[-1] == f"step {updates}"
+    # the first state opens the bar's line; each later one rewrites it
+    assert not lines[0].startswith(PROGRESS_REWRITE)
+    assert all(line.startswith(PROGRESS_REWRITE) for line in lines[1:])
+    assert lines[-1] == f"{PROGRESS_REWRITE}step {updates}"
+
+
+def test_a_bar_after_other_output_opens_a_new_line():
+    lines = [0]
+    out = io.StringIO()
+    err = LineStreamer(out, interval=0.0, lines=lines)
+    std = LineStreamer(out, interval=0.0, lines=lines)
+    err.write("\r 10%")
+    err.write("\r 20%")
+    std.write("hello\n")  # another stream's line in between: the next state cannot rewrite
+    err.write("\r 30%\n")
+    err.write("\r  0%")  # a second bar
+    err.write("\r 50%")
+    err.finish_line()
+    up = PROGRESS_REWRITE
+    assert out.getvalue() == f" 10%\n{up} 20%\nhello\n 30%\n  0%\n{up} 50%\n"
 
 
 def test_text_then_a_carriage_return_keeps_both():
