@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import json
+import subprocess
 import sys
 import time
 from pathlib import Path
@@ -211,6 +212,34 @@ def test_text_then_a_carriage_return_keeps_both():
     stream.write("\r 50%")
     stream.write("\r100%\n")
     assert out.getvalue() == "Downloading: \n100%\n"
+
+
+def test_a_fast_bar_in_a_replica_archives_at_most_one_line_per_second(make_notebook, tmp_path):
+    """A bar updated every 10 ms for 2.5 s: its log holds about one state per second, each
+    after the first marked as a rewrite, and ends with the final state."""
+    source = (
+        "import sys, time\n"
+        "for step in range(250):\n"
+        "    sys.stdout.write(f'\\rstep {step + 1}/250')\n"
+        "    sys.stdout.flush()\n"
+        "    time.sleep(0.01)\n"
+        "print()\n"
+        "print('after')"
+    )
+    notebook = make_notebook([source])
+    argv = export_notebook(notebook, tmp_path / "run").argv
+    log = tmp_path / "replica.log"  # as the engine archives it: the process's raw bytes
+    started = time.monotonic()
+    with log.open("wb") as out:
+        subprocess.run(argv, stdout=out, stderr=subprocess.STDOUT, timeout=120, check=True)
+    elapsed = time.monotonic() - started
+    lines = log.read_bytes().decode().split("\n")
+    bar = [line for line in lines if "step " in line]
+    assert 2 <= len(bar) <= elapsed + 1, bar
+    assert not bar[0].startswith(PROGRESS_REWRITE)
+    assert all(line.startswith(PROGRESS_REWRITE) for line in bar[1:])
+    assert bar[-1].endswith("step 250/250")
+    assert lines[lines.index(bar[-1]) + 1] == "after"
 
 
 def test_markers_name_each_code_cell(make_notebook, helpers, tmp_path):
