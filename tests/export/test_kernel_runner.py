@@ -42,7 +42,11 @@ def test_without_nbclient_the_script_runner_runs_and_the_first_line_says_why(
     exported = export_notebook(make_notebook(["print('ran')", "6 * 7"]), tmp_path / "run")
     run = helpers.run_batch(exported.argv, env={"PYTHONPATH": str(tmp_path / "shadow")})
     assert run.returncode == 0, run.stderr
+    # first the start line (at process start, before any import), then why
     assert run.stderr.splitlines()[0] == (
+        "canfar-jlab: replica 1 of 1 starting (notebook notebook.ipynb, kernel python3)"
+    )
+    assert run.stderr.splitlines()[1] == (
         "canfar-jlab: nbclient is not installed in this image; running the notebook's exported "
         "script with IPython instead (no executed notebook is saved)"
     )
@@ -60,7 +64,8 @@ def test_a_missing_kernel_is_the_first_log_line_of_the_replica(make_notebook, he
     assert exported.ok
     run = helpers.run_batch(exported.argv, env={"JUPYTER_PATH": str(tmp_path / "none")})
     assert run.returncode == 2
-    first = run.stderr.splitlines()[0]
+    start, first = run.stderr.splitlines()[:2]
+    assert start == "canfar-jlab: replica 1 of 1 starting (notebook notebook.ipynb, kernel ir)"
     assert first.startswith(
         "canfar-jlab: the notebook's kernel 'ir' (r) is not installed in this image (installed: "
     )
