@@ -14,20 +14,21 @@ ROOT_FLAGS := $(if $(filter 0,$(shell id -u)),--allow-root,)
 .PHONY: lab install frontend browser test lint test-python test-js test-ui check-wheel clean
 
 # JupyterLab serves this checkout; the URL it prints opens the example notebook (a remote user
-# too), runs go to ./canfar-runs so the file browser opens their folders, and terminals get a
-# non-login shell so this environment's `canfar-jlab` stays first on their PATH. The engine
+# too), runs go to ./canfar-runs (the runs-root setting, unless you chose one; the CLI and
+# %canfar read it too) so the file browser opens their folders, and terminals get a non-login
+# shell so this environment's `canfar-jlab` stays first on their PATH. The engine
 # is a daemon that outlives JupyterLab: say so, and how to stop it, when JupyterLab exits.
 # LAB_ARGS passes more options to JupyterLab (make lab LAB_ARGS="--port 9999 --no-browser").
 EXAMPLE := examples/reduce_fits.ipynb
 ENGINE_NOTE := The local engine keeps running (with any replicas still at work). Stop it with: $(VENV)/bin/canfar-jlab engine stop   (add --kill-replicas to end running replicas)
 lab: install frontend
+	$(BIN)/canfar-jlab config set runs-root $(CURDIR)/canfar-runs --if-unset
 	$(BIN)/canfar-jlab engine start
 	@echo "JupyterLab opens $(EXAMPLE); press 'Run as batch' in its toolbar."
 	@trap 'true' INT; \
 	$(BIN)/jupyter lab $(ROOT_FLAGS) --ServerApp.root_dir=$(CURDIR) \
 	  --LabApp.default_url=/lab/tree/$(EXAMPLE) \
-	  --ServerApp.terminado_settings='{"shell_command": ["bash", "-i"]}' \
-	  --CanfarJlabApp.runs_root=$(CURDIR)/canfar-runs $(LAB_ARGS); \
+	  --ServerApp.terminado_settings='{"shell_command": ["bash", "-i"]}' $(LAB_ARGS); \
 	status=$$?; echo; echo "JupyterLab has stopped. $(ENGINE_NOTE)"; exit $$status
 
 # Python environment with the package installed editable (its build hook also runs `jlpm install`).

@@ -902,6 +902,9 @@ class ReplicaAttempt(BaseModel):
     started: datetime | None = None
     ended: datetime | None = None
     log: str | None = None
+    exit_code: int | None = None
+    peak_rss_bytes: int | None = None
+    cpu_seconds: float | None = None
 
 
 class Replica(BaseModel):
@@ -925,6 +928,22 @@ class Replica(BaseModel):
     log_partial: bool = False
     log_lost: bool = False  # the service forgot the session before its (whole) log was saved
     attempts: list[ReplicaAttempt] = Field(default_factory=list)
+    # From the replica's own status report (replicas/<i>/status.json, canfar_jlab.runs.reports)
+    exit_code: int | None = None
+    peak_rss_bytes: int | None = None
+    cpu_seconds: float | None = None
+    cell: dict[str, Any] | None = None  # {"index", "total", "first_line"}: where it is/was
+    heartbeat: datetime | None = None
+    executed_notebook: str | None = None  # relative to the run folder
+    files: list[str] = Field(default_factory=list)  # relative to the run folder
+    parameters: dict[str, Any] | None = None
+    oom: bool = False  # likely (or known) out of memory
+    reason: str | None = None  # why it is Pending, when the service says
+
+    @computed_field  # type: ignore[prop-decorator]
+    @property
+    def attempt_count(self) -> int:
+        return len(self.attempts) + 1
 
     @property
     def is_ended(self) -> bool:
@@ -986,6 +1005,31 @@ class Run(BaseModel):
     spec: RunSpec
     replicas: list[Replica]
     deleted: datetime | None = None  # when its sessions were deleted; the folder stays
+    stopped: datetime | None = None  # when the user stopped it; record and logs stay
+    # Who is creating its sessions right now ({"pid", "host", "boot"}): a reader that finds
+    # this launcher gone adopts sessions by name and marks the rest NotCreated at once.
+    launcher: dict[str, Any] | None = None
+
+    @computed_field  # type: ignore[prop-decorator]
+    @property
+    def started(self) -> datetime | None:
+        times = [r.started for r in self.replicas if r.started is not None]
+        return min(times) if times else None
+
+    @computed_field  # type: ignore[prop-decorator]
+    @property
+    def ended(self) -> datetime | None:
+        if not all(r.is_ended for r in self.replicas):
+            return None
+        times = [r.ended for r in self.replicas if r.ended is not None]
+        return max(times) if times else None
+
+    @computed_field  # type: ignore[prop-decorator]
+    @property
+    def duration_seconds(self) -> float | None:
+        started, ended = self.started, self.ended
+        return (ended - started).total_seconds() if started and ended else None
+
     site: str | None = None  # the ~/.canfar/config.yaml server it runs on; later actions use it
     staged: StagedRun | None = None  # copied to CANFAR storage; outputs stay there
 
@@ -1000,8 +1044,12 @@ class Run(BaseModel):
     @computed_field  # type: ignore[prop-decorator]
     @property
     def state(self) -> str:
+        if self.deleted is not None:
+            return "deleted"
         if not all(replica.is_ended for replica in self.replicas):
             return "active"
+        if self.stopped is not None:
+            return "stopped"
         return "failed" if any(replica.is_failed for replica in self.replicas) else "completed"
 
     def replica(self, index: int) -> Replica:

@@ -22,6 +22,7 @@ def _isolated_state(tmp_path_factory):
         *_CREDENTIAL_VARIABLES,
         "CANFAR_JLAB_HOME",
         "CANFAR_JLAB_ENGINE_WORKDIR",
+        "CANFAR_JLAB_CONFIG",
         "CANFAR_JLAB_STAGE",
     )
     saved = {name: os.environ.get(name) for name in isolated}
@@ -29,6 +30,8 @@ def _isolated_state(tmp_path_factory):
         os.environ.pop(name, None)
     home = tmp_path_factory.mktemp("canfar-jlab-home")
     os.environ["CANFAR_JLAB_HOME"] = str(home)
+    # The user's settings (`canfar-jlab config`, e.g. runs-root) are the test session's own.
+    os.environ["CANFAR_JLAB_CONFIG"] = str(tmp_path_factory.mktemp("canfar-jlab-config"))
     # Replicas of an engine started on demand get a scratch HOME, not the developer's own.
     os.environ["CANFAR_JLAB_ENGINE_WORKDIR"] = str(tmp_path_factory.mktemp("replica-home"))
     # Skaha look-alikes here read run folders directly; the staging tests turn this back on.

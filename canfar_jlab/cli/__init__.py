@@ -15,7 +15,7 @@ from collections.abc import Sequence
 from .. import __version__
 
 # Modules that contribute verbs; a module that is not written yet is simply skipped.
-_VERB_MODULES = ("engine", "sessions", "runs", "renew")
+_VERB_MODULES = ("engine", "sessions", "runs", "renew", "config")
 
 
 class CliError(Exception):
@@ -45,6 +45,11 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    # nbformat imports jsonschema, which imports rfc3987_syntax when installed (Jupyter's
+    # jsonschema[format-nongpl] brings it): it compiles 38 grammars at import, 3.5-12 s
+    # before `run` could answer, for an IRI format check nbformat never makes. jsonschema
+    # skips that check when the import fails. Only in this process of ours, never in a kernel.
+    sys.modules.setdefault("rfc3987_syntax", None)  # type: ignore[arg-type]
     parser = build_parser()
     args = parser.parse_args(argv)
     func = getattr(args, "func", None)

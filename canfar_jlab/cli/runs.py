@@ -1,4 +1,4 @@
-"""`canfar-jlab run | rerun`, and the run side of `ps`, `logs` and `delete`.
+"""`canfar-jlab run | rerun | stop`, and the run side of `ps`, `logs` and `delete`.
 
 `run NOTEBOOK -r N --follow` launches a run (canfar_jlab.runs), then prints every replica's
 log lines prefixed by its replica number (`[3] ...`) on stdout, progress on stderr while it
@@ -6,6 +6,8 @@ waits ("3/10 Running, 2 Pending"), and a summary table at the end. Exit codes: 0
 completed; 1 a replica failed or was not created; 2 the launch was refused (bad input, cells
 that need a person); 3 credentials; 4 no such run or session; 5 the service failed.
 `ps`, `logs` and `delete` (cli/sessions.py) call the helpers below when given a run name.
+Every verb that takes a run also takes a replica name (`RUN-3`) or a session id. The work is
+the run service's (canfar_jlab.runs.RunService), the same the server and the magic call.
 """
 
 from __future__ import annotations
@@ -21,22 +23,19 @@ from typing import TextIO
 from pydantic import ValidationError
 
 from ..launch_args import LaunchArgsError, add_launch_options, launch_request
-from ..models import Run, Session, explain
+from ..models import Run, explain
 from ..runs import (
+    Connection,
     LaunchRefused,
     NothingToRerun,
     RunError,
     RunNameInUse,
     RunNotFound,
+    RunService,
     RunStore,
-    delete_run,
-    follow_run,
-    reconcile,
-    rerun_failed,
-    service_of,
+    Target,
 )
 from ..runs.follow import shown_lines
-from ..skaha import SkahaClient
 from . import CliError
 from .sessions import EXIT_FAILURE, EXIT_NOT_FOUND, run_with_client
 
@@ -78,10 +77,23 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         required=True,
         help="only the Failed and NotCreated replicas, with their own REPLICA_ID",
     )
+    rerun.add_argument(
+        "--from-notebook",
+        action="store_true",
+        help="export the notebook as saved now (default: the snapshot taken at launch)",
+    )
     rerun.add_argument("-f", "--follow", action="store_true", help="follow them until they end")
     rerun.add_argument("--json", action="store_true", help="print the run as JSON")
     rerun.add_argument("--interval", type=float, default=1.0, help=argparse.SUPPRESS)
     rerun.set_defaults(func=rerun_command)
+
+    stop = subparsers.add_parser(
+        "stop",
+        help="stop a run's replicas (or one replica: RUN-3); its record and logs stay",
+    )
+    stop.add_argument("targets", metavar="RUN", nargs="+")
+    stop.add_argument("--json", action="store_true", help="print the run(s) as JSON")
+    stop.set_defaults(func=stop_command)
 
 
 # ------------------------------------------------------------------ handlers
@@ -94,18 +106,15 @@ def run_command(args: argparse.Namespace) -> int:
         raise CliError(str(error), EXIT_REFUSED) from None
     except ValidationError as error:
         raise CliError(explain(error), EXIT_REFUSED) from None
-    from ..runs.launcher import launch  # the exporter is slow to import: only when launching
 
-    store = RunStore()
-
-    async def work(client: SkahaClient) -> int:
-        run = await launch(request, client, store)
+    async def work(service: RunService) -> int:
+        run = await service.launch(request)
         if args.json and not args.follow:
-            print(json.dumps(run.model_dump(mode="json"), indent=1))
+            print(json.dumps(run_json(run), indent=1))
             return _exit_code(run)
         _say(
             f"run {run.name}: {run.spec.replicas} replica(s) of {Path(run.notebook).name} "
-            f"on {client.credentials.service_name}, image {run.spec.image}\n"
+            f"on {service.service_name}, image {run.spec.image}\n"
             f"folder {run.folder}"
         )
         if run.staged is not None:  # issue 16: the replicas run from CANFAR storage
@@ -114,62 +123,89 @@ def run_command(args: argparse.Namespace) -> int:
             if replica.error:
                 _say(f"[{replica.index}] not created: {replica.error}")
         if args.follow:
-            run = await _follow(run.name, client, store, args.interval)
-        print(run_summary(run) if not args.json else json.dumps(run.model_dump(mode="json")))
+            run = await _follow(service, run.name, args.interval)
+        print(run_summary(run) if not args.json else json.dumps(run_json(run)))
         return _exit_code(run) if args.follow else (EXIT_FAILURE if run.state == "failed" else 0)
 
-    return _run(work)
+    return run_with_service(work)
 
 
 def rerun_command(args: argparse.Namespace) -> int:
-    store = RunStore()
+    source = "notebook" if args.from_notebook else "snapshot"
 
-    async def work(client: SkahaClient) -> int:
-        before = store.get(args.run_name)
-        again = [r.index for r in before.replicas if r.status.value in ("Failed", "NotCreated")]
+    async def work(service: RunService) -> int:
+        name = (await resolve_run(service, args.run_name)).name
+        before = service.store.get(name)
+        if source == "snapshot" and service.notebook_changed(name):
+            _say(
+                f"note: {before.notebook} changed since run {name} was launched; running the "
+                "launch snapshot again (--from-notebook runs the notebook as saved now)"
+            )
         try:
-            run = await rerun_failed(args.run_name, client, store)
+            run = await service.rerun(name, source=source)
         except NothingToRerun as error:
             _say(str(error))
             return 0
-        _say(f"run {run.name}: running replica(s) {', '.join(map(str, again))} again")
+        again = [
+            r.index for r in run.replicas if len(r.attempts) > len(before.replica(r.index).attempts)
+        ]
+        what = "the notebook as saved now" if source == "notebook" else "the launch snapshot"
+        _say(f"run {run.name}: running replica(s) {', '.join(map(str, again))} again ({what})")
         for index in again:
             if run.replica(index).error:
                 _say(f"[{index}] not created: {run.replica(index).error}")
         if args.follow:
-            run = await _follow(run.name, client, store, args.interval, indices=again)
-        print(run_summary(run) if not args.json else json.dumps(run.model_dump(mode="json")))
+            run = await _follow(service, run.name, args.interval, indices=again)
+        print(run_summary(run) if not args.json else json.dumps(run_json(run)))
         return _exit_code(run) if args.follow else 0
 
-    return _run(work)
+    return run_with_service(work)
+
+
+def stop_command(args: argparse.Namespace) -> int:
+    async def work(service: RunService) -> int:
+        stopped = []
+        for text in args.targets:
+            target = await service.resolve(text, sessions=False)
+            assert target.run is not None
+            run = await service.stop(target.run.name, target.indices)
+            stopped.append(run)
+            if not args.json:
+                which = f"replica {target.index} of run" if target.index else "run"
+                print(
+                    f"stopped {which} {run.name}: {progress(run)}; its record and logs stay "
+                    f"in {run.folder}"
+                )
+        if args.json:
+            print(json.dumps([run_json(run) for run in stopped], indent=1))
+        return 0
+
+    return run_with_service(work)
 
 
 # ------------------------------------------------------------------ used by ps, logs, delete
 
 
-def find_run(name: str, store: RunStore | None = None) -> Run | None:
-    """The run called `name` in the store, or None (then `name` may be a session id)."""
-    try:
-        return (store or RunStore()).get(name)
-    except RunNotFound:
-        return None
+def run_with_service(work: Callable[[RunService], Awaitable[int | None]]) -> int:
+    """`work(service)` on the run service (the usual credentials, the usual runs root), with
+    its failures as one-line CliErrors."""
+
+    async def with_service(client: Connection) -> int | None:
+        return await work(RunService(RunStore(), client))
+
+    return _run(with_service)
 
 
-async def runs_and_sessions(
-    client: SkahaClient, include_ended: bool, store: RunStore | None = None
-) -> tuple[list[Run], list[Session], dict[str, tuple[str, int]]]:
-    """This service's reconciled runs (active ones unless `include_ended`), every session,
-    and which run owns which session."""
-    store = store or RunStore()
-    sessions = await client.list_sessions()
-    reconciled = await reconcile(store, sessions, client)
-    service = service_of(client)  # runs on another service cannot be checked from here
-    runs = [
-        run
-        for run in reconciled.runs
-        if run.service == service and (include_ended or run.state == "active")
-    ]
-    return runs, sessions, reconciled.owners
+async def resolve_run(service: RunService, text: str) -> Run:
+    """The run that `text` (run, replica or session of a run) names."""
+    target = await service.resolve(text, sessions=False)
+    assert target.run is not None
+    return target.run
+
+
+def run_json(run: Run) -> dict:
+    """A run as `ps --json`, REST and run.json give it."""
+    return run.model_dump(mode="json")
 
 
 def runs_table(runs: Sequence[Run]) -> str:
@@ -177,64 +213,70 @@ def runs_table(runs: Sequence[Run]) -> str:
     lines = []
     for run in runs:
         created = run.created.strftime("%Y-%m-%d %H:%M")
+        took = f"  took {_duration(run.duration_seconds)}" if run.duration_seconds else ""
         lines.append(
-            f"RUN {run.name}  {run.state}  {progress(run)}  created {created} UTC  {run.notebook}"
+            f"RUN {run.name}  {run.state}  {progress(run)}  created {created} UTC{took}  "
+            f"{run.notebook}"
         )
         lines.append(replicas_table(run, indent="  "))
     return "\n".join(lines)
 
 
 def replicas_table(run: Run, indent: str = "") -> str:
-    rows = [("REPLICA", "NAME", "SESSION", "STATUS", "LOG / ERROR")]
+    rows = [("REPLICA", "NAME", "SESSION", "STATUS", "TIME", "CELL", "PEAK RSS", "LOG / ERROR")]
     for replica in run.replicas:
         note = replica.error or replica.log or ""
+        took = (
+            _duration((replica.ended - replica.started).total_seconds())
+            if replica.started and replica.ended
+            else "-"
+        )
+        cell = replica.cell or {}
+        where = f"{cell.get('index')}/{cell.get('total')}" if cell.get("index") else "-"
         rows.append(
             (
                 str(replica.index),
                 replica.name,
                 replica.session_id or "-",
-                replica.status.value,
+                replica.status.value + (" (OOM?)" if replica.oom else ""),
+                took,
+                where,
+                _bytes(replica.peak_rss_bytes),
                 note,
             )
         )
     return "\n".join(indent + line for line in _table(rows).splitlines())
 
 
-async def write_run_logs(
-    client: SkahaClient,
-    run: Run,
+async def write_target_logs(
+    service: RunService,
+    target: Target,
     out: TextIO,
     *,
     follow: bool = False,
     interval: float = 2.0,
-    store: RunStore | None = None,
 ) -> None:
-    """Every replica's log, each line prefixed by its replica number; or follow them."""
+    """A run's (or one replica's) logs, each line prefixed by its replica number; or follow
+    them until they end. A bare session's log as it is."""
+    if target.session is not None:
+        from .sessions import write_logs
+
+        await write_logs(
+            await service.client(), target.session.id, out, follow=follow, interval=interval
+        )
+        return
+    assert target.run is not None
     if follow:
-        await follow_run(
-            run.name,
-            client,
-            store or RunStore(),
+        await service.follow(
+            target.run.name,
             on_line=lambda index, line: _line(out, index, line),
+            indices=target.indices,
             interval=interval,
         )
         return
-    for replica in run.replicas:
-        if replica.log is not None:
-            text = (Path(run.folder) / replica.log).read_text(errors="replace")
-        elif replica.session_id is not None:
-            text = (await client.logs(replica.session_id)).text
-        else:
-            continue
-        for line in shown_lines(text):
-            _line(out, replica.index, line)
-
-
-async def delete_run_verbosely(client: SkahaClient, name: str, out: TextIO) -> None:
-    store = RunStore()
-    deleted = await delete_run(name, client, store)
-    shown = ", ".join(deleted) if deleted else "none left"
-    out.write(f"deleted run {name}: sessions {shown}; its folder stays: {store.folder(name)}\n")
+    for shown in await service.logs(target):
+        for line in shown_lines(shown.text):
+            _line(out, shown.replica.index, line)
 
 
 def run_errors(work: Callable[[], int]) -> int:
@@ -269,9 +311,8 @@ def run_summary(run: Run) -> str:
 
 
 async def _follow(
+    service: RunService,
     name: str,
-    client: SkahaClient,
-    store: RunStore,
     interval: float,
     indices: Sequence[int] | None = None,
 ) -> Run:
@@ -285,10 +326,8 @@ async def _follow(
             _say(f"[{run.name}] {text} ({now - started:.0f} s)")
             last.update(text=text, at=now)
 
-    return await follow_run(
+    return await service.follow(
         name,
-        client,
-        store,
         on_line=lambda index, line: _line(sys.stdout, index, line),
         on_progress=on_progress,
         indices=indices,
@@ -296,7 +335,7 @@ async def _follow(
     )
 
 
-def _run(work: Callable[[SkahaClient], Awaitable[int | None]]) -> int:
+def _run(work: Callable[[Connection], Awaitable[int | None]]) -> int:
     def go() -> int:
         try:
             return run_with_client(work)
@@ -308,6 +347,25 @@ def _run(work: Callable[[SkahaClient], Awaitable[int | None]]) -> int:
             ) from None
 
     return run_errors(go)
+
+
+def _duration(seconds: float | None) -> str:
+    if seconds is None:
+        return "-"
+    if seconds < 60:
+        return f"{seconds:.1f} s"
+    minutes, rest = divmod(round(seconds), 60)
+    hours, minutes = divmod(minutes, 60)
+    return f"{hours}h{minutes:02d}m{rest:02d}s" if hours else f"{minutes}m{rest:02d}s"
+
+
+def _bytes(value: int | None) -> str:
+    if value is None:
+        return "-"
+    for unit, size in (("GiB", 2**30), ("MiB", 2**20), ("KiB", 2**10)):
+        if value >= size:
+            return f"{value / size:.1f} {unit}"
+    return f"{value} B"
 
 
 def _exit_code(run: Run) -> int:
@@ -332,12 +390,12 @@ def _table(rows: Sequence[Sequence[str]]) -> str:
 
 
 __all__ = [
-    "delete_run_verbosely",
-    "find_run",
     "register",
     "replicas_table",
+    "resolve_run",
     "run_errors",
-    "runs_and_sessions",
+    "run_json",
+    "run_with_service",
     "runs_table",
-    "write_run_logs",
+    "write_target_logs",
 ]

@@ -17,10 +17,11 @@ import json
 import sys
 from collections.abc import Awaitable, Callable, Sequence
 from datetime import datetime, timezone
-from typing import TextIO
+from typing import Any, TextIO
 
 from ..models import Image, PlatformLoad, Session
-from ..skaha import AuthError, NotFound, SkahaClient, SkahaError, Unavailable, open_client
+from ..runs.connection import Connection
+from ..skaha import AuthError, NotFound, SkahaClient, SkahaError, Unavailable
 from . import CliError
 
 EXIT_FAILURE = 1
@@ -31,12 +32,15 @@ EXIT_UNAVAILABLE = 5
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     ps = subparsers.add_parser("ps", help="list runs and sessions (active ones unless --all)")
+    ps.add_argument(
+        "run", metavar="RUN", nargs="?", help="only this run (or replica RUN-3, or session id)"
+    )
     ps.add_argument("-a", "--all", action="store_true", help="include finished runs and sessions")
     ps.add_argument(
         "--json",
         action="store_true",
         help="print JSON: the sessions (Skaha's fields, plus run and replica when a run owns "
-        "one), or the runs with --runs",
+        "one), or the runs with --runs or RUN",
     )
     ps.add_argument("--runs", action="store_true", help="only runs (with --json: Run objects)")
     ps.set_defaults(func=ps_command)
@@ -44,7 +48,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     logs = subparsers.add_parser(
         "logs", help="print a session's log, or every replica's log of a run ([i] prefixed)"
     )
-    logs.add_argument("session_id", metavar="RUN_OR_SESSION")
+    logs.add_argument("session_id", metavar="RUN_OR_REPLICA_OR_SESSION")
     logs.add_argument("-f", "--follow", action="store_true", help="follow until the session ends")
     logs.add_argument(
         "--interval", type=float, default=2.0, help="seconds between polls with -f (default 2)"
@@ -63,7 +67,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     delete = subparsers.add_parser(
         "delete", help="delete sessions, or a run's sessions (its folder stays)"
     )
-    delete.add_argument("session_ids", metavar="RUN_OR_SESSION", nargs="+")
+    delete.add_argument("session_ids", metavar="RUN_OR_REPLICA_OR_SESSION", nargs="+")
     delete.set_defaults(func=delete_command)
 
 
@@ -144,13 +148,14 @@ def stats_text(load: PlatformLoad) -> str:
     return "\n".join([*lines, more] if more else lines)
 
 
-def run_with_client(work: Callable[[SkahaClient], Awaitable[int | None]]) -> int:
-    """Open a client from the usual credentials, run `work`, map failures to CliError."""
+def run_with_client(work: Callable[[Any], Awaitable[int | None]]) -> int:
+    """Open a connection from the usual credentials (it reconnects to a restarted local
+    engine by itself), run `work`, map failures to CliError."""
 
     async def main() -> int | None:
-        client = await open_client()
-        async with client:
-            return await work(client)
+        async with Connection() as connection:
+            await connection.connect()
+            return await work(connection)
 
     try:
         return int(asyncio.run(main()) or 0)
@@ -174,14 +179,27 @@ def exit_code(error: SkahaError) -> int:
 
 
 def ps_command(args: argparse.Namespace) -> int:
-    from ..runs import session_json
-    from .runs import run_errors, runs_and_sessions, runs_table
+    from ..runs import RunService, session_json
+    from .runs import run_json, run_with_service, runs_table
 
-    async def work(client: SkahaClient) -> int:
-        runs, sessions, owners = await runs_and_sessions(client, include_ended=args.all)
+    async def work(service: RunService) -> int:
+        if args.run:
+            await service.refresh()
+            target = await service.resolve(args.run)
+            if target.session is not None:
+                shown = [target.session]
+                print(sessions_json(shown) if args.json else sessions_table(shown))
+                return 0
+            assert target.run is not None
+            run = service.store.get(target.run.name)
+            print(json.dumps(run_json(run), indent=2) if args.json else runs_table([run]))
+            return 0
+        sessions, reconciled = await service.refresh()
+        runs = await service.runs(include_ended=args.all, reconciled=reconciled)
+        owners = reconciled.owners
         shown = oldest_first([s for s in sessions if args.all or s.status.is_active])
         if args.json and args.runs:
-            print(json.dumps([run.model_dump(mode="json") for run in runs], indent=2))
+            print(json.dumps([run_json(run) for run in runs], indent=2))
         elif args.json:
             print(json.dumps([session_json(s, owners) for s in shown], indent=2))
         else:
@@ -191,28 +209,21 @@ def ps_command(args: argparse.Namespace) -> int:
                 print(sessions_table([s for s in shown if s.id not in owners]))
         return 0
 
-    return run_errors(lambda: run_with_client(work))
+    return run_with_service(work)
 
 
 def logs_command(args: argparse.Namespace) -> int:
-    from .runs import find_run, run_errors, write_run_logs
+    from ..runs import RunService
+    from .runs import run_with_service, write_target_logs
 
-    run = find_run(args.session_id)
-
-    async def work(client: SkahaClient) -> int:
-        if run is not None:
-            await write_run_logs(
-                client, run, sys.stdout, follow=args.follow, interval=args.interval
-            )
-            return 0
-        if not args.follow:  # Skaha answers logs of unknown ids with 200; tail checks itself
-            await client.get_session(args.session_id)
-        await write_logs(
-            client, args.session_id, sys.stdout, follow=args.follow, interval=args.interval
+    async def work(service: RunService) -> int:
+        target = await service.resolve(args.session_id)
+        await write_target_logs(
+            service, target, sys.stdout, follow=args.follow, interval=args.interval
         )
         return 0
 
-    return run_errors(lambda: run_with_client(work))
+    return run_with_service(work)
 
 
 def images_command(args: argparse.Namespace) -> int:
@@ -242,18 +253,27 @@ def stats_command(args: argparse.Namespace) -> int:
 
 
 def delete_command(args: argparse.Namespace) -> int:
-    from .runs import delete_run_verbosely, find_run, run_errors
+    from ..runs import RunService
+    from .runs import run_with_service
 
-    async def work(client: SkahaClient) -> int:
-        for target in args.session_ids:
-            if find_run(target) is not None:
-                await delete_run_verbosely(client, target, sys.stdout)
+    async def work(service: RunService) -> int:
+        for text in args.session_ids:
+            target = await service.resolve(text)
+            if target.run is not None:
+                deleted = await service.delete(target.run.name, target.indices)
+                shown = ", ".join(deleted) if deleted else "none left"
+                which = f"replica {target.index} of run" if target.index else "run"
+                print(
+                    f"deleted {which} {target.run.name}: sessions {shown}; its folder stays: "
+                    f"{target.run.folder}"
+                )
                 continue
-            await client.delete(target)
-            print(f"deleted {target}")
+            assert target.session is not None
+            await (await service.client()).delete(target.session.id)
+            print(f"deleted {target.session.id}")
         return 0
 
-    return run_errors(lambda: run_with_client(work))
+    return run_with_service(work)
 
 
 # ------------------------------------------------------------------ helpers

@@ -21,7 +21,7 @@ from traitlets import Float, Unicode
 
 from ..export import ExportError
 from ..models import Run, explain
-from ..runs import LaunchRefused, RunError, RunStore
+from ..runs import LaunchRefused, RunError, RunStore, default_root
 from ..skaha import SkahaClient, SkahaError
 from . import verbs, views
 from .cell import cell_stem, current_notebook, definitions, write_cell_notebook
@@ -52,7 +52,9 @@ class CanfarMagics(Magics):
         1.0, help="Seconds between polls of the session service while following logs."
     ).tag(config=True)
     runs_root = Unicode(
-        "", help="Runs folder (default: $CANFAR_JLAB_RUNS, else ~/canfar-runs)."
+        "",
+        help="Runs folder (default: $CANFAR_JLAB_RUNS, else `canfar-jlab config set "
+        "runs-root`, else ~/canfar-runs).",
     ).tag(config=True)
 
     def __init__(self, shell: Any = None, **kwargs: Any) -> None:
@@ -85,7 +87,13 @@ class CanfarMagics(Magics):
               the cell is interrupted (the replicas keep running).
           %canfar stats                    the platform's load
           %canfar events RUN_OR_SESSION    scheduling events
+          %canfar stop RUN...              stop a run's replicas (or one: RUN-3); record and
+                                           logs stay (state "stopped")
           %canfar delete RUN_OR_SESSION... delete a run's sessions (its folder stays) or sessions
+          %canfar rerun RUN --failed [--from-notebook] [-f]
+              run only the failed replicas again (same REPLICA_ID), from the launch
+              snapshot, or from the notebook as saved now with --from-notebook
+          Wherever a run is expected, a replica name (RUN-3) or a session id works too.
           %canfar rerun RUN --failed [-f]  run only the failed replicas again (same REPLICA_ID)
           %canfar renew RUN [--hours H]    extend the deadline of the run's live replicas
           %canfar images                   images sessions can use
@@ -217,17 +225,20 @@ class CanfarMagics(Magics):
             )
         store = self._store()
 
-        async def work(emit: Emit) -> tuple[views.Report, list[int]]:
-            async def inner(client: SkahaClient) -> tuple[views.Report, list[int]]:
-                run, indices = await verbs.rerun(args.run, client, store)
-                return verbs.relaunched(run, indices, client, following=args.follow), indices
+        source = "notebook" if args.from_notebook else "snapshot"
+
+        async def work(emit: Emit) -> tuple[views.Report, list[int], str]:
+            async def inner(client: SkahaClient) -> tuple[views.Report, list[int], str]:
+                run, indices = await verbs.rerun(args.run, client, store, emit, source=source)
+                report = verbs.relaunched(run, indices, client, following=args.follow)
+                return report, indices, run.name
 
             return await verbs.with_client(inner)
 
-        report, indices = self._call(work, cancellable=False)
+        report, indices, name = self._call(work, cancellable=False)
         self._show(report)
         if args.follow:
-            self._follow(args.run, indices)
+            self._follow(name, indices)
 
     def _renew(self, args: Any) -> None:
         from ..runs.renew import renew_run
@@ -366,6 +377,14 @@ class CanfarMagics(Magics):
 
         self._with_client(events)
 
+    def _stop(self, args: Any) -> None:
+        self._show(
+            self._with_client(
+                lambda client, store, emit: verbs.stop(args.targets, client, store),
+                cancellable=False,
+            )
+        )
+
     def _delete(self, args: Any) -> None:
         self._show(
             self._with_client(
@@ -393,10 +412,11 @@ class CanfarMagics(Magics):
         return self._loop.call(work, self._show, cancellable=cancellable, finishing_note=_FINISHING)
 
     def _store(self) -> RunStore:
-        root = self.runs_root or os.environ.get("CANFAR_JLAB_RUNS", "")
+        # The configured root (CanfarMagics.runs_root), else the one every door reads.
+        root = str(Path(self.runs_root).expanduser() if self.runs_root else default_root())
         store = self._stores.get(root)
         if store is None:
-            store = self._stores[root] = RunStore(self.runs_root or None)
+            store = self._stores[root] = RunStore(root)
         return store
 
     def _show(self, item: object) -> None:

@@ -22,6 +22,7 @@ VERBS = (
     "logs",
     "stats",
     "events",
+    "stop",
     "delete",
     "rerun",
     "renew",
@@ -90,7 +91,7 @@ def build_parsers() -> dict[str, _Parser]:
     ps.add_argument("-a", "--all", action="store_true", help="include ended runs and sessions")
 
     logs = new("logs", "Show the log of a run (all replicas) or of one session.")
-    logs.add_argument("target", metavar="RUN_OR_SESSION")
+    logs.add_argument("target", metavar="RUN_OR_REPLICA_OR_SESSION")
     logs.add_argument(
         "-i", "--replica", type=whole_number, help="only this replica (REPLICA_ID) of a run"
     )
@@ -101,6 +102,9 @@ def build_parsers() -> dict[str, _Parser]:
     events = new("events", "Show the scheduling events of a session (or a run's replicas).")
     events.add_argument("target", metavar="RUN_OR_SESSION")
 
+    stop = new("stop", "Stop a run's replicas (or one: RUN-3); its record and logs stay.")
+    stop.add_argument("targets", metavar="RUN", nargs="+")
+
     delete = new("delete", "Delete a run's sessions (its folder stays) or sessions by id.")
     delete.add_argument("targets", metavar="RUN_OR_SESSION", nargs="+")
 
@@ -108,6 +112,11 @@ def build_parsers() -> dict[str, _Parser]:
     rerun.add_argument("run", metavar="RUN")
     rerun.add_argument(
         "--failed", action="store_true", help="required: only Failed/NotCreated replicas"
+    )
+    rerun.add_argument(
+        "--from-notebook",
+        action="store_true",
+        help="export the notebook as saved now (default: the snapshot taken at launch)",
     )
     add_follow_option(rerun, "the replicas' logs")
 

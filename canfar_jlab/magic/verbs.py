@@ -2,8 +2,9 @@
 
 They run on the magic's private loop (`loop.py`) and hand what is to be shown to `emit`:
 a `str` is printed as it is, a view (`views.py`) is displayed. Runs are read and written
-through `canfar_jlab.runs` only, in the same RunStore the server extension and the CLI use,
-so what is launched here appears in the sidebar and in `canfar-jlab ps`.
+through the run service (`canfar_jlab.runs.RunService`) only, in the same runs root the server
+extension and the CLI use, so what is launched here appears in the sidebar and in
+`canfar-jlab ps`. This module only parses and renders.
 """
 
 from __future__ import annotations
@@ -11,77 +12,51 @@ from __future__ import annotations
 import argparse
 import re
 from collections.abc import Awaitable, Callable, Sequence
-from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import TypeVar
 
 from pydantic import ValidationError
 
 from ..launch_args import LaunchArgsError, launch_request
 from ..models import ReplicaOutcome, Run, Session, SessionSpec, explain
 from ..runs import (
+    Connection,
+    NoMatch,
+    RunService,
     RunStore,
-    follow_run,
-    launch,
-    reconcile,
-    rerun_failed,
     resolve_image,
     service_of,
 )
-from ..runs import delete_run as delete_run_sessions
-from ..skaha import InvalidRequest, NotFound, SkahaClient, open_client
+from ..runs import Target as Target
+from ..skaha import NotFound, SkahaClient
 from . import views
 from .loop import Emit
 from .options import UsageError, parse_env
 
 T = TypeVar("T")
-_REPLICA = re.compile(r"^(?P<run>[a-z0-9][a-z0-9-]*)-(?P<index>[0-9]+)$")
 
 
 async def with_client(work: Callable[[SkahaClient], Awaitable[T]]) -> T:
-    """Open a client from the usual credentials (env, ~/.canfar/config.yaml, certificate, else
-    the local engine, started on demand), run `work`, close it."""
-    client = await open_client()
-    async with client:
-        return await work(client)
+    """Open a connection from the usual credentials (env, ~/.canfar/config.yaml, certificate,
+    else the local engine, started on demand, found again if it restarts), run `work`, close
+    it."""
+    async with Connection() as connection:
+        await connection.connect()
+        return await work(connection)  # type: ignore[arg-type]
 
 
 # ------------------------------------------------------------------ targets
 
 
-@dataclass
-class Target:
-    """What a RUN_OR_SESSION argument names: a run (or one replica of it), or a session."""
-
-    run: Run | None = None
-    index: int | None = None
-    session: Session | None = None
-
-    def replicas(self) -> list[Any]:
-        assert self.run is not None
-        return [r for r in self.run.replicas if self.index is None or r.index == self.index]
-
-
 async def find_target(
     text: str, client: SkahaClient, store: RunStore, *, replicas: bool = True
 ) -> Target:
-    """A run name, `RUN-<i>` (replica i of a run, when `replicas`), or a session id."""
-    if store.exists(text):
-        return Target(run=same_service(store.get(text), client))
-    match = _REPLICA.match(text) if replicas else None
-    if match and store.exists(match["run"]):
-        run = store.get(match["run"])
-        index = int(match["index"])
-        if 1 <= index <= len(run.replicas):
-            return Target(run=same_service(run, client), index=index)
+    """A run name, `RUN-<i>` (replica i of a run), or a session id."""
     try:
-        return Target(session=await client.get_session(text))
-    except (NotFound, InvalidRequest):
-        raise UsageError(
-            f"no run named {text[:80]!r} in {store.root} and no session with that id on "
-            f"{client.credentials.service_name}"
-        ) from None
+        return await RunService(store, client).resolve(text)
+    except NoMatch as error:
+        raise UsageError(str(error)) from None
 
 
 def same_service(run: Run, client: SkahaClient) -> Run:
@@ -96,8 +71,7 @@ def same_service(run: Run, client: SkahaClient) -> Run:
 
 async def fresh(client: SkahaClient, store: RunStore) -> tuple[list[Session], list[Run]]:
     """One listing of the service, with every run of this service brought up to date."""
-    sessions = await client.list_sessions()
-    reconciled = await reconcile(store, sessions, client)
+    sessions, reconciled = await RunService(store, client).refresh()
     return sessions, reconciled.runs
 
 
@@ -113,7 +87,7 @@ async def launch_notebook(
         raise UsageError(str(error)) from None
     except ValidationError as error:
         raise UsageError(explain(error)) from None
-    return await launch(request, client, store)
+    return await RunService(store, client).launch(request)
 
 
 def launched(run: Run, client: SkahaClient, *, following: bool) -> views.Report:
@@ -201,8 +175,8 @@ async def follow(
 ) -> Run:
     run = store.get(name)
     on_line = line_printer(emit, run, indices)
-    return await follow_run(
-        name, client, store, on_line=on_line, indices=indices, interval=interval
+    return await RunService(store, client).follow(
+        name, on_line=on_line, indices=indices, interval=interval
     )
 
 
@@ -210,25 +184,57 @@ def ended(run: Run) -> views.Report:
     return views.Report([views.replicas_table(run)])
 
 
-async def rerun(name: str, client: SkahaClient, store: RunStore) -> tuple[Run, list[int]]:
-    """Run the failed replicas of `name` again; the run and the REPLICA_IDs re-run."""
-    tries = {r.index: len(r.attempts) for r in same_service(store.get(name), client).replicas}
-    run = await rerun_failed(name, client, store)
+async def rerun(
+    name: str, client: SkahaClient, store: RunStore, emit: Emit, *, source: str = "snapshot"
+) -> tuple[Run, list[int]]:
+    """Run the failed replicas of `name` (or of the run a replica or session belongs to)
+    again; the run and the REPLICA_IDs re-run."""
+    service = RunService(store, client)
+    target = await find_target(name, client, store)
+    if target.run is None:
+        raise UsageError(f"{name!r} is a session outside any run: nothing to re-run")
+    name = target.run.name
+    tries = {r.index: len(r.attempts) for r in target.run.replicas}
+    if source == "snapshot" and service.notebook_changed(name):
+        emit(
+            f"note: {target.run.notebook} changed since run {name} was launched; running the "
+            "launch snapshot again (--from-notebook runs the notebook as saved now)\n"
+        )
+    run = await service.rerun(name, source=source)
     return run, [r.index for r in run.replicas if len(r.attempts) > tries.get(r.index, 0)]
+
+
+async def stop(targets: list[str], client: SkahaClient, store: RunStore) -> views.Report:
+    """End runs' (or single replicas') sessions; their records and logs stay."""
+    service = RunService(store, client)
+    notes = []
+    for text in targets:
+        target = await find_target(text, client, store)
+        if target.run is None:
+            raise UsageError(f"{text!r} is a session outside any run: use %canfar delete")
+        run = await service.stop(target.run.name, target.indices)
+        which = f"replica {target.index} of run" if target.index else "run"
+        notes.append(
+            views.Note(f"stopped {which} {run.name} ({run.state}); its logs stay in {run.folder}")
+        )
+    return views.Report(list(notes))
 
 
 # ------------------------------------------------------------------ reading
 
 
 async def ps(args: argparse.Namespace, client: SkahaClient, store: RunStore) -> views.Report:
-    sessions, runs = await fresh(client, store)
-    service = service_of(client)
+    service = RunService(store, client)
+    sessions, reconciled = await service.refresh()
+    runs = reconciled.runs
+    service_name = service_of(client)
     if args.run:
-        target = await find_target(args.run, client, store, replicas=False)
+        target = await find_target(args.run, client, store)
         if target.run is None:
-            raise UsageError(f"no run named {args.run!r} in {store.root}")
+            assert target.session is not None
+            return views.Report([views.sessions_table([target.session], title="Session")])
         return ended(store.get(target.run.name))
-    here = [run for run in runs if run.service == service]
+    here = [run for run in runs if run.service == service_name]
     shown = [run for run in here if args.all or run.state == "active"]
     owners = {
         session_id: f"{run.name} #{replica.index}"
@@ -263,22 +269,17 @@ async def logs(
         emit(_with_newline((await client.logs(target.session.id)).text))
         return
     assert target.run is not None
-    await fresh(client, store)
-    run = store.get(target.run.name)
-    chosen = [r for r in Target(run=run, index=index or target.index).replicas()]
-    for replica in chosen:
-        if len(chosen) > 1:
+    chosen = Target(run=target.run, index=index or target.index)
+    shown = await RunService(store, client).logs(chosen)
+    for each in shown:
+        replica = each.replica
+        if len(shown) > 1:
             status = replica.status.value + (f": {replica.error}" if replica.error else "")
             emit(f"==> replica {replica.index} ({replica.name}, {status}) <==\n")
-        if replica.log is not None and not replica.log_partial:
-            text = _read(Path(run.folder) / replica.log)
-        elif replica.session_id is not None:
-            try:
-                text = (await client.logs(replica.session_id)).text
-            except NotFound:
-                text = "(the service no longer has this log)\n"
-        else:
+        if each.source == "none":
             text = f"(not created: {replica.error or 'no session'})\n"
+        else:
+            text = each.text
         emit(_with_newline(text))
 
 
@@ -286,7 +287,7 @@ async def events(target: Target, client: SkahaClient, emit: Emit) -> None:
     if target.session is not None:
         emit(_with_newline(await client.events(target.session.id) or "(no events)"))
         return
-    for replica in target.replicas():
+    for replica in target.replicas:
         emit(f"==> replica {replica.index} ({replica.name}) <==\n")
         if replica.session_id is None:
             emit("(no session)\n")
@@ -299,14 +300,16 @@ async def events(target: Target, client: SkahaClient, emit: Emit) -> None:
 
 
 async def delete(targets: list[str], client: SkahaClient, store: RunStore) -> views.Report:
+    service = RunService(store, client)
     notes = []
     for text in targets:
-        target = await find_target(text, client, store, replicas=False)
+        target = await find_target(text, client, store)
         if target.run is not None:
-            deleted = await delete_run_sessions(target.run.name, client, store)
+            deleted = await service.delete(target.run.name, target.indices)
+            which = f"replica {target.index} of run" if target.index else "run"
             notes.append(
                 views.Note(
-                    f"deleted run {target.run.name}: {len(deleted)} session(s); "
+                    f"deleted {which} {target.run.name}: {len(deleted)} session(s); "
                     f"its folder stays: {target.run.folder}"
                 )
             )
@@ -319,10 +322,3 @@ async def delete(targets: list[str], client: SkahaClient, store: RunStore) -> vi
 
 def _with_newline(text: str) -> str:
     return text if not text or text.endswith("\n") else text + "\n"
-
-
-def _read(path: Path) -> str:
-    try:
-        return path.read_text(encoding="utf-8", errors="replace")
-    except OSError as error:
-        return f"(cannot read {path}: {error.strerror})\n"

@@ -1,6 +1,7 @@
 """Runs: one promotion of a notebook to N batch replicas, with a folder that outlives them.
 
-A run folder `<root>/<run-name>/` (root: `$CANFAR_JLAB_RUNS`, default `~/canfar-runs`) holds
+A run folder `<root>/<run-name>/` (root: `$CANFAR_JLAB_RUNS`, else the user's setting
+`canfar-jlab config set runs-root PATH`, else `~/canfar-runs`) holds
 the exported script and its runner, `run.json` (spec, notebook path and checksum, every
 replica's session id, status, outcome and times), `logs/replica-<i>.log` archived as each
 replica ends, and `outputs/` (passed to replicas as `CANFAR_RUN_OUTPUTS`, with the folder as
@@ -8,7 +9,12 @@ replica ends, and `outputs/` (passed to replicas as `CANFAR_RUN_OUTPUTS`, with t
 same store, so every front door lists them.
 
 - `launch`, `preview`: `launcher.py` (imported on first use: it needs the exporter)
-- `rerun_failed`, `delete_run`: `actions.py`
+- `RunService`: `service.py`, what every front door calls (launch, preview, list, get, logs,
+  stop, delete, re-run, resolving a run / replica / session name)
+- `Connection`: `connection.py`, one self-healing connection to the session service
+- `rerun_failed`, `stop_run`, `delete_run`, `create_missing` (the one creation path):
+  `actions.py`
+- replicas' own status reports (`replicas/<i>/status.json`): `reports.py`
 - `reconcile`, `busy`: `reconciler.py` (the session service is the source of truth)
 - `follow_run`: `follow.py` (logs and progress until a run ends)
 - `RunStore`: `store.py` (atomic run.json, per-run locks)
@@ -17,9 +23,11 @@ same store, so every front door lists them.
 from typing import Any
 
 from ..models import LaunchRequest, Replica, ReplicaStatus, Run, RunSpec
-from .actions import delete_run, rerun_failed
+from .actions import delete_run, rerun_failed, stop_run
+from .connection import Connection, ConnectionFailed
 from .follow import RunFollower, follow_run
 from .reconciler import Reconciled, busy, needs_work, reconcile, service_of, session_json
+from .service import NoMatch, ReplicaLog, RunService, Target
 from .store import (
     LaunchRefused,
     NothingToRerun,
@@ -50,21 +58,27 @@ def __getattr__(name: str) -> Any:
 
 
 __all__ = [
+    "Connection",
+    "ConnectionFailed",
     "LaunchRefused",
     "LaunchRequest",
+    "NoMatch",
     "NothingToRerun",
     "Preview",
     "PreviewReplica",
     "Reconciled",
     "Replica",
+    "ReplicaLog",
     "ReplicaStatus",
     "Run",
     "RunError",
     "RunFollower",
     "RunNameInUse",
     "RunNotFound",
+    "RunService",
     "RunSpec",
     "RunStore",
+    "Target",
     "busy",
     "default_root",
     "delete_run",
@@ -77,4 +91,5 @@ __all__ = [
     "resolve_image",
     "service_of",
     "session_json",
+    "stop_run",
 ]

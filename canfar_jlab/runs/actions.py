@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+from collections.abc import Collection, Sequence
 from datetime import datetime, timezone
 from pathlib import Path
 
@@ -18,8 +19,10 @@ from ..models import (
     Run,
     SessionSpec,
 )
-from ..skaha import CreateOutcomeUnknown, SkahaClient, SkahaError
+from ..skaha import CreateOutcomeUnknown, NotFound, SkahaClient, SkahaError
+from . import lease
 from .archive import archive_log, attempt_log_name
+from .reconciler import adopt_by_name
 from .sites import run_client, same_site
 from .store import OUTPUTS_DIR, LaunchRefused, NothingToRerun, RunError, RunStore
 
@@ -40,28 +43,11 @@ def run_env(env: dict[str, str], cores: int | None, folder: Path, name: str) -> 
     return env
 
 
-async def rerun_failed(
-    name: str, client: SkahaClient, store: RunStore, *, concurrency: int = 8
-) -> Run:
-    """Create again only the Failed and NotCreated replicas, each with its own REPLICA_ID and
-    session name; their earlier sessions (and archived logs) are kept under `attempts`."""
-    run = store.get(name)
-    if not same_site(client, run.site):  # issue 16: act on the site the run was launched on
-        async with run_client(run) as there:
-            return await rerun_failed(name, there, store, concurrency=concurrency)
-    indices = [
-        r.index
-        for r in run.replicas
-        if r.status in (ReplicaStatus.FAILED, ReplicaStatus.NOT_CREATED)
-    ]
-    if not indices:
-        raise NothingToRerun(f"run {name} has no Failed or NotCreated replica to run again")
-    folder = Path(run.folder)
-    if not (folder / run.script).is_file():
-        raise RunError(f"the script of run {name} is missing: {folder / run.script}")
+def spec_of(run: Run) -> SessionSpec:
+    """What every replica of `run` is created with, from its run.json."""
     try:
-        spec = SessionSpec(
-            name=name,
+        return SessionSpec(
+            name=run.name,
             image=run.spec.image,
             cores=run.spec.cores,
             ram=run.spec.ram,
@@ -71,79 +57,224 @@ async def rerun_failed(
             env=run_env_of(run),
         )
     except (ValidationError, IndexError):
-        raise RunError(f"run.json of {name} does not describe a command to run again") from None
+        raise RunError(f"run.json of {run.name} does not describe a command to run") from None
+
+
+async def create_missing(
+    name: str,
+    indices: Sequence[int],
+    client: SkahaClient,
+    store: RunStore,
+    *,
+    concurrency: int = 8,
+) -> Run:
+    """The one way replicas are created, for a launch and for a re-run.
+
+    run.json already names every replica and holds this process's launch lease. Sessions that
+    already carry a replica's name (a create whose reply was lost, a launcher that died after
+    its create) are adopted instead of created again; the rest are created, each once. The
+    lease is released when every outcome is recorded.
+    """
+    run = store.get(name)
+    spec = spec_of(run)
+    listed = await client.list_sessions()
+    by_id = {session.id: session for session in listed}
+    adopted: dict[int, str] = {}
+    for index in indices:
+        replica = run.replica(index)
+        if replica.session_id is None:
+            found = adopt_by_name(run, replica, by_id)
+            if found is not None:
+                adopted[index] = found.id
+                by_id.pop(found.id)
+    names = {
+        index: run.replica(index).name
+        for index in indices
+        if run.replica(index).session_id is None and index not in adopted
+    }
+    outcomes = [
+        ReplicaOutcome(index=index, name=run.replica(index).name, session_id=sid, reconciled=True)
+        for index, sid in adopted.items()
+    ]
+    if names:
+        try:
+            outcomes += await create_replicas_by_index(
+                client,
+                spec,
+                names,
+                run.spec.replicas,
+                before={s.id for s in listed},
+                concurrency=concurrency,
+            )
+        except SkahaError as error:  # raised before any create was sent
+            outcomes += [
+                ReplicaOutcome(index=i, name=n, error=error.message) for i, n in names.items()
+            ]
+
+    def record(current: Run) -> None:
+        apply_outcomes(current, outcomes)
+        current.launcher = None
+
+    return store.update(name, record)
+
+
+async def rerun_failed(
+    name: str,
+    client: SkahaClient,
+    store: RunStore,
+    *,
+    concurrency: int = 8,
+    source: str = "snapshot",
+) -> Run:
+    """Create again only the Failed and NotCreated replicas, each with its own REPLICA_ID and
+    session name; their earlier sessions (and archived logs) are kept under `attempts`.
+
+    `source` "snapshot" runs the script exported at launch; "notebook" exports the notebook as
+    it is now on disk into the run folder first. A replica whose session exists (adopted by
+    name) is never created a second time.
+    """
+    run = store.get(name)
+    if not same_site(client, run.site):  # issue 16: act on the site the run was launched on
+        async with run_client(run) as there:
+            return await rerun_failed(name, there, store, concurrency=concurrency, source=source)
+    indices = [r.index for r in run.replicas if _rerunnable(r)]
+    if not indices:
+        raise NothingToRerun(f"run {name} has no Failed or NotCreated replica to run again")
+    folder = Path(run.folder)
+    if source == "notebook":
+        from .launcher import reexport  # the exporter is slow to import
+
+        await reexport(run, client, store)
+        run = store.get(name)
+    elif source != "snapshot":
+        raise RunError(f"source: must be 'snapshot' or 'notebook', not {source!r}")
+    if not (folder / run.script).is_file():
+        raise RunError(f"the script of run {name} is missing: {folder / run.script}")
+    spec_of(run)  # refuse before touching run.json
 
     now = utc_now()
     chosen: list[int] = []
 
     def reset(current: Run) -> None:
         chosen.clear()
+        if current.launcher and lease.is_held(current.launcher):
+            return  # another process is creating this run's sessions right now
         for index in indices:
             replica = current.replica(index)
-            if replica.status not in (ReplicaStatus.FAILED, ReplicaStatus.NOT_CREATED):
+            if not _rerunnable(replica):
                 continue  # another process re-ran it meanwhile
             chosen.append(index)
             _push_attempt(folder, replica)
-            replica.session_id = None
-            replica.status = ReplicaStatus.PENDING
-            replica.error = replica.started = replica.ended = replica.log = None
-            replica.log_partial = False
+            _clear(replica)
             replica.submitted = now
+        if chosen:
+            current.launcher = lease.current()
+            current.stopped = current.deleted = None
 
     store.update(name, reset)
     if not chosen:
         raise NothingToRerun(f"run {name}'s failed replicas are already being run again")
     note_active(store, name)
-    names = {index: run.replica(index).name for index in chosen}
-    outcomes = await create_replicas_by_index(
-        client, spec, names, run.spec.replicas, concurrency=concurrency
+    return await create_missing(name, chosen, client, store, concurrency=concurrency)
+
+
+def _rerunnable(replica: Replica) -> bool:
+    return replica.status in (ReplicaStatus.FAILED, ReplicaStatus.NOT_CREATED) or (
+        replica.status is ReplicaStatus.UNKNOWN and replica.ended is not None
     )
-    return store.update(name, lambda current: apply_outcomes(current, outcomes))
 
 
-async def delete_run(name: str, client: SkahaClient, store: RunStore) -> list[str]:
-    """Delete the run's sessions (its folder, script, logs and outputs stay).
+def _clear(replica: Replica) -> None:
+    fresh = Replica(index=replica.index, name=replica.name, attempts=replica.attempts)
+    for field_name in Replica.model_fields:
+        setattr(replica, field_name, getattr(fresh, field_name))
 
-    Logs not archived yet are saved first (Skaha's and the engine's logs go with the session);
-    replicas that had not ended are recorded as Failed, deleted by the user.
-    """
+
+async def stop_run(
+    name: str, client: SkahaClient, store: RunStore, indices: Collection[int] | None = None
+) -> Run:
+    """End the run's replicas (all, or `indices`) that are still going, keeping the record and
+    the logs: each log is archived first, then the session deleted; a whole run's state
+    becomes "stopped"."""
+    return await _end_sessions(name, client, store, stopping=True, indices=indices)
+
+
+async def delete_run(
+    name: str, client: SkahaClient, store: RunStore, indices: Collection[int] | None = None
+) -> list[str]:
+    """Delete the run's sessions (all, or those of `indices`; its folder, script, logs and
+    outputs stay) and mark a whole run deleted for every door. Logs not archived yet are
+    saved first; replicas that had not ended are recorded as Failed, deleted by the user."""
+    ended: list[str] = []
+    await _end_sessions(name, client, store, stopping=False, indices=indices, ended=ended)
+    return ended
+
+
+async def _end_sessions(
+    name: str,
+    client: SkahaClient,
+    store: RunStore,
+    *,
+    stopping: bool,
+    indices: Collection[int] | None = None,
+    ended: list[str] | None = None,
+) -> Run:
     run = store.get(name)
     if not same_site(client, run.site):  # issue 16: act on the site the run was launched on
         async with run_client(run) as there:
-            return await delete_run(name, there, store)
+            return await _end_sessions(
+                name, there, store, stopping=stopping, indices=indices, ended=ended
+            )
     listed = {session.id for session in await client.list_sessions()}
     folder = Path(run.folder)
     archived: dict[int, tuple[str, bool]] = {}
-    for replica in run.replicas:
+    chosen = [r for r in run.replicas if indices is None or r.index in indices]
+    for replica in chosen:
         if replica.session_id in listed and (replica.log is None or replica.log_partial):
             path = await archive_log(client, replica.session_id, folder, replica.index)
             if path is not None:
                 archived[replica.index] = (path, not replica.is_ended)
-    ids = [r.session_id for r in run.replicas if r.session_id in listed]
-    ids += [a.session_id for r in run.replicas for a in r.attempts if a.session_id in listed]
+    ids = [r.session_id for r in chosen if r.session_id in listed]
+    if not stopping:
+        ids += [a.session_id for r in chosen for a in r.attempts if a.session_id in listed]
+    if ended is not None:
+        ended.extend(session_id for session_id in ids if session_id)
     gate = asyncio.Semaphore(8)
 
-    async def delete(session_id: str) -> None:
+    async def end(session_id: str) -> None:
         async with gate:
-            await client.delete(session_id)
+            try:
+                await client.delete(session_id)
+            except NotFound:
+                pass  # ended and forgotten meanwhile
 
-    await asyncio.gather(*(delete(session_id) for session_id in ids if session_id))
+    await asyncio.gather(*(end(session_id) for session_id in ids if session_id))
     now = utc_now()
+    verb = "stopped" if stopping else "deleted"
 
     def record(current: Run) -> None:
-        current.deleted = now
+        if indices is None and stopping:
+            if current.state == "active":  # stopping an ended run changes nothing
+                current.stopped = now
+        elif indices is None:
+            current.deleted = now
         for replica in current.replicas:
+            if indices is not None and replica.index not in indices:
+                continue
             done = archived.get(replica.index)
             if done is not None and replica.session_id == run.replica(replica.index).session_id:
                 replica.log, replica.log_partial = done
             if replica.session_id in ids and not replica.is_ended:
                 replica.status = ReplicaStatus.FAILED
-                replica.error = "deleted by the user before it ended"
+                replica.error = f"{verb} by the user before it ended"
                 replica.ended = now
                 replica.log_partial = False  # nothing more will come
+            elif replica.session_id is None and not replica.is_ended:
+                replica.status = ReplicaStatus.NOT_CREATED
+                replica.error = f"{verb} by the user before it was created"
+                replica.ended = now
 
-    store.update(name, record)
-    return [session_id for session_id in ids if session_id]
+    return store.update(name, record)
 
 
 async def create_replicas_by_index(
@@ -152,15 +283,18 @@ async def create_replicas_by_index(
     names: dict[int, str],
     count: int,
     *,
+    before: set[str] | None = None,
     concurrency: int = 8,
 ) -> list[ReplicaOutcome]:
     """Create the replicas `names` ({REPLICA_ID: session name}) of a run of `count`.
 
     Create is not idempotent on Skaha: a create whose reply was lost is looked for by name
-    among sessions that did not exist before, and never sent twice.
+    among sessions that did not exist before (`before`: ids listed before creating), and
+    never sent twice.
     """
     wanted = set(names.values())
-    before = {s.id for s in await client.list_sessions() if s.name in wanted}
+    if before is None:
+        before = {s.id for s in await client.list_sessions() if s.name in wanted}
     gate = asyncio.Semaphore(max(1, concurrency))
 
     async def create(index: int) -> tuple[int, str | SkahaError]:
@@ -181,7 +315,7 @@ async def create_replicas_by_index(
         else:
             outcomes[index] = _failed_outcome(index, names[index], result.message)
     if unknown:
-        await asyncio.sleep(client.reconcile_delay)
+        await asyncio.sleep(getattr(client, "reconcile_delay", 1.0))
         claimed = before | {o.session_id for o in outcomes.values() if o.session_id}
         try:
             listed = await client.list_sessions()
@@ -251,6 +385,9 @@ def _push_attempt(folder: Path, replica: Replica) -> None:
             started=replica.started,
             ended=replica.ended,
             log=log,
+            exit_code=replica.exit_code,
+            peak_rss_bytes=replica.peak_rss_bytes,
+            cpu_seconds=replica.cpu_seconds,
         )
     )
 

@@ -22,13 +22,26 @@ def attempt_log_name(index: int, attempt: int) -> str:
     return f"{LOGS_DIR}/replica-{index}.attempt-{attempt}.log"
 
 
+# A log as the local engine serves it is at most its cap (64 MiB by default) plus a marker
+# line: readers must accept that much, or a capped log could never be archived.
+LOG_READ_LIMIT = 64 * 2**20 + 2**20
+
+
 async def archive_log(client: SkahaClient, session_id: str, folder: Path, index: int) -> str | None:
-    """Read the session's whole log and write it to `logs/replica-<index>.log`.
+    """Read the session's whole log (up to the service's cap, its marker kept) and write it to
+    `logs/replica-<index>.log`; paged by byte offset where the service honours one.
 
     Returns the relative path, or None when the log could not be read (try again later).
     """
+    pieces: list[str] = []
+    offset = 0
     try:
-        chunk = await client.logs(session_id)
+        while True:
+            chunk = await client.logs(session_id, offset)
+            pieces.append(chunk.text)
+            if not chunk.honoured or not chunk.text or chunk.next_offset <= offset:
+                break
+            offset = chunk.next_offset
     except SkahaError as error:
         log.info("cannot archive the log of %s yet: %s", session_id, error.message)
         return None
@@ -36,7 +49,7 @@ async def archive_log(client: SkahaClient, session_id: str, folder: Path, index:
     path = folder / relative
     try:
         path.parent.mkdir(exist_ok=True)
-        write_text_atomically(path, chunk.text)
+        write_text_atomically(path, "".join(pieces))
     except OSError as error:
         log.warning("cannot write %s: %s", path, error.strerror or error)
         return None

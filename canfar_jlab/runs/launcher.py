@@ -33,15 +33,15 @@ from ..models import (
     RUN_NAME_MAX,
     LaunchRequest,
     Replica,
-    ReplicaOutcome,
     Run,
     RunSpec,
     SessionSpec,
     explain,
     replica_names,
 )
-from ..skaha import SkahaClient, SkahaError
-from .actions import apply_outcomes, note_active, run_env, secret_values, utc_now
+from ..skaha import SkahaClient
+from . import lease
+from .actions import create_missing, note_active, run_env, secret_values, utc_now
 from .reconciler import service_of
 from .sites import same_site, session_image, site_client
 from .staging import plan_staging, stage, staged_preview
@@ -270,19 +270,58 @@ async def launch(
             argv=[spec.cmd or "", *spec.args],
         ),
         replicas=[
-            Replica(index=i, name=n, submitted=now)
+            Replica(index=i, name=n, submitted=now, parameters=rows[i - 1] if rows else None)
             for i, n in enumerate(replica_names(name, request.replicas), start=1)
         ],
+        launcher=lease.current(),
     )
-    store.write(run)
+    store.write(run)  # every replica's name, and this launch's lease, before the first create
     note_active(store, name)
+    return await create_missing(
+        name, [r.index for r in run.replicas], client, store, concurrency=concurrency
+    )
+
+
+async def reexport(run: Run, client: SkahaClient, store: RunStore) -> Run:
+    """Export the run's notebook as it is on disk now into its folder (re-run from the current
+    notebook): a new script, the same parameters; run.json records the new checksum."""
+    notebook = _notebook_path(run.notebook)
+    folder = Path(run.folder)
+    problems = await asyncio.to_thread(_problems, notebook, run.spec.parameters)
+    if problems:
+        raise LaunchRefused(_refusal(notebook, problems), problems)
     try:
-        outcomes = await client.create_replicas(spec, request.replicas, concurrency=concurrency)
-    except SkahaError as error:  # raised before any create was sent
-        outcomes = [
-            ReplicaOutcome(index=r.index, name=r.name, error=error.message) for r in run.replicas
-        ]
-    return store.update(name, lambda run: apply_outcomes(run, outcomes))
+        exported = await asyncio.to_thread(
+            export_notebook,
+            notebook,
+            folder,
+            parameters=run.spec.parameters or None,
+            python=replica_python(client),
+            script_name=_script_name(notebook),
+        )
+    except ExportError as error:
+        raise LaunchRefused(str(error)) from None
+    if exported.problems:
+        raise LaunchRefused(_refusal(notebook, exported.problems), exported.problems)
+
+    def record(current: Run) -> None:
+        current.script = exported.script_path.name
+        current.notebook_sha256 = exported.checksum
+        current.spec.argv = list(exported.argv)
+
+    return store.update(run.name, record)
+
+
+def notebook_changed(run: Run) -> bool | None:
+    """Whether the run's notebook on disk differs from the snapshot it was launched with
+    (None: the notebook is gone)."""
+    import hashlib
+
+    try:
+        content = Path(run.notebook).read_bytes()
+    except OSError:
+        return None
+    return hashlib.sha256(content).hexdigest() != run.notebook_sha256
 
 
 async def _prepare(

@@ -17,13 +17,23 @@ from typing import Any
 
 from ..models import Replica, ReplicaStatus, Run, Session
 from ..skaha import NotFound, SkahaClient, SkahaError
+from . import lease
 from .archive import archive_log
+from .reports import facts, killed, report_for
 from .store import RunNotFound, RunStore
 
 log = logging.getLogger(__name__)
 
 # A replica still without a session this long after its create was sent: that launch died.
 INTERRUPTED_AFTER = timedelta(minutes=10)
+# Its launcher is gone: on Skaha, wait this long for a lagging listing before NotCreated.
+LISTING_LAG = timedelta(seconds=30)
+# A replica recorded NotCreated by an interrupted launch is adopted by name this long after.
+ADOPT_WINDOW = timedelta(hours=2)
+CLOCK_SLACK = timedelta(seconds=5)
+LOCAL_ENGINE = "local-engine"
+INTERRUPTED = "the launch was interrupted before this replica was created"
+OOM_KILLED = "OOMKilled"  # how the service's own last log line says it killed a replica
 # A run seen for the first time already ended is announced if it ended this recently.
 RECENT_END = timedelta(minutes=1)
 _TERMINAL = (ReplicaStatus.COMPLETED, ReplicaStatus.FAILED)
@@ -32,7 +42,7 @@ _TERMINAL = (ReplicaStatus.COMPLETED, ReplicaStatus.FAILED)
 def service_of(client: SkahaClient) -> str:
     """Which service a run's sessions live in: `local-engine` (whatever port it has today) or
     the Skaha base URL."""
-    return "local-engine" if client.credentials.is_local_engine else client.base_url
+    return LOCAL_ENGINE if client.credentials.is_local_engine else client.base_url
 
 
 @dataclass
@@ -59,7 +69,7 @@ async def reconcile(store: RunStore, sessions: list[Session], client: SkahaClien
     listed = {session.id: session for session in sessions}
     runs = []
     for run in store.list():
-        if run.service == service and needs_work(run):
+        if run.service == service and (needs_work(run) or _may_adopt(run)):
             changes = await _observe(run, listed, client)
             if changes:
                 try:
@@ -99,30 +109,75 @@ def _replica_needs_work(replica: Replica) -> bool:
     return replica.log is None or replica.log_partial
 
 
-async def _observe(
-    run: Run, listed: dict[str, Session], client: SkahaClient
-) -> dict[int, dict[str, Any]]:
+def _may_adopt(run: Run) -> bool:
+    """A recent run with a replica recorded NotCreated by an interrupted launch: a session of
+    that name showing up later is still adopted (a service's listing may lag its creates)."""
+    recent = datetime.now(timezone.utc) - run.created < ADOPT_WINDOW
+    return recent and any(_orphan(replica) for replica in run.replicas)
+
+
+def _orphan(replica: Replica) -> bool:
+    return replica.session_id is None and (
+        replica.status is ReplicaStatus.PENDING
+        or (replica.status is ReplicaStatus.NOT_CREATED and replica.error == INTERRUPTED)
+    )
+
+
+def adopt_by_name(run: Run, replica: Replica, listed: dict[str, Session]) -> Session | None:
+    """The session the service holds under this replica's name that no replica or attempt of
+    the run has recorded and that is not older than the replica's create (names are chosen
+    free of live sessions, but a finished one of an earlier run may linger)."""
+    known = {
+        session_id
+        for each in run.replicas
+        for session_id in (each.session_id, *(a.session_id for a in each.attempts))
+        if session_id
+    }
+    since = (replica.submitted or run.created) - CLOCK_SLACK
+    found = [
+        session
+        for session in listed.values()
+        if session.name == replica.name
+        and session.id not in known
+        and (session.start_time is None or session.start_time >= since)
+    ]
+    found.sort(key=lambda s: (s.start_time or datetime.max.replace(tzinfo=timezone.utc), s.id))
+    return found[0] if found else None
+
+
+async def _observe(run: Run, listed: dict[str, Session], client: SkahaClient) -> dict[Any, Any]:
     """What changed for each replica, as {index: {field: value}} including the session id the
     observation is about (so a replica re-run meanwhile is not overwritten)."""
     now = datetime.now(timezone.utc)
-    changes: dict[int, dict[str, Any]] = {}
+    held = lease.is_held(run.launcher) if run.launcher else False
+    changes: dict[Any, Any] = {}
     for replica in run.replicas:
-        if not _replica_needs_work(replica):
-            continue
         update: dict[str, Any] = {}
         session_id = replica.session_id
-        if session_id is None:
-            submitted = replica.submitted or run.created
-            if replica.status is ReplicaStatus.PENDING and now - submitted > INTERRUPTED_AFTER:
-                update = {
-                    "status": ReplicaStatus.NOT_CREATED,
-                    "error": "the launch was interrupted before this replica was created",
-                    "ended": now,
-                }
-        else:
+        if _orphan(replica):
+            found = adopt_by_name(run, replica, listed)
+            if found is not None:
+                reset = {"status": ReplicaStatus.PENDING, "error": None, "ended": None}
+                adopted = replica.model_copy(update={"session_id": found.id, **reset})
+                update = {"adopt": found.id, **reset}
+                update.update(await _observe_session(run, adopted, found, client, now))
+            elif replica.status is ReplicaStatus.PENDING:
+                submitted = replica.submitted or run.created
+                waited = now - submitted
+                gone = held is False and (run.service == LOCAL_ENGINE or waited > LISTING_LAG)
+                if gone or waited > INTERRUPTED_AFTER:
+                    update = {
+                        "status": ReplicaStatus.NOT_CREATED,
+                        "error": INTERRUPTED,
+                        "ended": now,
+                    }
+        elif _replica_needs_work(replica):
+            assert session_id is not None
             update = await _observe_session(run, replica, listed.get(session_id), client, now)
         if update:
             changes[replica.index] = {"session_id": session_id, **update}
+    if run.launcher and held is False:
+        changes["launcher"] = None
     return changes
 
 
@@ -130,12 +185,13 @@ async def _observe_session(
     run: Run, replica: Replica, session: Session | None, client: SkahaClient, now: datetime
 ) -> dict[str, Any]:
     assert replica.session_id is not None
+    folder = Path(run.folder)
     update: dict[str, Any] = {}
     if session is None:  # not in the listing: confirm before believing it is gone
         try:
             session = await client.get_session(replica.session_id)
         except NotFound:
-            return _gone(replica, client, now)
+            return _gone(run, replica, client, now)
         except SkahaError:
             return {}
     status = ReplicaStatus.of(session.status)
@@ -143,22 +199,44 @@ async def _observe_session(
         update["status"] = status
     if session.start_time is not None and session.start_time != replica.started:
         update["started"] = session.start_time
-    ended = replica.is_ended or status in _TERMINAL
-    if ended and replica.ended is None:
+    finished = status in _TERMINAL
+    report = report_for(folder, replica)
+    if report is not None:
+        update.update(facts(folder, replica, report, run.spec.ram))
+        if finished and not report.finished:
+            update.update(killed(replica, report, run.spec.ram))
+    elif status is ReplicaStatus.PENDING and getattr(session, "status_message", None):
+        update["reason"] = session.status_message  # type: ignore[attr-defined]
+    ended = replica.is_ended or finished or update.get("status") in _TERMINAL
+    if ended and replica.ended is None and update.get("ended") is None:
         update["ended"] = now
-    if ended and (replica.log is None or replica.log_partial):
-        saved = await archive_log(client, replica.session_id, Path(run.folder), replica.index)
+    # The log is archived once the session itself has ended (a replica whose report says it
+    # finished may still be writing its last lines).
+    if (finished or replica.is_ended) and (replica.log is None or replica.log_partial):
+        saved = await archive_log(client, replica.session_id, folder, replica.index)
         if saved is not None:
             update.update(log=saved, log_partial=False)
             final = update.get("status", replica.status)
-            if final is ReplicaStatus.FAILED and replica.error is None:
-                update["error"] = _failure_line(Path(run.folder) / saved)
+            line = _failure_line(folder / saved) if final is ReplicaStatus.FAILED else None
+            if line and OOM_KILLED in line:  # the service says why it killed it: beats a guess
+                update.update(error=line, oom=True)
+            elif final is ReplicaStatus.FAILED and update.get("error", replica.error) is None:
+                update["error"] = line
     return update
 
 
-def _gone(replica: Replica, client: SkahaClient, now: datetime) -> dict[str, Any]:
-    """The service no longer knows the session."""
-    update: dict[str, Any] = {"log_lost": True}
+def _gone(run: Run, replica: Replica, client: SkahaClient, now: datetime) -> dict[str, Any]:
+    """The service no longer knows the session (Skaha forgets finished ones after an hour;
+    a session deleted from outside). The replica's own report, if any, still says how it
+    ended."""
+    update: dict[str, Any] = {"log_lost": replica.log is None or replica.log_partial}
+    folder = Path(run.folder)
+    report = report_for(folder, replica)
+    if report is not None:
+        update.update(facts(folder, replica, report, run.spec.ram))
+        if not report.finished and not replica.is_ended:
+            update.update(killed(replica, report, run.spec.ram))
+        return update
     if not replica.is_ended:
         update.update(
             status=ReplicaStatus.UNKNOWN,
@@ -171,15 +249,29 @@ def _gone(replica: Replica, client: SkahaClient, now: datetime) -> dict[str, Any
     return update
 
 
-def _apply(run: Run, changes: dict[int, dict[str, Any]]) -> None:
+def _apply(run: Run, changes: dict[Any, Any]) -> None:
+    if "launcher" in changes:
+        if run.launcher and lease.is_held(run.launcher) is False:
+            run.launcher = None
     for index, update in changes.items():
+        if index == "launcher":
+            continue
         replica = run.replica(index)
         if replica.session_id != update["session_id"]:
             continue  # re-run or recorded by someone else meanwhile
-        if update.get("status") is not None and replica.is_ended:
-            update = {k: v for k, v in update.items() if k not in ("status", "error")}
+        adopt = update.get("adopt")
+        if adopt is not None:
+            if not _orphan(replica):
+                continue
+            replica.session_id = adopt
+        elif update.get("status") is ReplicaStatus.NOT_CREATED and not _orphan(replica):
+            continue
+        if update.get("status") is not None and replica.is_ended and adopt is None:
+            final = {"status", "error", "ended", "exit_code", "oom"}
+            if replica.exit_code is not None or update.get("exit_code") is None:
+                update = {k: v for k, v in update.items() if k not in final}
         for name, value in update.items():
-            if name != "session_id":
+            if name not in ("session_id", "adopt"):
                 setattr(replica, name, value)
 
 

@@ -26,6 +26,7 @@ from typing import TYPE_CHECKING
 from pydantic import ValidationError
 
 from ..models import RUN_NAME_MAX, SESSION_NAME_PATTERN, Run
+from ..paths import user_settings
 
 if TYPE_CHECKING:
     from ..export import ExportProblem
@@ -66,10 +67,20 @@ class NothingToRerun(RunError):
     pass
 
 
+RUNS_ROOT_SETTING = "runs-root"
+
+
 def default_root() -> Path:
-    """`$CANFAR_JLAB_RUNS`, else `~/canfar-runs` (CANFAR mounts home in every session)."""
+    """`$CANFAR_JLAB_RUNS`, else the user's setting (`canfar-jlab config set runs-root PATH`),
+    else `~/canfar-runs` (CANFAR mounts home in every session). Every door (server, CLI,
+    magic) reads this, so they all list the same runs; the server's `runs_root` overrides it."""
     explicit = os.environ.get(RUNS_ENV, "").strip()
-    return Path(explicit).expanduser() if explicit else Path.home() / "canfar-runs"
+    if explicit:
+        return Path(explicit).expanduser()
+    configured = user_settings().get(RUNS_ROOT_SETTING)
+    if isinstance(configured, str) and configured.strip():
+        return Path(configured.strip()).expanduser()
+    return Path.home() / "canfar-runs"
 
 
 class RunStore:

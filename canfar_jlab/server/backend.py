@@ -13,16 +13,16 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
-from ..credentials import Credentials, resolve_credentials
+from ..credentials import Credentials
 from ..live import LiveHub
 from ..models import Run
 from ..runs import RunStore, busy, reconcile
+from ..runs.connection import Connection, ConnectionFailed
+from ..runs.service import RunService
 from ..skaha import (
     AuthError,
     NotFound,
-    RetryPolicy,
     SkahaClient,
-    SkahaError,
     Unavailable,
     UpstreamTimeout,
 )
@@ -30,11 +30,7 @@ from ..skaha import (
 log = logging.getLogger(__name__)
 
 
-class BackendUnavailable(SkahaError):
-    """No session service could be set up (no credentials, engine failed to start)."""
-
-    code = "backend_unavailable"
-    http_status = 502
+BackendUnavailable = ConnectionFailed  # no session service could be set up (502)
 
 
 class Backend:
@@ -55,12 +51,24 @@ class Backend:
         self.root_dir = root_dir.resolve() if root_dir else None
         self.request_timeout = request_timeout
         self.list_interval = list_interval
+        # One connection for every route and the hub: it re-resolves the local engine when
+        # it refuses (restarted on a new port with a new token), whatever the call path.
+        self.connection = Connection.for_server(self.url, request_timeout)
+        self.service = RunService(self.store, self.connection)
         self.log_bytes_per_second = log_bytes_per_second
-        self.credentials: Credentials | None = None
-        self.client: SkahaClient | None = None
         self.hub: LiveHub | None = None
-        self.last_error: str | None = None
-        self._lock = asyncio.Lock()
+
+    @property
+    def client(self) -> SkahaClient | None:
+        return self.connection.client
+
+    @property
+    def credentials(self) -> Credentials | None:
+        return self.connection.credentials
+
+    @property
+    def last_error(self) -> str | None:
+        return self.connection.last_error
 
     @property
     def call_deadline(self) -> float:
@@ -93,41 +101,21 @@ class Backend:
 
     async def connect(self) -> SkahaClient:
         """The client, connecting on first use (and again after a failure)."""
-        if self.client is not None:
-            return self.client
-        async with self._lock:
-            if self.client is None:
-                try:
-                    creds = await asyncio.to_thread(resolve_credentials, self.url)
-                except SkahaError as exc:
-                    self.last_error = exc.message
-                    raise BackendUnavailable(exc.message) from None
-                except Exception as exc:  # report in one line, never a traceback
-                    self.last_error = f"could not set up the session service: {exc}"
-                    raise BackendUnavailable(self.last_error) from None
-                self.credentials = creds
-                self.last_error = None
-                # One attempt gets the request timeout; retries fit in the route's deadline.
-                self.client = SkahaClient(
-                    creds,
-                    timeout=self.request_timeout,
-                    connect_timeout=min(5.0, self.request_timeout),
-                    retry=RetryPolicy(attempts=3, base_delay=0.25, max_delay=2.0),
-                )
-                if self.hub is None:
-                    # One hub for the server's life: it reads through `self`, so a reconnect
-                    # (the local engine restarted) swaps the client under it and every open
-                    # live channel keeps going.
-                    self.hub = LiveHub(
-                        self,
-                        list_interval=self.list_interval,
-                        whole_log_bytes_per_second=self.log_bytes_per_second,
-                        observer=self._observe,
-                        # Replicas still running keep the list polled (their logs must be
-                        # archived when they end) even when no browser is watching.
-                        busy=lambda: busy(self.store, self.client),
-                    )
-        return self.client
+        client = await self.connection.connect()
+        if self.hub is None:
+            # One hub for the server's life: it reads through `self`, so a reconnect (the
+            # local engine restarted) swaps the client under it and every open live channel
+            # keeps going.
+            self.hub = LiveHub(
+                self,
+                list_interval=self.list_interval,
+                whole_log_bytes_per_second=self.log_bytes_per_second,
+                observer=self._observe,
+                # Replicas still running keep the list polled (their logs must be archived
+                # when they end) even when no browser is watching.
+                busy=lambda: busy(self.store, self.connection.client),
+            )
+        return client
 
     # The hub's session source: the current client, with reconnection.
     async def list_sessions(self) -> list:
@@ -153,8 +141,8 @@ class Backend:
 
     async def _observe(self, sessions: list) -> dict[str, Any]:
         """Every list the hub takes also brings the runs up to date (statuses, log archive)."""
-        client = await self.connect()
-        reconciled = await reconcile(self.store, sessions, client)
+        await self.connect()
+        reconciled = await reconcile(self.store, sessions, self.connection)
         return {
             "runs": [self.run_json(run) for run in reconciled.runs if run.deleted is None],
             "owners": reconciled.owners,
@@ -188,28 +176,12 @@ class Backend:
             self.hub.nudge()
 
     async def call(self, method: str, *args: Any, **kwargs: Any) -> Any:
-        """`client.<method>(...)`; on the local engine, reconnect and try once more when it
-        refuses our token or does not answer (it was restarted, on a new port with a new
-        token, or stopped: connecting starts it again)."""
-        client = await self.connect()
-        try:
-            return await getattr(client, method)(*args, **kwargs)
-        except (AuthError, Unavailable) as exc:
-            if not client.credentials.is_local_engine or isinstance(exc, UpstreamTimeout):
-                raise
-            await self.reset(client)
-            client = await self.connect()
-            return await getattr(client, method)(*args, **kwargs)
+        """`client.<method>(...)` through the self-healing connection."""
+        await self.connect()
+        return await self.connection.call(method, *args, **kwargs)
 
     async def reset(self, stale: SkahaClient | None = None) -> None:
-        """Drop the client (only if it is still `stale`, when given) so the next call
-        resolves the credentials again."""
-        async with self._lock:
-            client = self.client
-            if client is None or (stale is not None and client is not stale):
-                return  # another caller already reconnected
-            self.client = self.credentials = None
-        await client.aclose()
+        await self.connection.reset(stale)
 
     async def close(self) -> None:
         hub, self.hub = self.hub, None

@@ -159,6 +159,7 @@ def route_table() -> list[tuple[str, type]]:
         RunPreviewHandler,
         RunRerunHandler,
         RunsHandler,
+        RunStopHandler,
     )
 
     def path(*parts: str) -> str:
@@ -170,6 +171,7 @@ def route_table() -> list[tuple[str, type]]:
         (path("runs", "preview"), RunPreviewHandler),
         (path("runs", RUN_NAME), RunHandler),
         (path("runs", RUN_NAME, "rerun"), RunRerunHandler),
+        (path("runs", RUN_NAME, "stop"), RunStopHandler),
         (path("runs", RUN_NAME, "renew"), RunRenewHandler),
         (path("sessions"), SessionsHandler),
         (path("sessions", SESSION_ID), SessionHandler),

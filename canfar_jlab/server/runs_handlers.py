@@ -1,8 +1,14 @@
-"""Runs over REST: launch a notebook from disk, list, inspect, re-run failed, delete."""
+"""Runs over REST: launch a notebook from disk, preview, list, inspect, stop, re-run, delete.
+
+Every route only parses and renders: the work is the run service's (canfar_jlab.runs), the
+same the CLI and the magic call. Wherever a run is named, a replica name (`RUN-3`) or a
+session id of one of its replicas names it too.
+"""
 
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Literal
 
 from jupyter_server.auth.decorator import authorized
 from pydantic import BaseModel, ConfigDict
@@ -12,12 +18,10 @@ from ..models import LaunchRequest
 from ..runs import (
     LaunchRefused,
     NothingToRerun,
+    RunError,
     RunNameInUse,
     RunNotFound,
-    delete_run,
-    launch,
-    preview,
-    rerun_failed,
+    Target,
 )
 from .base import CanfarHandler
 
@@ -28,6 +32,8 @@ class RerunRequest(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     failed_only: bool = True
+    failed: bool = True
+    source: Literal["snapshot", "notebook"] = "snapshot"
 
 
 class RunsBase(CanfarHandler):
@@ -49,8 +55,32 @@ class RunsBase(CanfarHandler):
         except RunNotFound as exc:
             raise web.HTTPError(404, str(exc)) from None
 
+    async def fresh(self) -> None:
+        """Bring the runs up to date with the service (the live hub's shared list, at most
+        1 s old: adopting sessions by name, recording ends, archiving logs). Without a
+        service the runs are shown as recorded."""
+        try:
+            await self.upstream_work(self.backend.connect(), self.backend.call_deadline)
+            hub = self.backend.hub
+            if hub is not None:
+                await self.upstream_work(hub.recent(1.0), self.backend.call_deadline)
+        except web.HTTPError:
+            pass
+
+    async def target(self, name: str) -> Target:
+        """The run (or one replica of it) `name` stands for; 404 with one line otherwise."""
+        store = self.backend.store
+        if store.exists(name):
+            return Target(run=store.get(name))
+        return await self.runs_call(self.backend.service.resolve(name, sessions=False))
+
     async def runs_call(self, coroutine):
         """A runs operation with its errors as one-line HTTP errors."""
+        try:
+            await self.client()  # connected (502 with the reason if not), the live hub started
+        except BaseException:
+            coroutine.close()
+            raise
         try:
             return await self.upstream_work(coroutine)
         except LaunchRefused as exc:
@@ -61,6 +91,8 @@ class RunsBase(CanfarHandler):
             raise web.HTTPError(409, str(exc)) from None
         except RunNotFound as exc:
             raise web.HTTPError(404, str(exc)) from None
+        except RunError as exc:
+            raise web.HTTPError(409, str(exc)) from None
 
 
 class RunsHandler(RunsBase):
@@ -73,6 +105,7 @@ class RunsHandler(RunsBase):
         self.write_json({"runs": runs})
 
     async def _list(self) -> list[dict]:
+        await self.fresh()
         # A deleted run leaves the list; its folder, logs and outputs stay on disk.
         runs = self.backend.store.list()
         return [self.backend.run_json(run) for run in runs if run.deleted is None]
@@ -81,8 +114,7 @@ class RunsHandler(RunsBase):
     @authorized
     async def post(self) -> None:
         request = self.launch_request()
-        client = await self.client()
-        run = await self.runs_call(launch(request, client, self.backend.store))
+        run = await self.runs_call(self.backend.service.launch(request))
         self.backend.nudge()
         self.write_json(self.backend.run_json(run), status=201)
 
@@ -94,8 +126,7 @@ class RunPreviewHandler(RunsBase):
     @authorized
     async def post(self) -> None:
         request = self.launch_request()
-        client = await self.client()
-        result = await self.runs_call(preview(request, self.backend.store, client))
+        result = await self.runs_call(self.backend.service.preview(request))
         self.write_json(result.model_dump(mode="json"))
 
 
@@ -105,16 +136,35 @@ class RunHandler(RunsBase):
     @web.authenticated
     @authorized
     async def get(self, run_name: str) -> None:
-        self.write_json(self.backend.run_json(self.run_or_404(run_name)))
+        await self.fresh()
+        target = await self.target(run_name)
+        assert target.run is not None
+        self.write_json(self.backend.run_json(self.backend.store.get(target.run.name)))
 
     @web.authenticated
     @authorized
     async def delete(self, run_name: str) -> None:
-        self.run_or_404(run_name)
-        client = await self.client()
-        deleted = await self.runs_call(delete_run(run_name, client, self.backend.store))
+        target = await self.target(run_name)
+        assert target.run is not None
+        service = self.backend.service
+        deleted = await self.runs_call(service.delete(target.run.name, target.indices))
         self.backend.nudge()
         self.write_json({"deleted": deleted})
+
+
+class RunStopHandler(RunsBase):
+    """POST runs/NAME/stop: end the run's replicas, keep its record and logs."""
+
+    SUPPORTED_METHODS = ("POST",)
+
+    @web.authenticated
+    @authorized
+    async def post(self, run_name: str) -> None:
+        target = await self.target(run_name)
+        assert target.run is not None
+        run = await self.runs_call(self.backend.service.stop(target.run.name, target.indices))
+        self.backend.nudge()
+        self.write_json(self.backend.run_json(run))
 
 
 class RunRerunHandler(RunsBase):
@@ -124,10 +174,11 @@ class RunRerunHandler(RunsBase):
     @authorized
     async def post(self, run_name: str) -> None:
         body = self.read_json(RerunRequest)
-        if not body.failed_only:
-            raise web.HTTPError(400, "failed_only: only re-running failed replicas is supported")
-        self.run_or_404(run_name)
-        client = await self.client()
-        run = await self.runs_call(rerun_failed(run_name, client, self.backend.store))
+        if not body.failed_only or not body.failed:
+            raise web.HTTPError(400, "failed: only re-running failed replicas is supported")
+        target = await self.target(run_name)
+        assert target.run is not None
+        service = self.backend.service
+        run = await self.runs_call(service.rerun(target.run.name, source=body.source))
         self.backend.nudge()
         self.write_json(self.backend.run_json(run))

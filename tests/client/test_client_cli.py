@@ -56,7 +56,10 @@ def test_images_stats_and_delete(cli, fake):
     assert json.loads(cli("stats", "--json").stdout)["cores"]["cpuCoresAvailable"] == 96
     sid = fake.add_session("doomed")
     deleted = cli("delete", sid, "abcdefgh")
-    assert deleted.stdout.splitlines() == [f"deleted {sid}", "deleted abcdefgh"]
+    assert deleted.stdout.splitlines() == [f"deleted {sid}"]
+    # Skaha answers a delete of an unknown id with 200; the CLI says nothing matched (issue 11).
+    assert deleted.returncode == 4
+    assert deleted.stderr.startswith("canfar-jlab: no run named 'abcdefgh', no replica")
     assert sid not in fake.sessions
 
 
@@ -74,15 +77,17 @@ def test_images_stats_and_delete(cli, fake):
             ("logs", "abcdefgh"),
             TEST_TOKEN,
             4,
-            "canfar-jlab: 127.0.0.1 answered GET /skaha/v1/session/abcdefgh with HTTP 404: "
-            "session abcdefgh not found",
+            # one clear message when nothing matches, never "HTTP 404" (issue 11)
+            "canfar-jlab: no run named 'abcdefgh', no replica of that name and no session "
+            "with that id (runs in ",
         ),
-        (("logs", "../etc"), TEST_TOKEN, 1, "canfar-jlab: '../etc' is not a session id"),
+        (("logs", "../etc"), TEST_TOKEN, 4, "canfar-jlab: no run named '../etc', no replica"),
     ],
 )
 def test_failures_are_one_line_with_a_telling_exit_code(cli, args, token, code, message):
     done = cli(*args, token=token)
-    assert (done.returncode, done.stderr.strip()) == (code, message)
+    assert done.returncode == code and done.stderr.strip().startswith(message), done.stderr
+    assert done.stderr.count("\n") == 1
     assert "Traceback" not in done.stderr and done.stdout == ""
 
 

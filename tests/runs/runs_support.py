@@ -19,7 +19,8 @@ from canfar_jlab.skaha import SkahaClient
 __all__ = ["cell", "kernel_stdout", "normalize", "without_markers", "write_notebook"]
 
 T = TypeVar("T")
-EXAMPLE = Path(__file__).parents[2] / "examples" / "reduce_fits.ipynb"
+REPO = Path(__file__).resolve().parents[2]
+EXAMPLE = REPO / "examples" / "reduce_fits.ipynb"
 
 
 def client_for(engine: RunningEngine) -> SkahaClient:

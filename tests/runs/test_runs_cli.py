@@ -3,68 +3,19 @@
 from __future__ import annotations
 
 import json
-import os
 import re
-import subprocess
-import sys
 from pathlib import Path
 
-import pytest
 from runs_support import without_markers, write_notebook
 from test_runs_engine import FAILS_ONCE
 
-from canfar_jlab.cli import main
-
 REPO = Path(__file__).resolve().parents[2]
+_CELL_HEADER = re.compile(r"^\[\d+\] ## canfar-jlab cell \d+/\d+")
 
 
-@pytest.fixture
-def cli_env(engine, tmp_path, monkeypatch) -> dict[str, str]:
-    """The test engine as the service, runs under tmp_path/runs, an empty HOME (no ~/.canfar
-    or ~/.ssl). Set in this process too, for verbs run in-process with `main()`."""
-    home = tmp_path / "home"
-    home.mkdir()
-    env = {
-        "HOME": str(home),
-        "CANFAR_JLAB_HOME": str(engine.home),
-        "CANFAR_JLAB_RUNS": str(tmp_path / "runs"),
-    }
-    for name, value in env.items():
-        monkeypatch.setenv(name, value)
-    return env
-
-
-@pytest.fixture
-def cli(cli_env):
-    """Run `python -m canfar_jlab ARGS` as a real process (run and rerun poll every 0.2 s)."""
-
-    def run(*args: str) -> subprocess.CompletedProcess:
-        environ = {k: v for k, v in os.environ.items() if not k.startswith("CANFAR_")}
-        environ.update(cli_env)
-        poll = ["--interval", "0.2"] if args[0] in ("run", "rerun") else []
-        return subprocess.run(
-            [sys.executable, "-m", "canfar_jlab", *args, *poll],
-            capture_output=True,
-            text=True,
-            env=environ,
-            cwd=REPO,
-            timeout=120,
-        )
-
-    return run
-
-
-@pytest.fixture
-def cli_here(cli_env, capsys):
-    """The same verbs through `canfar_jlab.cli.main` in this process (no interpreter start:
-    the machine is shared), as (exit code, stdout, stderr)."""
-
-    def run(*args: str) -> tuple[int, str, str]:
-        code = main(list(args))
-        captured = capsys.readouterr()
-        return code, captured.out, captured.err
-
-    return run
+def printed(text: str) -> list[str]:
+    """What replicas printed, without the runner's `## canfar-jlab cell i/n` headers."""
+    return [line for line in text.splitlines() if not _CELL_HEADER.match(line)]
 
 
 def test_run_follow_then_rerun_failed_then_ps_logs_delete(cli, cli_here, tmp_path):
@@ -77,7 +28,7 @@ def test_run_follow_then_rerun_failed_then_ps_logs_delete(cli, cli_here, tmp_pat
     assert "[2] RuntimeError: replica 2 fails the first time" in out
     assert "[1] finished" in out and "[2] finished" not in out
     assert "run fails-once: failed (2/3 Completed, 1 Failed)" in out
-    failed_row = r"^2\s+fails-once-2\s+\w+\s+Failed\s+canfar-jlab: stopped at code cell 1"
+    failed_row = r"^2\s+fails-once-2\s+\w+\s+Failed\s+.*canfar-jlab: stopped at code cell 1"
     assert re.search(failed_row, done.stdout, re.M)
     err = done.stderr.splitlines()
     assert err[0].startswith("run fails-once: 3 replica(s) of fails_once.ipynb on the local engine")
@@ -89,7 +40,9 @@ def test_run_follow_then_rerun_failed_then_ps_logs_delete(cli, cli_here, tmp_pat
     assert without_markers(again.stdout).splitlines()[:2] == ["[2] replica 2 of 3", "[2] finished"]
     assert "[1]" not in again.stdout and "[3]" not in again.stdout
     assert "run fails-once: completed (3/3 Completed)" in again.stdout
-    assert again.stderr.startswith("run fails-once: running replica(s) 2 again\n")
+    assert again.stderr.startswith(
+        "run fails-once: running replica(s) 2 again (the launch snapshot)\n"
+    )
     assert cli_here("rerun", "fails-once", "--failed") == (
         0,
         "",
@@ -142,3 +95,24 @@ def test_refused_and_bad_runs_are_one_line_errors_with_exit_codes(cli, cli_here,
         done, _, err = cli_here(*args)
         assert done == code, (args, err)
         assert err.startswith(message) and err.count("\n") == 1, err
+
+
+def test_the_cli_does_not_build_jsonschemas_iri_grammars(tmp_path):
+    """`canfar-jlab run` imports nbformat, hence jsonschema, which imports rfc3987_syntax when
+    installed and compiles its grammars for seconds; the CLI blocks that optional import."""
+    import subprocess
+    import sys
+
+    probe = (
+        "import sys\n"
+        "from canfar_jlab.cli import main\n"
+        "main(['config', 'get', 'runs-root'])\n"
+        "import canfar_jlab.export, jsonschema\n"
+        "print('loaded' if sys.modules.get('rfc3987_syntax') else 'blocked')\n"
+    )
+    env = {**__import__("os").environ, "CANFAR_JLAB_CONFIG": str(tmp_path)}
+    out = subprocess.run(
+        [sys.executable, "-c", probe], capture_output=True, text=True, env=env, timeout=120
+    )
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip().splitlines()[-1] == "blocked"
