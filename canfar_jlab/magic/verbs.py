@@ -29,6 +29,7 @@ from ..runs import (
     service_of,
 )
 from ..runs import Target as Target
+from ..runs.follow import shown_lines
 from ..skaha import NotFound, SkahaClient
 from . import views
 from .loop import Emit
@@ -278,8 +279,8 @@ async def logs(
             emit(f"==> replica {replica.index} ({replica.name}, {status}) <==\n")
         if each.source == "none":
             text = f"(not created: {replica.error or 'no session'})\n"
-        else:
-            text = each.text
+        else:  # as a terminal shows it: a progress bar's states as plain lines
+            text = "".join(line + "\n" for line in shown_lines(each.text))
         emit(_with_newline(text))
 
 
