@@ -7,7 +7,7 @@ import sys
 from functools import partial
 
 import pytest
-from conftest import without_markers
+from export.conftest import without_markers
 from nbformat import v4
 
 from canfar_jlab import export
