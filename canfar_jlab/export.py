@@ -569,7 +569,7 @@ class _Checker:
                 cell_id=cell_id,
                 severity="warning" if m in _WARNINGS else "error",
             )
-            for n, m in found
+            for n, m in sorted(found, key=lambda problem: problem[0])  # in line order
         ]
 
     def _check_code(self, python: str, offset: int, found: list[tuple[int, str]]) -> None:

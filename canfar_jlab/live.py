@@ -26,6 +26,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
+from .logdelta import unseen
 from .models import LogChunk, Session
 from .skaha import InvalidRequest, NotFound, SkahaError
 
@@ -218,10 +219,10 @@ class LogFeed:
     async def receive(self, offset: int, data: bytes) -> None:
         """Bytes from the log stream, starting at byte `offset`."""
         current = self.next_offset or 0
-        if offset + len(data) <= current:
-            return  # already had them (a reopened stream resends nothing, but be sure)
-        if offset < current:
-            data, offset = data[current - offset :], current
+        data = unseen(current, offset, data)  # a reopened stream resends nothing, but be sure
+        if not data:
+            return
+        offset = max(offset, current)
         await self._append(offset, offset + len(data), data.decode("utf-8", "replace"))
 
     async def _append(self, start: int, next_offset: int, text: str) -> None:

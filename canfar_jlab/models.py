@@ -1032,6 +1032,8 @@ class Run(BaseModel):
 
     site: str | None = None  # the ~/.canfar/config.yaml server it runs on; later actions use it
     staged: StagedRun | None = None  # copied to CANFAR storage; outputs stay there
+    # The pre-launch check's warnings ("code cell 3, line 1: warning: ..."): shown, not refused
+    warnings: list[str] = Field(default_factory=list)
 
     @computed_field  # type: ignore[prop-decorator]
     @property

@@ -87,8 +87,9 @@ def prepare(path: Path, source: Path | None) -> ReplicaFolder:
         if entry.name in SKIPPED or entry.name in OWN_FILES:
             continue
         target = folder.path / entry.name
-        if os.path.lexists(target):
-            continue  # a rerun keeps what an earlier attempt left
+        if os.path.lexists(target):  # a rerun keeps what an earlier attempt left
+            _note_earlier_copy(folder, entry, target)
+            continue
         try:
             if _should_copy(entry, budget):
                 shutil.copy2(entry, target)
@@ -111,6 +112,18 @@ def prepare(path: Path, source: Path | None) -> ReplicaFolder:
             except OSError as error:
                 folder.problems.append(f"../{entry.name}: {error.strerror or error}")
     return folder
+
+
+def _note_earlier_copy(folder: ReplicaFolder, entry: os.DirEntry, target: Path) -> None:
+    """An earlier attempt's copy that nobody changed is no output of this one: copy2 kept the
+    source's size and mtime, so a copy still matching them is unchanged."""
+    try:
+        if os.path.islink(target) or not entry.is_file(follow_symlinks=False):
+            return
+        source = entry.stat(follow_symlinks=False)
+    except OSError:
+        return
+    folder.copies[entry.name] = (source.st_size, source.st_mtime_ns)
 
 
 def _entries(folder: Path, report: ReplicaFolder) -> list[os.DirEntry]:

@@ -16,7 +16,6 @@ base URL and credential (`canfar_jlab.credentials`). It survives the real servic
 from __future__ import annotations
 
 import asyncio
-import codecs
 import email.utils
 import json
 import logging
@@ -35,6 +34,7 @@ import httpx
 from pydantic import ValidationError
 
 from . import __version__
+from .logdelta import LineCutter, LogCursor
 from .models import (
     Availability,
     Context,
@@ -391,10 +391,16 @@ class SkahaClient:
         whole log, the bytes before `offset` are cut here, so the text means the same either way.
         """
         body, server_offset = await self._log_bytes(session_id, offset)
-        if server_offset is not None:
-            return LogChunk(_decode(body), server_offset, honoured=True)
-        start = min(offset or 0, len(body))
-        return LogChunk(_decode(body[start:]), len(body), honoured=False)
+        cursor = LogCursor(offset or 0)
+        new = cursor.advance(body, server_offset)
+        return LogChunk(_decode(new), cursor.offset, honoured=bool(cursor.honoured))
+
+    async def read_log(self, session_id: str, cursor: LogCursor) -> bytes:
+        """The bytes of the session's log that `cursor` has not seen yet (advancing it): only
+        those are asked for where the service honours offsets, else the whole log is diffed."""
+        offset = cursor.offset if cursor.honoured is not False else None
+        body, server_offset = await self._log_bytes(session_id, offset)
+        return cursor.advance(body, server_offset)
 
     async def log_stream(
         self, sessions: dict[str, int], *, read_timeout: float = 60.0
@@ -443,7 +449,7 @@ class SkahaClient:
         session ends). After the session is seen Completed, Failed or gone, the log is read one
         last time and the iterator ends. Raises NotFound if the session is unknown at the start.
         """
-        follower = _LogFollower(self.max_log_bytes)
+        cursor, cutter = LogCursor(), LineCutter()
         first, failures = True, 0
         while True:
             try:
@@ -454,9 +460,7 @@ class SkahaClient:
                         raise
                     finished = True
                 first = False
-                body, server_offset = await self._log_bytes(
-                    session_id, follower.offset if follower.honoured is not False else None
-                )
+                data = await self.read_log(session_id, cursor)
             except Unavailable as exc:  # timeouts and bad replies included
                 failures += 1
                 if failures > max_failures:
@@ -465,7 +469,7 @@ class SkahaClient:
                 await asyncio.sleep(poll_interval)
                 continue
             failures = 0
-            text = follower.take(body, server_offset, final=finished)
+            text = cutter.take(data, final=finished)
             if text:
                 yield text
             if finished:
@@ -848,61 +852,6 @@ class _FrameReader:
 
 class _TooLarge(Exception):
     pass
-
-
-class _LogFollower:
-    """Turns successive log reads into new text, each byte once, cut at line ends.
-
-    With the offset extension the service sends only new bytes. Otherwise each read is the whole
-    log: the part already seen is recognised by its length and the last bytes seen (an anchor),
-    so a log that was cut or rotated is noticed instead of repeated or skipped silently.
-    """
-
-    ANCHOR = 256
-    MAX_PENDING = 64 * 2**10  # a "line" longer than this is passed on unfinished
-
-    def __init__(self, cap: int) -> None:
-        self.offset = 0
-        self.honoured: bool | None = None
-        self._anchor = b""
-        self._pending = b""
-        self._decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
-        self._cap = cap
-
-    def take(self, body: bytes, server_offset: int | None, *, final: bool) -> str:
-        if server_offset is not None:
-            self.honoured = True
-            new = body
-            self.offset = server_offset
-        else:
-            self.honoured = False
-            new = self._diff(body)
-        data = self._pending + new
-        if final:
-            self._pending = b""
-            return self._decoder.decode(data, final=True)
-        cut = max(data.rfind(b"\n"), data.rfind(b"\r")) + 1
-        if len(data) - cut > self.MAX_PENDING:
-            cut = len(data)
-        self._pending = data[cut:]
-        return self._decoder.decode(data[:cut])
-
-    def _diff(self, whole: bytes) -> bytes:
-        seen, anchor = self.offset, self._anchor
-        if len(whole) >= seen and whole[seen - len(anchor) : seen] == anchor:
-            new = whole[seen:]
-        else:
-            found = whole.rfind(anchor) if anchor else -1
-            if found >= 0:
-                new = whole[found + len(anchor) :]
-            elif not whole:
-                new = b""  # the service no longer has the log (e.g. session expired)
-            else:
-                new = b"[canfar-jlab: the log was cut or rotated upstream]\n" + whole
-        if whole:
-            self.offset = len(whole)
-            self._anchor = whole[-self.ANCHOR :]
-        return new
 
 
 def _bearer(request: httpx.Request) -> str | None:

@@ -23,6 +23,7 @@ from typing import TextIO
 from pydantic import ValidationError
 
 from ..launch_args import LaunchArgsError, add_launch_options, launch_request
+from ..logdelta import lines_of
 from ..models import Run, explain
 from ..runs import (
     Connection,
@@ -35,12 +36,12 @@ from ..runs import (
     RunStore,
     Target,
 )
-from ..runs.follow import shown_lines
 from . import CliError
 from .sessions import EXIT_FAILURE, EXIT_NOT_FOUND, run_with_client
 
 EXIT_REFUSED = 2
 PROGRESS_EVERY = 10.0  # seconds between progress lines when nothing changes
+_FILES_SHOWN = 5  # new files listed per replica; the rest counted (run.json has them all)
 _STATUS_ORDER = (
     "Running",
     "Pending",
@@ -108,7 +109,14 @@ def run_command(args: argparse.Namespace) -> int:
         raise CliError(explain(error), EXIT_REFUSED) from None
 
     async def work(service: RunService) -> int:
-        run = await service.launch(request)
+        try:
+            run = await service.launch(request)
+        except LaunchRefused as error:  # issue 12: every problem, each on its own line
+            if args.json:
+                print(json.dumps([p.model_dump(mode="json") for p in error.problems], indent=1))
+            raise CliError("\n".join(error.lines()), EXIT_REFUSED) from None
+        for warning in run.warnings:
+            _say(warning)
         if args.json and not args.follow:
             print(json.dumps(run_json(run), indent=1))
             return _exit_code(run)
@@ -219,6 +227,9 @@ def runs_table(runs: Sequence[Run]) -> str:
             f"{run.notebook}"
         )
         lines.append(replicas_table(run, indent="  "))
+        made = replica_outputs(run, indent="  ")
+        if made:
+            lines.append(made)
     return "\n".join(lines)
 
 
@@ -275,7 +286,7 @@ async def write_target_logs(
         )
         return
     for shown in await service.logs(target):
-        for line in shown_lines(shown.text):
+        for line in lines_of(shown.text):
             _line(out, shown.replica.index, line)
 
 
@@ -307,7 +318,26 @@ def progress(run: Run) -> str:
 def run_summary(run: Run) -> str:
     head = f"run {run.name}: {run.state} ({progress(run)})"
     tail = f"folder {run.folder}\noutputs {Path(run.folder) / 'outputs'}"
-    return f"{head}\n{replicas_table(run)}\n{tail}"
+    made = replica_outputs(run)
+    return f"{head}\n{replicas_table(run)}\n{tail}" + (f"\n{made}" if made else "")
+
+
+def replica_outputs(run: Run, indent: str = "") -> str:
+    """Per replica, its executed notebook and the files it created (relative to the run
+    folder), one line each: `replica 2: executed replicas/2/executed.ipynb; files replicas/2/a.fits`
+    (not `[2] ...`, which is a replica's log line)."""
+    lines = []
+    for replica in run.replicas:
+        parts = []
+        if replica.executed_notebook:
+            parts.append(f"executed {replica.executed_notebook}")
+        if replica.files:
+            shown = ", ".join(replica.files[:_FILES_SHOWN])
+            more = len(replica.files) - _FILES_SHOWN
+            parts.append(f"files {shown}" + (f" (+{more} more)" if more > 0 else ""))
+        if parts:
+            lines.append(f"{indent}replica {replica.index}: " + "; ".join(parts))
+    return "\n".join(lines)
 
 
 async def _follow(

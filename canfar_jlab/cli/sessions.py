@@ -191,7 +191,7 @@ def ps_command(args: argparse.Namespace) -> int:
                 print(sessions_json(shown) if args.json else sessions_table(shown))
                 return 0
             assert target.run is not None
-            run = service.store.get(target.run.name)
+            run = await service.get(target.run.name)  # from the site it runs on (issue 16)
             print(json.dumps(run_json(run), indent=2) if args.json else runs_table([run]))
             return 0
         sessions, reconciled = await service.refresh()

@@ -1,15 +1,18 @@
 """The per-replica log cap: what the cut looks like, on disk and as served.
 
-A replica writes straight into its log file (a file, not a pipe, so it never blocks or dies when
-the engine restarts). Its supervisor keeps the file near the cap: the first `cap` bytes are kept,
-followed by one marker line, and later output is truncated away. The engine serves exactly
-`file[:cap] + marker` once the file has passed the cap, whether or not the supervisor has cut it
-yet, so readers always see the same bytes at the same offsets.
+A replica writes into a pipe that its supervisor (not the engine: it outlives engine restarts)
+copies into the log file. The supervisor writes the first `cap` bytes, then one marker line, and
+from then on reads and discards the rest, so the replica never blocks or dies at the cap and the
+file never holds more than `cap` + the marker (+ the supervisor's own closing line, e.g. an
+OOMKilled note): the bound holds by construction, however fast the replica prints. The engine
+serves exactly `file[:cap] + marker` once the file has passed the cap, so readers always see the
+same bytes at the same offsets.
 """
 
 from __future__ import annotations
 
 import os
+import time
 
 
 def marker(cap: int) -> bytes:
@@ -49,29 +52,58 @@ def read_served(path: str | os.PathLike[str], cap: int, offset: int, limit: int)
         os.close(fd)
 
 
-def enforce(fd: int, cap: int) -> None:
-    """Cut the file open read-write (not appending) as `fd` to `cap` bytes plus the marker."""
-    size = os.fstat(fd).st_size
-    mark = marker(cap)
-    if size <= cap or size == cap + len(mark):
-        return
-    if os.pread(fd, len(mark), cap) != mark:
-        os.ftruncate(fd, cap)
-        os.pwrite(fd, mark, cap)
-    os.ftruncate(fd, cap + len(mark))
+CHUNK = 1 << 16  # one pipe buffer: one read and one write per 64 KiB, no work per line
+PUMP_CHUNKS = 16  # at most 1 MiB per call, so a fast writer cannot starve the supervisor's loop
 
 
-class Cutter:
-    """Keeps one log at its cap. The replica's own appends are never touched; a read-write
-    descriptor is opened only once the log has passed the cap (most never do)."""
+class Copier:
+    """Copies a replica's output from the (non-blocking) read end of its pipe into the log."""
 
-    def __init__(self, path: str, append_fd: int, cap: int) -> None:
-        self.path, self.append_fd, self.cap = path, append_fd, cap
-        self._fd: int | None = None
+    def __init__(self, read_fd: int, log_fd: int, cap: int) -> None:
+        self.read_fd, self.log_fd, self.cap = read_fd, log_fd, cap
+        self.kept = os.fstat(log_fd).st_size
+        self.cut = False
+        self.open = True
 
-    def check(self) -> None:
-        if os.fstat(self.append_fd).st_size <= self.cap:
-            return
-        if self._fd is None:
-            self._fd = os.open(self.path, os.O_RDWR | os.O_CLOEXEC)
-        enforce(self._fd, self.cap)
+    def pump(self, chunks: int = PUMP_CHUNKS) -> bool:
+        """Copy what the pipe holds now, up to `chunks` reads; close it at end of file. True
+        when there may be more to read at once."""
+        for _ in range(chunks):
+            if not self.open:
+                return False
+            try:
+                data = os.read(self.read_fd, CHUNK)
+            except BlockingIOError:
+                return False
+            if not data:
+                os.close(self.read_fd)
+                self.open = False
+                return False
+            self._keep(data)
+        return True
+
+    def drain(self, seconds: float) -> None:
+        """Copy until every writer has closed the pipe or nothing is left to read, for at most
+        `seconds` (a stray writer outside the tree cannot keep the supervisor forever)."""
+        deadline = time.monotonic() + seconds
+        while self.pump() and time.monotonic() < deadline:
+            pass
+        if self.open:
+            os.close(self.read_fd)
+            self.open = False
+
+    def _keep(self, data: bytes) -> None:
+        if self.cut:
+            return  # past the cap: read and discarded
+        room = self.cap - self.kept
+        head = data[:room] if room > 0 else b""
+        if len(data) > room:
+            head += marker(self.cap)
+            self.cut = True
+        view = memoryview(head)
+        try:
+            while view:
+                view = view[os.write(self.log_fd, view) :]
+        except OSError:  # a full disk loses output; it must not stop the supervisor
+            pass
+        self.kept += min(len(data), max(room, 0))

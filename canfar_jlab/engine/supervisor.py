@@ -4,10 +4,11 @@ The fork server forks one supervisor per replica. The supervisor
 - starts its own session, holds an exclusive lock on the session directory (one supervisor per
   session) and records itself and the replica in `supervisor.json`;
 - runs the replica (`cmd` + `args`, no shell) in a new session and process group, stdout and
-  stderr appended to the log file, stdin from /dev/null; when RAM was requested, its whole
+  stderr into a pipe that it copies into the log file (up to the cap, then discarded),
+  stdin from /dev/null; when RAM was requested, its whole
   process tree is held to it (memlimit.py: killed, and reported OOMKilled, past it);
 - becomes a child subreaper (Linux) so whatever the replica leaves behind is re-parented to it;
-- keeps the log under its cap;
+- copies the log, never more than its cap plus the marker (logcap.Copier);
 - on SIGTERM (the engine's DELETE or deadline) sends SIGTERM to the replica's group and every
   descendant, then SIGKILL after the grace period;
 - when the replica's main process ends, kills what is left of its tree (Kubernetes ends a
@@ -48,7 +49,8 @@ from .sessionfiles import (
 if TYPE_CHECKING:
     from typing import Any, NoReturn
 
-TICK = 1.0  # seconds between log-cap checks while nothing else happens
+TICK = 1.0  # seconds between looks at the replica while nothing else happens
+DRAIN_SECONDS = 2.0  # at the end, what the pipe still holds is copied for at most this long
 REAP_TIMEOUT = 5.0
 OWNER_WAIT = 5.0
 PR_SET_CHILD_SUBREAPER = 36
@@ -179,7 +181,11 @@ def _supervise(spec: dict[str, Any], answer: _Answer) -> int:
 
     log_path = os.path.join(session_dir, SESSION_LOG)
     append_fd = os.open(log_path, os.O_WRONLY | os.O_CREAT | os.O_APPEND | os.O_CLOEXEC, FILE_MODE)
-    cutter = logcap.Cutter(log_path, append_fd, int(spec["log_cap"]))
+    # The replica's stdout and stderr: a pipe we copy from (the write end goes to the replica
+    # only). We outlive the engine, so an engine restart never touches it.
+    out_r, out_w = os.pipe()
+    os.set_blocking(out_r, False)
+    copier = logcap.Copier(out_r, append_fd, int(spec["log_cap"]))
 
     wake_r, wake_w = os.pipe()
     os.set_blocking(wake_r, False)
@@ -194,13 +200,16 @@ def _supervise(spec: dict[str, Any], answer: _Answer) -> int:
         _signal.signal(sig, _wake)  # SIGCHLD wakes the loop through the wakeup fd
 
     try:
-        replica.pid = _spawn(spec, append_fd)
+        replica.pid = _spawn(spec, out_w)
     except OSError as exc:
+        os.close(out_w)
+        copier.drain(0)
         message = f"canfar-jlab engine: cannot start {spec['argv'][0]!r}: {exc}\n"
         os.write(append_fd, message.encode(errors="replace"))
         _write_exit(session_dir, 127 if isinstance(exc, FileNotFoundError) else 126, None, False)
         answer.send(record["ctime"])  # the engine sees us end at once, with that exit status
         return 0
+    os.close(out_w)
     record.update(replica_pid=replica.pid, replica_ctime=start_time(replica.pid))
     # Running from now on: the replica exists. Told before supervisor.json is written, which is
     # off the launch's path: the engine has our pid and start time to adopt us meanwhile.
@@ -213,9 +222,9 @@ def _supervise(spec: dict[str, Any], answer: _Answer) -> int:
 
     # The RAM request bounds the whole tree (memlimit.py), not each process.
     guard = memlimit.for_replica(spec.get("ram_bytes"))
-    status = _wait(replica, wake_r, cutter, guard)
+    status = _wait(replica, wake_r, copier, guard)
     _reap_all()
-    cutter.check()
+    copier.drain(DRAIN_SECONDS)
     extra = guard.outcome() if guard is not None else {}
     if extra:
         line = memlimit.oom_message(guard.limit, guard.used)  # type: ignore[union-attr]
@@ -338,20 +347,27 @@ def _which(name: str, path: str) -> str:
 
 
 def _wait(
-    replica: _Replica, wake_r: int, cutter: logcap.Cutter, guard: memlimit.TreeLimit | None
+    replica: _Replica, wake_r: int, copier: logcap.Copier, guard: memlimit.TreeLimit | None
 ) -> int:
-    """Wait for the main process to end; return its wait status. Children re-parented to us
-    while it runs are reaped as they end; past its RAM limit the whole tree is killed."""
+    """Wait for the main process to end, copying its output; return its wait status. Children
+    re-parented to us while it runs are reaped as they end; past its RAM limit the whole tree
+    is killed."""
     assert replica.pid is not None
     flags = os.WEXITED | os.WNOHANG | os.WNOWAIT
+    tick = memlimit.TICK if guard is not None else TICK
+    next_look = 0.0
     while True:
         if os.waitid(os.P_PID, replica.pid, flags) is not None:
             break
-        if guard is not None and guard.over():
-            replica.signal_tree(signal.SIGKILL)
-        _reap_others(replica.pid)
-        cutter.check()
-        select.select([wake_r], [], [], memlimit.TICK if guard is not None else TICK)
+        now = time.monotonic()
+        if now >= next_look:  # not once per chunk of output: a tree scan costs far more
+            next_look = now + tick
+            if guard is not None and guard.over():
+                replica.signal_tree(signal.SIGKILL)
+            _reap_others(replica.pid)
+        more = copier.pump()
+        watched = [wake_r, copier.read_fd] if copier.open else [wake_r]
+        select.select(watched, [], [], 0 if more else max(next_look - time.monotonic(), 0))
         with contextlib.suppress(BlockingIOError):
             while os.read(wake_r, 512):
                 pass

@@ -206,10 +206,12 @@ class CanfarMagics(Magics):
                 notebook.remove()
                 if not isinstance(error, LaunchRefused) or not error.problems:
                     raise
-                more = len(error.problems) - 1
-                tail = f" (and {more} more)" if more else ""
-                first = notebook.explain(error.problems[0])
-                raise UsageError(f"cannot run this cell as batch: {first}{tail}") from None
+                shown = [notebook.explain(problem) for problem in error.problems]
+                if len(shown) == 1:
+                    raise UsageError(f"cannot run this cell as batch: {shown[0]}") from None
+                raise _Listed(  # one line each (issue 12)
+                    f"cannot run this cell as batch ({len(shown)} problems):", shown
+                ) from None
 
         self._launch(start, follow=args.follow)
 
@@ -373,7 +375,7 @@ class CanfarMagics(Magics):
     def _events(self, args: Any) -> None:
         async def events(client: SkahaClient, store: RunStore, emit: Emit) -> None:
             target = await verbs.find_target(args.target, client, store)
-            await verbs.events(target, client, emit)
+            await verbs.events(target, client, store, emit)
 
         self._with_client(events)
 
@@ -443,12 +445,25 @@ def _in_replica() -> bool:
     return any(os.environ.get(name) for name in REPLICA_MARKERS)
 
 
+class _Listed(UsageError):
+    """A refusal shown as a headline then one line per problem."""
+
+    def __init__(self, headline: str, lines: list[str]) -> None:
+        super().__init__(headline)
+        self.headline, self.lines = headline, lines
+
+
 def _one_line_error(error: BaseException) -> str | None:
     """The one line a user sees for `error`, or None for what must propagate (SystemExit)."""
     if isinstance(error, SkahaError):
         return error.message
     if isinstance(error, ValidationError):
         return explain(error)
+    if isinstance(error, LaunchRefused) and len(error.problems) > 1:
+        head, *problems = error.lines()  # one line per problem (issue 12)
+        return "\n".join([_flat(head), *(f"  {_flat(line)}" for line in problems)])
+    if isinstance(error, _Listed):
+        return "\n".join([_flat(error.headline), *(f"  {_flat(line)}" for line in error.lines)])
     if isinstance(error, (RunError, ExportError, ValueError)):
         return _flat(str(error))
     if isinstance(error, KeyboardInterrupt):

@@ -19,6 +19,7 @@ from typing import TypeVar
 from pydantic import ValidationError
 
 from ..launch_args import LaunchArgsError, launch_request
+from ..logdelta import lines_of
 from ..models import ReplicaOutcome, Run, Session, SessionSpec, explain
 from ..runs import (
     Connection,
@@ -29,8 +30,7 @@ from ..runs import (
     service_of,
 )
 from ..runs import Target as Target
-from ..runs.follow import shown_lines
-from ..skaha import NotFound, SkahaClient
+from ..skaha import SkahaClient
 from . import views
 from .loop import Emit
 from .options import UsageError, parse_env
@@ -234,7 +234,7 @@ async def ps(args: argparse.Namespace, client: SkahaClient, store: RunStore) -> 
         if target.run is None:
             assert target.session is not None
             return views.Report([views.sessions_table([target.session], title="Session")])
-        return ended(store.get(target.run.name))
+        return ended(await service.get(target.run.name))  # from its own site (issue 16)
     here = [run for run in runs if run.service == service_name]
     shown = [run for run in here if args.all or run.state == "active"]
     owners = {
@@ -279,25 +279,19 @@ async def logs(
             emit(f"==> replica {replica.index} ({replica.name}, {status}) <==\n")
         if each.source == "none":
             text = f"(not created: {replica.error or 'no session'})\n"
-        else:  # as a terminal shows it: a progress bar's states as plain lines
-            text = "".join(line + "\n" for line in shown_lines(each.text))
+        else:  # a progress bar's states as plain lines
+            text = "".join(line + "\n" for line in lines_of(each.text))
         emit(_with_newline(text))
 
 
-async def events(target: Target, client: SkahaClient, emit: Emit) -> None:
+async def events(target: Target, client: SkahaClient, store: RunStore, emit: Emit) -> None:
+    shown = await RunService(store, client).events(target)  # from the run's own site
     if target.session is not None:
-        emit(_with_newline(await client.events(target.session.id) or "(no events)"))
+        emit(_with_newline(shown[0][1] or "(no events)"))
         return
-    for replica in target.replicas:
+    for replica, text in shown:
         emit(f"==> replica {replica.index} ({replica.name}) <==\n")
-        if replica.session_id is None:
-            emit("(no session)\n")
-            continue
-        try:
-            text = await client.events(replica.session_id)
-        except NotFound:
-            text = "(the session is gone)"
-        emit(_with_newline(text or "(no events)"))
+        emit("(no session)\n" if text is None else _with_newline(text or "(no events)"))
 
 
 async def delete(targets: list[str], client: SkahaClient, store: RunStore) -> views.Report:

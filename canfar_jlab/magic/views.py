@@ -139,7 +139,9 @@ def replicas_table(run: Run) -> Table:
 
 
 def run_report(run: Run, headline: str, hint: str | None = None) -> Report:
-    parts: list[Note | Table] = [Note(headline), replicas_table(run)]
+    parts: list[Note | Table] = [Note(headline)]
+    parts += [Note(warning) for warning in run.warnings]  # shown, not refused (issue 12)
+    parts.append(replicas_table(run))
     parts.append(Note(f"folder: {run.folder}"))
     executed = sorted(str(p) for p in Path(run.folder).glob("replicas/*/executed.ipynb"))
     parts += [Note("executed notebooks: " + ", ".join(executed))] if executed else []

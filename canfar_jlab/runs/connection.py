@@ -55,6 +55,7 @@ _CALLS = frozenset(
         # Raises only before any create is sent (its per-replica failures are outcomes).
         "create_replicas",
         "logs",
+        "read_log",
         "events",
         "renew",
         "delete",

@@ -10,9 +10,10 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable, Collection
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
+from ..logdelta import LineCutter, LogCursor, lines_of
 from ..models import Replica, Run
 from ..skaha import SkahaClient, SkahaError
 from .reconciler import reconcile
@@ -27,8 +28,8 @@ ProgressHandler = Callable[[Run], None]
 class _Stream:
     """How far one session's log has been passed on."""
 
-    offset: int = 0
-    pending: str = ""
+    cursor: LogCursor = field(default_factory=LogCursor)
+    lines: LineCutter = field(default_factory=LineCutter)
     done: bool = False
 
 
@@ -70,48 +71,20 @@ class RunFollower:
             return
         final = replica.is_ended and (replica.log is not None or replica.log_lost)
         if final and replica.log is not None and not replica.log_partial:
-            text = _read_from(Path(run.folder) / replica.log, stream.offset)
+            # The archive is the whole log: the cursor cuts what was already passed on.
+            whole = _read_whole(Path(run.folder) / replica.log)
+            data = stream.cursor.advance(whole, None) if whole is not None else b""
         elif final:  # lost: only what we saw
-            text = ""
+            data = b""
         else:
             async with self._gate:
                 try:
-                    chunk = await self.client.logs(replica.session_id, stream.offset)
+                    data = await self.client.read_log(replica.session_id, stream.cursor)
                 except SkahaError:
                     return  # try again at the next poll
-            stream.offset = chunk.next_offset
-            text = chunk.text
-        self._emit(replica.index, stream, text, final)
+        for line in lines_of(stream.lines.take(data, final=final)):
+            self.on_line(replica.index, line)
         stream.done = final
-
-    def _emit(self, index: int, stream: _Stream, text: str, final: bool) -> None:
-        data = stream.pending + text
-        lines = data.split("\n")
-        stream.pending = "" if final else lines.pop()
-        if "\r" in stream.pending.rstrip("\r"):  # an unfinished bar: keep its last state only
-            stream.pending = "\r" + shown_line(stream.pending)
-        if final and lines[-1] == "":
-            lines.pop()
-        for line in lines:
-            self.on_line(index, shown_line(line))
-
-
-def shown_line(raw: str) -> str:
-    """A log line as a terminal shows it: the text after its last carriage return.
-
-    A progress bar's state that rewrites its previous line starts with ``\\r`` (see
-    `canfar_jlab.kernel_runner.LineStreamer`); printed here as a line of its own.
-    """
-    line = raw.rstrip("\r")
-    return line[line.rfind("\r") + 1 :]
-
-
-def shown_lines(text: str) -> list[str]:
-    """`text` as the lines a terminal shows (see `shown_line`)."""
-    lines = text.split("\n")
-    if lines[-1] == "":
-        lines.pop()
-    return [shown_line(line) for line in lines]
 
 
 async def follow_run(
@@ -154,10 +127,8 @@ async def follow_run(
         await asyncio.sleep(interval)
 
 
-def _read_from(path: Path, offset: int) -> str:
+def _read_whole(path: Path) -> bytes | None:
     try:
-        with open(path, "rb") as stream:
-            stream.seek(offset)
-            return stream.read().decode("utf-8", "replace")
+        return path.read_bytes()
     except OSError:
-        return ""
+        return None

@@ -198,7 +198,7 @@ async def launch(
     request, rows = _with_sweep(request)
     problems = await asyncio.to_thread(_problems, notebook, request.parameters, rows)
     if errors(problems):
-        raise LaunchRefused(_refusal(notebook, errors(problems)), problems)
+        raise LaunchRefused(_refusal(notebook, errors(problems)), problems, _headline(notebook))
     if client.credentials.is_local_engine:  # its replicas run here: the kernel must be here
         missing = await asyncio.to_thread(missing_kernel, notebook)
         if missing:
@@ -257,6 +257,7 @@ async def launch(
         service=service_of(client),
         site=client.credentials.site,
         staged=staged,
+        warnings=[str(p) for p in problems if p.severity == "warning"],
         spec=RunSpec(
             image=image,
             cores=request.cores,
@@ -289,7 +290,7 @@ async def reexport(run: Run, client: SkahaClient, store: RunStore) -> Run:
     folder = Path(run.folder)
     problems = await asyncio.to_thread(_problems, notebook, run.spec.parameters)
     if problems:
-        raise LaunchRefused(_refusal(notebook, problems), problems)
+        raise LaunchRefused(_refusal(notebook, problems), problems, _headline(notebook))
     try:
         exported = await asyncio.to_thread(
             export_notebook,
@@ -302,7 +303,9 @@ async def reexport(run: Run, client: SkahaClient, store: RunStore) -> Run:
     except ExportError as error:
         raise LaunchRefused(str(error)) from None
     if exported.problems:
-        raise LaunchRefused(_refusal(notebook, exported.problems), exported.problems)
+        raise LaunchRefused(
+            _refusal(notebook, exported.problems), exported.problems, _headline(notebook)
+        )
 
     def record(current: Run) -> None:
         current.script = exported.script_path.name
@@ -344,7 +347,7 @@ async def _prepare(
     )
     if not exported.ok:  # the notebook changed since it was checked
         failing = errors(exported.problems)
-        raise LaunchRefused(_refusal(notebook, failing), exported.problems)
+        raise LaunchRefused(_refusal(notebook, failing), exported.problems, _headline(notebook))
     (folder / LOGS_DIR).mkdir()
     (folder / OUTPUTS_DIR).mkdir()
     spec = SessionSpec(
@@ -401,7 +404,11 @@ def _refusal(notebook: Path, problems: list[ExportProblem]) -> str:
     """One line naming every problem (the UI and --json get them as a list)."""
     shown = "; ".join(str(problem) for problem in problems)
     count = f" ({len(problems)} problems)" if len(problems) > 1 else ""
-    return f"cannot run {notebook.name} as batch: {shown}{count}"
+    return f"{_headline(notebook)}: {shown}{count}"
+
+
+def _headline(notebook: Path) -> str:
+    return f"cannot run {notebook.name} as batch"
 
 
 def _script_name(notebook: Path) -> str:

@@ -113,10 +113,10 @@ def _may_adopt(run: Run) -> bool:
     """A recent run with a replica recorded NotCreated by an interrupted launch: a session of
     that name showing up later is still adopted (a service's listing may lag its creates)."""
     recent = datetime.now(timezone.utc) - run.created < ADOPT_WINDOW
-    return recent and any(_orphan(replica) for replica in run.replicas)
+    return recent and any(awaiting_adoption(replica) for replica in run.replicas)
 
 
-def _orphan(replica: Replica) -> bool:
+def awaiting_adoption(replica: Replica) -> bool:
     return replica.session_id is None and (
         replica.status is ReplicaStatus.PENDING
         or (replica.status is ReplicaStatus.NOT_CREATED and replica.error == INTERRUPTED)
@@ -154,7 +154,7 @@ async def _observe(run: Run, listed: dict[str, Session], client: SkahaClient) ->
     for replica in run.replicas:
         update: dict[str, Any] = {}
         session_id = replica.session_id
-        if _orphan(replica):
+        if awaiting_adoption(replica):
             found = adopt_by_name(run, replica, listed)
             if found is not None:
                 reset = {"status": ReplicaStatus.PENDING, "error": None, "ended": None}
@@ -261,10 +261,10 @@ def _apply(run: Run, changes: dict[Any, Any]) -> None:
             continue  # re-run or recorded by someone else meanwhile
         adopt = update.get("adopt")
         if adopt is not None:
-            if not _orphan(replica):
+            if not awaiting_adoption(replica):
                 continue
             replica.session_id = adopt
-        elif update.get("status") is ReplicaStatus.NOT_CREATED and not _orphan(replica):
+        elif update.get("status") is ReplicaStatus.NOT_CREATED and not awaiting_adoption(replica):
             continue
         if update.get("status") is not None and replica.is_ended and adopt is None:
             final = {"status", "error", "ended", "exit_code", "oom"}

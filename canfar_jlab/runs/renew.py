@@ -5,6 +5,11 @@ Skaha's rule (skaha-api.md §4.4): `POST session/{id}?action=renew` sets a sessi
 otherwise nothing changes. Headless sessions start with 14 days, so a renew does something only
 in the last 4 days. The report says per replica what happened, read back from the service.
 
+"Live" is decided by the service, not by run.json alone: a replica the record has not tied to a
+session yet (a launch still creating, or one interrupted, that the reconciler has not adopted
+from) is found by name, as the reconciler adopts it, so a replica that is visibly running is
+never "nothing to renew".
+
 `hours` is what the user wants left: replicas with at least that long before their deadline are
 left alone, the others are renewed, and the report says when Skaha could not give that much.
 """
@@ -18,10 +23,15 @@ from pydantic import BaseModel
 
 from ..models import Run
 from ..skaha import NotFound, SkahaClient, SkahaError
+from .reconciler import adopt_by_name, awaiting_adoption
 from .store import RunError
 
 _LIVE = ("Pending", "Running")
 MIN_GAIN = 60.0  # seconds the deadline must move to count as renewed
+NOT_NEAR = (
+    "Skaha renews a session only when less than its renewal period (4 days on CANFAR) is left, "
+    "and then only up to that period"
+)
 
 
 class NothingToRenew(RunError):
@@ -69,9 +79,7 @@ async def renew_run(
     """
     if hours is not None and not 0 < hours <= 24 * 366:
         raise RunError("hours must be a positive number of hours (at most a year)")
-    candidates = [
-        r for r in run.replicas if r.session_id and not r.is_ended and run.deleted is None
-    ]
+    candidates = await _live_sessions(run, client) if run.deleted is None else []
     if not candidates:
         raise NothingToRenew(f"run {run.name} has no live replica to renew")
     gate = asyncio.Semaphore(max(1, concurrency))
@@ -80,10 +88,27 @@ async def renew_run(
         async with gate:
             return await _renew_one(client, index, name, session_id, hours)
 
-    done = await asyncio.gather(*(one(r.index, r.name, r.session_id) for r in candidates))  # type: ignore[arg-type]
+    done = await asyncio.gather(*(one(*each) for each in candidates))
     if all(r.outcome == "skipped" and r.note == "ended" for r in done):
         raise NothingToRenew(f"run {run.name} has no live replica to renew")
     return RenewReport(run=run.name, hours=hours, replicas=list(done))
+
+
+async def _live_sessions(run: Run, client: SkahaClient) -> list[tuple[int, str, str]]:
+    """(index, name, session id) of every replica that may be live: those recorded with a
+    session and not ended, and those the record has not tied to a session yet whose session
+    the service lists under the replica's name."""
+    found = [
+        (r.index, r.name, r.session_id) for r in run.replicas if r.session_id and not r.is_ended
+    ]
+    unrecorded = [r for r in run.replicas if awaiting_adoption(r)]
+    if unrecorded:
+        listed = {s.id: s for s in await client.list_sessions()}
+        for replica in unrecorded:
+            session = adopt_by_name(run, replica, listed)
+            if session is not None:
+                found.append((replica.index, replica.name, session.id))
+    return sorted(found)
 
 
 async def _renew_one(
@@ -116,9 +141,9 @@ async def _renew_one(
         or (after.expiry_time - report.expiry_before).total_seconds() >= MIN_GAIN
     )
     report.outcome = "renewed" if moved else "unchanged"
-    if not moved and after.expiry_time is not None:
-        report.note = "the service extends a session only near its deadline"
     left = _hours_left(after.expiry_time)
+    if not moved and left is not None:
+        report.note = f"its deadline is already {_span(left)} away; {NOT_NEAR}"
     if hours is not None and left is not None and left < hours:
         more = f"{left:.0f} h left, less than the {hours:g} h asked: the service gives no more"
         report.note = f"{report.note}; {more}" if report.note else more
@@ -129,6 +154,10 @@ def _hours_left(expiry: datetime | None) -> float | None:
     if expiry is None:
         return None
     return (expiry - datetime.now(timezone.utc)).total_seconds() / 3600
+
+
+def _span(hours: float) -> str:
+    return f"{hours / 24:.1f} days" if hours >= 48 else f"{hours:.1f} h"
 
 
 def _shown(when: datetime) -> str:

@@ -21,6 +21,7 @@ from .actions import delete_run, rerun_failed, stop_run
 from .connection import Connection
 from .follow import LineHandler, ProgressHandler, follow_run
 from .reconciler import Reconciled, reconcile, service_of
+from .sites import run_client, same_site
 from .store import RunError, RunNotFound, RunStore
 
 if TYPE_CHECKING:
@@ -111,7 +112,14 @@ class RunService:
         ]
 
     async def get(self, name: str) -> Run:
-        await self.refresh()
+        """Run `name`, up to date from the site it was launched on (issue 16)."""
+        client = await self.client()
+        run = self.store.get(name)
+        if same_site(client, run.site):
+            await self.refresh()
+        else:
+            async with run_client(run, client) as there:
+                await reconcile(self.store, await there.list_sessions(), there)
         return self.store.get(name)
 
     async def resolve(self, text: str, *, sessions: bool = True) -> Target:
@@ -164,22 +172,43 @@ class RunService:
             text = (await client.logs(target.session.id)).text
             return [ReplicaLog(Replica(index=1, name=target.session.name or ""), text, "service")]
         assert target.run is not None
-        await self.refresh()
-        run = self.store.get(target.run.name)
+        run = await self.get(target.run.name)
         folder = Path(run.folder)
         shown = []
-        for replica in Target(run=run, index=target.index).replicas:
-            earlier = [a.log for a in replica.attempts if a.log]
-            if replica.log is not None and not replica.log_partial:
-                shown.append(ReplicaLog(replica, _read(folder / replica.log), "archive", earlier))
-            elif replica.session_id is not None:
+        async with run_client(run, client) as there:  # the run's own site (issue 16)
+            for replica in Target(run=run, index=target.index).replicas:
+                earlier = [a.log for a in replica.attempts if a.log]
+                if replica.log is not None and not replica.log_partial:
+                    text = _read(folder / replica.log)
+                    shown.append(ReplicaLog(replica, text, "archive", earlier))
+                elif replica.session_id is not None:
+                    try:
+                        text = (await there.logs(replica.session_id)).text
+                    except NotFound:
+                        text = _read(folder / replica.log) if replica.log else ""
+                    shown.append(ReplicaLog(replica, text, "service", earlier))
+                else:
+                    shown.append(ReplicaLog(replica, "", "none", earlier))
+        return shown
+
+    async def events(self, target: Target) -> list[tuple[Replica, str | None]]:
+        """Each chosen replica's Kubernetes events from the run's own site (None: it has no
+        session); a bare session's as one entry."""
+        client = await self.client()
+        if target.session is not None:
+            replica = Replica(index=1, name=target.session.name or "")
+            return [(replica, await client.events(target.session.id))]
+        assert target.run is not None
+        shown: list[tuple[Replica, str | None]] = []
+        async with run_client(target.run, client) as there:
+            for replica in target.replicas:
+                if replica.session_id is None:
+                    shown.append((replica, None))
+                    continue
                 try:
-                    text = (await client.logs(replica.session_id)).text
+                    shown.append((replica, await there.events(replica.session_id)))
                 except NotFound:
-                    text = _read(folder / replica.log) if replica.log else ""
-                shown.append(ReplicaLog(replica, text, "service", earlier))
-            else:
-                shown.append(ReplicaLog(replica, "", "none", earlier))
+                    shown.append((replica, "(the session is gone)"))
         return shown
 
     async def follow(

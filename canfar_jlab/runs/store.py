@@ -58,9 +58,23 @@ class LaunchRefused(RunError):
     """Nothing was created. `problems` (export.ExportProblem) lists the cells that need a
     person at a screen."""
 
-    def __init__(self, message: str, problems: Sequence[ExportProblem] | None = None) -> None:
+    def __init__(
+        self,
+        message: str,
+        problems: Sequence[ExportProblem] | None = None,
+        headline: str | None = None,
+    ) -> None:
         super().__init__(message)
         self.problems = list(problems or [])
+        self.headline = headline  # "cannot run X as batch", when problems are listed
+
+    def lines(self) -> list[str]:
+        """The refusal for a terminal: one line, or a headline then each problem on its own
+        line, in notebook order (warnings included, labelled)."""
+        if len(self.problems) < 2 or not self.headline:
+            return [str(self)]
+        head = f"{self.headline} ({len(self.problems)} problems):"
+        return [head, *(f"  {problem}" for problem in self.problems)]
 
 
 class NothingToRerun(RunError):

@@ -470,6 +470,21 @@ async def test_tail_notices_a_log_that_was_cut_upstream(fake, make_client):
     assert text == "old 1\nold 2\n[canfar-jlab: the log was cut or rotated upstream]\nnew 1\n"
 
 
+async def test_logs_from_an_offset_past_a_shrunk_log_shows_the_new_log_after_a_notice(
+    fake, make_client
+):
+    sid = fake.add_session("restarted")
+    fake.append_log(sid, "old 1\nold 2\n")
+    async with make_client(fake.url) as client:
+        first = await client.logs(sid, 0)
+        with fake.lock:
+            fake.logs[sid] = b"new 1\n"  # the service restarted the log
+        after = await client.logs(sid, first.next_offset)
+    assert first.text == "old 1\nold 2\n" and not first.honoured
+    assert after.text == "[canfar-jlab: the log was cut or rotated upstream]\nnew 1\n"
+    assert after.next_offset == len(b"new 1\n")
+
+
 async def test_tail_ends_when_the_session_disappears(fake, make_client):
     sid = fake.add_session("vanishing")
 
@@ -503,3 +518,22 @@ async def test_tail_rides_out_a_short_outage(fake, make_client, caplog):
     assert any(
         "polling again" in r.getMessage() for r in caplog.records if r.levelno == logging.INFO
     )
+
+
+async def test_the_run_follower_cuts_lines_only_at_line_ends_across_replies(fake, make_client):
+    from canfar_jlab.models import Replica, Run
+    from canfar_jlab.runs.follow import RunFollower
+
+    sid = fake.add_session("follow-1")
+    growing_log(fake, sid, [b"page\x0cbreak \xc3", b"\xa9\nsame\nsame\n"])
+    run = Run.model_construct(
+        name="follow",
+        folder="/nonexistent",
+        replicas=[Replica(index=1, name="follow-1", session_id=sid)],
+    )
+    lines: list[tuple[int, str]] = []
+    async with make_client(fake.url) as client:
+        follower = RunFollower(client, lambda index, line: lines.append((index, line)))
+        await follower.pump(run)
+        await follower.pump(run)
+    assert lines == [(1, "page\x0cbreak é"), (1, "same"), (1, "same")]

@@ -35,9 +35,11 @@ def main(argv: list[str]) -> int:
     if action == "exit":
         print(f"exiting with {args[0]}", flush=True)
         return int(args[0])
-    if action == "wait":  # print our pid, wait for a file, then exit with a code
+    if action == "wait":  # print our pid, wait for a file, [say something,] exit with a code
         print(f"PID {os.getpid()}", flush=True)
         _wait_for_file(args[0])
+        if len(args) > 2:
+            print(args[2], flush=True)
         return int(args[1]) if len(args) > 1 else 0
     if action == "sleep":
         print(f"PID {os.getpid()}", flush=True)
@@ -61,6 +63,12 @@ def main(argv: list[str]) -> int:
         if len(args) > 1:
             _wait_for_file(args[1])
         return 0
+    if action == "flood":  # write N MiB in 1 MiB blocks as fast as we can, then exit with CODE
+        block = b"y" * ((1 << 20) - 1) + b"\n"
+        for _ in range(int(args[0])):
+            sys.stdout.buffer.write(block)
+        sys.stdout.flush()
+        return int(args[1])
     if action == "hold-children":  # N children each holding M MiB (touched), then wait
         count, mib = int(args[0]), int(args[1])
         code = f"b = b'x' * ({mib} << 20)\nprint('holding', flush=True)\nimport time\n" + (

@@ -4,9 +4,11 @@ killed with SIGKILL and started again."""
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 import signal
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -178,6 +180,28 @@ def test_logs_are_capped_with_a_marker(small) -> None:
         delete(client, session_id)
 
 
+def test_a_replica_flooding_its_log_never_holds_more_than_the_cap_on_disk(small) -> None:
+    """2 GiB printed as fast as Python can (1 MiB blocks): the file never passes cap + 1 MiB,
+    the replica neither blocks nor dies at the cap, and its exit code is kept."""
+    with small.client() as client:
+        session_id = create(client, "flood", "flood", "2048", "7")
+        on_disk = small.home / "engine" / "sessions" / session_id / "output.log"
+        largest = 0
+        deadline = time.monotonic() + 300
+        while status_of(client, session_id) in ("Pending", "Running"):
+            with contextlib.suppress(FileNotFoundError):
+                largest = max(largest, on_disk.stat().st_size)
+            assert time.monotonic() < deadline, "the flood did not end"
+        largest = max(largest, on_disk.stat().st_size)
+        assert status_of(client, session_id) == "Failed"
+        assert "Process exited with code 7" in _events(client, session_id)
+        assert largest <= 4096 + (1 << 20)
+        out = on_disk.read_bytes()
+        assert out == b"y" * 4096 + marker(4096)  # written once, in order, never cut
+        assert logs(client, session_id).encode() == out
+        delete(client, session_id)
+
+
 # ------------------------------------------------------------------ deadline and retention
 
 
@@ -205,7 +229,7 @@ def test_engine_killed_and_restarted_keeps_every_session(engine_factory, tmp_pat
     running = engine_factory(cores=4)
     go_ok, go_fail = tmp_path / "go-ok", tmp_path / "go-fail"
     with running.client() as client:
-        ok = create(client, "ends-ok", "wait", str(go_ok), "0")
+        ok = create(client, "ends-ok", "wait", str(go_ok), "0", "said-while-the-engine-was-down")
         fails = create(client, "ends-3", "wait", str(go_fail), "3")
         killed = create(client, "killed", "sleep")
         survives = create(client, "survives", "sleep")
@@ -229,6 +253,7 @@ def test_engine_killed_and_restarted_keeps_every_session(engine_factory, tmp_pat
         listed = {s["id"] for s in client.get("/session").json()}
         assert listed == {ok, fails, killed, survives, queued}
         assert wait_status(client, ok, "Completed", "Failed") == "Completed"
+        assert "said-while-the-engine-was-down" in logs(client, ok)  # its supervisor copied it
         assert wait_status(client, fails, "Completed", "Failed") == "Failed"
         assert "Process exited with code 3" in _events(client, fails)
         assert wait_status(client, killed, "Completed", "Failed") == "Failed"

@@ -108,6 +108,50 @@ def test_a_cell_that_needs_a_person_is_refused_in_its_own_terms(shell, runs_root
     assert after == before  # nothing was created, and the cell's notebook is not kept
 
 
+def test_every_problem_is_listed_one_line_each_and_a_warning_does_not_refuse(
+    shell, runs_root, tmp_path
+):
+    people = tmp_path / "people.ipynb"
+    cells = [
+        "x = input()",
+        "import getpass\npassword = getpass.getpass()",
+        "import tkinter",
+        "from ipywidgets import interact\ninteract(lambda n: n, n=2)",
+    ]
+    nbformat.write(new_notebook(cells=[new_code_cell(c) for c in cells]), str(people))
+    before = set(os.listdir(runs_root))
+    shown = line(shell, f"batch {people} -r 2")
+    listed = shown.stderr.splitlines()
+    assert listed[0] == "canfar: cannot run people.ipynb as batch (4 problems):"
+    assert [text.split(":")[0] for text in listed[1:]] == [
+        "  code cell 1, line 1",
+        "  code cell 2, line 2",
+        "  code cell 3, line 1",
+        "  code cell 4, line 2",
+    ]
+    assert "input()" in listed[1] and "getpass()" in listed[2] and "tkinter" in listed[3]
+    assert "warning: ipywidgets interact()" in listed[4]
+    assert "Traceback" not in shown.stdout + shown.stderr
+
+    asks = cell(shell, "%%canfar -r 2\nx = input()\nimport tkinter")
+    assert asks.stderr.splitlines() == [
+        "canfar: cannot run this cell as batch (2 problems):",
+        "  this cell, line 1: input() waits for someone to type, and a batch replica has no "
+        "keyboard",
+        "  this cell, line 2: tkinter opens desktop windows, and a batch replica has no display",
+    ]
+    assert set(os.listdir(runs_root)) == before  # nothing was created
+
+    # interact() alone is a warning: shown with the launch, which goes ahead
+    widgets = tmp_path / "widgets.ipynb"
+    flagged = "from ipywidgets import interact\nif False:\n    interact(lambda n: n, n=2)"
+    nbformat.write(new_notebook(cells=[new_code_cell(flagged)]), str(widgets))
+    launched = line(shell, f"batch {widgets} --name widgets -f")
+    assert launched.stderr == ""
+    assert "code cell 1, line 3: warning: ipywidgets interact() runs once" in launched.text
+    assert "Run widgets: completed" in launched.text
+
+
 def test_run_any_command_as_replicas(shell, local_engine):
     shown = line(shell, "run -r 2 --name env-job --cores 1 -- printenv REPLICA_ID OMP_NUM_THREADS")
     assert shown.stderr == ""

@@ -97,6 +97,68 @@ def test_refused_and_bad_runs_are_one_line_errors_with_exit_codes(cli, cli_here,
         assert err.startswith(message) and err.count("\n") == 1, err
 
 
+NEEDS_PEOPLE = [
+    "x = input()",
+    "import getpass\npassword = getpass.getpass()",
+    "import tkinter",
+    "from ipywidgets import interact\ninteract(lambda n: n, n=2)",
+]
+
+
+def test_a_refusal_lists_every_problem_in_order_and_json_gives_them_all(cli_here, tmp_path):
+    notebook = write_notebook(tmp_path / "people.ipynb", NEEDS_PEOPLE)
+    code, out, err = cli_here("run", str(notebook), "-r", "2")
+    assert code == 2 and out == ""
+    assert err.splitlines() == [
+        "canfar-jlab: cannot run people.ipynb as batch (4 problems):",
+        "  code cell 1, line 1: input() waits for someone to type, and a batch replica has no "
+        "keyboard",
+        "  code cell 2, line 2: getpass() waits for someone to type, and a batch replica has no "
+        "keyboard; pass secrets in an environment variable",
+        "  code cell 3, line 1: tkinter opens desktop windows, and a batch replica has no display",
+        "  code cell 4, line 2: warning: ipywidgets interact() runs once with its default values "
+        "in batch (nobody moves the widgets); set the values in code or as run parameters to "
+        "vary them",
+    ]
+    code, out, err = cli_here("run", str(notebook), "-r", "2", "--json")
+    assert code == 2
+    problems = json.loads(out)
+    assert [(p["cell"], p["line"], p["severity"]) for p in problems] == [
+        (1, 1, "error"),
+        (2, 2, "error"),
+        (3, 1, "error"),
+        (4, 2, "warning"),
+    ]
+    assert "getpass()" in problems[1]["message"]
+    assert err.startswith("canfar-jlab: cannot run people.ipynb as batch (4 problems):\n")
+    assert not (tmp_path / "runs").exists()
+
+
+def test_a_warning_is_shown_and_the_end_names_each_replicas_notebook_and_files(cli_here, tmp_path):
+    notebook = write_notebook(
+        tmp_path / "writes.ipynb",
+        [
+            # flagged (a warning) but not run: widgets' kernel messages are not this test's
+            "from ipywidgets import interact\nif False:\n    interact(lambda n: n, n=2)",
+            "import os\nopen('result.txt', 'w').write(os.environ['REPLICA_ID'])",
+        ],
+    )
+    code, out, err = cli_here("run", str(notebook), "-r", "2", "--follow", "--interval", "0.2")
+    assert code == 0, err
+    assert err.splitlines()[0].startswith("code cell 1, line 3: warning: ipywidgets interact()")
+    for index in (1, 2):
+        line = (
+            f"replica {index}: executed replicas/{index}/executed.ipynb; "
+            f"files replicas/{index}/result.txt"
+        )
+        assert line in out.splitlines(), out
+    code, shown, _ = cli_here("ps", "writes")
+    assert code == 0
+    assert "  replica 2: executed replicas/2/executed.ipynb; files replicas/2/result.txt" in shown
+    run = json.loads(cli_here("ps", "writes", "--json")[1])
+    assert run["warnings"][0].startswith("code cell 1, line 3: warning: ipywidgets interact()")
+
+
 def test_the_cli_does_not_build_jsonschemas_iri_grammars(tmp_path):
     """`canfar-jlab run` imports nbformat, hence jsonschema, which imports rfc3987_syntax when
     installed and compiles its grammars for seconds; the CLI blocks that optional import."""

@@ -8,7 +8,7 @@ import json
 import os
 import subprocess
 import sys
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
 import pytest
@@ -17,6 +17,7 @@ from fixtures_engine import RunningEngine, wait_for
 from canfar_jlab.credentials import engine_credentials
 from canfar_jlab.models import Replica, ReplicaStatus, Run, RunSpec
 from canfar_jlab.runs import RunStore
+from canfar_jlab.runs.reconciler import INTERRUPTED
 from canfar_jlab.runs.renew import NothingToRenew, renew_run
 from canfar_jlab.skaha import SkahaClient
 
@@ -104,7 +105,52 @@ async def test_renew_extends_every_live_replica_as_skaha_does(short_engine, tmp_
             more = await renew_run(run, client, hours=2)
             assert {r.outcome for r in more.replicas} == {"unchanged"}
             assert "less than the 2 h asked: the service gives no more" in more.replicas[0].note
+            assert more.replicas[0].note.startswith(
+                "its deadline is already 1.0 h away; Skaha renews a session only when less than"
+            )  # why nothing moved, plainly
             assert more.lines()[0].startswith(f"[1] long-1 {ids[0]}: unchanged until ")
+    finally:
+        delete_all(short_engine, ids)
+
+
+async def test_replicas_the_record_has_not_tied_to_a_session_yet_are_renewed(
+    short_engine, tmp_path
+):
+    """A launch records names before creating; until it (or the reconciler) records the session
+    ids, the replicas run and print. Renew finds their sessions by name, as adoption does,
+    instead of answering "no live replica"."""
+    created = datetime.now(timezone.utc) - timedelta(seconds=30)  # recorded, then created
+    ids = start_sleepers(short_engine, tmp_path, ["early-1", "early-2"])
+    try:
+        store = RunStore(tmp_path / "runs")
+        store.claim("early")
+        run = Run(
+            name="early",
+            notebook="/tmp/nb.ipynb",
+            notebook_sha256="0" * 64,
+            created=created,
+            folder=str(store.root / "early"),
+            script="nb.py",
+            service="local-engine",
+            spec=RunSpec(image="images.canfar.net/skaha/base:1", replicas=2),
+            replicas=[
+                Replica(index=1, name="early-1", status=ReplicaStatus.PENDING),  # launching
+                Replica(
+                    index=2,
+                    name="early-2",
+                    status=ReplicaStatus.NOT_CREATED,
+                    error=INTERRUPTED,
+                    ended=created,
+                ),  # a launch killed before it recorded the create
+            ],
+        )
+        store.write(run)
+        async with SkahaClient(engine_credentials(short_engine.home, start=False)) as client:
+            report = await renew_run(run, client)
+        assert [(r.index, r.session_id, r.outcome) for r in report.replicas] == [
+            (1, ids[0], "renewed"),
+            (2, ids[1], "renewed"),
+        ]
     finally:
         delete_all(short_engine, ids)
 

@@ -131,3 +131,53 @@ def test_cli_site_flag_and_an_unknown_site(two_sites, tmp_path):
     assert refused.returncode != 0 and "Traceback" not in refused.stderr
     assert "no site 'nowhere'" in refused.stderr and a.recorded("POST") == []
     assert not (tmp_path / "runs" / "cli-2").exists()  # refused before anything was made
+
+
+def test_ps_logs_and_events_of_a_run_go_to_its_own_site(two_sites, tmp_path, monkeypatch, capsys):
+    import asyncio
+
+    from canfar_jlab.cli import main
+
+    a, b, _ = two_sites
+    notebook = write_notebook(tmp_path / "far.ipynb", ["print(1)"])
+    store = RunStore(tmp_path / "runs")
+    first, second = asyncio.run(_service_reads_far(store, notebook, b))
+    asked_a = [r.path for r in a.recorded("GET") if first in r.path or second in r.path]
+    assert asked_a == []  # nothing about the run went to the active site
+
+    # The CLI doors, from the active login, reach the same site.
+    monkeypatch.setenv("CANFAR_JLAB_RUNS", str(tmp_path / "runs"))
+    b.append_log(second, "and done\n")
+    b.set_status(second, "Completed")
+    assert main(["ps", "far", "--json"]) == 0
+    shown = json.loads(capsys.readouterr().out)
+    assert [r["status"] for r in shown["replicas"]] == ["Completed", "Completed"]
+    assert main(["logs", "far-2"]) == 0
+    assert capsys.readouterr().out == "[2] still going\n[2] and done\n"
+    assert [r.path for r in a.recorded("GET") if second in r.path] == []
+
+
+async def _service_reads_far(store: RunStore, notebook: Path, b: FakeSkaha) -> tuple[str, str]:
+    """Launch run `far` on espSRC from the active site's client; ps, logs and events of it
+    through the run service reach espSRC."""
+    from canfar_jlab.runs import RunService
+
+    async with await open_client() as client:  # the active site: canfar
+        service = RunService(store, client)
+        run = await service.launch(
+            LaunchRequest(notebook=str(notebook), replicas=2, site="espSRC", name="far")
+        )
+        first, second = (r.session_id for r in run.replicas)
+        b.append_log(first, "hello from espSRC\n")
+        b.set_status(first, "Completed")
+        b.append_log(second, "still going\n")
+
+        # ps RUN: brought up to date from espSRC's listing, not the active site's
+        assert (await service.get("far")).replica(1).status.value == "Completed"
+        logs = await service.logs(await service.resolve("far"))
+        assert [shown.text for shown in logs] == ["hello from espSRC\n", "still going\n"]
+        events = await service.events(await service.resolve("far"))
+        assert [(replica.index, text) for replica, text in events] == [(1, ""), (2, "")]
+    asked = {(r.path.rsplit("/", 1)[-1], dict(r.query).get("view")) for r in b.recorded("GET")}
+    assert {(first, "events"), (second, "events"), (second, "logs")} <= asked
+    return first, second

@@ -75,7 +75,7 @@ async def test_renew_route(jp_fetch, runs_root, tmp_path):
             assert code == 200 and report["run"] == "kept" and report["hours"] == 1000
             (replica,) = report["replicas"]
             assert replica["session_id"] == session_id and replica["outcome"] == "unchanged"
-            assert "near its deadline" in replica["note"]  # 14 days left: Skaha's rule
+            assert replica["note"].startswith("its deadline is already 14.0 days away; Skaha")
             assert replica["expiry"] is not None
 
             assert await _post(jp_fetch, "over", {}) == (

@@ -691,11 +691,17 @@ test.describe('Run as batch', () => {
       page.locator('.jp-NotebookPanel', { hasText: 'done 1' }).first()
     ).toBeVisible();
 
-    // Fix the cell in the notebook, then re-run the failure from the current notebook.
-    await openNotebook(page, `${tmpPath}/fixme.ipynb`);
+    // Fix the cell in the notebook, then re-run the failure from the current notebook. The
+    // notebook is still open: bring its tab back (the file browser may sit elsewhere now).
+    await page.evaluate(async path => {
+      await (window as any).jupyterapp.commands.execute('docmanager:open', {
+        path
+      });
+    }, `${tmpPath}/fixme.ipynb`);
+    await page.notebook.activate('fixme.ipynb');
     await page.notebook.setCell(1, 'code', "print('checked')");
     await page.notebook.save();
-    await page.locator('.jp-SideBar [data-id="canfar-jlab-sidebar"]').click();
+    await page.sidebar.openTab('canfar-jlab-sidebar'); // a click would close it if open
     await group
       .getByRole('button', { name: 'Re-run the failed replicas of fixme' })
       .click();
