@@ -57,6 +57,8 @@ MARKER_RE = re.compile(r"^# %% (?:\[canfar-jlab (cell \d+|parameters)\]|\[markdo
 INLINE_BACKEND = "module://matplotlib_inline.backend_inline"
 # %matplotlib choices that draw in the browser: the kernel's inline backend stands in for them.
 BROWSER_BACKENDS = {"inline", "widget", "ipympl", "notebook", "nbagg"}
+# The runner's first log line, at process start (tests and tools may leave it out).
+START_PREFIX = "canfar-jlab: replica "
 EXIT_CELL_FAILED = 1
 EXIT_REFUSED = 2
 EXIT_INTERRUPTED = 130
@@ -288,7 +290,20 @@ def main(argv: list[str] | None = None) -> int:
     except (OSError, UnicodeDecodeError, ValueError, ScriptFormatError) as error:
         print(f"canfar-jlab: cannot run {args[0]}: {error}", file=sys.stderr)
         return EXIT_REFUSED
+    print(start_line(script.header), file=sys.stderr, flush=True)
     return run_replica(path.parent, script)
+
+
+def start_line(header: dict) -> str:
+    """The log's first line, written before the kernel starts (which takes seconds), so a
+    live log shows at once that the replica runs and what: ``canfar-jlab: replica 3 of 4
+    starting (notebook reduce_fits.ipynb, kernel python3)``."""
+    replica, count = replica_report.replica_numbers()
+    notebook = Path(str(header.get("notebook") or "notebook.ipynb")).name
+    how = f"kernel {header.get('kernel') or 'python3'}"
+    if header.get("runner") != "nbclient":
+        how = "IPython script runner"
+    return f"{START_PREFIX}{replica} of {count} starting (notebook {notebook}, {how})"
 
 
 def refuse_problems(header: dict) -> str | None:

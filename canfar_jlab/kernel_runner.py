@@ -48,6 +48,11 @@ INJECTED_TAG = "injected-parameters"
 MARKER_PREFIX = "## canfar-jlab cell "
 PYTHON_LANGUAGES = {"python", "python3", "ipython", "ipython3"}
 PROGRESS_INTERVAL = 1.0  # seconds between two archived lines of one progress bar
+# Starts a progress bar's state that replaces the bar's previous line: a terminal's "cursor up,
+# erase line, column 0", so `cat` and `tail -f` show the bar updating in place too; the log
+# view (src/logbuffer.ts) replaces the previous line; the CLI and magic show the text after
+# the last carriage return (`canfar_jlab.runs.follow.shown_line`).
+PROGRESS_REWRITE = "\x1b[1A\x1b[2K\r"
 EXIT_FAILED = 1
 EXIT_REFUSED = 2
 
@@ -235,16 +240,22 @@ class LineStreamer:
 
     A line rewritten with ``\\r`` (a progress bar) is written at most once per
     `PROGRESS_INTERVAL`, and its final state when the line ends, so a bar that updates 900
-    times in a minute leaves about 60 lines, not 900.
+    times in a minute leaves about 60 lines, not 900. A state that rewrites the bar's previous
+    line, with nothing written in between, starts with `PROGRESS_REWRITE`: the log view
+    replaces the previous line with it, so the bar is one updating line there, while the
+    archived file keeps one line per state. `lines` counts the lines written to `out`,
+    shared by the streams writing to the same log.
     """
 
-    def __init__(self, out, interval: float = PROGRESS_INTERVAL) -> None:
+    def __init__(self, out, interval: float = PROGRESS_INTERVAL, lines: list[int] | None = None):
         self.out = out
         self.interval = interval
         self.pending = ""  # the current line, not written yet (it holds a \r)
         self.open = False  # part of the current line was written already (no \r seen)
         self.last_emit = 0.0
         self.last_state: str | None = None
+        self.lines = [0] if lines is None else lines
+        self.bar_line: int | None = None  # `lines` right after this bar's last written state
 
     def write(self, text: str) -> None:
         text = text.replace("\r\n", "\n")
@@ -254,38 +265,55 @@ class LineStreamer:
             self._feed(part, ended)
         self.out.flush()
 
+    def _state(self) -> str:
+        """What a terminal shows of the pending line: the text after its last \\r."""
+        line = self.pending.rstrip("\r")
+        return line[line.rfind("\r") + 1 :]
+
+    def _write_state(self, state: str) -> None:
+        rewrite = bool(state) and self.bar_line == self.lines[0]
+        self.out.write((PROGRESS_REWRITE if rewrite else "") + state + "\n")
+        self.lines[0] += 1
+        self.bar_line = self.lines[0]
+
+    def _end_bar(self) -> None:
+        self.pending, self.last_state, self.bar_line = "", None, None
+
     def _feed(self, part: str, ended: bool) -> None:
         if "\r" in part or self.pending:
             if self.open:  # text then a \r on the same line: end the written part first
                 self.out.write("\n")
+                self.lines[0] += 1
                 self.open = False
             if not self.pending:  # a bar starts: its first line waits one interval too
                 self.last_emit = time.monotonic()
             self.pending += part
-            state = self.pending[self.pending.rfind("\r") + 1 :]
+            state = self._state()
             if ended:
                 if state != self.last_state or not self.last_state:
-                    self.out.write(state + "\n")
-                self.pending, self.last_state = "", None
+                    self._write_state(state)
+                self._end_bar()
             elif time.monotonic() - self.last_emit >= self.interval and state:
                 if state != self.last_state:
-                    self.out.write(state + "\n")
+                    self._write_state(state)
                     self.last_state = state
                 self.last_emit = time.monotonic()
                 self.pending = state
             return
         self.out.write(part + ("\n" if ended else ""))
+        self.lines[0] += ended
         self.open = not ended and (self.open or bool(part))
 
     def finish_line(self) -> None:
         """Before a marker or the next result: end what is open, write a pending bar's state."""
         if self.pending:
-            state = self.pending[self.pending.rfind("\r") + 1 :]
+            state = self._state()
             if state and state != self.last_state:
-                self.out.write(state + "\n")
-            self.pending, self.last_state = "", None
+                self._write_state(state)
+            self._end_bar()
         elif self.open:
             self.out.write("\n")
+            self.lines[0] += 1
         self.open = False
         self.out.flush()
 
@@ -303,7 +331,11 @@ def _client_class():
             super().__init__(nb, **kwargs)
             self.settings = settings
             self.report = report
-            self.streams = {"stdout": LineStreamer(sys.stdout), "stderr": LineStreamer(sys.stderr)}
+            lines = [0]  # both streams write to the replica's one log
+            self.streams = {
+                "stdout": LineStreamer(sys.stdout, lines=lines),
+                "stderr": LineStreamer(sys.stderr, lines=lines),
+            }
             self.idle_seen: float | None = None
             self.last_activity = time.monotonic()
 

@@ -19,6 +19,8 @@ from __future__ import annotations
 
 import codecs
 
+from .kernel_runner import PROGRESS_REWRITE
+
 # Said once where the log no longer continues what was shown (whole-log services only).
 RESTART_NOTICE = b"[canfar-jlab: the log was cut or rotated upstream]\n"
 
@@ -92,6 +94,9 @@ def lines_of(text: str) -> list[str]:
     \\r end a line (str.splitlines would also split at form feeds and Unicode separators)."""
     if not text:
         return []
+    # A progress bar's rewrite of its previous line (the kernel runner's PROGRESS_REWRITE,
+    # cursor controls) prints here as a line of its own, without the controls.
+    text = text.replace(PROGRESS_REWRITE, "")
     text = text.replace("\r\n", "\n").replace("\r", "\n")
     lines = text.split("\n")
     if lines[-1] == "":

@@ -34,6 +34,14 @@ function display(raw: string): string {
   return cr < 0 ? line : line.slice(cr + 1);
 }
 
+/**
+ * How the replica runner starts a progress bar's state that replaces the bar's previous line
+ * (canfar_jlab/kernel_runner.py PROGRESS_REWRITE: cursor up, erase line, column 0, as a
+ * terminal would do). Its trailing CR makes `display` drop it.
+ */
+export const PROGRESS_REWRITE = '\x1b[1A\x1b[2K\r';
+const CURSOR_UP = '\x1b[1A';
+
 export interface ILogBufferOptions {
   /** Oldest lines are dropped beyond this many (10% at a time). */
   maxLines?: number;
@@ -63,9 +71,9 @@ export class LogBuffer implements ILogLines {
     return this._nextOffset;
   }
 
-  /** Lines held, counting an unfinished last line. */
+  /** Lines held, counting an unfinished last line (not one that will replace its previous). */
   get length(): number {
-    return this._lines.length + (this._partial === null ? 0 : 1);
+    return this._lines.length + (this._partialShown() ? 1 : 0);
   }
 
   /** Lines dropped from the front to stay within `maxLines`. */
@@ -82,8 +90,8 @@ export class LogBuffer implements ILogLines {
     if (index < this._lines.length) {
       return this._lines[index];
     }
-    return index === this._lines.length && this._partial !== null
-      ? display(this._partial)
+    return index === this._lines.length && this._partialShown()
+      ? display(this._partial!)
       : '';
   }
 
@@ -92,7 +100,7 @@ export class LogBuffer implements ILogLines {
     if (index < this._times.length) {
       return this._times[index];
     }
-    return index === this._lines.length && this._partial !== null
+    return index === this._lines.length && this._partialShown()
       ? this._partialTime
       : null;
   }
@@ -105,19 +113,21 @@ export class LogBuffer implements ILogLines {
     if (nextOffset <= this._nextOffset) {
       return false; // all seen already
     }
-    // The unfinished last line (if any) sits at this index and may grow.
-    const from = this._lines.length;
+    // The unfinished last line (if any) sits at this index and may grow; a progress bar's
+    // new state replaces the line before it (`_push` moves `_from` back).
+    this._from = this._lines.length;
     if (offset < this._nextOffset) {
       text = dropBytes(text, this._nextOffset - offset);
     } else if (offset > this._nextOffset) {
       this._finishPartial();
       this._lines.push(this._describeGap(offset - this._nextOffset));
       this._times.push(this._now());
+      this._lastIsText = false;
     }
     this._nextOffset = nextOffset;
     this._addText(text);
     if (!this._trim()) {
-      this._changed.emit({ from });
+      this._changed.emit({ from: this._from });
     }
     return true;
   }
@@ -131,8 +141,8 @@ export class LogBuffer implements ILogLines {
   /** Everything held, as text (what "download" saves). */
   text(): string {
     const body = this._lines.join('\n');
-    if (this._partial !== null) {
-      return (body ? body + '\n' : '') + display(this._partial);
+    if (this._partialShown()) {
+      return (body ? body + '\n' : '') + display(this._partial!);
     }
     return this._lines.length ? body + '\n' : '';
   }
@@ -146,10 +156,7 @@ export class LogBuffer implements ILogLines {
     const first = this._partial !== null ? this._partialTime : now;
     pieces[0] = (this._partial ?? '') + pieces[0];
     const tail = pieces.pop()!;
-    pieces.forEach((piece, i) => {
-      this._lines.push(display(piece));
-      this._times.push(i === 0 ? first : now);
-    });
+    pieces.forEach((piece, i) => this._push(piece, i === 0 ? first : now));
     if (tail === '') {
       this._partial = null;
     } else {
@@ -160,10 +167,35 @@ export class LogBuffer implements ILogLines {
 
   private _finishPartial(): void {
     if (this._partial !== null) {
-      this._lines.push(display(this._partial));
-      this._times.push(this._partialTime);
+      this._push(this._partial, this._partialTime);
       this._partial = null;
     }
+  }
+
+  /** Add a finished raw line; a progress bar's new state replaces the line before it. */
+  private _push(raw: string, time: number): void {
+    const last = this._lines.length - 1;
+    if (raw.startsWith(CURSOR_UP) && last >= 0 && this._lastIsText) {
+      this._lines[last] = display(raw);
+      this._times[last] = time;
+      this._from = Math.min(this._from, last);
+      return;
+    }
+    this._lines.push(display(raw));
+    this._times.push(time);
+    this._lastIsText = true;
+  }
+
+  /** Whether the unfinished last line shows as a line of its own (a bar's next state waits). */
+  private _partialShown(): boolean {
+    return (
+      this._partial !== null &&
+      !(
+        this._partial.startsWith(CURSOR_UP.slice(0, this._partial.length)) &&
+        this._lines.length > 0 &&
+        this._lastIsText
+      )
+    );
   }
 
   private _trim(): boolean {
@@ -186,6 +218,8 @@ export class LogBuffer implements ILogLines {
   private _times: number[] = [];
   private _partial: string | null = null;
   private _partialTime = 0;
+  private _from = 0;
+  private _lastIsText = false; // the last line came from the log (not a gap): a bar may replace it
   private _nextOffset = 0;
   private _dropped = 0;
   private _ended: string | null = null;

@@ -23,6 +23,7 @@ from typing import TextIO
 from pydantic import ValidationError
 
 from ..launch_args import LaunchArgsError, add_launch_options, launch_request
+from ..logdelta import lines_of
 from ..models import Run, explain
 from ..runs import (
     Connection,
@@ -285,7 +286,7 @@ async def write_target_logs(
         )
         return
     for shown in await service.logs(target):
-        for line in shown.text.splitlines():
+        for line in lines_of(shown.text):
             _line(out, shown.replica.index, line)
 
 

@@ -19,6 +19,7 @@ from typing import TypeVar
 from pydantic import ValidationError
 
 from ..launch_args import LaunchArgsError, launch_request
+from ..logdelta import lines_of
 from ..models import ReplicaOutcome, Run, Session, SessionSpec, explain
 from ..runs import (
     Connection,
@@ -278,8 +279,8 @@ async def logs(
             emit(f"==> replica {replica.index} ({replica.name}, {status}) <==\n")
         if each.source == "none":
             text = f"(not created: {replica.error or 'no session'})\n"
-        else:
-            text = each.text
+        else:  # a progress bar's states as plain lines
+            text = "".join(line + "\n" for line in lines_of(each.text))
         emit(_with_newline(text))
 
 

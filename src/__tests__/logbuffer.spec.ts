@@ -4,7 +4,8 @@ import {
   ILogChange,
   ILogLines,
   LogBuffer,
-  MergedLog
+  MergedLog,
+  PROGRESS_REWRITE
 } from '../logbuffer';
 
 function lines(source: ILogLines): string[] {
@@ -56,6 +57,48 @@ describe('LogBuffer', () => {
     expect(lines(log)).toEqual([' 50%']);
     feed(log, '100%\r\ndone\r\n');
     expect(lines(log)).toEqual(['100%', 'done']);
+  });
+
+  it("shows a runner's progress bar as one line updated in place", () => {
+    const up = PROGRESS_REWRITE;
+    const log = new LogBuffer();
+    const changes: ILogChange[] = [];
+    log.changed.connect((_, change) => changes.push(change));
+    feed(log, `reading\n  0%|\n${up} 40%|####\n`);
+    expect(lines(log)).toEqual(['reading', ' 40%|####']);
+    // The next state split across two deltas: the old state stays until it is whole.
+    feed(log, `${up} 7`);
+    expect(lines(log)).toEqual(['reading', ' 40%|####']);
+    feed(log, `0%|#######\n${up}100%|##########\ndone\n`);
+    expect(lines(log)).toEqual(['reading', '100%|##########', 'done']);
+    expect(log.length).toBe(3);
+    expect(changes.map(c => c.from)).toEqual([0, 2, 1]);
+    expect(log.text()).toBe('reading\n100%|##########\ndone\n');
+    // Offsets and dedup are unchanged: a resend adds nothing.
+    const seen = log.nextOffset;
+    expect(log.append(0, seen, 'anything')).toBe(false);
+    // Filter: the bar matches with its current state only.
+    const filtered = new FilteredLines(log, '100%');
+    expect(lines(filtered)).toEqual(['100%|##########']);
+  });
+
+  it('never lets a progress state replace a gap line', () => {
+    const log = new LogBuffer({ describeGap: n => `<${n} missing>` });
+    feed(log, 'a\n');
+    log.append(10, 20, `${PROGRESS_REWRITE}50%\n`);
+    expect(lines(log)).toEqual(['a', '<8 missing>', '50%']);
+  });
+
+  it('updates the merged view in place for a bar', () => {
+    const one = new LogBuffer();
+    const two = new LogBuffer();
+    const merged = new MergedLog();
+    merged.setSource('1', '1', one);
+    merged.setSource('2', '2', two);
+    feed(one, ' 10%\n');
+    feed(two, 'hello\n');
+    feed(one, `${PROGRESS_REWRITE} 90%\n`);
+    expect(lines(merged)).toEqual(['[1]  90%', '[2] hello']);
   });
 
   it('says from which line things changed, so views redraw only the tail', () => {

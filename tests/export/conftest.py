@@ -16,11 +16,15 @@ from nbformat import v4
 REPLICA_VARIABLES = ("REPLICA_ID", "REPLICA_COUNT", "CANFAR_RUN_OUTPUTS", "MPLBACKEND")
 # The runner's marker line before each code cell, bare or as `[i] ...` in a followed run.
 MARKER_LINE = re.compile(r"^(\[\d+\] )?## canfar-jlab cell .*\n?", re.MULTILINE)
+# The runner's first line, at process start (export_runner.start_line).
+START_LINE = re.compile(
+    r"^(\[\d+\] )?canfar-jlab: replica \d+ of \d+ starting \(notebook .*\)\n?", re.MULTILINE
+)
 
 
 def without_markers(text: str) -> str:
-    """A replica's log as the notebook printed it: the runner's cell markers left out."""
-    return MARKER_LINE.sub("", text)
+    """A replica's log as the notebook printed it: the runner's start and cell markers left out."""
+    return MARKER_LINE.sub("", START_LINE.sub("", text))
 
 
 def cell(source: str, *tags: str) -> nbformat.NotebookNode:

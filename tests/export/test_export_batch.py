@@ -7,6 +7,7 @@ import sys
 from functools import partial
 
 import pytest
+from export.conftest import without_markers
 from nbformat import v4
 
 from canfar_jlab import export
@@ -151,7 +152,7 @@ def test_sys_exit_ends_the_run_with_its_code(
 ):
     notebook = make_notebook(["import sys\nprint('first')", exit_call, "print('never')"])
     run = helpers.run_batch(export_notebook(notebook, tmp_path / "run").argv)
-    assert (run.returncode, run.stdout, run.stderr) == (code, "first\n", stderr)
+    assert (run.returncode, run.stdout, without_markers(run.stderr)) == (code, "first\n", stderr)
 
 
 def test_runs_in_its_replica_folder_seeing_the_notebook_folder_with_spaces(helpers, tmp_path):

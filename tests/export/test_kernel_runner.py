@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import json
+import subprocess
 import sys
 import time
 from pathlib import Path
@@ -11,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from canfar_jlab.export import export_notebook
-from canfar_jlab.kernel_runner import MARKER_PREFIX, LineStreamer
+from canfar_jlab.kernel_runner import MARKER_PREFIX, PROGRESS_REWRITE, LineStreamer
 from canfar_jlab.replica_folder import prepare
 
 
@@ -41,7 +42,11 @@ def test_without_nbclient_the_script_runner_runs_and_the_first_line_says_why(
     exported = export_notebook(make_notebook(["print('ran')", "6 * 7"]), tmp_path / "run")
     run = helpers.run_batch(exported.argv, env={"PYTHONPATH": str(tmp_path / "shadow")})
     assert run.returncode == 0, run.stderr
+    # first the start line (at process start, before any import), then why
     assert run.stderr.splitlines()[0] == (
+        "canfar-jlab: replica 1 of 1 starting (notebook notebook.ipynb, kernel python3)"
+    )
+    assert run.stderr.splitlines()[1] == (
         "canfar-jlab: nbclient is not installed in this image; running the notebook's exported "
         "script with IPython instead (no executed notebook is saved)"
     )
@@ -59,7 +64,8 @@ def test_a_missing_kernel_is_the_first_log_line_of_the_replica(make_notebook, he
     assert exported.ok
     run = helpers.run_batch(exported.argv, env={"JUPYTER_PATH": str(tmp_path / "none")})
     assert run.returncode == 2
-    first = run.stderr.splitlines()[0]
+    start, first = run.stderr.splitlines()[:2]
+    assert start == "canfar-jlab: replica 1 of 1 starting (notebook notebook.ipynb, kernel ir)"
     assert first.startswith(
         "canfar-jlab: the notebook's kernel 'ir' (r) is not installed in this image (installed: "
     )
@@ -180,9 +186,28 @@ def test_a_slow_progress_bar_leaves_at_most_one_line_per_interval():
         stream.write(f"\rstep {updates}")
     stream.write("\n")
     elapsed = time.monotonic() - started
-    lines = out.getvalue().splitlines()
+    lines = out.getvalue().split("\n")[:-1]
     assert updates > 100 and 2 <= len(lines) <= elapsed / 0.05 + 2
-    assert lines[-1] == f"step {updates}"
+    # the first state opens the bar's line; each later one rewrites it
+    assert not lines[0].startswith(PROGRESS_REWRITE)
+    assert all(line.startswith(PROGRESS_REWRITE) for line in lines[1:])
+    assert lines[-1] == f"{PROGRESS_REWRITE}step {updates}"
+
+
+def test_a_bar_after_other_output_opens_a_new_line():
+    lines = [0]
+    out = io.StringIO()
+    err = LineStreamer(out, interval=0.0, lines=lines)
+    std = LineStreamer(out, interval=0.0, lines=lines)
+    err.write("\r 10%")
+    err.write("\r 20%")
+    std.write("hello\n")  # another stream's line in between: the next state cannot rewrite
+    err.write("\r 30%\n")
+    err.write("\r  0%")  # a second bar
+    err.write("\r 50%")
+    err.finish_line()
+    up = PROGRESS_REWRITE
+    assert out.getvalue() == f" 10%\n{up} 20%\nhello\n 30%\n  0%\n{up} 50%\n"
 
 
 def test_text_then_a_carriage_return_keeps_both():
@@ -192,6 +217,34 @@ def test_text_then_a_carriage_return_keeps_both():
     stream.write("\r 50%")
     stream.write("\r100%\n")
     assert out.getvalue() == "Downloading: \n100%\n"
+
+
+def test_a_fast_bar_in_a_replica_archives_at_most_one_line_per_second(make_notebook, tmp_path):
+    """A bar updated every 10 ms for 2.5 s: its log holds about one state per second, each
+    after the first marked as a rewrite, and ends with the final state."""
+    source = (
+        "import sys, time\n"
+        "for step in range(250):\n"
+        "    sys.stdout.write(f'\\rstep {step + 1}/250')\n"
+        "    sys.stdout.flush()\n"
+        "    time.sleep(0.01)\n"
+        "print()\n"
+        "print('after')"
+    )
+    notebook = make_notebook([source])
+    argv = export_notebook(notebook, tmp_path / "run").argv
+    log = tmp_path / "replica.log"  # as the engine archives it: the process's raw bytes
+    started = time.monotonic()
+    with log.open("wb") as out:
+        subprocess.run(argv, stdout=out, stderr=subprocess.STDOUT, timeout=120, check=True)
+    elapsed = time.monotonic() - started
+    lines = log.read_bytes().decode().split("\n")
+    bar = [line for line in lines if "step " in line]
+    assert 2 <= len(bar) <= elapsed + 1, bar
+    assert not bar[0].startswith(PROGRESS_REWRITE)
+    assert all(line.startswith(PROGRESS_REWRITE) for line in bar[1:])
+    assert bar[-1].endswith("step 250/250")
+    assert lines[lines.index(bar[-1]) + 1] == "after"
 
 
 def test_markers_name_each_code_cell(make_notebook, helpers, tmp_path):

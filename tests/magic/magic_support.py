@@ -56,8 +56,10 @@ def _shown(captured) -> Shown:
 
 
 def replica_lines(text: str) -> dict[int, list[str]]:
-    """`[i] line` output of a followed run, by replica."""
+    """`[i] line` output of a followed run, by replica, as the notebook printed it."""
     found: dict[int, list[str]] = {}
-    for match in re.finditer(r"^\[(\d+)\] (?!## canfar-jlab cell )(.*)$", text, re.M):
+    # leaving out the runner's cell markers and its start line
+    skip = r"## canfar-jlab cell |canfar-jlab: replica \d+ of \d+ starting \("
+    for match in re.finditer(rf"^\[(\d+)\] (?!{skip})(.*)$", text, re.M):
         found.setdefault(int(match[1]), []).append(match[2])
     return found

@@ -104,8 +104,9 @@ async def test_a_capped_log_is_archived_whole_and_never_downloaded_again(engine,
             mark = logcap.marker(cap)
             assert len(text) == cap + len(mark)
             assert text.endswith(mark)
-            first = text.split(b"\n", 2)  # the runner's cell header, then what it printed
-            assert first[0].startswith(b"## canfar-jlab cell 1/1") and first[1] == b"x" * 1023
+            first = text.split(b"\n", 3)  # the runner's start line, cell header, what it printed
+            assert first[0].startswith(b"canfar-jlab: replica 1 of 1 starting (notebook loud.ipynb")
+            assert first[1].startswith(b"## canfar-jlab cell 1/1") and first[2] == b"x" * 1023
             assert replica.status.value == "Completed" and not replica.log_partial
 
             for _ in range(5):  # later looks from every door read the archive
