@@ -106,7 +106,7 @@ export function formatCounts(
 }
 
 const RUNNER_SUMMARY =
-  /^canfar-jlab: stopped at (?:code cell (\d+)|the (.+?) cell) \((.*)\); the cells after it did not run$/;
+  /^canfar-jlab: stopped at (?:code cell (\d+)|the (.+?) cell) \((.*)\)(?:; the cells after it did not run)?$/;
 
 /**
  * Why a replica failed, in one line that keeps the exception: the runner's summary

@@ -71,6 +71,20 @@ describe('run notifications', () => {
     expect(runEndMessage(failed, trans)).toBe(
       'Run fail failed: 1 of 3 replicas failed in 5 s. Replica 2: ValueError: bad pixel at 3,4 (cell 2)'
     );
+    // The run record keeps the runner's summary without its tail: the exception still leads.
+    const recorded = makeRun(
+      'boom',
+      [
+        timed(1, 'Failed', {
+          error:
+            'canfar-jlab: stopped at code cell 2 (ValueError: the pixel at (3, 4) is saturated)'
+        })
+      ],
+      { state: 'failed' }
+    );
+    expect(runEndMessage(recorded, trans)).toBe(
+      'Run boom failed: 1 of 1 replica failed in 5 s. Replica 1: ValueError: the pixel at (3, 4) is saturated (cell 2)'
+    );
   });
 
   it('keeps one notification per run, updated in place, with actions for what it has', () => {
