@@ -775,6 +775,10 @@ class ReplicaStatus(str, Enum):
     TERMINATING = "Terminating"
     UNKNOWN = "Unknown"
     NOT_CREATED = "NotCreated"
+    # Issue 17: not created yet, held back by the run itself (the --max-running cap, the
+    # pilot, a retry's delay); and ended by the run's --timeout.
+    WAITING = "Waiting"
+    TIMED_OUT = "TimedOut"
 
     @classmethod
     def of(cls, status: SessionStatus) -> ReplicaStatus:
@@ -827,6 +831,12 @@ class LaunchRequest(BaseModel):
     # Names of variables of the launching process's environment that replicas get; their
     # values are read at launch and never written to run.json, a response or a log.
     secret_env: list[str] = Field(default_factory=list, max_length=MAX_ENV_COUNT)
+    # Issue 17: how the run conducts its replicas (recorded in RunSpec).
+    retries: int = Field(0, ge=0, le=10, description="re-create a Failed replica up to N times")
+    timeout_seconds: int | None = Field(default=None, ge=1, le=14 * 86400)
+    max_running: int | None = Field(default=None, ge=1, le=MAX_REPLICAS)
+    pilot: bool = False
+    reduce_notebook: str | None = Field(default=None, description="run once after all succeed")
 
     @field_validator("notebook")
     @classmethod
@@ -894,9 +904,14 @@ class LaunchRequest(BaseModel):
 
 
 class ReplicaAttempt(BaseModel):
-    """An earlier session of a replica that was run again (`rerun_failed`)."""
+    """An earlier session of a replica that was run again (`rerun_failed`, a retry, a re-run
+    with more memory: `why` says which)."""
 
     session_id: str | None = None
+    why: str | None = None  # "rerun", "retry", "more-memory"
+    oom: bool = False
+    cores: int | None = None
+    ram: int | None = None
     status: ReplicaStatus
     error: str | None = None
     started: datetime | None = None
@@ -916,7 +931,7 @@ class Replica(BaseModel):
     `attempts` keeps the earlier sessions of a replica that was run again.
     """
 
-    index: int = Field(ge=1)
+    index: int = Field(ge=0)  # 0: the run's reduce step (issue 17)
     name: str
     session_id: str | None = None
     status: ReplicaStatus = ReplicaStatus.PENDING
@@ -938,7 +953,12 @@ class Replica(BaseModel):
     files: list[str] = Field(default_factory=list)  # relative to the run folder
     parameters: dict[str, Any] | None = None
     oom: bool = False  # likely (or known) out of memory
-    reason: str | None = None  # why it is Pending, when the service says
+    reason: str | None = None  # why it is Pending (or Waiting in the run), when known
+    # Issue 17: this replica's own resources when they differ from the run's spec (a pilot's
+    # sizing, a re-run with more memory); when a Waiting replica's retry is due.
+    cores: int | None = None
+    ram: int | None = None  # GB
+    retry_at: datetime | None = None
 
     @computed_field  # type: ignore[prop-decorator]
     @property
@@ -948,7 +968,7 @@ class Replica(BaseModel):
     @property
     def is_ended(self) -> bool:
         """Will not change any more (until run again)."""
-        if self.status in (ReplicaStatus.COMPLETED, ReplicaStatus.FAILED):
+        if self.status in (ReplicaStatus.COMPLETED, ReplicaStatus.FAILED, ReplicaStatus.TIMED_OUT):
             return True
         if self.status is ReplicaStatus.NOT_CREATED:
             return True
@@ -972,6 +992,13 @@ class RunSpec(BaseModel):
     sweep: list[dict[str, Any]] | None = None  # row i-1: replica i's values over `parameters`
     secret_env: list[str] = Field(default_factory=list, description="names only, never values")
     argv: list[str] = Field(default_factory=list, description="cmd + args of every replica")
+    # Issue 17 (see LaunchRequest). `reduce`: None (no reduce step), "cells" (the snapshot's
+    # cells tagged `reduce`) or a notebook file name in the run folder (--reduce NOTEBOOK).
+    retries: int = 0
+    timeout_seconds: int | None = None
+    max_running: int | None = None
+    pilot: bool = False
+    reduce: str | None = None
 
 
 class StagedRun(BaseModel):
@@ -1009,6 +1036,10 @@ class Run(BaseModel):
     # Who is creating its sessions right now ({"pid", "host", "boot"}): a reader that finds
     # this launcher gone adopts sessions by name and marks the rest NotCreated at once.
     launcher: dict[str, Any] | None = None
+    # Issue 17: the reduce step (index 0, name RUN-reduce) once it is created; the pilot's
+    # measured sizing ({"cores", "ram", "peak_rss_bytes", "cpu_seconds", "wall_seconds"}).
+    reduce: Replica | None = None
+    sizing: dict[str, Any] | None = None
 
     @computed_field  # type: ignore[prop-decorator]
     @property
@@ -1019,10 +1050,20 @@ class Run(BaseModel):
     @computed_field  # type: ignore[prop-decorator]
     @property
     def ended(self) -> datetime | None:
-        if not all(r.is_ended for r in self.replicas):
+        if not all(r.is_ended for r in self.replicas) or self.reduce_pending:
             return None
-        times = [r.ended for r in self.replicas if r.ended is not None]
+        steps = [*self.replicas, *([self.reduce] if self.reduce else [])]
+        times = [r.ended for r in steps if r.ended is not None]
         return max(times) if times else None
+
+    @property
+    def reduce_pending(self) -> bool:
+        """The run has a reduce step that every replica succeeding calls for, not ended yet."""
+        if self.spec.reduce is None or self.stopped is not None or self.deleted is not None:
+            return False
+        if any(r.status is not ReplicaStatus.COMPLETED for r in self.replicas):
+            return False
+        return self.reduce is None or not self.reduce.is_ended
 
     @computed_field  # type: ignore[prop-decorator]
     @property
@@ -1048,11 +1089,12 @@ class Run(BaseModel):
     def state(self) -> str:
         if self.deleted is not None:
             return "deleted"
-        if not all(replica.is_ended for replica in self.replicas):
+        if not all(replica.is_ended for replica in self.replicas) or self.reduce_pending:
             return "active"
         if self.stopped is not None:
             return "stopped"
-        return "failed" if any(replica.is_failed for replica in self.replicas) else "completed"
+        steps = [*self.replicas, *([self.reduce] if self.reduce else [])]
+        return "failed" if any(step.is_failed for step in steps) else "completed"
 
     def replica(self, index: int) -> Replica:
         return self.replicas[index - 1]
