@@ -173,7 +173,10 @@ async def rerun_failed(
     if not (folder / run.script).is_file():
         raise RunError(f"the script of run {name} is missing: {folder / run.script}")
     spec_of(run)  # refuse before touching run.json
+    from . import conductor  # issue 17 (it builds on this module)
 
+    # With a cap or a pilot, they wait in the run and the conductor creates them in turn.
+    in_turn = bool(run.spec.max_running or run.spec.pilot)
     now = utc_now()
     chosen: list[int] = []
 
@@ -189,15 +192,27 @@ async def rerun_failed(
             _push_attempt(folder, replica, "rerun")
             _clear(replica)
             replica.submitted = now
+            if in_turn:
+                pilot_first = run.spec.pilot and index != 1 and 1 in indices
+                replica.status, replica.submitted = ReplicaStatus.WAITING, None
+                replica.reason = conductor.WAITING_PILOT if pilot_first else "waiting in run"
         if chosen:
-            current.launcher = lease.current()
+            current.launcher = None if in_turn else lease.current()
             current.stopped = current.deleted = None
+            if in_turn and 1 in chosen:
+                current.sizing = None  # the pilot runs again: it sizes the rest again
 
     store.update(name, reset)
     if not chosen:
         raise NothingToRerun(f"run {name}'s failed replicas are already being run again")
     note_active(store, name)
-    return await create_missing(name, chosen, client, store, concurrency=concurrency)
+    if in_turn:
+        run = await conductor.advance(store.get(name), client, store)
+    else:
+        run = await create_missing(name, chosen, client, store, concurrency=concurrency)
+    if conductor.conducts(run.spec):  # retried, capped... while nobody watches
+        conductor.start_conductor(folder)
+    return run
 
 
 def _rerunnable(replica: Replica) -> bool:

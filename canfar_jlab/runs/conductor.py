@@ -215,14 +215,17 @@ def _due(run: Run, now: datetime, live: set[str] | None) -> list[int]:
     lists as not ended (what the cap counts: a replica winding down still holds its place)."""
     ready = _ready(run, now)
     if run.spec.max_running and live is not None:
-        held = sum(
-            1
-            for r in run.replicas
-            if (r.session_id in live)
-            or (r.session_id is None and r.status is ReplicaStatus.PENDING)
-        )
-        ready = ready[: max(0, run.spec.max_running - held)]
+        ready = ready[: max(0, run.spec.max_running - _held(run, live))]
     return ready
+
+
+def _held(run: Run, live: set[str]) -> int:
+    """The run's places taken: live sessions, and creates under way."""
+    return sum(
+        1
+        for r in run.replicas
+        if (r.session_id in live) or (r.session_id is None and r.status is ReplicaStatus.PENDING)
+    )
 
 
 def _needs_sizing(run: Run) -> bool:
@@ -364,6 +367,12 @@ async def _create_due(name: str, client: SkahaClient, store: RunStore) -> Run:
             claimed.append(index)
         if claimed:
             current.launcher = lease.current()
+        if live is not None and current.spec.max_running:  # what the rest wait for now
+            taken = _held(current, live)
+            for replica in current.replicas:
+                if replica.status is ReplicaStatus.WAITING and not _pilot_holds(current, replica):
+                    if replica.retry_at is None or replica.retry_at <= now:
+                        replica.reason = cap_reason(current.spec.max_running, taken)
 
     run = store.update(name, claim)
     if not claimed:

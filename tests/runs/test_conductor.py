@@ -10,7 +10,7 @@ from pathlib import Path
 from fixtures_engine import wait_for
 from runs_support import archived, client_for, run_to_end, wait_until, write_notebook
 
-from canfar_jlab.runs import LaunchRequest, ReplicaStatus, RunStore, launch
+from canfar_jlab.runs import LaunchRequest, ReplicaStatus, RunStore, launch, rerun_failed
 from canfar_jlab.runs.conductor import CONDUCTOR_LOG, PILOT_FAILED, retry_delay
 from canfar_jlab.runs.sizing import cores_for, ram_for
 
@@ -203,3 +203,37 @@ def test_a_cli_run_without_follow_is_retried_by_the_detached_conductor(cli, cli_
     log = Path(run.folder) / CONDUCTOR_LOG
     wait_for(lambda: "conductor done" in log.read_text(), 30, "the conductor to exit")
     assert log.read_text().count("creating replica(s) 1") == 2  # the two retries
+
+
+async def test_rerunning_failed_replicas_of_a_capped_run_keeps_the_cap(engine, cli_env, tmp_path):
+    fails_once = (
+        "import os, pathlib, time\n"
+        "replica = os.environ['REPLICA_ID']\n"
+        "marker = pathlib.Path(os.environ['CANFAR_RUN_DIR']) / f'tried-{replica}'\n"
+        "time.sleep(1)\n"
+        "if not marker.exists():\n"
+        "    marker.touch()\n"
+        "    raise RuntimeError('the first try fails')\n"
+        "print('second try')"
+    )
+    notebook = write_notebook(tmp_path / "rerun-capped.ipynb", [fails_once])
+    store = RunStore(cli_env["CANFAR_JLAB_RUNS"])
+    async with client_for(engine) as client:
+        request = LaunchRequest(notebook=str(notebook), replicas=3, max_running=1)
+        run = await launch(request, client, store)
+        run, _ = await run_to_end(run.name, client, store, timeout=120)
+        assert run.counts == {"Failed": 3}
+        names = {r.name for r in run.replicas}
+        run = await rerun_failed(run.name, client, store)
+        assert [r.status for r in run.replicas][1:] == [ReplicaStatus.WAITING] * 2
+        most = 0
+        follow = asyncio.ensure_future(run_to_end(run.name, client, store, timeout=120))
+        while not follow.done():
+            sessions = await client.list_sessions()
+            # sessions of the first try have ended: only the re-run's can be live
+            live = [s for s in sessions if s.name in names and not s.status.is_terminal]
+            most = max(most, len(live))
+            await asyncio.sleep(0.1)
+        run, _ = follow.result()
+    assert run.counts == {"Completed": 3} and most == 1
+    assert {a.why for r in run.replicas for a in r.attempts} == {"rerun"}
