@@ -43,7 +43,7 @@ from pathlib import Path
 from typing import Any
 
 from ..models import Context, Replica, ReplicaStatus, Run, RunSpec
-from ..skaha import SkahaClient, SkahaError
+from ..skaha import NotFound, SkahaClient, SkahaError
 from . import lease
 from .actions import (
     DELETED_BY_USER,
@@ -379,7 +379,7 @@ async def _create_due(name: str, client: SkahaClient, store: RunStore) -> Run:
         return run
     log.info("run %s: creating replica(s) %s", name, ", ".join(map(str, claimed)))
     try:
-        return await create_missing(name, claimed, client, store)
+        run = await create_missing(name, claimed, client, store)
     except BaseException:
 
         def release(current: Run) -> None:  # nothing was sent: they wait again
@@ -391,6 +391,29 @@ async def _create_due(name: str, client: SkahaClient, store: RunStore) -> Run:
 
         store.update(name, release)
         raise
+    if run.stopped is not None or run.deleted is not None:
+        await _end_unrecorded(run, claimed, client, now)
+    return run
+
+
+async def _end_unrecorded(
+    run: Run, indices: list[int], client: SkahaClient, since: datetime
+) -> None:
+    """The run was stopped or deleted while these replicas were being created: sessions of
+    theirs that it did not record are ended, not left running unseen."""
+    known = {
+        session_id
+        for replica in run.replicas
+        for session_id in (replica.session_id, *(a.session_id for a in replica.attempts))
+        if session_id
+    }
+    names = {run.replica(index).name for index in indices}
+    slack = timedelta(seconds=5)
+    for session in await client.list_sessions():
+        recent = session.start_time is None or session.start_time >= since - slack
+        if session.name in names and session.id not in known and recent:
+            with contextlib.suppress(NotFound):
+                await client.delete(session.id)
 
 
 @contextlib.contextmanager

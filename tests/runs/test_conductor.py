@@ -10,7 +10,14 @@ from pathlib import Path
 from fixtures_engine import wait_for
 from runs_support import archived, client_for, run_to_end, wait_until, write_notebook
 
-from canfar_jlab.runs import LaunchRequest, ReplicaStatus, RunStore, launch, rerun_failed
+from canfar_jlab.runs import (
+    LaunchRequest,
+    ReplicaStatus,
+    RunService,
+    RunStore,
+    launch,
+    rerun_failed,
+)
 from canfar_jlab.runs.conductor import CONDUCTOR_LOG, PILOT_FAILED, retry_delay
 from canfar_jlab.runs.sizing import cores_for, ram_for
 
@@ -237,3 +244,32 @@ async def test_rerunning_failed_replicas_of_a_capped_run_keeps_the_cap(engine, c
         run, _ = follow.result()
     assert run.counts == {"Completed": 3} and most == 1
     assert {a.why for r in run.replicas for a in r.attempts} == {"rerun"}
+
+
+async def test_a_stopped_run_is_neither_retried_nor_continued(engine, cli_env, tmp_path):
+    sleeps = "import time\nprint('started', flush=True)\ntime.sleep(60)"
+    notebook = write_notebook(tmp_path / "halted.ipynb", [sleeps])
+    store = RunStore(cli_env["CANFAR_JLAB_RUNS"])
+    service = RunService(store, client_for(engine))
+    async with service.connection as client:
+        request = LaunchRequest(notebook=str(notebook), replicas=3, max_running=1, retries=2)
+        run = await launch(request, client, store)
+
+        async def running():
+            run = await service.get("halted")
+            return run.replica(1).status is ReplicaStatus.RUNNING
+
+        await wait_until(running, 60, "replica 1 to run")
+        run = await service.stop("halted")
+        assert run.state == "stopped"
+        log = Path(run.folder) / CONDUCTOR_LOG
+        wait_for(lambda: "conductor done" in log.read_text(), 30, "the conductor to exit")
+        run = await service.get("halted")
+        names = {s.name for s in await client.list_sessions()}
+    first = run.replica(1)
+    assert first.status is ReplicaStatus.FAILED and first.attempts == []  # not retried
+    assert first.error == "stopped by the user before it ended"
+    for replica in run.replicas[1:]:
+        assert replica.status is ReplicaStatus.NOT_CREATED and replica.session_id is None
+        assert replica.error == "stopped by the user before it was created"
+        assert replica.name not in names
