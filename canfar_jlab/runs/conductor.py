@@ -43,7 +43,7 @@ from pathlib import Path
 from typing import Any
 
 from ..models import Context, Replica, ReplicaStatus, Run, RunSpec
-from ..skaha import NotFound, SkahaClient, SkahaError
+from ..skaha import CredentialsError, NotFound, SkahaClient, SkahaError
 from . import lease
 from .actions import (
     DELETED_BY_USER,
@@ -482,6 +482,9 @@ async def conduct(name: str, store: RunStore, *, interval: float = POLL_INTERVAL
                 sessions = await client.list_sessions()
                 await reconcile(store, sessions, client)
                 failing_since = None
+            except CredentialsError as error:  # e.g. the local engine was stopped
+                log.error("run %s: %s; whoever looks at the run next conducts it", name, error)
+                return 1
             except SkahaError as error:
                 failing_since = failing_since or utc_now()
                 log.warning("run %s: %s", name, error.message)
