@@ -144,15 +144,6 @@ def cap_reason(cap: int, occupied: int) -> str:
     return f"waiting in run: {occupied} of {cap} running"
 
 
-def occupying(replica: Replica) -> bool:
-    """Created and not over on the platform: its session exists and has not been seen to end
-    (a replica whose own report says it ended is winding down until its log is archived)."""
-    if replica.session_id is None:
-        return False
-    settled = replica.log is not None and not replica.log_partial
-    return not (replica.is_ended and (settled or replica.log_lost))
-
-
 def _retries_used(replica: Replica) -> int:
     used = 0
     for attempt in reversed(replica.attempts):  # since the last re-run by the user
@@ -255,7 +246,8 @@ async def advance(run: Run, client: SkahaClient, store: RunStore) -> Run:
     name = run.name
     context = await client.context() if _needs_sizing(run) else None
     now = utc_now()
-    run = store.update(name, lambda current: _settle(current, now, context))
+    if _unsettled(run, context):  # run.json is locked and re-read only for a change
+        run = store.update(name, lambda current: _settle(current, now, context))
     if not needs_advance(run):
         return run
     with _exclusive(Path(run.folder)) as mine:
@@ -268,7 +260,7 @@ async def advance(run: Run, client: SkahaClient, store: RunStore) -> Run:
             run = await stop_run(name, client, store, late, timed_out=why)
         run = await _create_due(name, client, store)
         if _reduce_due(run):
-            from .reduce import start_reduce  # issue 17's other half (imports the exporter)
+            from .reduce import start_reduce  # issue 17's other half, built on actions
 
             await start_reduce(run, client, store)
             run = store.get(name)
@@ -277,7 +269,7 @@ async def advance(run: Run, client: SkahaClient, store: RunStore) -> Run:
 
 def _settle(run: Run, now: datetime, context: Context | None) -> None:
     """The state changes that need no service: failed replicas to Waiting for their retry,
-    the pilot's sizing, the rest of a failed pilot's run NotCreated, Waiting reasons."""
+    the pilot's sizing, the rest of a failed pilot's run NotCreated."""
     folder = Path(run.folder)
     for replica in run.replicas:
         if _will_retry(run, replica) and _log_settled(replica):
@@ -298,13 +290,19 @@ def _settle(run: Run, now: datetime, context: Context | None) -> None:
                     replica.error = PILOT_FAILED
                     replica.reason = replica.retry_at = None
                     replica.ended = now
-    if run.spec.max_running:
-        occupied = sum(occupying(r) for r in run.replicas)
-        for replica in run.replicas:
-            held = replica.retry_at is not None and replica.retry_at > now
-            if replica.status is ReplicaStatus.WAITING and not held:
-                if not _pilot_holds(run, replica):
-                    replica.reason = cap_reason(run.spec.max_running, occupied)
+
+
+def _unsettled(run: Run, context: Context | None) -> bool:
+    """Whether `_settle` has anything to change (it moves logs: no dry run)."""
+    if any(_will_retry(run, r) and _log_settled(r) for r in run.replicas):
+        return True
+    if not run.spec.pilot:
+        return False
+    if context is not None and _needs_sizing(run):
+        return True
+    pilot = run.replica(1)
+    waiting = any(r.status is ReplicaStatus.WAITING for r in run.replicas[1:])
+    return waiting and pilot.is_failed and not _will_retry(run, pilot)
 
 
 def _size(run: Run, pilot: Replica, context: Context) -> None:
