@@ -216,8 +216,8 @@ async def rerun_failed(
 
 
 def _rerunnable(replica: Replica) -> bool:
-    ended = (ReplicaStatus.FAILED, ReplicaStatus.NOT_CREATED, ReplicaStatus.TIMED_OUT)
-    return replica.status in ended or (
+    ended_badly = (ReplicaStatus.FAILED, ReplicaStatus.NOT_CREATED, ReplicaStatus.TIMED_OUT)
+    return replica.status in ended_badly or (
         replica.status is ReplicaStatus.UNKNOWN and replica.ended is not None
     )
 

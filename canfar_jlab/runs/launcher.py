@@ -83,14 +83,14 @@ class Preview(BaseModel):
     problems: list[ExportProblem]
     replicas: list[PreviewReplica]
     argv: list[str]
-    sweep: list[dict[str, Any]] | None = None
-    staged_folder: str | None = None  # issue 16: the /arc folder the run would be copied to
     # Issue 17: how the run would be conducted.
     retries: int = 0
     timeout_seconds: int | None = None
     max_running: int | None = None
     pilot: bool = False
     reduce: str | None = None  # the --reduce notebook's file name in the run folder
+    sweep: list[dict[str, Any]] | None = None
+    staged_folder: str | None = None  # issue 16: the /arc folder the run would be copied to
 
 
 def replica_python(client: SkahaClient | None) -> str:
@@ -184,12 +184,12 @@ async def preview(
             )
             for i, n in enumerate(names, start=1)
         ],
-        sweep=rows,
         retries=conduct.retries,
         timeout_seconds=conduct.timeout_seconds,
         max_running=conduct.max_running,
         pilot=conduct.pilot,
         reduce=conduct.reduce,
+        sweep=rows,
         argv=[
             replica_python(client),
             str(folder / RUNNER_NAME),
@@ -269,6 +269,7 @@ async def launch(
         raise LaunchRefused(str(error)) from None
 
     now = utc_now()
+    first = first_wave(conduct)
     run = Run(
         name=name,
         notebook=str(notebook),
@@ -299,16 +300,18 @@ async def launch(
         ),
         replicas=[
             Replica(index=i, name=n, submitted=now, parameters=rows[i - 1] if rows else None)
+            if i in first
+            else Replica(  # issue 17: held back by a pilot or a cap; the conductor creates it
+                index=i,
+                name=n,
+                status=ReplicaStatus.WAITING,
+                reason=waiting_reason(conduct, len(first)),
+                parameters=rows[i - 1] if rows else None,
+            )
             for i, n in enumerate(replica_names(name, request.replicas), start=1)
         ],
         launcher=lease.current(),
     )
-    # Issue 17: with a pilot or a cap, the rest wait in the run for the conductor.
-    first = first_wave(run.spec)
-    for replica in run.replicas:
-        if replica.index not in first:
-            replica.status, replica.submitted = ReplicaStatus.WAITING, None
-            replica.reason = waiting_reason(run.spec, len(first))
     store.write(run)  # every replica's name, and this launch's lease, before the first create
     note_active(store, name)
     run = await create_missing(name, first, client, store, concurrency=concurrency)

@@ -76,9 +76,8 @@ async def reconcile(store: RunStore, sessions: list[Session], client: SkahaClien
                     run = store.update(run.name, lambda current, c=changes: _apply(current, c))
                 except RunNotFound:
                     continue  # deleted from disk meanwhile
-        if run.service == service:
-            run = await _conduct(run, client, store)
         runs.append(run)
+    runs = [await _conduct(run, client, store) if run.service == service else run for run in runs]
     owners = {
         session_id: (run.name, replica.index)
         for run in runs
