@@ -45,9 +45,11 @@ _FILES_SHOWN = 5  # new files listed per replica; the rest counted (run.json has
 _STATUS_ORDER = (
     "Running",
     "Pending",
+    "Waiting",  # issue 17: held back by the run (cap, pilot, a retry's delay)
     "Terminating",
     "Completed",
     "Failed",
+    "TimedOut",
     "Unknown",
     "NotCreated",
 )
@@ -234,9 +236,11 @@ def runs_table(runs: Sequence[Run]) -> str:
 
 
 def replicas_table(run: Run, indent: str = "") -> str:
-    rows = [("REPLICA", "NAME", "SESSION", "STATUS", "TIME", "CELL", "PEAK RSS", "LOG / ERROR")]
+    rows = [
+        ("REPLICA", "NAME", "SESSION", "STATUS", "TRIES", "TIME", "CELL", "PEAK RSS", "LOG / ERROR")
+    ]
     for replica in run.replicas:
-        note = replica.error or replica.log or ""
+        note = replica.error or replica.reason or replica.log or ""
         took = (
             _duration((replica.ended - replica.started).total_seconds())
             if replica.started and replica.ended
@@ -250,6 +254,7 @@ def replicas_table(run: Run, indent: str = "") -> str:
                 replica.name,
                 replica.session_id or "-",
                 replica.status.value + (" (OOM?)" if replica.oom else ""),
+                str(replica.attempt_count),
                 took,
                 where,
                 _bytes(replica.peak_rss_bytes),

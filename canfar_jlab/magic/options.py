@@ -73,7 +73,7 @@ def build_parsers() -> dict[str, _Parser]:
     add_follow_option(batch, "the replicas' logs")
 
     run = new("run", "Run any command as replicas: %canfar run [options] -- CMD ARGS")
-    add_launch_options(run, parameters=False)
+    add_launch_options(run, parameters=False, conducted=False)  # sessions, not a run
 
     cell = new("cell", "Run this cell's code as a batch run: %%canfar [options]")
     add_launch_options(cell, parameters=False)

@@ -77,6 +77,7 @@ async def reconcile(store: RunStore, sessions: list[Session], client: SkahaClien
                 except RunNotFound:
                     continue  # deleted from disk meanwhile
         runs.append(run)
+    runs = [await _conduct(run, client, store) if run.service == service else run for run in runs]
     owners = {
         session_id: (run.name, replica.index)
         for run in runs
@@ -86,6 +87,22 @@ async def reconcile(store: RunStore, sessions: list[Session], client: SkahaClien
         if session_id
     }
     return Reconciled(runs=runs, owners=owners, ended=_newly_ended(store, runs))
+
+
+async def _conduct(run: Run, client: SkahaClient, store: RunStore) -> Run:
+    """Issue 17: a run with retries, a timeout, a cap, a pilot or a reduce step is moved on
+    by whoever reconciles it (the conductor is imported here: it builds on this module)."""
+    from .conductor import advance, needs_advance
+
+    if not needs_advance(run):
+        return run
+    try:
+        return await advance(run, client, store)
+    except RunNotFound:
+        return run
+    except SkahaError as error:  # the next reconcile tries again
+        log.info("cannot advance run %s now: %s", run.name, error.message)
+        return store.get(run.name)
 
 
 def needs_work(run: Run) -> bool:
@@ -154,6 +171,8 @@ async def _observe(run: Run, listed: dict[str, Session], client: SkahaClient) ->
     for replica in run.replicas:
         update: dict[str, Any] = {}
         session_id = replica.session_id
+        if replica.status is ReplicaStatus.WAITING:
+            continue  # held back by the run (issue 17): no session to observe yet
         if awaiting_adoption(replica):
             found = adopt_by_name(run, replica, listed)
             if found is not None:
@@ -291,13 +310,16 @@ def _failure_line(path: Path) -> str | None:
 
 
 def _newly_ended(store: RunStore, runs: list[Run]) -> list[Run]:
-    previous, store.seen_states = store.seen_states, {run.name: run.state for run in runs}
+    from .conductor import retry_pending  # a failed replica about to be retried: not ended
+
+    states = {run.name: "active" if retry_pending(run) else run.state for run in runs}
+    previous, store.seen_states = store.seen_states, states
     if previous is None:
         return []  # the first look: what ended before it is not news
     now = datetime.now(timezone.utc)
     ended = []
     for run in runs:
-        if run.state == "active":
+        if states[run.name] == "active":
             continue
         before = previous.get(run.name)
         if before == "active":

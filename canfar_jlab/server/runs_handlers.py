@@ -43,7 +43,10 @@ class RunsBase(CanfarHandler):
         """The body as a LaunchRequest whose notebook is an absolute path inside root_dir."""
         request = self.read_json(LaunchRequest)
         notebook = self.confined_notebook(request.notebook)
-        return request.model_copy(update={"notebook": str(notebook)})
+        update = {"notebook": str(notebook)}
+        if request.reduce_notebook:  # issue 17: confined like the notebook itself
+            update["reduce_notebook"] = str(self.confined_notebook(request.reduce_notebook))
+        return request.model_copy(update=update)
 
     def confined_notebook(self, relative: str) -> Path:
         """The notebook at `relative` under the server root (base.py: 400/404 otherwise)."""
