@@ -75,8 +75,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     rerun.add_argument(
         "--failed",
         action="store_true",
-        required=True,
-        help="only the Failed and NotCreated replicas, with their own REPLICA_ID",
+        help="only the Failed, TimedOut and NotCreated replicas, with their own REPLICA_ID",
+    )
+    rerun.add_argument(
+        "--more-memory",
+        action="store_true",
+        help="only the replicas that ran out of memory, with twice their peak RAM",
     )
     rerun.add_argument(
         "--from-notebook",
@@ -140,6 +144,8 @@ def run_command(args: argparse.Namespace) -> int:
 
 def rerun_command(args: argparse.Namespace) -> int:
     source = "notebook" if args.from_notebook else "snapshot"
+    if not (args.failed or args.more_memory):
+        raise CliError("rerun: add --failed or --more-memory (which replicas to run again)", 2)
 
     async def work(service: RunService) -> int:
         name = (await resolve_run(service, args.run_name)).name
@@ -150,15 +156,24 @@ def rerun_command(args: argparse.Namespace) -> int:
                 "launch snapshot again (--from-notebook runs the notebook as saved now)"
             )
         try:
-            run = await service.rerun(name, source=source)
+            run = await service.rerun(name, source=source, more_memory=args.more_memory)
         except NothingToRerun as error:
+            if args.more_memory:  # asked for something that cannot be done: refused
+                raise CliError(str(error), EXIT_REFUSED) from None
             _say(str(error))
             return 0
         again = [
             r.index for r in run.replicas if len(r.attempts) > len(before.replica(r.index).attempts)
         ]
         what = "the notebook as saved now" if source == "notebook" else "the launch snapshot"
-        _say(f"run {run.name}: running replica(s) {', '.join(map(str, again))} again ({what})")
+        if args.more_memory:
+            what += ", with more memory: " + ", ".join(
+                f"{index}: {run.replica(index).ram} GB" for index in again
+            )
+        if not again and run.reduce is not None:
+            _say(f"run {run.name}: running its reduce step again ({what})")
+        else:
+            _say(f"run {run.name}: running replica(s) {', '.join(map(str, again))} again ({what})")
         for index in again:
             if run.replica(index).error:
                 _say(f"[{index}] not created: {run.replica(index).error}")

@@ -186,7 +186,13 @@ def ended(run: Run) -> views.Report:
 
 
 async def rerun(
-    name: str, client: SkahaClient, store: RunStore, emit: Emit, *, source: str = "snapshot"
+    name: str,
+    client: SkahaClient,
+    store: RunStore,
+    emit: Emit,
+    *,
+    source: str = "snapshot",
+    more_memory: bool = False,
 ) -> tuple[Run, list[int]]:
     """Run the failed replicas of `name` (or of the run a replica or session belongs to)
     again; the run and the REPLICA_IDs re-run."""
@@ -201,7 +207,7 @@ async def rerun(
             f"note: {target.run.notebook} changed since run {name} was launched; running the "
             "launch snapshot again (--from-notebook runs the notebook as saved now)\n"
         )
-    run = await service.rerun(name, source=source)
+    run = await service.rerun(name, source=source, more_memory=more_memory)
     return run, [r.index for r in run.replicas if len(r.attempts) > tries.get(r.index, 0)]
 
 

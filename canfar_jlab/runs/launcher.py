@@ -22,12 +22,14 @@ from pydantic import BaseModel, ValidationError
 from .. import sweep as sweeps
 from ..export import (
     RUNNER_NAME,
+    SNAPSHOT_NAME,
     ExportError,
     ExportProblem,
     check_notebook,
     errors,
     export_notebook,
     missing_kernel,
+    reduce_cells,
 )
 from ..models import (
     RUN_NAME_MAX,
@@ -276,6 +278,8 @@ async def launch(
         ],
         launcher=lease.current(),
     )
+    if run.spec.reduce is None and reduce_cells(folder / SNAPSHOT_NAME):
+        run.spec.reduce = "cells"  # issue 17: its reduce cells run once all replicas succeed
     store.write(run)  # every replica's name, and this launch's lease, before the first create
     note_active(store, name)
     return await create_missing(

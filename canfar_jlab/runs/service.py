@@ -257,16 +257,18 @@ class RunService:
         await self.refresh()
         return await delete_run(name, client, self.store, indices)
 
-    async def rerun(self, name: str, *, source: str = "snapshot") -> Run:
+    async def rerun(self, name: str, *, source: str = "snapshot", more_memory: bool = False) -> Run:
         """Run the failed replicas again, from the launch snapshot or the current notebook.
         Sessions that exist are adopted first, so no REPLICA_ID ever gets a second one while
-        its first is running or has succeeded."""
+        its first is running or has succeeded. `more_memory`: only those that ran out of
+        memory, as fixed sessions with twice their peak (refused, with the reason, when the
+        service offers too little or none ran out of memory)."""
         if source not in SOURCES:
             raise RunError(f"source: must be one of {', '.join(SOURCES)}")
         client = await self.client()
         self._same_service(self.store.get(name), client)
         await self.refresh()
-        return await rerun_failed(name, client, self.store, source=source)
+        return await rerun_failed(name, client, self.store, source=source, more_memory=more_memory)
 
     def notebook_changed(self, name: str) -> bool | None:
         from .launcher import notebook_changed
