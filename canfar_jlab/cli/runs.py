@@ -36,6 +36,7 @@ from ..runs import (
     RunStore,
     Target,
 )
+from ..runs.sizing import TooLarge
 from . import CliError
 from .sessions import EXIT_FAILURE, EXIT_NOT_FOUND, run_with_client
 
@@ -157,6 +158,8 @@ def rerun_command(args: argparse.Namespace) -> int:
             )
         try:
             run = await service.rerun(name, source=source, more_memory=args.more_memory)
+        except TooLarge as error:  # more memory than the service offers: refused
+            raise CliError(str(error), EXIT_REFUSED) from None
         except NothingToRerun as error:
             if args.more_memory:  # asked for something that cannot be done: refused
                 raise CliError(str(error), EXIT_REFUSED) from None
