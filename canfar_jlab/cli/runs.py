@@ -253,7 +253,7 @@ def runs_table(runs: Sequence[Run]) -> str:
 
 def replicas_table(run: Run, indent: str = "") -> str:
     rows = [("REPLICA", "NAME", "SESSION", "STATUS", "TIME", "CELL", "PEAK RSS", "LOG / ERROR")]
-    for replica in run.replicas:
+    for replica in run.steps:  # the reduce step last, once it exists (issue 17)
         note = replica.error or replica.log or ""
         took = (
             _duration((replica.ended - replica.started).total_seconds())
@@ -264,7 +264,7 @@ def replicas_table(run: Run, indent: str = "") -> str:
         where = f"{cell.get('index')}/{cell.get('total')}" if cell.get("index") else "-"
         rows.append(
             (
-                str(replica.index),
+                str(replica.index or "reduce"),
                 replica.name,
                 replica.session_id or "-",
                 replica.status.value + (" (OOM?)" if replica.oom else ""),

@@ -164,9 +164,10 @@ def oom_line(text: str | None) -> str | None:
 
 
 def oom_error(line: str | None) -> str:
-    """`out of memory: <what the service said>` (its `OOMKilled:` prefix left out)."""
-    detail = (line or "").strip()
-    detail = re.sub(r"^.*?OOMKilled:?\s*", "", detail) if "OOMKilled" in detail else detail
+    """`out of memory: <what the service said>` (the local engine's `OOMKilled:` prefix left
+    out, an events table's columns as single spaces)."""
+    detail = " ".join((line or "").split())
+    detail = re.sub(r"^.*?OOMKilled:\s*", "", detail)
     return f"{OUT_OF_MEMORY}: {detail}"[:500] if detail else OUT_OF_MEMORY
 
 

@@ -29,6 +29,7 @@ if TYPE_CHECKING:
 
 _REPLICA = re.compile(r"^(?P<run>[a-z0-9][a-z0-9-]*)-(?P<index>[0-9]+)$")
 SOURCES = ("snapshot", "notebook")
+REDUCE_SUFFIX = "-reduce"
 
 
 class NoMatch(RunNotFound):
@@ -46,8 +47,9 @@ class Target:
 
     @property
     def replicas(self) -> list[Replica]:
+        """The chosen replicas (index 0: the reduce step); a whole run's include it."""
         assert self.run is not None
-        return [r for r in self.run.replicas if self.index is None or r.index == self.index]
+        return [r for r in self.run.steps if self.index is None or r.index == self.index]
 
     @property
     def indices(self) -> list[int] | None:
@@ -127,6 +129,10 @@ class RunService:
         it; a bare session otherwise, when `sessions`)."""
         if self.store.exists(text):
             return Target(run=self._same_service(self.store.get(text), await self.client()))
+        if text.endswith(REDUCE_SUFFIX) and self.store.exists(text[: -len(REDUCE_SUFFIX)]):
+            run = self.store.get(text[: -len(REDUCE_SUFFIX)])  # RUN-reduce: its reduce step
+            if run.reduce is not None:
+                return Target(run=self._same_service(run, await self.client()), index=0)
         match = _REPLICA.match(text)
         if match and self.store.exists(match["run"]):
             run = self.store.get(match["run"])
