@@ -83,6 +83,7 @@ class Preview(BaseModel):
     argv: list[str]
     sweep: list[dict[str, Any]] | None = None
     staged_folder: str | None = None  # issue 16: the /arc folder the run would be copied to
+    reduce_cells: list[int] = []  # issue 17: code cells tagged reduce (run once, after all)
 
 
 def replica_python(client: SkahaClient | None) -> str:
@@ -173,6 +174,7 @@ async def preview(
             for i, n in enumerate(names, start=1)
         ],
         sweep=rows,
+        reduce_cells=await asyncio.to_thread(reduce_cells, notebook),
         argv=[
             replica_python(client),
             str(folder / RUNNER_NAME),
@@ -315,6 +317,8 @@ async def reexport(run: Run, client: SkahaClient, store: RunStore) -> Run:
         current.script = exported.script_path.name
         current.notebook_sha256 = exported.checksum
         current.spec.argv = list(exported.argv)
+        if current.spec.reduce in (None, "cells"):  # issue 17: the notebook's reduce cells now
+            current.spec.reduce = "cells" if exported.reduce_cells else None
 
     return store.update(run.name, record)
 

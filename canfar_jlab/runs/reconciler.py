@@ -92,8 +92,9 @@ async def reconcile(store: RunStore, sessions: list[Session], client: SkahaClien
 
 
 def needs_work(run: Run) -> bool:
-    """True while a replica may still change or has a log still to be saved."""
-    return any(_replica_needs_work(replica) for replica in run.steps)
+    """True while a replica may still change or has a log still to be saved, or the run's
+    reduce step is still to come."""
+    return run.reduce_pending or any(_replica_needs_work(replica) for replica in run.steps)
 
 
 def busy(store: RunStore, client: SkahaClient | None = None) -> bool:
@@ -270,7 +271,7 @@ def _apply(run: Run, changes: dict[Any, Any]) -> None:
         if run.launcher and lease.is_held(run.launcher) is False:
             run.launcher = None
     for index, update in changes.items():
-        if index == "launcher":
+        if index == "launcher" or (index == 0 and run.reduce is None):
             continue
         replica = run.replica(index)
         if replica.session_id != update["session_id"]:

@@ -164,10 +164,11 @@ def oom_line(text: str | None) -> str | None:
 
 
 def oom_error(line: str | None) -> str:
-    """`out of memory: <what the service said>` (the local engine's `OOMKilled:` prefix left
-    out, an events table's columns as single spaces)."""
+    """`out of memory: <what the service said>` (`out of memory (OOMKilled): <why>` for the
+    local engine's line; an events table's columns as single spaces)."""
     detail = " ".join((line or "").split())
-    detail = re.sub(r"^.*?OOMKilled:\s*", "", detail)
+    if "OOMKilled:" in detail:
+        return f"{OUT_OF_MEMORY} (OOMKilled): {detail.split('OOMKilled:', 1)[1].strip()}"[:500]
     return f"{OUT_OF_MEMORY}: {detail}"[:500] if detail else OUT_OF_MEMORY
 
 

@@ -34,7 +34,7 @@ async def test_a_replica_past_its_ram_reruns_with_twice_its_peak_and_succeeds(en
     run, store = await _out_of_memory(engine, tmp_path, "greedy")
     replica = run.replica(1)
     assert replica.status is ReplicaStatus.FAILED and replica.oom, replica
-    assert replica.error.startswith("out of memory: the replica's processes held ")
+    assert replica.error.startswith("out of memory (OOMKilled): the replica's processes held ")
     assert "over its RAM limit of 1 GiB" in replica.error
     async with client_for(engine) as client:
         service = RunService(store, client)

@@ -10,7 +10,14 @@ from pathlib import Path
 import nbformat
 from runs_support import cell, client_for, run_to_end, write_notebook
 
-from canfar_jlab.runs import LaunchRequest, ReplicaStatus, RunStore, launch, rerun_failed
+from canfar_jlab.runs import (
+    LaunchRequest,
+    ReplicaStatus,
+    RunStore,
+    launch,
+    preview,
+    rerun_failed,
+)
 from canfar_jlab.runs.reduce import reduce_name
 
 PART = (
@@ -39,6 +46,8 @@ async def test_a_reduce_cell_combines_the_four_replicas_outputs(engine, tmp_path
         seen.append((run.state, steps, run.reduce.status.value if run.reduce else None))
 
     async with client_for(engine) as client:
+        shown = await preview(LaunchRequest(notebook=str(notebook), replicas=4), store, client)
+        assert shown.reduce_cells == [2]
         run = await launch(LaunchRequest(notebook=str(notebook), replicas=4), client, store)
         assert run.spec.reduce == "cells" and run.reduce is None
         run, lines = await run_to_end(run.name, client, store, on_progress=progress)
