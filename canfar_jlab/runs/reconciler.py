@@ -206,9 +206,9 @@ async def _observe_session(
     finished = status in _TERMINAL
     report = report_for(folder, replica)
     if report is not None:
-        update.update(facts(folder, replica, report, run.spec.ram))
+        update.update(facts(folder, replica, report, replica.ram or run.spec.ram))
         if finished and not report.finished:
-            update.update(killed(replica, report, run.spec.ram))
+            update.update(killed(replica, report, replica.ram or run.spec.ram))
     elif status is ReplicaStatus.PENDING and getattr(session, "status_message", None):
         update["reason"] = session.status_message  # type: ignore[attr-defined]
     ended = replica.is_ended or finished or update.get("status") in _TERMINAL
@@ -250,9 +250,9 @@ def _gone(run: Run, replica: Replica, client: SkahaClient, now: datetime) -> dic
     folder = Path(run.folder)
     report = report_for(folder, replica)
     if report is not None:
-        update.update(facts(folder, replica, report, run.spec.ram))
+        update.update(facts(folder, replica, report, replica.ram or run.spec.ram))
         if not report.finished and not replica.is_ended:
-            update.update(killed(replica, report, run.spec.ram))
+            update.update(killed(replica, report, replica.ram or run.spec.ram))
         return update
     if not replica.is_ended:
         update.update(

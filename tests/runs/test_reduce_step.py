@@ -132,3 +132,24 @@ def test_the_reduce_session_name_fits_skaha():
     assert reduce_name("run") == "run-reduce"
     long = "a" * 59
     assert len(reduce_name(long)) == 63 and reduce_name(long).endswith("-reduce")
+
+
+async def test_a_reduce_notebook_runs_whole_after_the_replicas(engine, tmp_path):
+    notebook = write_notebook(tmp_path / "parts.ipynb", [PART])
+    store = RunStore(tmp_path / "runs")
+    async with client_for(engine) as client:
+        run = await launch(LaunchRequest(notebook=str(notebook), replicas=2), client, store)
+        assert run.spec.reduce is None  # no reduce cells
+        # What `--reduce NOTEBOOK` records (issue 17's launch flag): the copy's file name.
+        write_notebook(Path(run.folder) / "sum.ipynb", ["import os", REDUCE])
+
+        def with_reduce_notebook(current):
+            current.spec.reduce = "sum.ipynb"
+
+        store.update(run.name, with_reduce_notebook)
+        run, _ = await run_to_end(run.name, client, store)
+    assert run.state == "completed", run.reduce
+    assert run.reduce.name == "parts-reduce" and run.reduce.status is ReplicaStatus.COMPLETED
+    assert (Path(run.folder) / "outputs" / "sum.txt").read_text() == "3"
+    executed = nbformat.read(Path(run.folder) / "reduce" / "executed.ipynb", 4)
+    assert executed.cells[1].outputs[0]["text"] == "sum of 2 parts of 2 = 3\n"
