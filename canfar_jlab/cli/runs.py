@@ -345,7 +345,7 @@ def replica_outputs(run: Run, indent: str = "") -> str:
     folder), one line each: `replica 2: executed replicas/2/executed.ipynb; files replicas/2/a.fits`
     (not `[2] ...`, which is a replica's log line)."""
     lines = []
-    for replica in run.replicas:
+    for replica in run.steps:  # the reduce step last
         parts = []
         if replica.executed_notebook:
             parts.append(f"executed {replica.executed_notebook}")
@@ -354,7 +354,8 @@ def replica_outputs(run: Run, indent: str = "") -> str:
             more = len(replica.files) - _FILES_SHOWN
             parts.append(f"files {shown}" + (f" (+{more} more)" if more > 0 else ""))
         if parts:
-            lines.append(f"{indent}replica {replica.index}: " + "; ".join(parts))
+            which = f"replica {replica.index}" if replica.index else "reduce step"
+            lines.append(f"{indent}{which}: " + "; ".join(parts))
     return "\n".join(lines)
 
 
@@ -421,7 +422,7 @@ def _exit_code(run: Run) -> int:
 
 
 def _line(out: TextIO, index: int, line: str) -> None:
-    out.write(f"[{index}] {line}\n")
+    out.write(f"[{index or 'reduce'}] {line}\n")  # 0: the reduce step
     out.flush()
 
 

@@ -282,7 +282,8 @@ async def logs(
         replica = each.replica
         if len(shown) > 1:
             status = replica.status.value + (f": {replica.error}" if replica.error else "")
-            emit(f"==> replica {replica.index} ({replica.name}, {status}) <==\n")
+            which = f"replica {replica.index}" if replica.index else "reduce step"
+            emit(f"==> {which} ({replica.name}, {status}) <==\n")
         if each.source == "none":
             text = f"(not created: {replica.error or 'no session'})\n"
         else:  # a progress bar's states as plain lines
@@ -296,7 +297,8 @@ async def events(target: Target, client: SkahaClient, store: RunStore, emit: Emi
         emit(_with_newline(shown[0][1] or "(no events)"))
         return
     for replica, text in shown:
-        emit(f"==> replica {replica.index} ({replica.name}) <==\n")
+        which = f"replica {replica.index}" if replica.index else "reduce step"
+        emit(f"==> {which} ({replica.name}) <==\n")
         emit("(no session)\n" if text is None else _with_newline(text or "(no events)"))
 
 

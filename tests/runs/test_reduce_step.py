@@ -4,12 +4,15 @@ failed replicas re-runs it after them."""
 
 from __future__ import annotations
 
+import asyncio
 import json
+import re
 from pathlib import Path
 
 import nbformat
 from runs_support import cell, client_for, run_to_end, write_notebook
 
+from canfar_jlab.cli import main
 from canfar_jlab.runs import (
     LaunchRequest,
     ReplicaStatus,
@@ -36,7 +39,7 @@ REDUCE = (
 )
 
 
-async def test_a_reduce_cell_combines_the_four_replicas_outputs(engine, tmp_path):
+async def test_a_reduce_cell_combines_the_four_replicas_outputs(engine, tmp_path, cli_env, capsys):
     notebook = write_notebook(tmp_path / "combine.ipynb", [PART, cell(REDUCE, "reduce")])
     store = RunStore(tmp_path / "runs")
     seen: list[tuple[str, list[str], str | None]] = []
@@ -72,6 +75,15 @@ async def test_a_reduce_cell_combines_the_four_replicas_outputs(engine, tmp_path
     assert all_done and {state for state, _, _ in all_done} == {"active"}
     assert run.ended == step.ended and run.ended >= max(r.ended for r in run.replicas)
     assert json.loads((folder / "run.json").read_text())["reduce"]["name"] == "combine-reduce"
+    # The CLI shows it as the run's last step, and `RUN-reduce` names it alone.
+    capsys.readouterr()
+    assert await asyncio.to_thread(main, ["ps", "--all"]) == 0
+    shown = capsys.readouterr().out
+    assert re.search(r"^\s*reduce\s+combine-reduce\s+\S+\s+Completed", shown, re.M), shown
+    assert "reduce step: executed reduce/executed.ipynb" in shown
+    assert await asyncio.to_thread(main, ["logs", "combine-reduce"]) == 0
+    logged = capsys.readouterr().out
+    assert "[reduce] sum of 4 parts of 4 = 10" in logged and "wrote part" not in logged
 
 
 FAILS_FIRST = (
