@@ -8,7 +8,7 @@ import json
 import time
 from pathlib import Path
 
-from runs_support import client_for, run_to_end, write_notebook
+from runs_support import client_for, run_to_end, wait_until, write_notebook
 
 from canfar_jlab.runs import LaunchRequest, ReplicaStatus, RunStore, launch, rerun_failed
 
@@ -25,8 +25,15 @@ async def test_a_replica_past_a_3s_timeout_ends_timed_out(engine, tmp_path):
         run, _ = await run_to_end(run.name, client, store, timeout=60)
         took = time.monotonic() - started
         replica = run.replica(1)
-        session = await client.get_session(replica.session_id)
+
+        async def session_ended():
+            session = await client.get_session(replica.session_id)
+            return session if session.status.value in ("Completed", "Failed") else None
+
+        session = await wait_until(session_ended, timeout=30, what="the session to end")
         assert session.status.value == "Failed"  # the service only knows it exited 124
+        ran = (replica.ended - replica.started).total_seconds()
+        assert 3 <= ran < 15, ran  # from the runner's start to its report's end
         assert replica.status is ReplicaStatus.TIMED_OUT, replica
         assert replica.error == "timed out after 3s" and replica.exit_code == 124
         assert replica.is_failed and run.state == "failed"
