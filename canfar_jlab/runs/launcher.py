@@ -29,6 +29,7 @@ from ..export import (
     errors,
     export_notebook,
     missing_kernel,
+    reduce_cells,
 )
 from ..models import (
     RUN_NAME_MAX,
@@ -91,6 +92,7 @@ class Preview(BaseModel):
     reduce: str | None = None  # the --reduce notebook's file name in the run folder
     sweep: list[dict[str, Any]] | None = None
     staged_folder: str | None = None  # issue 16: the /arc folder the run would be copied to
+    reduce_cells: list[int] = []  # issue 17: code cells tagged reduce (run once, after all)
 
 
 def replica_python(client: SkahaClient | None) -> str:
@@ -190,6 +192,7 @@ async def preview(
         pilot=conduct.pilot,
         reduce=conduct.reduce,
         sweep=rows,
+        reduce_cells=await asyncio.to_thread(reduce_cells, notebook),
         argv=[
             replica_python(client),
             str(folder / RUNNER_NAME),
@@ -312,6 +315,8 @@ async def launch(
         ],
         launcher=lease.current(),
     )
+    if run.spec.reduce is None and reduce_cells(folder / SNAPSHOT_NAME):
+        run.spec.reduce = "cells"  # issue 17: its reduce cells run once all replicas succeed
     store.write(run)  # every replica's name, and this launch's lease, before the first create
     note_active(store, name)
     run = await create_missing(name, first, client, store, concurrency=concurrency)
@@ -348,6 +353,8 @@ async def reexport(run: Run, client: SkahaClient, store: RunStore) -> Run:
         current.script = exported.script_path.name
         current.notebook_sha256 = exported.checksum
         current.spec.argv = list(exported.argv)
+        if current.spec.reduce in (None, "cells"):  # issue 17: the notebook's reduce cells now
+            current.spec.reduce = "cells" if exported.reduce_cells else None
 
     return store.update(run.name, record)
 

@@ -34,6 +34,7 @@ class RerunRequest(BaseModel):
     failed_only: bool = True
     failed: bool = True
     source: Literal["snapshot", "notebook"] = "snapshot"
+    more_memory: bool = False  # issue 17: the out-of-memory replicas, with twice their peak
 
 
 class RunsBase(CanfarHandler):
@@ -182,6 +183,8 @@ class RunRerunHandler(RunsBase):
         target = await self.target(run_name)
         assert target.run is not None
         service = self.backend.service
-        run = await self.runs_call(service.rerun(target.run.name, source=body.source))
+        run = await self.runs_call(
+            service.rerun(target.run.name, source=body.source, more_memory=body.more_memory)
+        )
         self.backend.nudge()
         self.write_json(self.backend.run_json(run))
