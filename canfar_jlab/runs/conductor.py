@@ -228,16 +228,6 @@ def _needs_sizing(run: Run) -> bool:
     )
 
 
-def _reduce_due(run: Run) -> bool:
-    return (
-        run.spec.reduce is not None
-        and run.reduce is None
-        and run.stopped is None
-        and run.deleted is None
-        and all(r.status is ReplicaStatus.COMPLETED for r in run.replicas)
-    )
-
-
 # ------------------------------------------------------------------ advancing
 
 
@@ -253,17 +243,16 @@ async def advance(run: Run, client: SkahaClient, store: RunStore) -> Run:
     with _exclusive(Path(run.folder)) as mine:
         if not mine:
             return run  # another process (server, follow, conductor) is doing this step
-        late = [r.index for r in run.replicas if _late(run, r, now)]
+        late = [r.index for r in run.steps if _late(run, r, now)]  # the reduce step too
         if late:
             assert run.spec.timeout_seconds is not None
             why = f"timed out after {duration_text(run.spec.timeout_seconds)}"
             run = await stop_run(name, client, store, late, timed_out=why)
         run = await _create_due(name, client, store)
-        if _reduce_due(run):
-            from .reduce import start_reduce  # issue 17's other half, built on actions
+        from .reduce import reduce_due, start_reduce  # built on actions, as this module
 
-            await start_reduce(run, client, store)
-            run = store.get(name)
+        if reduce_due(run):  # every replica succeeded (a re-run sets it Waiting again)
+            run = await start_reduce(run, client, store)
     return run
 
 
