@@ -211,12 +211,18 @@ def _due(run: Run, now: datetime, live: set[str] | None) -> list[int]:
 
 
 def _held(run: Run, live: set[str]) -> int:
-    """The run's places taken: live sessions, and creates under way."""
-    return sum(
-        1
+    """The run's places taken: its live sessions (an earlier attempt's still winding down
+    included), and creates under way."""
+    ids = {
+        session_id
         for r in run.replicas
-        if (r.session_id in live) or (r.session_id is None and r.status is ReplicaStatus.PENDING)
+        for session_id in (r.session_id, *(a.session_id for a in r.attempts))
+        if session_id
+    }
+    creating = sum(
+        1 for r in run.replicas if r.session_id is None and r.status is ReplicaStatus.PENDING
     )
+    return len(ids & live) + creating
 
 
 def _needs_sizing(run: Run) -> bool:
