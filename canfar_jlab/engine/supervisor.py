@@ -432,7 +432,8 @@ class Supervisor:
             if pid in self.mains:
                 continue
             owner = _tag_of(pid)
-            if owner is None or owner == tag:
+            if owner == tag or (owner is None and not self.spawning):
+                # (while spawners work, an untagged child may be a replica not yet exec'd)
                 found.append(pid)
                 found.extend(memlimit.tree_rss(pid, root_included=False)[1])
         return found

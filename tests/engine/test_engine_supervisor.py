@@ -199,3 +199,20 @@ def test_a_launch_that_cannot_prepare_its_session_is_answered(supervisor, tmp_pa
     spec = _spec(tmp_path / "doomed") | {"dir": "/proc/self/no-such/dir"}
     conn.send({"op": "launch", "spec": spec})
     assert "cannot prepare the session" in conn.answer("doomed")["error"]
+
+
+def test_a_burst_of_short_replicas_all_end_on_their_own(supervisor, tmp_path: Path) -> None:
+    # Replicas that end while others are still being started: the strays of an ended replica
+    # are killed, never a replica that a spawner thread has not handed over yet.
+    conn = supervisor.connect()
+    names = [f"quick{i}" for i in range(100)]
+    specs = [_spec(tmp_path / name) | {"argv": ["true"]} for name in names]
+    burst = b"".join(json.dumps({"op": "launch", "spec": spec}).encode() + b"\n" for spec in specs)
+    conn.sock.sendall(burst)
+    ended: set[str] = set()
+    while ended != set(names):
+        reply = conn.next()
+        if reply.get("ended"):
+            ended.add(reply["id"])
+    codes = [read_json(tmp_path / name / "exit.json")["code"] for name in names]
+    assert codes == [0] * len(names)
