@@ -110,7 +110,9 @@ class _Replica:
         self.cpu_replica = 0.0  # the reaped main process and what it reaped
         self.terminating = False
         self.guard: memlimit.TreeLimit | None = memlimit.for_replica(spec.get("ram_bytes"))
-        self.cpu = {"starting": 0.0, "supervisor": 0.0}  # CPU seconds we spent on it
+        # CPU seconds this process spent on it (thread time, spawner threads included), by
+        # phase; exit.json records them with their sum (bench/engine_launch.py prints them).
+        self.cpu = {"starting": 0.0, "logs": 0.0, "memory": 0.0, "ending": 0.0}
 
     @property
     def reaped(self) -> bool:
@@ -231,11 +233,12 @@ class Supervisor:
                 self._command(line)
 
     def _command(self, line: bytes) -> None:
+        cpu0 = time.thread_time()
         try:
             request = json.loads(line)
             op = request["op"]
             if op == "launch":
-                self._launch(request["spec"])
+                self._launch(request["spec"], cpu0)
             elif op == "stop":
                 self._stop(str(request["id"]))
             elif op == "kill":
@@ -275,9 +278,8 @@ class Supervisor:
 
     # ------------------------------------------------------------ launching
 
-    def _launch(self, spec: dict[str, Any]) -> None:
+    def _launch(self, spec: dict[str, Any], cpu0: float) -> None:
         session_id = str(spec["id"])
-        cpu0 = time.thread_time()
         held = self.held.get(session_id)
         if held is not None:  # launched again while it runs (an engine restarted mid-launch)
             self._started(held)
@@ -313,7 +315,7 @@ class Supervisor:
         rep.copier = logcap.Copier(out_r, rep.log_fd, int(spec["log_cap"]))
         self.spawning += 1
         self.spawners.submit(self._spawn_in_thread, rep, spec, out_w)
-        rep.cpu["starting"] = time.thread_time() - cpu0
+        rep.cpu["starting"] += time.thread_time() - cpu0
 
     def _spawn_in_thread(self, rep: _Replica, spec: dict[str, Any], out_w: int) -> None:
         """In a spawner thread: start the replica, hand the outcome to the loop. Starting a
@@ -382,8 +384,10 @@ class Supervisor:
 
     def _pump(self, rep: _Replica) -> None:
         assert rep.copier is not None
+        cpu0 = time.thread_time()
         fd = rep.copier.read_fd
         rep.copier.pump()
+        rep.cpu["logs"] += time.thread_time() - cpu0
         if not rep.copier.open:  # every writer has closed it
             self.selector.unregister(fd)
             if rep.reaped:
@@ -449,7 +453,7 @@ class Supervisor:
             if rep.guard.over(roots):
                 rep.terminating = True
                 self._signal_tree(rep, signal.SIGKILL)
-            rep.cpu["supervisor"] += time.thread_time() - cpu0
+            rep.cpu["memory"] += time.thread_time() - cpu0
 
     def _has_strays(self) -> bool:
         return len(memlimit.children(self.pid)) > len(self.mains)
@@ -486,7 +490,7 @@ class Supervisor:
             if rep.popen is not None:  # reaped: its Popen must never wait for this pid again
                 rep.popen.returncode = os.waitstatus_to_exitcode(status)
             rep.cpu_replica = usage.ru_utime + usage.ru_stime
-            rep.cpu["supervisor"] += time.thread_time() - cpu0
+            rep.cpu["ending"] += time.thread_time() - cpu0
             assert rep.copier is not None
             if rep.copier.open:  # copied until every writer has gone, for DRAIN_SECONDS at most
                 self._later(DRAIN_SECONDS, lambda rep=rep: self._finish(rep))
@@ -507,15 +511,15 @@ class Supervisor:
             with contextlib.suppress(OSError):
                 os.write(rep.log_fd, f"canfar-jlab engine: {line}\n".encode())
         code = os.waitstatus_to_exitcode(rep.status)
-        rep.cpu["supervisor"] += rep.cpu["starting"] + time.thread_time() - cpu0
+        rep.cpu["ending"] += time.thread_time() - cpu0  # and then exit.json and the answer
         outcome = {
             "code": code if code >= 0 else None,
             "signal": -code if code < 0 else None,
             "ended": time.time(),
             "terminated": rep.terminating,
-            # CPU seconds we spent on this replica (its start apart) and of the replica's
+            # CPU seconds we spent on this replica, by phase and in all, and of the replica's
             # reaped tree: what a replica costs beyond itself (bench/engine_launch.py).
-            "cpu": {**rep.cpu, "replica": rep.cpu_replica},
+            "cpu": {**rep.cpu, "supervisor": sum(rep.cpu.values()), "replica": rep.cpu_replica},
             **extra,  # oom, limit_bytes, used_bytes (memlimit.py)
         }
         with contextlib.suppress(OSError):
