@@ -135,6 +135,8 @@ class Supervisor:
         self.ever_connected = False
         self.started = time.monotonic()
         self.next_tick = 0.0
+        self.guarded = 0  # running replicas with a RAM limit (memlimit.py)
+        self.main_children = f"/proc/{self.pid}/task/{self.pid}/children"
         # Replicas are started by a few threads (see _spawn_in_thread); the loop hears of each.
         self.spawners = ThreadPoolExecutor(SPAWNERS, thread_name_prefix="spawner")
         self.spawned: queue.SimpleQueue[tuple[_Replica, int, Any]] = queue.SimpleQueue()
@@ -159,7 +161,7 @@ class Supervisor:
             timeout = None
             if self.timers:
                 timeout = max(0.0, self.timers[0][0] - time.monotonic())
-            if any(rep.guard is not None for rep in self.mains.values()):
+            if self.guarded:
                 delay = max(0.0, self.next_tick - time.monotonic())
                 timeout = delay if timeout is None else min(timeout, delay)
             if not self.ever_connected:
@@ -169,7 +171,7 @@ class Supervisor:
             now = time.monotonic()
             while self.timers and self.timers[0][0] <= now:
                 heapq.heappop(self.timers)[2]()
-            if now >= self.next_tick and any(r.guard is not None for r in self.mains.values()):
+            if now >= self.next_tick and self.guarded:
                 self.next_tick = now + memlimit.TICK
                 self._watch_memory()
 
@@ -359,6 +361,7 @@ class Supervisor:
                 with contextlib.suppress(OSError):
                     os.setpriority(os.PRIO_PROCESS, rep.pid, rep.nice)
             self.mains[rep.pid] = rep
+            self.guarded += rep.guard is not None
             fd = rep.copier.read_fd
             self.selector.register(fd, selectors.EVENT_READ, lambda rep=rep: self._pump(rep))
             # Running from now on: the replica exists.
@@ -432,9 +435,7 @@ class Supervisor:
         from no session we can tell."""
         found = []
         tag = TAG + session_id.encode()
-        for pid in memlimit.children(self.pid):
-            if pid in self.mains:
-                continue
+        for pid in self._adopted():
             owner = _tag_of(pid)
             if owner == tag or (owner is None and not self.spawning):
                 # (while spawners work, an untagged child may be a replica not yet exec'd)
@@ -456,7 +457,16 @@ class Supervisor:
             rep.cpu["memory"] += time.thread_time() - cpu0
 
     def _has_strays(self) -> bool:
-        return len(memlimit.children(self.pid)) > len(self.mains)
+        return bool(self._adopted())
+
+    def _adopted(self) -> list[int]:
+        """Our children that we did not start: the kernel re-parents orphans to a subreaper's
+        main thread, whereas replicas are children of the spawner thread that started them."""
+        try:
+            with open(self.main_children, "rb") as stream:
+                return [int(each) for each in stream.read().split()]
+        except (OSError, ValueError):  # no such file (not Linux): by the whole process's list
+            return [pid for pid in memlimit.children(self.pid) if pid not in self.mains]
 
     # ------------------------------------------------------------ endings
 
@@ -470,7 +480,9 @@ class Supervisor:
             if info is None:
                 return
             rep = self.mains.pop(info.si_pid, None)
-            if rep is None:
+            if rep is not None:
+                self.guarded -= rep.guard is not None
+            else:
                 if self.spawning:  # maybe a replica a spawner thread has not handed over yet
                     return
                 # a stray re-parented to us

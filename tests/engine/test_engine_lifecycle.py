@@ -28,6 +28,7 @@ from fixtures_engine import RunningEngine, start_engine, wait_for
 
 from canfar_jlab.engine.control import engine_status, ensure_engine
 from canfar_jlab.engine.logcap import marker
+from canfar_jlab.engine.sessionfiles import read_json
 
 
 @pytest.fixture
@@ -48,6 +49,13 @@ def small(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningEngine]:
 
 def _pid(client, session_id: str) -> int:
     return int(re.search(r"PID (\d+)", wait_log(client, session_id, "PID")).group(1))
+
+
+def _zombie(pid: int) -> bool:
+    try:
+        return psutil.Process(pid).status() == psutil.STATUS_ZOMBIE
+    except psutil.NoSuchProcess:
+        return True
 
 
 def _events(client, session_id: str) -> str:
@@ -264,3 +272,22 @@ def test_engine_killed_and_restarted_keeps_every_session(engine_factory, tmp_pat
         delete(client, survives)  # an adopted replica can still be stopped
         wait_for(lambda: gone(pids[survives]), 30, "the adopted replica to stop")
         wait_status(client, survives, None)
+
+
+def test_a_supervisor_killed_with_sigkill_loses_its_sessions_and_is_replaced(
+    engine_factory,
+) -> None:
+    running = engine_factory()
+    with running.client() as client:
+        session_id = create(client, "orphaned", "sleep")
+        pid = _pid(client, session_id)
+        record = running.home / "engine" / "sessions" / session_id / "supervisor.json"
+        supervisor = wait_for(lambda: read_json(record), 30, "supervisor.json")["pid"]
+        os.kill(supervisor, signal.SIGKILL)
+        assert wait_status(client, session_id, "Completed", "Failed") == "Failed"
+        assert "Lost" in _events(client, session_id)
+        # killed by the engine; reaped by whoever inherits it (a zombie under a sandbox's init)
+        wait_for(lambda: gone(pid) or _zombie(pid), 30, "the unsupervised replica to be killed")
+        after = create(client, "after", "exit", "0")  # a new supervisor starts
+        assert wait_status(client, after, "Completed", "Failed") == "Completed"
+        assert read_json(record.parent.parent / after / "supervisor.json")["pid"] != supervisor

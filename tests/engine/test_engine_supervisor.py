@@ -216,3 +216,19 @@ def test_a_burst_of_short_replicas_all_end_on_their_own(supervisor, tmp_path: Pa
             ended.add(reply["id"])
     codes = [read_json(tmp_path / name / "exit.json")["code"] for name in names]
     assert codes == [0] * len(names)
+
+
+def test_what_a_replica_leaves_behind_ends_with_it(supervisor, tmp_path: Path) -> None:
+    conn = supervisor.connect()
+    go = tmp_path / "go"
+    other = _launch(conn, tmp_path / "other", "wait", str(go), "0")  # must not be touched
+    _launch(conn, tmp_path / "leaver", "orphan")
+    conn.answer("leaver", ended=True)
+    log = (tmp_path / "leaver" / "output.log").read_text()
+    orphan = int(log.split("ORPHAN ")[1].split()[0])
+    # Re-parented to the supervisor when its parent ended, told apart by skaha_sessionid.
+    wait_for(lambda: not psutil.pid_exists(orphan), 30, "the orphan to be killed and reaped")
+    assert read_json(tmp_path / "leaver" / "exit.json")["code"] == 0
+    assert is_alive(other["replica"], start_time(other["replica"]))
+    go.touch()
+    conn.answer("other", ended=True)
