@@ -53,9 +53,11 @@ import resource
 import selectors
 import signal
 import socket
+import struct
 import subprocess
 import sys
 import time
+import traceback
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
@@ -167,13 +169,13 @@ class Supervisor:
             if not self.ever_connected:
                 timeout = min(timeout if timeout is not None else FIRST_CONNECTION, 1.0)
             for key, _mask in self.selector.select(timeout):
-                key.data()
+                _guarded(key.data)
             now = time.monotonic()
             while self.timers and self.timers[0][0] <= now:
-                heapq.heappop(self.timers)[2]()
+                _guarded(heapq.heappop(self.timers)[2])
             if now >= self.next_tick and self.guarded:
                 self.next_tick = now + memlimit.TICK
-                self._watch_memory()
+                _guarded(self._watch_memory)
 
     def _done(self) -> bool:
         if self.conn is not None or self.held or self.spawning:
@@ -198,6 +200,9 @@ class Supervisor:
         try:
             conn, _ = self.listener.accept()
         except (BlockingIOError, InterruptedError):
+            return
+        if not _same_user(conn):  # the socket is 0600 in a 0700 directory; checked anyway
+            conn.close()
             return
         if self.conn is not None:  # one engine at a time: the newest one
             self._drop_connection()
@@ -308,11 +313,18 @@ class Supervisor:
             self._send({"id": session_id, "ended": True})
             return
         rep = _Replica(spec, lock_fd)
-        self.held[session_id] = rep
         log_path = os.path.join(session_dir, SESSION_LOG)
         flags = os.O_WRONLY | os.O_CREAT | os.O_APPEND | os.O_CLOEXEC
-        rep.log_fd = os.open(log_path, flags, FILE_MODE)
-        out_r, out_w = os.pipe2(os.O_CLOEXEC | os.O_NONBLOCK)
+        try:
+            rep.log_fd = os.open(log_path, flags, FILE_MODE)
+            out_r, out_w = os.pipe2(os.O_CLOEXEC | os.O_NONBLOCK)
+        except OSError as exc:  # out of descriptors or disk: the session never started
+            for fd in (rep.log_fd, lock_fd):
+                with contextlib.suppress(OSError):
+                    os.close(fd)
+            self._send({"id": session_id, "error": f"cannot prepare the session: {exc.strerror}"})
+            return
+        self.held[session_id] = rep
         os.set_blocking(out_w, True)  # the replica's end: blocking, as any stdout
         rep.copier = logcap.Copier(out_r, rep.log_fd, int(spec["log_cap"]))
         self.spawning += 1
@@ -373,7 +385,8 @@ class Supervisor:
                 "replica_pid": rep.pid,
                 "replica_ctime": start_time(rep.pid),
             }
-            write_json_once(os.path.join(rep.dir, SUPERVISOR_FILE), record)  # what is adopted
+            with contextlib.suppress(OSError):  # what is adopted (a full disk loses it)
+                write_json_once(os.path.join(rep.dir, SUPERVISOR_FILE), record)
             if rep.stop_asked:  # a stop came while it was starting
                 rep.stop_asked = False
                 self._stop(rep.id)
@@ -544,6 +557,25 @@ class Supervisor:
 
 
 _RUN_FILES = (SUPERVISOR_FILE, EXIT_FILE)
+
+
+def _guarded(action: Callable[[], None]) -> None:
+    """Run one event's handler; a bug in it is reported on the engine's log and must not end
+    the process every replica depends on."""
+    try:
+        action()
+    except Exception:
+        traceback.print_exc(file=sys.stderr)
+        sys.stderr.flush()
+
+
+def _same_user(conn: socket.socket) -> bool:
+    """The peer runs as our user (Linux: SO_PEERCRED; elsewhere the file modes decide)."""
+    if not hasattr(socket, "SO_PEERCRED"):
+        return True
+    creds = conn.getsockopt(socket.SOL_SOCKET, socket.SO_PEERCRED, struct.calcsize("3i"))
+    _pid, uid, _gid = struct.unpack("3i", creds)
+    return uid == os.getuid()
 
 
 def _nothing(_signum: int, _frame: object) -> None:
