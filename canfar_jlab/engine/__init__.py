@@ -16,7 +16,7 @@ if TYPE_CHECKING:
 __all__ = ["EngineError", "EngineInfo", "engine_status", "ensure_engine", "stop_engine"]
 
 
-def __getattr__(name: str) -> Any:  # lazy: the fork server imports this package and must start fast
+def __getattr__(name: str) -> Any:  # lazy: the supervisor imports this package and must start fast
     if name in __all__:
         from . import control
 

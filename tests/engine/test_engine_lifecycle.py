@@ -116,7 +116,7 @@ def test_no_zombies_are_left_under_the_engine(engine: RunningEngine, client) -> 
         wait_status(client, session_id, "Completed")
 
     def no_zombies() -> bool:
-        """Under the daemon: its fork server, the supervisors and the replicas. An exit is
+        """Under the daemon: its supervisor and the replicas. An exit is
         reaped within moments; a zombie that stays means something is not reaped."""
         for proc in psutil.Process(engine.info.pid).children(recursive=True):
             try:
