@@ -13,6 +13,7 @@ import contextlib
 import logging
 import os
 import shutil
+import signal
 import time
 from pathlib import Path
 from typing import Any
@@ -22,6 +23,7 @@ from .config import EngineConfig
 from .errors import bad_request
 from .ids import new_session_id
 from .layout import EXIT_FILE, SESSION_LOG, SUPERVISOR_FILE, EngineLayout, read_json
+from .legacy import LegacySupervisors
 from .memlimit import oom_message
 from .params import CreateRequest
 from .procs import kill_group_checked
@@ -66,6 +68,7 @@ class SessionManager:
             layout.supervisor_socket, on_ended=self._ended, on_gone=self._supervisor_gone
         )
         self._replicas: dict[str, int] = {}  # session id -> its replica's pid, while running
+        self._legacy = LegacySupervisors(on_ended=self._ended)  # from an engine before ours
         # What every replica inherits from the engine's own environment, computed once (it does
         # not change while the engine runs); replica_env adds each session's variables.
         self._base_env = replica_environment(os.environ, (), {}, config.pass_env)
@@ -116,6 +119,7 @@ class SessionManager:
         if self._sweeper is not None:
             self._sweeper.cancel()
         self._supervisor.close()
+        self._legacy.close()
 
     # ---------------------------------------------------------------- queries
 
@@ -335,7 +339,7 @@ class SessionManager:
     def _follow(self, rec: SessionRecord) -> None:
         """Follow a running session held by the supervisor, which tells us when it ends (at
         once, if it has already ended)."""
-        if rec.id not in self._supervisor.held:
+        if rec.id not in self._supervisor.held and rec.id not in self._legacy:
             self._ended(rec.id)
             return
         if rec.deleting or rec.end_reason == "deadline":
@@ -380,7 +384,8 @@ class SessionManager:
             "Killing",
             f"Stopping the replica (grace period {self.config.grace_period:g}s)",
         )
-        if not self._supervisor.stop(rec.id):
+        stopping = self._supervisor.stop(rec.id) or self._legacy.signal(rec.id, signal.SIGTERM)
+        if not stopping:
             return  # already ended: its end is being handled
         self._timers[rec.id] = asyncio.get_running_loop().call_later(
             self.config.grace_period + FORCE_KILL_MARGIN, self._force_kill, rec.id
@@ -392,6 +397,7 @@ class SessionManager:
             return
         log.warning("replica of %s did not stop in time; killing it", session_id)
         self._supervisor.kill(session_id)
+        self._legacy.signal(session_id, signal.SIGKILL)
         self._kill_orphaned_replica(rec)
 
     def _kill_orphaned_replica(self, rec: SessionRecord) -> None:
@@ -406,6 +412,7 @@ class SessionManager:
             return  # a launch that failed is handled by _launch
         self._cancel_timer(session_id)
         self._replicas.pop(session_id, None)
+        self._legacy.forget(session_id)
         outcome = read_json(self.layout.session_dir(session_id) / EXIT_FILE)
         if outcome is None:  # the supervisor died without recording it
             self._kill_orphaned_replica(rec)
@@ -449,6 +456,7 @@ class SessionManager:
     def _forget(self, rec: SessionRecord) -> None:
         self._cancel_timer(rec.id)
         self._replicas.pop(rec.id, None)
+        self._legacy.forget(rec.id)
         self.sessions.pop(rec.id, None)
         self._active.pop(rec.id, None)
         self._recent.pop(rec.id, None)
@@ -481,6 +489,19 @@ class SessionManager:
             replica = owner.get("replica_pid")
             adopted = f"engine restarted; replica pid {replica} adopted"
             self._event(rec, "Normal", "Adopted", adopted)
+            self._follow(rec)
+            return
+        if owner.get("pid") != self._supervisor.pid and self._legacy.adopt(
+            rec.id, owner.get("pid"), owner.get("ctime")
+        ):  # a per-replica supervisor started by an engine from before the one-supervisor model
+            rec.status = TERMINATING if rec.deleting else RUNNING
+            self.store.update(rec)
+            self._event(
+                rec,
+                "Normal",
+                "Adopted",
+                f"engine restarted; supervisor pid {rec.supervisor_pid} adopted",
+            )
             self._follow(rec)
             return
         self.store.update(rec)
