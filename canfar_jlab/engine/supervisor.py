@@ -431,8 +431,8 @@ class Supervisor:
     def _signal_tree(self, rep: _Replica, sig: int) -> None:
         """Signal the replica's process group (safe: the unreaped main process pins its id),
         every descendant of its main process, and the strays re-parented to us that are its."""
-        if rep.pid is None:
-            return
+        if rep.pid is None or self.held.get(rep.id) is not rep:
+            return  # not started yet, or over (a grace timer that outlived its replica)
         if not rep.reaped:
             with contextlib.suppress(OSError):
                 os.killpg(rep.pid, sig)
