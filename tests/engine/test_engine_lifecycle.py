@@ -339,14 +339,20 @@ def test_per_replica_supervisors_of_an_older_engine_are_adopted(engine_factory, 
         )
         wait_for(lambda s=session_id: read_json(sessions / s / "supervisor.json"), 30, "record")
 
-    info = ensure_engine(running.home, timeout=60)
-    restarted = RunningEngine(home=running.home, info=info, workdir=running.workdir)
-    with restarted.client() as client:
-        assert status_of(client, ends) == status_of(client, stopped) == "Running"
-        assert "Adopted" in _events(client, ends)
-        delete(client, stopped)  # SIGTERM to the old supervisor, which records it and leaves
-        fakes[1].wait(timeout=30)
-        wait_status(client, stopped, None)
-        go.touch()
-        assert wait_status(client, ends, "Completed", "Failed") == "Completed"
-        fakes[0].wait(timeout=30)
+    try:
+        info = ensure_engine(running.home, timeout=60)
+        restarted = RunningEngine(home=running.home, info=info, workdir=running.workdir)
+        with restarted.client() as client:
+            assert status_of(client, ends) == status_of(client, stopped) == "Running"
+            assert "Adopted" in _events(client, ends)
+            delete(client, stopped)  # SIGTERM to the old supervisor: it records it and leaves
+            fakes[1].wait(timeout=30)
+            wait_status(client, stopped, None)
+            go.touch()
+            assert wait_status(client, ends, "Completed", "Failed") == "Completed"
+            fakes[0].wait(timeout=30)
+    finally:
+        for fake in fakes:  # never left behind, whatever failed
+            if fake.poll() is None:
+                fake.kill()
+                fake.wait()
