@@ -143,11 +143,10 @@ class Supervisor:
         self.spawners = ThreadPoolExecutor(SPAWNERS, thread_name_prefix="spawner")
         self.spawned: queue.SimpleQueue[tuple[_Replica, int, Any]] = queue.SimpleQueue()
         self.spawning = 0  # handed to a spawner, not yet back
-        self.spawned_r, self.spawned_w = os.pipe2(os.O_CLOEXEC | os.O_NONBLOCK)
+        self.spawned_r, self.spawned_w = os.pipe()  # os.pipe: close-on-exec already
         wake_r, wake_w = os.pipe()
-        for fd in (wake_r, wake_w):
+        for fd in (wake_r, wake_w, self.spawned_r, self.spawned_w):
             os.set_blocking(fd, False)
-            os.set_inheritable(fd, False)
         self.wake_r = wake_r
         signal.set_wakeup_fd(wake_w)
         signal.signal(signal.SIGCHLD, _nothing)  # wakes the loop through the wakeup fd
@@ -317,7 +316,7 @@ class Supervisor:
         flags = os.O_WRONLY | os.O_CREAT | os.O_APPEND | os.O_CLOEXEC
         try:
             rep.log_fd = os.open(log_path, flags, FILE_MODE)
-            out_r, out_w = os.pipe2(os.O_CLOEXEC | os.O_NONBLOCK)
+            out_r, out_w = os.pipe()  # close-on-exec (not os.pipe2: macOS has none)
         except OSError as exc:  # out of descriptors or disk: the session never started
             for fd in (rep.log_fd, lock_fd):
                 with contextlib.suppress(OSError):
@@ -325,7 +324,7 @@ class Supervisor:
             self._send({"id": session_id, "error": f"cannot prepare the session: {exc.strerror}"})
             return
         self.held[session_id] = rep
-        os.set_blocking(out_w, True)  # the replica's end: blocking, as any stdout
+        os.set_blocking(out_r, False)  # ours; the replica's end stays blocking, as any stdout
         rep.copier = logcap.Copier(out_r, rep.log_fd, int(spec["log_cap"]))
         self.spawning += 1
         self.spawners.submit(self._spawn_in_thread, rep, spec, out_w)
