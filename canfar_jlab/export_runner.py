@@ -372,7 +372,7 @@ def run_replica(run_folder: Path, script: Script) -> int:
             outcome.error, code = refused, EXIT_REFUSED
             return code
         cwd = script.header.get("cwd")
-        folder = replica_folder.prepare(workdir, Path(cwd) if cwd else None)
+        folder = replica_folder.prepare(workdir, Path(cwd) if cwd else None, run_folder.parent)
         for problem in folder.problems:
             print(f"canfar-jlab: working folder: {problem}", file=sys.stderr)
         sweep = kernel_runner.sweep_row(run_folder, replica)
