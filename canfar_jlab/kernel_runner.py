@@ -422,7 +422,8 @@ def _client_class():
                 )
             )
             try:
-                await asyncio.wait({reply, task_poll_output_msg}, return_when=asyncio.FIRST_COMPLETED)
+                first = asyncio.FIRST_COMPLETED
+                await asyncio.wait({reply, task_poll_output_msg}, return_when=first)
                 idle = task_poll_output_msg.done() and not task_poll_output_msg.cancelled()
                 if not reply.done() and idle and task_poll_output_msg.exception() is None:
                     await asyncio.wait({reply}, timeout=self.settings.reply_stall)
@@ -602,7 +603,10 @@ class KernelStartStalled(Exception):
 
 
 async def _start_kernel(client, settings: Settings, log: Path) -> None:
-    """Start the kernel and wait for it to answer; once more if it does not in time.
+    """Start the kernel and wait for it to answer; once more if it does not in time, or if it
+    died because another process took one of its ports between their choice and its bind (the
+    client picks free ports, the kernel binds them later: replicas starting kernels at once
+    on one node race for them).
 
     The kernel process's own stdout/stderr (its start-up warnings; what JupyterLab shows in
     the server's console, not in the notebook) go to `log`; the notebook's outputs come
@@ -610,6 +614,7 @@ async def _start_kernel(client, settings: Settings, log: Path) -> None:
     """
     for attempt in (1, 2):
         client.km = client.create_kernel_manager()
+        written = log.stat().st_size if log.exists() else 0
         try:
             with open(log, "ab") as console:
                 await client.async_start_new_kernel(stdout=console, stderr=console)
@@ -619,6 +624,14 @@ async def _start_kernel(client, settings: Settings, log: Path) -> None:
             if client.km is not None:
                 await client._async_cleanup_kernel()
             client.km, client.kc = None, None
+            if "died" in str(error) and attempt == 1 and _port_taken(log, written):
+                print(
+                    "canfar-jlab: another process took the kernel's port while it started; "
+                    "starting it once more on new ports",
+                    file=sys.stderr,
+                    flush=True,
+                )
+                continue
             if "died" in str(error):  # not a stall: starting it again would fail the same way
                 _print_tail(log)
                 raise RunnerError(
@@ -637,6 +650,16 @@ async def _start_kernel(client, settings: Settings, log: Path) -> None:
                 file=sys.stderr,
                 flush=True,
             )
+
+
+def _port_taken(log: Path, start: int) -> bool:
+    """Whether the kernel's console, from byte `start`, says a port was already in use."""
+    try:
+        with open(log, "rb") as console:
+            console.seek(start)
+            return b"Address already in use" in console.read(1 << 20)
+    except OSError:
+        return False
 
 
 def _failed(current, error: str, stall: str | None = None) -> Result:

@@ -130,6 +130,49 @@ def test_a_stalled_kernel_start_is_retried_once(make_notebook, helpers, tmp_path
     assert status_of(tmp_path / "run")["state"] == "completed"
 
 
+PORT_TAKEN_FIRST = """
+import json, os, socket, sys
+from pathlib import Path
+marker = Path(sys.argv[1])
+args = sys.argv[2:]
+if not marker.exists():
+    marker.write_text("port taken once")
+    # Another replica's kernel got to one of our ports first: held open across exec, so the
+    # kernel's own bind fails for real.
+    port = json.loads(Path(args[args.index("-f") + 1]).read_text())["stdin_port"]
+    taken = socket.socket()
+    taken.bind(("127.0.0.1", port))
+    taken.listen()
+    os.set_inheritable(taken.fileno(), True)
+os.execv(sys.executable, [sys.executable, "-m", "ipykernel_launcher", *args])
+"""
+
+
+def test_a_kernel_whose_port_was_taken_is_started_once_more(make_notebook, helpers, tmp_path):
+    script = tmp_path / "port_taken.py"
+    script.write_text(PORT_TAKEN_FIRST)
+    marker = tmp_path / "taken-once"
+    jupyter = kernelspec(
+        tmp_path / "jupyter",
+        "porttaken",
+        [sys.executable, str(script), str(marker), "-f", "{connection_file}"],
+    )
+    notebook = make_notebook(
+        ["print('kernel answered')"],
+        metadata={"kernelspec": {"name": "porttaken", "display_name": "p", "language": "python"}},
+    )
+    exported = export_notebook(notebook, tmp_path / "run")
+    run = helpers.run_batch(exported.argv, env={"JUPYTER_PATH": str(jupyter)})
+    assert run.returncode == 0, run.stderr
+    assert marker.read_text() == "port taken once"
+    assert (
+        "Address already in use" in (tmp_path / "run" / "replicas" / "1" / "kernel.log").read_text()
+    )
+    assert "canfar-jlab: another process took the kernel's port while it started" in run.stderr
+    assert run.stdout.endswith("kernel answered\n")
+    assert status_of(tmp_path / "run")["state"] == "completed"
+
+
 def test_a_cell_that_stalls_ends_the_replica_naming_the_cell(make_notebook, helpers, tmp_path):
     notebook = make_notebook(
         [
