@@ -101,3 +101,30 @@ async def test_a_rotated_log_that_kept_its_tail_continues_after_it_without_repea
     viewer, late, _ = await _follow(rotate)
     old = "".join(f"old {i}\n" for i in range(300))
     assert viewer.text == late.text == old + "again 1\nagain 2\n"
+
+
+async def test_a_viewer_behind_the_buffer_after_a_restart_gets_the_log_as_it_is_now():
+    """The text from before a restart is gone upstream: a viewer that comes back from an older
+    offset than the hub still holds gets the notice and the whole current log, not a slice of
+    it cut at its old offset."""
+    with FakeSkaha(TOKEN) as fake:
+        sid = fake.add_session("restarts")
+        old = "".join(f"old {i}\n" for i in range(300))
+        fake.append_log(sid, old)
+        url = normalise_base_url(fake.url)
+        credentials = Credentials(base_url=url, source="test", kind="explicit", token=Secret(TOKEN))
+        async with SkahaClient(credentials) as client:
+            hub = LiveHub(client, list_interval=0.1, whole_log_interval=0.05, log_buffer_bytes=64)
+            viewer = Viewer(hub, sid)
+            await _until(lambda: viewer.text == old)
+            fake.replace_log(sid, "again 1\n")
+            await _until(lambda: viewer.text.endswith("again 1\n"))
+            resumed = Viewer(hub, sid, offset=100)  # a browser tab reconnecting from byte 100
+            await _until(lambda: resumed.text.endswith("again 1\n"))
+            fake.append_log(sid, "again 2\n")
+            fake.set_status(sid, "Completed")
+            await asyncio.wait_for(asyncio.gather(viewer.task, resumed.task), 20)
+            await hub.close()
+    assert viewer.text == old + NOTICE + "again 1\nagain 2\n"
+    assert resumed.text == NOTICE + "again 1\nagain 2\n"
+    assert resumed.offsets[-1][1] == viewer.offsets[-1][1]  # both end at the same offset
