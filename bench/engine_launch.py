@@ -5,7 +5,7 @@ flight as canfar_jlab's launcher sends them) against the floor: the same N proce
 directly with subprocess in the same run, as the engine starts them (each creating its own log
 file inside the timed window, the engine's clean environment, the same working directory).
 Printed for both: the time from the first create (spawn) to all Running (all spawned: a session
-is Running once its supervisor has started the replica, as Popen returns once the child has
+is Running once the supervisor has started the replica, as Popen returns once the child has
 exec'd) and to all Completed (all exited), with the ratio engine / direct, and where the CPU
 went. The figures of merit (issue 14) are the Running ratios at N = 10 and 100.
 
