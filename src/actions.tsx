@@ -459,41 +459,47 @@ export class CanfarActions implements IListActions, ISidebarActions {
   }
 
   /**
-   * Save the notebook, check it again, and launch. Problems stop the launch; bad input
-   * (400, 409) is for the form to show, anything else is also notified.
+   * Save the notebook if it has unsaved changes, and launch. The notebook is not checked
+   * again here: the form launches only on a preview without problems, and the server checks
+   * the saved file again and refuses a bad one (400), whose problems are then fetched for
+   * the form to list. Bad input (400, 409) is for the form to show; anything else is also
+   * notified. The log panel opens at once and streams as soon as the run is known.
    */
   async launch(
     panel: NotebookPanel,
     request: ILaunchRequest
   ): Promise<ILaunchOutcome> {
     const { api, model, trans, logTracker } = this._o;
-    // The log panel opens at once (the run name is known): lines show as soon as they come.
+    // The save starts first: its requests go out while the log panel is laid out.
+    const saving = panel.context.model.dirty ? panel.context.save() : null;
+    const openLogs = this._o.openLogsOnLaunch?.() ?? true;
     const early =
-      (this._o.openLogsOnLaunch?.() ?? true) && request.name
+      openLogs && request.name
         ? logTracker.find(w => w.id === logWidgetId({ run: request.name! }))
           ? null
           : this.openLogs({ run: request.name })
         : null;
     const abandon = () => early?.dispose();
-    // A notebook with unsaved changes is saved and checked again; a saved one was checked
-    // by the form's preview of this very file, and the server checks it again on launch.
-    if (panel.context.model.dirty) {
-      await panel.context.save();
-      const preview = await api.preview(request);
-      if (preview.problems.length > 0) {
-        abandon();
-        return { problems: preview.problems };
-      }
-    }
     let run: IRun;
     try {
+      await saving;
       run = await api.launch(request);
     } catch (error) {
       abandon();
-      if (!(
+      const badInput =
         error instanceof ApiError &&
-        (error.status === 400 || error.status === 409)
-      )) {
+        (error.status === 400 || error.status === 409);
+      if (badInput && error.status === 400) {
+        // Refused: if the saved notebook has problems, list them with their cells.
+        const problems = await api.preview(request).then(
+          preview => preview.problems,
+          () => []
+        );
+        if (problems.length > 0) {
+          return { problems };
+        }
+      }
+      if (!badInput) {
         notifyError(
           trans.__('Cannot launch %1', request.name ?? request.notebook),
           error,
@@ -504,7 +510,7 @@ export class CanfarActions implements IListActions, ISidebarActions {
     }
     model.updateRun(run);
     this.notifier.launched(run);
-    if (!early && (this._o.openLogsOnLaunch?.() ?? true)) {
+    if (!early && openLogs) {
       this.openRunLogs(run);
     }
     return { run };

@@ -157,6 +157,37 @@ describe('RunForm', () => {
     expect(field('name').value).toBe('reduce-fits-r2');
   });
 
+  it('asks for no preview while a launch is on its way (its save would), one after', async () => {
+    let finish: (outcome: ILaunchOutcome) => void = () => undefined;
+    const { props, previews, view } = setup({
+      launch: () => new Promise<ILaunchOutcome>(resolve => (finish = resolve))
+    });
+    await screen.findByText('What will be launched');
+    await waitFor(() =>
+      expect((launchButton() as HTMLButtonElement).disabled).toBe(false)
+    );
+    const before = previews.length;
+    await act(async () => {
+      fireEvent.click(launchButton());
+    });
+    // The launch saved the notebook: a new revision, which would otherwise be checked.
+    await act(async () => {
+      view.rerender(
+        <RunForm
+          {...props}
+          launch={props.launch}
+          notebook={{ ...props.notebook, revision: 1 }}
+        />
+      );
+      await new Promise(resolve => setTimeout(resolve, 20));
+    });
+    expect(previews.length).toBe(before);
+    await act(async () => {
+      finish({ problems: [] });
+    });
+    await waitFor(() => expect(previews.length).toBe(before + 1));
+  });
+
   it('lists export problems, links them to cells, and blocks the launch', async () => {
     const revealed: number[] = [];
     setup({

@@ -174,10 +174,14 @@ export function RunForm(props: IRunFormProps): JSX.Element {
       : null;
   const requestKey = request ? JSON.stringify(request) : '';
 
-  // Ask the server what this would launch, a moment after the last change.
+  // Ask the server what this would launch, a moment after the last change. Not while a
+  // launch is on its way: the save it makes would ask again, competing with the launch.
   React.useEffect(() => {
     if (!request) {
       setPreview({ kind: 'idle' });
+      return;
+    }
+    if (launching) {
       return;
     }
     let current = true;
@@ -193,7 +197,7 @@ export function RunForm(props: IRunFormProps): JSX.Element {
       current = false;
       clearTimeout(timer);
     };
-  }, [requestKey, notebook.revision]);
+  }, [requestKey, notebook.revision, launching]);
 
   const set = (key: keyof IRunFormValues, value: any) => {
     touched.current.add(key);

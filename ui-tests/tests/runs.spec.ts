@@ -185,7 +185,9 @@ test.describe('Run as batch', () => {
     await fold('Other sessions');
 
     // The log panel opens on launch, at once; its first line shows as soon as a replica
-    // prints it. Timed in the page (Playwright's polling would add its own delays).
+    // prints it: the launch saves the notebook (it has unsaved changes: the kernel's
+    // metadata) and posts, with no second preview. Timed in the page (Playwright's polling
+    // would add its own delays).
     await page.evaluate(() => {
       const w = window as any;
       const button = document.querySelector('.jp-canfar-launch')!;
@@ -193,6 +195,7 @@ test.describe('Run as batch', () => {
         'click',
         () => {
           w.__clicked = performance.now();
+          w.__wall = Date.now();
           const observer = new MutationObserver(() => {
             const panel = document.getElementById(
               'canfar-logs-run-reduce-fits'
@@ -217,23 +220,53 @@ test.describe('Run as batch', () => {
         { capture: true, once: true }
       );
     });
+    // What the launch asks the server, in order: no second preview before the POST. The
+    // POST's times (wall clock, as the click's) tell the frontend's share from the rest.
+    const asked: string[] = [];
+    const post = { sent: 0, answered: 0 };
+    const onRequest = (r: { method(): string; url(): string }) => {
+      const route = /\/canfar-jlab\/(runs(\/preview)?)\b/.exec(r.url());
+      if (route) {
+        asked.push(`${r.method()} ${route[1]}`);
+        if (asked.length === 1) {
+          post.sent = Date.now();
+        }
+      }
+    };
+    const onAnswer = (r: {
+      request(): { method(): string };
+      url(): string;
+    }) => {
+      if (
+        r.request().method() === 'POST' &&
+        /\/canfar-jlab\/runs\?/.test(r.url())
+      ) {
+        post.answered ||= Date.now();
+      }
+    };
+    page.on('request', onRequest);
+    page.on('response', onAnswer);
     await form.locator('.jp-canfar-launch').click();
     await expect(logLines(page, 'reduce-fits')).toContainText(/\S/, {
       timeout: RUN_TIMEOUT
     });
-    const [panelMs, firstLineMs] = await page.evaluate(() => {
+    page.off('request', onRequest);
+    page.off('response', onAnswer);
+    expect(asked[0]).toBe('POST runs');
+    const [panelMs, firstLineMs, clickedAt] = await page.evaluate(() => {
       const w = window as any;
-      return [w.__panel - w.__clicked, w.__line - w.__clicked];
+      return [w.__panel - w.__clicked, w.__line - w.__clicked, w.__wall];
     });
     console.log(
-      `log panel on screen ${Math.round(panelMs)} ms, first log line ${Math.round(firstLineMs)} ms after the click`
+      `log panel on screen ${Math.round(panelMs)} ms, first log line ${Math.round(firstLineMs)} ms after the click ` +
+        `(launch POST sent at ${post.sent - clickedAt} ms, answered at ${post.answered - clickedAt} ms)`
     );
     expect(panelMs).toBeLessThan(1000);
-    if (process.env.CANFAR_JLAB_FIRST_LINE_MS) {
-      expect(firstLineMs).toBeLessThan(
-        Number(process.env.CANFAR_JLAB_FIRST_LINE_MS)
-      );
-    }
+    // Issue 13: the first line within 1 s of the click on the local engine (a slower CI
+    // machine may widen the bound with CANFAR_JLAB_FIRST_LINE_MS).
+    expect(firstLineMs).toBeLessThan(
+      Number(process.env.CANFAR_JLAB_FIRST_LINE_MS || 1000)
+    );
     await expect(form.locator('.jp-canfar-outcome')).toHaveText(
       'Launched run reduce-fits'
     );
