@@ -109,6 +109,25 @@ export function notebookParameters(panel: NotebookPanel): INotebookParameter[] {
   return [];
 }
 
+/** How many code cells of the notebook are tagged `reduce` (and not `skip-batch`). */
+export function notebookReduceCells(panel: NotebookPanel): number {
+  const cells = panel.content.model?.cells;
+  let count = 0;
+  for (let i = 0; cells && i < cells.length; i++) {
+    const cell = cells.get(i);
+    const tags = cell.getMetadata('tags');
+    if (
+      cell.type === 'code' &&
+      Array.isArray(tags) &&
+      tags.includes('reduce') &&
+      !tags.includes('skip-batch')
+    ) {
+      count++;
+    }
+  }
+  return count;
+}
+
 /** The image of the session JupyterLab runs in, if the server says (newer servers). */
 function serverDefaultImage(sidebar: CanfarSidebar): string | null {
   const result = sidebar.handshake;
@@ -225,6 +244,7 @@ class FormWidget extends ReactWidget {
                     sidebar.actions.revealCell(panel, problem)
                   }
                   parameters={notebookParameters(panel)}
+                  reduceCells={notebookReduceCells(panel)}
                   defaultImage={serverDefaultImage(sidebar)}
                   sites={serverSites(sidebar).sites}
                   site={serverSites(sidebar).site}
