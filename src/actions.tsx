@@ -25,7 +25,7 @@ import { LogTabs, LogTarget } from './logtabs';
 import { CanfarModel } from './model';
 import { notifyError, RunNotifier } from './notify';
 import { ApiError } from './request';
-import { isFailure, replicaStatus, statusLabel } from './status';
+import { isFailure, replicaStatus, runSteps, statusLabel } from './status';
 import { createLogWidget, LogPanel, logWidgetId } from './widgets/logpanel';
 
 /** What the form needs beyond the list's actions. */
@@ -84,7 +84,8 @@ export class CanfarActions implements IListActions, ISidebarActions {
         openLogs: run => this.openRunLogs(run),
         openFolder: run => void this.openFolder(run),
         openExecuted: run => this.openExecuted(run),
-        rerunFailed: run => void this.rerunFailed(run)
+        rerunFailed: run => void this.rerunFailed(run),
+        rerunMoreMemory: run => void this.rerunMoreMemory(run)
       },
       _o.trans
     );
@@ -217,7 +218,7 @@ export class CanfarActions implements IListActions, ISidebarActions {
    */
   async rerunFailed(run: IRun): Promise<void> {
     const { api, model, trans } = this._o;
-    const failed = run.replicas.filter(r => isFailure(r.status)).length;
+    const failed = runSteps(run).filter(r => isFailure(r.status)).length;
     const current = trans.__('Current notebook');
     const answer = await showDialog({
       title: trans._n(
@@ -263,6 +264,25 @@ export class CanfarActions implements IListActions, ISidebarActions {
       this.notifier.launched(updated);
     } catch (error) {
       notifyError(trans.__('Cannot re-run %1', run.name), error, trans);
+    }
+  }
+
+  /**
+   * Re-run the replicas that ran out of memory, each with twice its peak (rounded up to what
+   * the service offers); the server refuses, with the reason, when that is too much.
+   */
+  async rerunMoreMemory(run: IRun): Promise<void> {
+    const { api, model, trans } = this._o;
+    try {
+      const updated = await api.rerunMoreMemory(run.name);
+      model.updateRun(updated);
+      this.notifier.launched(updated);
+    } catch (error) {
+      notifyError(
+        trans.__('Cannot re-run %1 with more memory', run.name),
+        error,
+        trans
+      );
     }
   }
 
@@ -360,7 +380,7 @@ export class CanfarActions implements IListActions, ISidebarActions {
   openExecuted(run: IRun, replica?: number): void {
     const chosen =
       replica !== undefined
-        ? run.replicas.find(r => r.index === replica)
+        ? runSteps(run).find(r => r.index === replica)
         : run.replicas.find(r => r.executed_notebook);
     if (!chosen?.executed_notebook || run.folder_relative === null) {
       return;
@@ -372,13 +392,15 @@ export class CanfarActions implements IListActions, ISidebarActions {
 
   /** Show the folder holding a replica's new files in the file browser. */
   openReplicaFiles(run: IRun, replica: number): void {
-    const files = run.replicas.find(r => r.index === replica)?.files ?? [];
+    const files = runSteps(run).find(r => r.index === replica)?.files ?? [];
     const first = files[0] ?? '';
-    const folder = first.startsWith('replicas/')
-      ? `replicas/${replica}`
+    // The reduce step (index 0) works in reduce/, replica i in replicas/<i>/.
+    const own = replica === 0 ? 'reduce' : `replicas/${replica}`;
+    const folder = first.startsWith(`${own}/`)
+      ? own
       : first.includes('/')
         ? first.slice(0, first.lastIndexOf('/'))
-        : `replicas/${replica}`;
+        : own;
     void this._cd(run, folder);
   }
 
