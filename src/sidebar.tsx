@@ -301,6 +301,22 @@ class ListWidget extends ReactWidget {
     this.addClass('jp-canfar-section');
     this.addClass(`jp-canfar-${_which}-section`);
     this.title.label = label;
+    if (_which === 'sessions') {
+      _sidebar.model.changed.connect(this._fitEmpty, this);
+    }
+  }
+
+  /**
+   * An empty list of other sessions takes one line (CSS max-height on jp-mod-empty): the
+   * accordion gives a folded section's room to the last open one, which left "No other
+   * sessions." filling half the panel while the runs above were cut off.
+   */
+  private _fitEmpty(): void {
+    const empty = this._sidebar.model.standaloneSessions().length === 0;
+    if (empty !== this.hasClass('jp-mod-empty')) {
+      this.toggleClass('jp-mod-empty', empty);
+      this.parent?.fit(); // the accordion reads the new size limits
+    }
   }
 
   render(): JSX.Element {
@@ -343,8 +359,9 @@ export class CanfarSidebar extends SidePanel {
     this.addWidget(
       new ListWidget(this, 'sessions', this.trans.__('Other sessions'))
     );
-    // The form needs the most room, the sessions outside runs the least.
-    (this.content as AccordionPanel).setRelativeSizes([5, 3, 2]);
+    // The form needs the most room, the sessions outside runs the least (often none: at
+    // 1440x900 a fifth of the height for them left a run's replicas cut off below).
+    (this.content as AccordionPanel).setRelativeSizes([5, 4, 1]);
   }
 
   readonly api: CanfarAPI;

@@ -416,7 +416,7 @@ export function RunForm(props: IRunFormProps): JSX.Element {
 
       <fieldset className="jp-canfar-params jp-canfar-conduct">
         <legend>{trans.__('Retries, timeout and pacing')}</legend>
-        <div className="jp-canfar-field-row">
+        <div className="jp-canfar-field-row jp-canfar-conduct-row">
           <div className="jp-canfar-field">
             <label htmlFor="jp-canfar-form-retries">
               {trans.__('Retries')}
@@ -442,7 +442,7 @@ export function RunForm(props: IRunFormProps): JSX.Element {
             <input
               {...field('timeout')}
               className="jp-mod-styled"
-              placeholder={trans.__('e.g. 2h')}
+              placeholder={trans.__('none')}
               spellCheck={false}
               autoComplete="off"
               title={trans.__(
