@@ -193,4 +193,27 @@ describe('LogTabs', () => {
     expect(lines(tabs.visible)).toEqual(['[reduce] combined 2 outputs']);
     tabs.dispose();
   });
+
+  it('opened before the run exists, streams as soon as the launch answer is taken (issue 13)', () => {
+    const { model, live, send } = offlineModel();
+    const subscribed: string[] = [];
+    const subscribe = live.subscribeLogs.bind(live);
+    live.subscribeLogs = (id, ...rest) => {
+      subscribed.push(id);
+      return subscribe(id, ...rest);
+    };
+    // The panel opens on the click, named after the run the form will launch.
+    const tabs = new LogTabs({ target: { run: 'fit' }, model, trans });
+    expect(tabs.tabs).toEqual([]);
+    // The launch POST answers: its run (sessions created, not listed yet) is taken at once.
+    model.updateRun(
+      makeRun('fit', [replica(1, 'Pending'), replica(2, 'Pending')])
+    );
+    expect(subscribed).toEqual(['s1', 's2']);
+    send(log('s1', 0, 'canfar-jlab: replica 1 of 2 starting\n'));
+    expect(lines(tabs.visible)).toEqual([
+      '[1] canfar-jlab: replica 1 of 2 starting'
+    ]);
+    tabs.dispose();
+  });
 });
