@@ -424,6 +424,7 @@ class Result:
     error: str | None = None
     failed_cell: tuple[int, str] | None = None
     stall: str | None = None
+    timed_out: bool = False
 
 
 def run(
@@ -432,12 +433,16 @@ def run(
     header: dict,
     report,
     replica: int,
+    deadline: float | None = None,
 ) -> Result:
-    """Execute the snapshot for replica `replica` in `workdir`; save executed.ipynb there."""
+    """Execute the snapshot for replica `replica` in `workdir`; save executed.ipynb there.
+    `deadline` (time.monotonic()) ends the run as timed out (`CANFAR_JLAB_TIMEOUT`)."""
     import nbformat
 
+    header = step_header(header)
     snapshot = Path(run_folder) / (header.get("snapshot") or SNAPSHOT_NAME)
     notebook = nbformat.read(snapshot, as_version=4)
+    select_cells(notebook, header)
     kernel, note = resolve_kernel(notebook)
     if kernel is None:
         raise RunnerError(note)
@@ -445,7 +450,8 @@ def run(
         print(f"canfar-jlab: {note}", file=sys.stderr, flush=True)
     _, language = notebook_kernel(notebook)
     parameters = dict(header.get("parameters") or {})
-    parameters.update(sweep_row(run_folder, replica) or {})
+    if not reduce_mode():  # the reduce step has no sweep row of its own
+        parameters.update(sweep_row(run_folder, replica) or {})
     if report is not None:
         report.set(parameters=parameters or None)
     inject_parameters(notebook, parameters, language)
@@ -453,10 +459,14 @@ def run(
         # Figures as PNG in the executed notebook, whatever backend the image's env names.
         os.environ["MPLBACKEND"] = "module://matplotlib_inline.backend_inline"
     settings = Settings.from_environment()
-    return asyncio.run(_execute(notebook, kernel, language, workdir, settings, report))
+    return asyncio.run(
+        _execute_until(deadline, notebook, kernel, language, workdir, settings, report)
+    )
 
 
-async def _execute(notebook, kernel, language, workdir: Path, settings: Settings, report) -> Result:
+async def _execute(
+    notebook, kernel, language, workdir: Path, settings: Settings, report, clients=None
+) -> Result:
     from nbclient.exceptions import CellExecutionError, CellTimeoutError, DeadKernelError
 
     client = _client_class()(
@@ -470,6 +480,8 @@ async def _execute(notebook, kernel, language, workdir: Path, settings: Settings
         resources={"metadata": {"path": str(workdir)}},
         ipython_hist_file=":memory:",
     )
+    if clients is not None:  # the deadline's watcher interrupts this client's kernel
+        clients.append(client)
     executed = Path(workdir) / EXECUTED_NAME
     numbers = {}  # cell position -> 1-based code-cell number (injected cell: None)
     count = 0
@@ -622,3 +634,147 @@ def _print_tail(log: Path, lines: int = 20) -> None:
 
 async def _maybe(value):
     return await value if asyncio.iscoroutine(value) else value
+
+
+# ---- the whole run's timeout and the reduce step (issue 17) ------------------------------------
+#
+# ``CANFAR_JLAB_TIMEOUT`` (seconds) bounds the whole run from the runner's start: at the deadline
+# the runner interrupts the kernel, ends it, reports ``"state": "timed_out"`` and exits 124 (as
+# coreutils' ``timeout``). ``CANFAR_JLAB_MODE=reduce`` makes this the run's reduce step: it runs
+# in ``reduce/`` of the run folder, and only the cells tagged ``reduce`` run, with the cells
+# tagged ``parameters`` before them (the run's parameters apply; nothing else of the notebook
+# runs, so a reduce cell does its own imports). Replicas skip the ``reduce`` cells. With
+# ``CANFAR_JLAB_REDUCE_NOTEBOOK=NAME.ipynb`` (a file in the run folder) the reduce step runs that
+# notebook whole instead.
+
+TIMEOUT_ENV = "CANFAR_JLAB_TIMEOUT"
+MODE_ENV = "CANFAR_JLAB_MODE"
+REDUCE_MODE = "reduce"
+REDUCE_NOTEBOOK_ENV = "CANFAR_JLAB_REDUCE_NOTEBOOK"
+REDUCE_TAG = "reduce"
+REDUCE_DIR = "reduce"
+EXIT_TIMED_OUT = 124
+CLEANUP_SECONDS = 10.0  # a timed-out kernel's shutdown is waited for this long, then killed
+
+
+class RunTimedOut(BaseException):
+    """The run's deadline passed (raised in the script runner by SIGALRM). BaseException, so a
+    cell's ``except Exception`` does not swallow it."""
+
+
+def run_timeout() -> float | None:
+    """Seconds the whole run may take, from `CANFAR_JLAB_TIMEOUT` (None: no limit)."""
+    text = os.environ.get(TIMEOUT_ENV, "").strip()
+    if not text:
+        return None
+    try:
+        value = float(text)
+    except ValueError:
+        print(f"canfar-jlab: {TIMEOUT_ENV}={text!r} is not a number; no timeout", file=sys.stderr)
+        return None
+    return value if value > 0 else None
+
+
+def human_seconds(seconds: float) -> str:
+    """`3s`, `1m30s`, `2h`, `1d4h`: a duration as a person writes it (two units at most)."""
+    left = max(0, round(seconds))
+    parts = []
+    for unit, size in (("d", 86400), ("h", 3600), ("m", 60), ("s", 1)):
+        if left >= size:
+            parts.append(f"{left // size}{unit}")
+            left %= size
+    return "".join(parts[:2]) or "0s"
+
+
+def timed_out_message(seconds: float) -> str:
+    return f"timed out after {human_seconds(seconds)}"
+
+
+def reduce_mode() -> bool:
+    return os.environ.get(MODE_ENV, "").strip().lower() == REDUCE_MODE
+
+
+def step_header(header: dict) -> dict:
+    """The script header as this step runs it: the reduce step's own notebook, when the run
+    has one (run whole, without the run's parameters)."""
+    name = os.environ.get(REDUCE_NOTEBOOK_ENV, "").strip()
+    if not reduce_mode() or not name:
+        return header
+    if Path(name).name != name or not name.endswith(".ipynb"):
+        raise RunnerError(f"{REDUCE_NOTEBOOK_ENV}={name!r} must name a notebook in the run folder")
+    return {**header, "snapshot": name, "parameters": {}, "reduce_notebook": True}
+
+
+def runs_in_step(tags, reduce: bool) -> bool:
+    """Whether a code cell with `tags` runs: replicas skip `reduce` cells; the reduce step runs
+    only them and the `parameters` cells."""
+    if reduce:
+        return REDUCE_TAG in tags or PARAMETERS_TAG in tags
+    return REDUCE_TAG not in tags
+
+
+def select_cells(notebook, header: dict) -> None:
+    """Tag the cells this step does not run `skip-batch` (the runner then skips them)."""
+    if header.get("reduce_notebook"):
+        return
+    reduce = reduce_mode()
+    for cell in notebook.cells:
+        tags = list(cell.metadata.get("tags") or [])
+        if cell.cell_type == "code" and not runs_in_step(tags, reduce) and SKIP_TAG not in tags:
+            cell.metadata["tags"] = [*tags, SKIP_TAG]
+
+
+def run_deadline() -> float | None:
+    """time.monotonic() at which this run times out (the timeout counts from now)."""
+    timeout = run_timeout()
+    return None if timeout is None else time.monotonic() + timeout
+
+
+async def _execute_until(deadline: float | None, *args) -> Result:
+    """`_execute`, ended at `deadline`: the kernel interrupted, then shut down."""
+    if deadline is None:
+        return await _execute(*args)
+    clients: list = []
+    task = asyncio.ensure_future(_execute(*args, clients=clients))
+    done, _ = await asyncio.wait({task}, timeout=max(0.0, deadline - time.monotonic()))
+    if done:
+        return task.result()
+    report = args[-1]
+    cell = (report.data.get("cell") if report is not None else None) or {}
+    current = (cell.get("index") or 0, cell.get("first_line") or "")
+    message = timed_out_message(run_timeout() or 0)
+    client = clients[0] if clients else None
+    if client is not None and getattr(client, "km", None) is not None:
+        try:
+            await _maybe(client.km.interrupt_kernel())
+        except Exception:  # noqa: S110 - a kernel still starting has nothing to interrupt
+            pass
+    task.cancel()  # nbclient's setup then shuts the kernel down; the notebook is saved
+    done, _ = await asyncio.wait({task}, timeout=CLEANUP_SECONDS)
+    km = getattr(client, "km", None)
+    if km is not None:
+        try:
+            await _maybe(km.shutdown_kernel(now=True))
+        except Exception:  # noqa: S110 - gone already
+            pass
+    # What nbclient left waiting on the kernel ends with it, quietly ("Kernel died").
+    asyncio.get_running_loop().set_exception_handler(lambda loop, context: None)
+    others = [each for each in asyncio.all_tasks() if each is not asyncio.current_task()]
+    for each in others:
+        each.cancel()
+    await asyncio.gather(*others, return_exceptions=True)
+    if client is not None:
+        client.end_lines()
+    print_timed_out(current[0], message)
+    return Result(code=EXIT_TIMED_OUT, error=message, failed_cell=current, timed_out=True)
+
+
+def print_timed_out(number: int, message: str) -> None:
+    """The one log line a timed-out run ends with."""
+    where = f"code cell {number}" if number else "its start"
+    print(
+        f"canfar-jlab: stopped at {where} ({message}, {TIMEOUT_ENV}); the cells after it did "
+        "not run",
+        file=sys.stderr,
+        flush=True,
+    )

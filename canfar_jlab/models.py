@@ -733,7 +733,7 @@ class ReplicaOutcome(BaseModel):
     `reconciled` marks an id found by listing sessions after the create reply was lost.
     """
 
-    index: int = Field(ge=1, description="1-based, equal to the replica's REPLICA_ID")
+    index: int = Field(ge=0, description="the replica's REPLICA_ID (0: the run's reduce step)")
     name: str
     session_id: str | None = None
     error: str | None = None
@@ -1097,4 +1097,13 @@ class Run(BaseModel):
         return "failed" if any(step.is_failed for step in steps) else "completed"
 
     def replica(self, index: int) -> Replica:
+        if index == 0:  # the reduce step (issue 17)
+            if self.reduce is None:
+                raise IndexError("the run has no reduce step yet")
+            return self.reduce
         return self.replicas[index - 1]
+
+    @property
+    def steps(self) -> list[Replica]:
+        """The replicas, then the reduce step once it exists (issue 17)."""
+        return [*self.replicas, *([self.reduce] if self.reduce else [])]

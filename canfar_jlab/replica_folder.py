@@ -76,8 +76,9 @@ class ReplicaFolder:
         return (stat.st_size, stat.st_mtime_ns) == recorded
 
 
-def prepare(path: Path, source: Path | None) -> ReplicaFolder:
-    """Create `path` (if missing) and mirror `source`'s entries in it and its parent's in ours."""
+def prepare(path: Path, source: Path | None, link_parent: bool = True) -> ReplicaFolder:
+    """Create `path` (if missing) and mirror `source`'s entries in it and its parent's in ours
+    (not for the reduce step, `link_parent` False: its parent is the run folder itself)."""
     folder = ReplicaFolder(path=Path(path), source=Path(source) if source else None)
     folder.path.mkdir(parents=True, exist_ok=True)
     if folder.source is None or not folder.source.is_dir():
@@ -100,7 +101,7 @@ def prepare(path: Path, source: Path | None) -> ReplicaFolder:
         except OSError as error:
             folder.problems.append(f"{entry.name}: {error.strerror or error}")
     parent = folder.source.parent
-    if parent != folder.source:
+    if parent != folder.source and link_parent:
         for entry in _entries(parent, folder):
             target = folder.path.parent / entry.name
             if entry.name in SKIPPED or os.path.lexists(target):

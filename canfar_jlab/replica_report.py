@@ -5,7 +5,8 @@ it failed, how much memory and CPU it used, and which files it wrote. Format 1 (
 docs/runner.md)::
 
     {"format": 1, "replica": 3, "count": 10, "session_id": ..., "attempt": 1,
-     "runner": "nbclient" | "script", "state": "running" | "completed" | "failed",
+     "runner": "nbclient" | "script",
+     "state": "running" | "completed" | "failed" | "timed_out" (CANFAR_JLAB_TIMEOUT, exit 124),
      "started": "...Z", "heartbeat": "...Z", "ended": "...Z" | null, "exit_code": 0 | null,
      "cell": {"index", "total", "first_line"} | null, "failed_cell": {...} | null,
      "error": "ValueError: bad pixel" | null, "stall": null | "kernel-start" | "cell",
@@ -253,13 +254,15 @@ class ReplicaReport:
         failed_cell: tuple[int, str] | None = None,
         stall: str | None = None,
         files: list[str] | None = None,
+        timed_out: bool = False,
     ) -> None:
         self._stop.set()
         if self._thread is not None:
             self._thread.join(timeout=5)
+        state = "completed" if exit_code == 0 else "failed"
         with self._lock:
             self.data.update(
-                state="completed" if exit_code == 0 else "failed",
+                state="timed_out" if timed_out else state,
                 ended=utc_stamp(),
                 exit_code=exit_code,
                 error=short_error(error) if error else None,

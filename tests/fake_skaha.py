@@ -114,6 +114,7 @@ class FakeSkaha:
         self.requests: list[Recorded] = []
         self.sessions: dict[str, dict] = {}
         self.logs: dict[str, bytes] = defaultdict(bytes)
+        self.events: dict[str, str] = {}  # a session's events table (default: "<none>")
         self.creates = 0
         self.stats: dict = SKAHA_14_STATS  # or LEGACY_STATS; a Status(503) fault for metrics down
         self.faults: dict[str, deque[Fault]] = defaultdict(deque)
@@ -404,7 +405,9 @@ def _handler_for(fake: FakeSkaha) -> type[BaseHTTPRequestHandler]:
                 dot = "." if view == "events" else ""
                 return 404, plain, f"session {session_id} not found{dot}\n".encode(), {}
             if view == "events":
-                return 200, plain, b"<none>\n", {}
+                with fake.lock:
+                    table = fake.events.get(session_id, "<none>\n")
+                return 200, plain, table.encode(), {}
             with fake.lock:
                 shown = {k: v for k, v in session.items() if k not in ("env", "args", "cmd")}
             return self._json(shown)

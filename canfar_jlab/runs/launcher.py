@@ -22,17 +22,20 @@ from pydantic import BaseModel, ValidationError
 from .. import sweep as sweeps
 from ..export import (
     RUNNER_NAME,
+    SNAPSHOT_NAME,
     ExportError,
     ExportProblem,
     check_notebook,
     errors,
     export_notebook,
     missing_kernel,
+    reduce_cells,
 )
 from ..models import (
     RUN_NAME_MAX,
     LaunchRequest,
     Replica,
+    ReplicaStatus,
     Run,
     RunSpec,
     SessionSpec,
@@ -42,6 +45,7 @@ from ..models import (
 from ..skaha import SkahaClient
 from . import lease
 from .actions import create_missing, note_active, run_env, secret_values, utc_now
+from .conductor import conducts, first_wave, start_conductor, waiting_reason
 from .reconciler import service_of
 from .sites import same_site, session_image, site_client
 from .staging import plan_staging, stage, staged_preview
@@ -68,6 +72,7 @@ class PreviewReplica(BaseModel):
     name: str
     env: dict[str, str]
     parameters: dict[str, Any] | None = None  # this replica's sweep row (over the run's)
+    waiting: str | None = None  # issue 17: not created at launch, and why
 
 
 class Preview(BaseModel):
@@ -79,8 +84,15 @@ class Preview(BaseModel):
     problems: list[ExportProblem]
     replicas: list[PreviewReplica]
     argv: list[str]
+    # Issue 17: how the run would be conducted.
+    retries: int = 0
+    timeout_seconds: int | None = None
+    max_running: int | None = None
+    pilot: bool = False
+    reduce: str | None = None  # the --reduce notebook's file name in the run folder
     sweep: list[dict[str, Any]] | None = None
     staged_folder: str | None = None  # issue 16: the /arc folder the run would be copied to
+    reduce_cells: list[int] = []  # issue 17: code cells tagged reduce (run once, after all)
 
 
 def replica_python(client: SkahaClient | None) -> str:
@@ -156,6 +168,9 @@ async def preview(
     env = _run_env(request, folder, name)
     env.update(dict.fromkeys(secret_values(request.secret_env), SECRET_SHOWN))
     names = replica_names(name, request.replicas)
+    conduct = _conduct_spec(request)
+    first = set(first_wave(conduct))
+    waiting = waiting_reason(conduct, len(first))
     shown = Preview(
         name=name,
         folder=str(folder),
@@ -167,10 +182,17 @@ async def preview(
                 name=n,
                 env=replica_env(env, i, request.replicas),
                 parameters=rows[i - 1] if rows else None,
+                waiting=None if i in first else waiting,
             )
             for i, n in enumerate(names, start=1)
         ],
+        retries=conduct.retries,
+        timeout_seconds=conduct.timeout_seconds,
+        max_running=conduct.max_running,
+        pilot=conduct.pilot,
+        reduce=conduct.reduce,
         sweep=rows,
+        reduce_cells=await asyncio.to_thread(reduce_cells, notebook),
         argv=[
             replica_python(client),
             str(folder / RUNNER_NAME),
@@ -204,6 +226,7 @@ async def launch(
         if missing:
             raise LaunchRefused(f"cannot run {missing}")
     secret_values(request.secret_env)  # a missing one is refused before the folder is claimed
+    conduct = _conduct_spec(request)  # a missing --reduce notebook is refused here too
     try:
         check_path_safe("runs folder", store.root)
     except RunError as error:
@@ -227,6 +250,8 @@ async def launch(
             request, client, notebook, folder, name, image, rows
         )
         staged = None
+        if request.reduce_notebook:  # issue 17: the reduce step's own notebook
+            shutil.copyfile(_notebook_path(request.reduce_notebook), folder / conduct.reduce)
         if plan is not None:  # copy it where the replicas can read it
             spec, staged = await stage(plan, client, folder, name, spec)
     except (
@@ -247,6 +272,7 @@ async def launch(
         raise LaunchRefused(str(error)) from None
 
     now = utc_now()
+    first = first_wave(conduct)
     run = Run(
         name=name,
         notebook=str(notebook),
@@ -269,18 +295,34 @@ async def launch(
             sweep=rows,
             secret_env=list(request.secret_env),
             argv=[spec.cmd or "", *spec.args],
+            retries=conduct.retries,
+            timeout_seconds=conduct.timeout_seconds,
+            max_running=conduct.max_running,
+            pilot=conduct.pilot,
+            reduce=conduct.reduce,
         ),
         replicas=[
             Replica(index=i, name=n, submitted=now, parameters=rows[i - 1] if rows else None)
+            if i in first
+            else Replica(  # issue 17: held back by a pilot or a cap; the conductor creates it
+                index=i,
+                name=n,
+                status=ReplicaStatus.WAITING,
+                reason=waiting_reason(conduct, len(first)),
+                parameters=rows[i - 1] if rows else None,
+            )
             for i, n in enumerate(replica_names(name, request.replicas), start=1)
         ],
         launcher=lease.current(),
     )
+    if run.spec.reduce is None and reduce_cells(folder / SNAPSHOT_NAME):
+        run.spec.reduce = "cells"  # issue 17: its reduce cells run once all replicas succeed
     store.write(run)  # every replica's name, and this launch's lease, before the first create
     note_active(store, name)
-    return await create_missing(
-        name, [r.index for r in run.replicas], client, store, concurrency=concurrency
-    )
+    run = await create_missing(name, first, client, store, concurrency=concurrency)
+    if conducts(run.spec):  # retried, capped, piloted... even when nobody watches
+        start_conductor(folder)
+    return run
 
 
 async def reexport(run: Run, client: SkahaClient, store: RunStore) -> Run:
@@ -311,6 +353,8 @@ async def reexport(run: Run, client: SkahaClient, store: RunStore) -> Run:
         current.script = exported.script_path.name
         current.notebook_sha256 = exported.checksum
         current.spec.argv = list(exported.argv)
+        if current.spec.reduce in (None, "cells"):  # issue 17: the notebook's reduce cells now
+            current.spec.reduce = "cells" if exported.reduce_cells else None
 
     return store.update(run.name, record)
 
@@ -447,4 +491,24 @@ def _choose_name(store: RunStore, notebook: Path, request: LaunchRequest, active
 
 
 def _run_env(request: LaunchRequest, folder: Path, name: str) -> dict[str, str]:
-    return run_env(request.env, request.cores, folder, name)
+    return run_env(request.env, request.cores, folder, name, request.timeout_seconds)
+
+
+def _conduct_spec(request: LaunchRequest) -> RunSpec:
+    """Issue 17's options of the request as RunSpec fields (image and argv left empty);
+    `reduce` is the file name the --reduce notebook gets in the run folder."""
+    reduce = None
+    if request.reduce_notebook:
+        path = _notebook_path(request.reduce_notebook)
+        if path.suffix != ".ipynb":
+            raise LaunchRefused(f"--reduce: {path.name} is not a notebook (.ipynb)")
+        reduce = f"reduce-{path.name}" if path.name == SNAPSHOT_NAME else path.name
+    return RunSpec(
+        image="",
+        replicas=request.replicas,
+        retries=request.retries,
+        timeout_seconds=request.timeout_seconds,
+        max_running=request.max_running,
+        pilot=request.pilot,
+        reduce=reduce,
+    )
