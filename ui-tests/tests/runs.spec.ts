@@ -973,4 +973,49 @@ test.describe('Run as batch', () => {
       /Attempt 1: Failed \(out of memory\), then re-run with more memory/
     );
   });
+
+  test('a replica past its timeout ends Timed out, said so in its row', async ({
+    page,
+    tmpPath
+  }) => {
+    await page.contents.uploadContent(
+      JSON.stringify({
+        ...FLAKY,
+        cells: [
+          {
+            ...FLAKY.cells[0],
+            source: [
+              'import time\n',
+              "print('working', flush=True)\n",
+              'time.sleep(60)'
+            ]
+          }
+        ]
+      }),
+      'text',
+      `${tmpPath}/slow.ipynb`
+    );
+    test.skip(
+      !(await conducts(page, `${tmpPath}/slow.ipynb`)),
+      'this server has no run timeout (before issue 17)'
+    );
+    await openNotebook(page, `${tmpPath}/slow.ipynb`);
+    await page.evaluate(() =>
+      (window as any).jupyterapp.commands.execute('canfar-jlab:run-as-batch')
+    );
+    const form = sidebar(page).locator('.jp-canfar-form');
+    await form.locator('#jp-canfar-form-timeout').fill('3s');
+    const ready = await launch(page, 1, 'slow');
+    await ready.locator('.jp-canfar-launch').click();
+    await expectSummary(page, 'slow', '1 Timed out');
+    const group = runGroup(page, 'slow');
+    await expect(group.locator('.jp-canfar-run-error')).toContainText(
+      'Replica 1:'
+    );
+    await group.locator('.jp-canfar-run-toggle').click();
+    const replica = group.locator('.jp-canfar-replica').first();
+    await expect(replica).toHaveAttribute('data-status', 'TimedOut');
+    await expect(replica.locator('.jp-canfar-badge')).toHaveText('Timed out');
+    await expect(toasts(page, 'slow')).toHaveText(/Run slow failed: 1 of 1/);
+  });
 });
