@@ -26,6 +26,7 @@ import { CanfarModel } from './model';
 import { notifyError, RunNotifier } from './notify';
 import { ApiError } from './request';
 import { isFailure, replicaStatus, runSteps, statusLabel } from './status';
+import { needsSave } from './unsaved';
 import { createLogWidget, LogPanel, logWidgetId } from './widgets/logpanel';
 
 /** What the form needs beyond the list's actions. */
@@ -492,8 +493,12 @@ export class CanfarActions implements IListActions, ISidebarActions {
     request: ILaunchRequest
   ): Promise<ILaunchOutcome> {
     const { api, model, trans, logTracker } = this._o;
-    // The save starts first: its requests go out while the log panel is laid out.
-    const saving = panel.context.model.dirty ? panel.context.save() : null;
+    // The save (only of changes a replica would run: not outputs or the kernel's
+    // language_info) or else the launch itself goes out first; the log panel is laid out
+    // while the server works.
+    const posting = needsSave(panel)
+      ? panel.context.save().then(() => api.launch(request))
+      : api.launch(request);
     const openLogs = this._o.openLogsOnLaunch?.() ?? true;
     const early =
       openLogs && request.name
@@ -504,8 +509,7 @@ export class CanfarActions implements IListActions, ISidebarActions {
     const abandon = () => early?.dispose();
     let run: IRun;
     try {
-      await saving;
-      run = await api.launch(request);
+      run = await posting;
     } catch (error) {
       abandon();
       const badInput =

@@ -18,6 +18,7 @@ import { CanfarModel } from './model';
 import { INotebookParameter, parseParametersCell } from './parameters';
 import { DEFAULT_SETTINGS, ICanfarSettings } from './settings';
 import { PlatformStatsModel } from './stats';
+import { trackSaves } from './unsaved';
 import { ISidebarActions } from './actions';
 
 /** Server status, live-channel state and platform load. */
@@ -185,6 +186,7 @@ class FormWidget extends ReactWidget {
     this._disconnect();
     this._panel = panel;
     if (panel) {
+      trackSaves(panel); // a launch then saves only changes a replica would run
       panel.context.model.stateChanged.connect(this._onNotebook, this);
       panel.context.model.contentChanged.connect(this._onNotebook, this);
       panel.context.fileChanged.connect(this._onSaved, this);

@@ -736,7 +736,7 @@ function PreviewView(props: {
   const unsaved = dirty ? (
     <div className="jp-canfar-note">
       {trans.__(
-        'The notebook has unsaved changes: it is saved and checked again before launch.'
+        'The notebook has unsaved changes: a launch saves those its replicas would run, and the server checks it again.'
       )}
     </div>
   ) : null;

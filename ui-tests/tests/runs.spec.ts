@@ -185,9 +185,9 @@ test.describe('Run as batch', () => {
     await fold('Other sessions');
 
     // The log panel opens on launch, at once; its first line shows as soon as a replica
-    // prints it: the launch saves the notebook (it has unsaved changes: the kernel's
-    // metadata) and posts, with no second preview. Timed in the page (Playwright's polling
-    // would add its own delays).
+    // prints it: the launch posts at once, with no second preview and no save (the notebook
+    // is unsaved only in what the kernel wrote, its language_info). Timed in the page
+    // (Playwright's polling would add its own delays).
     await page.evaluate(() => {
       const w = window as any;
       const button = document.querySelector('.jp-canfar-launch')!;
@@ -220,15 +220,18 @@ test.describe('Run as batch', () => {
         { capture: true, once: true }
       );
     });
-    // What the launch asks the server, in order: no second preview before the POST. The
-    // POST's times (wall clock, as the click's) tell the frontend's share from the rest.
+    // What the launch asks the server, in order: no save, no second preview before the
+    // POST. The POST's times (wall clock, as the click's) tell the frontend's share.
     const asked: string[] = [];
     const post = { sent: 0, answered: 0 };
     const onRequest = (r: { method(): string; url(): string }) => {
+      if (r.method() === 'PUT' && /\/api\/contents\//.test(r.url())) {
+        asked.push('PUT contents');
+      }
       const route = /\/canfar-jlab\/(runs(\/preview)?)\b/.exec(r.url());
       if (route) {
         asked.push(`${r.method()} ${route[1]}`);
-        if (asked.length === 1) {
+        if (route[1] === 'runs' && !post.sent) {
           post.sent = Date.now();
         }
       }
