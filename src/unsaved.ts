@@ -21,6 +21,7 @@ export function runFingerprint(model: INotebookModel): string {
 }
 
 const saved = new WeakMap<NotebookContext, string>();
+const followed = new WeakSet<NotebookContext>();
 
 /** Remember what the file on disk holds now (it was just loaded, saved or reverted). */
 function remember(context: NotebookContext): void {
@@ -32,9 +33,10 @@ function remember(context: NotebookContext): void {
 /** Follow a notebook's saves, so `needsSave` can tell what changed since. */
 export function trackSaves(panel: NotebookPanel): void {
   const context = panel.context;
-  if (saved.has(context)) {
+  if (followed.has(context)) {
     return;
   }
+  followed.add(context);
   // Followed late, a notebook edited since it was opened waits for its next save.
   void context.ready.then(() => !context.model.dirty && remember(context));
   context.fileChanged.connect(() => remember(context));
