@@ -382,7 +382,7 @@ def run_replica(run_folder: Path, script: Script) -> int:
             return code
         cwd = script.header.get("cwd")
         folder = replica_folder.prepare(
-            workdir, Path(cwd) if cwd else None, link_parent=replica > 0
+            workdir, Path(cwd) if cwd else None, run_folder.parent, link_parent=replica > 0
         )
         for problem in folder.problems:
             print(f"canfar-jlab: working folder: {problem}", file=sys.stderr)

@@ -18,11 +18,13 @@ hands over here when the replica's image has nbclient and the notebook's kernel.
 - the executed notebook, outputs and images included, is saved as
   ``replicas/<i>/executed.ipynb``, also when a cell failed;
 - watchdogs (settings below, all bounded): a kernel that does not answer within the start
-  timeout is started once more; a cell is *stalled* when the kernel reported it finished but
-  its reply never came (`REPLY_STALL`), or when for `CELL_IDLE` seconds the kernel sent
-  nothing and its process tree used no CPU; a stalled cell ends the replica with a message
-  naming the cell, and the status report says ``"stall": "cell"``. A cell running longer than
-  `CELL_TIMEOUT` ends the replica the same way (``"stall": "timeout"``).
+  timeout is started once more; a cell whose kernel went idle (every output of the cell in)
+  but whose reply has not come `REPLY_STALL` seconds later is taken as done from its outputs
+  (an error output fails it), as ipywidgets' interact() sometimes loses the reply; a cell is
+  *stalled* when for `CELL_IDLE` seconds the kernel sent nothing and its process tree used no
+  CPU; a stalled cell ends the replica with a message naming the cell, and the status report
+  says ``"stall": "cell"``. A cell running longer than `CELL_TIMEOUT` ends the replica the same
+  way (``"stall": "timeout"``).
 
 Settings are environment variables of the replica (``-e NAME=SECONDS`` at launch):
 """
@@ -59,7 +61,7 @@ EXIT_REFUSED = 2
 # name: (default, minimum, maximum) in seconds; none is unbounded.
 SETTINGS = {
     "CANFAR_JLAB_KERNEL_START_TIMEOUT": (60, 5, 900),
-    "CANFAR_JLAB_REPLY_STALL": (30, 2, 900),
+    "CANFAR_JLAB_REPLY_STALL": (2, 1, 900),
     "CANFAR_JLAB_CELL_IDLE": (1800, 2, 7 * 86400),
     "CANFAR_JLAB_CELL_TIMEOUT": (2 * 86400, 5, 30 * 86400),
 }
@@ -336,7 +338,6 @@ def _client_class():
                 "stdout": LineStreamer(sys.stdout, lines=lines),
                 "stderr": LineStreamer(sys.stderr, lines=lines),
             }
-            self.idle_seen: float | None = None
             self.last_activity = time.monotonic()
 
         # -- echoing
@@ -355,9 +356,7 @@ def _client_class():
         def process_message(self, msg, cell, cell_index):
             self.last_activity = time.monotonic()
             kind, content = msg["msg_type"], msg["content"]
-            if kind == "status" and content.get("execution_state") == "idle":
-                self.idle_seen = time.monotonic()
-            elif kind == "update_display_data":
+            if kind == "update_display_data":
                 self.echo_data(content.get("data") or {})
             return super().process_message(msg, cell, cell_index)
 
@@ -379,7 +378,6 @@ def _client_class():
         async def async_execute_cell(
             self, cell, cell_index, execution_count=None, store_history=True
         ):
-            self.idle_seen = None
             self.last_activity = time.monotonic()
             last_cpu = self._cpu()
             task = asyncio.ensure_future(
@@ -394,12 +392,7 @@ def _client_class():
                 if cpu != last_cpu:
                     last_cpu, self.last_activity = cpu, now
                 stall = None
-                if self.idle_seen is not None and now - self.idle_seen > self.settings.reply_stall:
-                    stall = (
-                        "the kernel finished the cell but its reply did not come within "
-                        f"{self.settings.reply_stall} s"
-                    )
-                elif now - self.last_activity > self.settings.cell_idle:
+                if now - self.last_activity > self.settings.cell_idle:
                     stall = (
                         f"no output and no CPU use for {self.settings.cell_idle} s "
                         "(CANFAR_JLAB_CELL_IDLE)"
@@ -415,7 +408,77 @@ def _client_class():
         def _cpu(self):
             return None if self.report is None else self.report.meter.descendants_cpu
 
+        async def _async_poll_for_reply(
+            self, msg_id, cell, timeout, task_poll_output_msg, task_poll_kernel_alive
+        ):
+            """nbclient's wait for the cell's reply, raced against the kernel going idle for
+            the cell: once idle has come (every output of the cell is in), the reply has
+            `reply_stall` seconds, then the cell is done without it. ipywidgets' interact()
+            under nbclient loses a reply now and then (1 replica in 6 here), and waiting for
+            it ended the replica though its cell was over."""
+            reply = asyncio.ensure_future(
+                super()._async_poll_for_reply(
+                    msg_id, cell, timeout, task_poll_output_msg, task_poll_kernel_alive
+                )
+            )
+            try:
+                first = asyncio.FIRST_COMPLETED
+                await asyncio.wait({reply, task_poll_output_msg}, return_when=first)
+                idle = task_poll_output_msg.done() and not task_poll_output_msg.cancelled()
+                if not reply.done() and idle and task_poll_output_msg.exception() is None:
+                    await asyncio.wait({reply}, timeout=self.settings.reply_stall)
+                if reply.done() or not idle or task_poll_output_msg.exception() is not None:
+                    return await reply
+            finally:
+                if not reply.done():
+                    reply.cancel()
+            task_poll_kernel_alive.cancel()
+            late = await self._late_reply(msg_id)
+            if late is not None:
+                return late
+            self.end_lines()
+            print(
+                "canfar-jlab: the kernel finished this cell but its reply did not come within "
+                f"{self.settings.reply_stall} s (CANFAR_JLAB_REPLY_STALL); going on",
+                file=sys.stderr,
+                flush=True,
+            )
+            return _reply_from_outputs(msg_id, cell)
+
+        async def _late_reply(self, msg_id):
+            """The reply, if it is waiting on the shell channel after all."""
+            from queue import Empty
+
+            try:
+                while True:
+                    msg = await _maybe(self.kc.shell_channel.get_msg(timeout=0.05))
+                    if msg["parent_header"].get("msg_id") == msg_id:
+                        return msg
+            except Empty:
+                return None
+
     return BatchClient
+
+
+def _reply_from_outputs(msg_id: str, cell) -> dict:
+    """An execute_reply for a cell whose kernel went idle without sending one: an error
+    output (the cell raised) makes it an error reply, as the kernel's would have been."""
+    errors = [out for out in cell.get("outputs", []) if out.get("output_type") == "error"]
+    content: dict = {"status": "ok", "execution_count": None}
+    if errors:
+        error = errors[-1]
+        content = {
+            "status": "error",
+            "ename": error.get("ename", ""),
+            "evalue": error.get("evalue", ""),
+            "traceback": list(error.get("traceback") or []),
+        }
+    return {
+        "header": {"msg_type": "execute_reply"},
+        "parent_header": {"msg_id": msg_id},
+        "metadata": {},
+        "content": content,
+    }
 
 
 @dataclass
@@ -552,7 +615,10 @@ class KernelStartStalled(Exception):
 
 
 async def _start_kernel(client, settings: Settings, log: Path) -> None:
-    """Start the kernel and wait for it to answer; once more if it does not in time.
+    """Start the kernel and wait for it to answer; once more if it does not in time, or if it
+    died because another process took one of its ports between their choice and its bind (the
+    client picks free ports, the kernel binds them later: replicas starting kernels at once
+    on one node race for them).
 
     The kernel process's own stdout/stderr (its start-up warnings; what JupyterLab shows in
     the server's console, not in the notebook) go to `log`; the notebook's outputs come
@@ -560,6 +626,7 @@ async def _start_kernel(client, settings: Settings, log: Path) -> None:
     """
     for attempt in (1, 2):
         client.km = client.create_kernel_manager()
+        written = log.stat().st_size if log.exists() else 0
         try:
             with open(log, "ab") as console:
                 await client.async_start_new_kernel(stdout=console, stderr=console)
@@ -569,6 +636,14 @@ async def _start_kernel(client, settings: Settings, log: Path) -> None:
             if client.km is not None:
                 await client._async_cleanup_kernel()
             client.km, client.kc = None, None
+            if "died" in str(error) and attempt == 1 and _port_taken(log, written):
+                print(
+                    "canfar-jlab: another process took the kernel's port while it started; "
+                    "starting it once more on new ports",
+                    file=sys.stderr,
+                    flush=True,
+                )
+                continue
             if "died" in str(error):  # not a stall: starting it again would fail the same way
                 _print_tail(log)
                 raise RunnerError(
@@ -587,6 +662,16 @@ async def _start_kernel(client, settings: Settings, log: Path) -> None:
                 file=sys.stderr,
                 flush=True,
             )
+
+
+def _port_taken(log: Path, start: int) -> bool:
+    """Whether the kernel's console, from byte `start`, says a port was already in use."""
+    try:
+        with open(log, "rb") as console:
+            console.seek(start)
+            return b"Address already in use" in console.read(1 << 20)
+    except OSError:
+        return False
 
 
 def _failed(current, error: str, stall: str | None = None) -> Result:

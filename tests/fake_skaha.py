@@ -188,6 +188,12 @@ class FakeSkaha:
         with self.lock:
             self.logs[session_id] += text.encode() if isinstance(text, str) else text
 
+    def replace_log(self, session_id: str, text: str | bytes) -> None:
+        """The log as a restarted container (it starts again) or a rotation (its head cut
+        off) leaves it: from now on the service sends this instead."""
+        with self.lock:
+            self.logs[session_id] = text.encode() if isinstance(text, str) else text
+
     def recorded(self, method: str | None = None, path_suffix: str = "") -> list[Recorded]:
         with self.lock:
             return [

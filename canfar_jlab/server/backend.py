@@ -15,6 +15,7 @@ from typing import Any
 
 from ..credentials import Credentials
 from ..live import LiveHub
+from ..logdelta import LogCursor
 from ..models import Run
 from ..runs import RunStore, busy, reconcile
 from ..runs.connection import Connection, ConnectionFailed
@@ -123,6 +124,9 @@ class Backend:
 
     async def logs(self, session_id: str, offset: int | None = None) -> Any:
         return await self.call("logs", session_id, offset)
+
+    async def read_log(self, session_id: str, cursor: LogCursor) -> bytes:
+        return await self.call("read_log", session_id, cursor)
 
     async def log_stream(self, sessions: dict[str, int]) -> AsyncIterator[Any]:
         """The service's streaming log read; on a local engine that refused us or went away,
