@@ -57,6 +57,7 @@ from nbconvert import PythonExporter
 from pydantic import BaseModel, ConfigDict
 
 from . import export_runner, kernel_runner, replica_folder, replica_report
+from .errors import CanfarError
 
 SKIP_TAG = "skip-batch"
 PARAMETERS_TAG = "parameters"
@@ -98,7 +99,7 @@ _TEMPLATE = r"""{%- extends 'null.j2' -%}
 """
 
 
-class ExportError(Exception):
+class ExportError(CanfarError):
     """A notebook that cannot be exported at all; the message is one line for the user."""
 
 

@@ -26,16 +26,14 @@ import threading
 import time
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 from urllib.parse import quote, urlsplit
 
 import httpx
 import yaml
 
-from .skaha import AuthError
-
-if TYPE_CHECKING:
-    from .credentials import Secret
+from .errors import AuthError
+from .secret import Secret, epoch_time
 
 log = logging.getLogger(__name__)
 
@@ -174,7 +172,6 @@ class OidcLogin:
             log.warning("could not save the renewed token to %s (%s)", self.config_path, exc)
 
     def _take(self, reply: dict[str, Any]) -> None:
-        from .credentials import Secret
 
         lifetime = _number(reply.get("expires_in"))
         new_refresh = reply.get("refresh_token")
@@ -219,7 +216,6 @@ class OidcLogin:
 
     def _adopt_newer_from_file(self) -> bool:
         """Take the file's token when another tool renewed it since we read it."""
-        from .credentials import Secret, _epoch
 
         try:
             record = self._record(yaml.safe_load(self.config_path.read_text(encoding="utf-8")))
@@ -228,7 +224,7 @@ class OidcLogin:
         if record is None:
             return False
         token = record.get("token") if isinstance(record.get("token"), dict) else {}
-        expiry = _epoch((record.get("expiry") or {}).get("access"))
+        expiry = epoch_time((record.get("expiry") or {}).get("access"))
         access, refresh = token.get("access"), token.get("refresh")
         current = self.expires_at
         if not isinstance(access, str) or not access.strip() or expiry is None:

@@ -22,8 +22,8 @@ import sys
 import time
 from pathlib import Path
 
-from .. import __version__
 from ..paths import data_home
+from ..version import __version__
 from .config import ConfigError, EngineConfig, load_config, settings_file, settings_from_env
 from .layout import FILE_MODE, EngineLayout, read_json, write_json_atomic
 from .procs import start_time

@@ -14,7 +14,7 @@ from typing import Any
 import tornado.iostream
 import tornado.web
 
-from .. import __version__
+from ..version import __version__
 from .errors import SkahaError, bad_request, not_found
 from .manager import SessionManager
 from .params import SESSION_TYPES, first, parse_create, quote

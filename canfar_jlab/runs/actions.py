@@ -142,7 +142,7 @@ async def rerun_failed(
         raise NothingToRerun(f"run {name} has no Failed or NotCreated replica to run again")
     folder = Path(run.folder)
     if source == "notebook":
-        from .launcher import reexport  # the exporter is slow to import
+        from .snapshot import reexport  # the exporter is slow to import
 
         await reexport(run, client, store)
         run = store.get(name)

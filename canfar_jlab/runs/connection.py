@@ -19,26 +19,19 @@ from collections.abc import Callable
 from typing import Any
 
 from ..credentials import Credentials, resolve_credentials
-from ..skaha import (
+from ..errors import (
     AuthError,
     BadReply,
+    ConnectionFailed,
     CreateOutcomeUnknown,
-    RetryPolicy,
-    SkahaClient,
     SkahaError,
     Unavailable,
     UpstreamTimeout,
 )
+from ..skaha import RetryPolicy, SkahaClient
 from .archive import LOG_READ_LIMIT
 
 log = logging.getLogger(__name__)
-
-
-class ConnectionFailed(SkahaError):
-    """No session service could be set up (no credentials, the engine failed to start)."""
-
-    code = "backend_unavailable"
-    http_status = 502
 
 
 # What a stopped or restarted engine looks like; a timeout or a garbled reply may mean the

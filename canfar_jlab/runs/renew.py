@@ -21,10 +21,10 @@ from datetime import datetime, timezone
 
 from pydantic import BaseModel
 
+from ..errors import InvalidInput, NothingToRenew
 from ..models import Run
 from ..skaha import NotFound, SkahaClient, SkahaError
 from .reconciler import adopt_by_name, awaiting_adoption
-from .store import RunError
 
 _LIVE = ("Pending", "Running")
 MIN_GAIN = 60.0  # seconds the deadline must move to count as renewed
@@ -32,10 +32,6 @@ NOT_NEAR = (
     "Skaha renews a session only when less than its renewal period (4 days on CANFAR) is left, "
     "and then only up to that period"
 )
-
-
-class NothingToRenew(RunError):
-    pass
 
 
 class RenewedReplica(BaseModel):
@@ -78,7 +74,7 @@ async def renew_run(
     report, not raised.
     """
     if hours is not None and not 0 < hours <= 24 * 366:
-        raise RunError("hours must be a positive number of hours (at most a year)")
+        raise InvalidInput("hours must be a positive number of hours (at most a year)")
     candidates = await _live_sessions(run, client) if run.deleted is None else []
     if not candidates:
         raise NothingToRenew(f"run {run.name} has no live replica to renew")

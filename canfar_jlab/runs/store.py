@@ -19,17 +19,17 @@ import logging
 import os
 import re
 import secrets
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 from pydantic import ValidationError
 
+from ..errors import LaunchRefused as LaunchRefused  # re-exported for older importers
+from ..errors import NothingToRerun as NothingToRerun
+from ..errors import RunError as RunError
+from ..errors import RunNameInUse, RunNotFound
 from ..models import RUN_NAME_MAX, SESSION_NAME_PATTERN, Run
 from ..paths import user_settings
-
-if TYPE_CHECKING:
-    from ..export import ExportProblem
 
 log = logging.getLogger(__name__)
 
@@ -40,45 +40,6 @@ LOGS_DIR = "logs"
 OUTPUTS_DIR = "outputs"
 # Skaha splits args on spaces and mangles `$`, `"`, `\`; env values may not hold `=`.
 _UNSAFE_PATH = re.compile(r'[\s$"\\=]')
-
-
-class RunError(Exception):
-    """A run operation failed; the message is one line for the user."""
-
-
-class RunNotFound(RunError):
-    pass
-
-
-class RunNameInUse(RunError):
-    pass
-
-
-class LaunchRefused(RunError):
-    """Nothing was created. `problems` (export.ExportProblem) lists the cells that need a
-    person at a screen."""
-
-    def __init__(
-        self,
-        message: str,
-        problems: Sequence[ExportProblem] | None = None,
-        headline: str | None = None,
-    ) -> None:
-        super().__init__(message)
-        self.problems = list(problems or [])
-        self.headline = headline  # "cannot run X as batch", when problems are listed
-
-    def lines(self) -> list[str]:
-        """The refusal for a terminal: one line, or a headline then each problem on its own
-        line, in notebook order (warnings included, labelled)."""
-        if len(self.problems) < 2 or not self.headline:
-            return [str(self)]
-        head = f"{self.headline} ({len(self.problems)} problems):"
-        return [head, *(f"  {problem}" for problem in self.problems)]
-
-
-class NothingToRerun(RunError):
-    pass
 
 
 RUNS_ROOT_SETTING = "runs-root"

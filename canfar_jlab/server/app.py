@@ -8,7 +8,7 @@ from pathlib import Path
 from jupyter_server.extension.application import ExtensionApp
 from traitlets import Float, Unicode
 
-from .. import __version__
+from ..version import __version__
 from .backend import Backend
 from .handlers import route_table
 

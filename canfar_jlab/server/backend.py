@@ -14,23 +14,15 @@ from pathlib import Path
 from typing import Any
 
 from ..credentials import Credentials
+from ..errors import AuthError, NotFound, Unavailable, UpstreamTimeout
 from ..live import LiveHub
 from ..models import Run
 from ..runs import RunStore, busy, reconcile
-from ..runs.connection import Connection, ConnectionFailed
+from ..runs.connection import Connection
 from ..runs.service import RunService
-from ..skaha import (
-    AuthError,
-    NotFound,
-    SkahaClient,
-    Unavailable,
-    UpstreamTimeout,
-)
+from ..skaha import SkahaClient
 
 log = logging.getLogger(__name__)
-
-
-BackendUnavailable = ConnectionFailed  # no session service could be set up (502)
 
 
 class Backend:

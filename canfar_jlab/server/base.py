@@ -1,4 +1,7 @@
-"""What every canfar-jlab handler shares: authentication, authorization, JSON and errors."""
+"""What every canfar-jlab handler shares: authentication, authorization, JSON and errors.
+
+`HTTP_STATUS` is the one table from the core's errors (canfar_jlab.errors) to HTTP statuses;
+every route turns a `CanfarError` into a one-line JSON error through it."""
 
 from __future__ import annotations
 
@@ -16,7 +19,23 @@ from jupyter_server.extension.handler import ExtensionHandlerMixin
 from pydantic import BaseModel, ValidationError
 from tornado import web
 
-from ..skaha import SkahaClient, SkahaError
+from ..errors import (
+    AuthError,
+    CanfarError,
+    CreateOutcomeUnknown,
+    InvalidInput,
+    InvalidRequest,
+    LaunchRefused,
+    NotFound,
+    NothingToRenew,
+    NothingToRerun,
+    RunError,
+    RunNameInUse,
+    RunNotFound,
+    SkahaError,
+    UpstreamTimeout,
+)
+from ..skaha import SkahaClient
 
 if TYPE_CHECKING:
     from .backend import Backend
@@ -27,6 +46,26 @@ MAX_BODY = 1024 * 1024  # a launch request is a few KB; parameters are bounded f
 MAX_DEPTH = 32  # parameters nest at most 16 (models.MAX_PARAMETERS_DEPTH)
 MAX_QUOTE = 200  # characters of a client's input an error message may repeat
 MAX_MESSAGE = 500
+
+# The core's errors as HTTP statuses; the most specific class listed wins. 4xx for what the
+# user can fix, 502/504 for what the session service did. A refused credential is the
+# service's refusal of ours, not the Jupyter login's fault: 502, never 401.
+HTTP_STATUS: dict[type[CanfarError], int] = {
+    InvalidInput: 400,
+    InvalidRequest: 400,
+    LaunchRefused: 400,
+    NotFound: 404,
+    RunNotFound: 404,
+    RunNameInUse: 409,
+    NothingToRerun: 409,
+    NothingToRenew: 409,
+    RunError: 409,
+    AuthError: 502,
+    SkahaError: 502,
+    UpstreamTimeout: 504,
+    CreateOutcomeUnknown: 504,
+    CanfarError: 500,
+}
 
 
 class CanfarHandler(ExtensionHandlerMixin, APIHandler):
@@ -158,7 +197,7 @@ class CanfarHandler(ExtensionHandlerMixin, APIHandler):
             if deadline is None:
                 return await work
             return await asyncio.wait_for(work, deadline)
-        except SkahaError as exc:
+        except CanfarError as exc:
             raise http_error(exc) from None
         except asyncio.TimeoutError:
             raise web.HTTPError(
@@ -170,12 +209,17 @@ class CanfarHandler(ExtensionHandlerMixin, APIHandler):
         return await self.upstream_work(self.backend.connect(), self.backend.call_deadline)
 
 
-def http_error(exc: SkahaError) -> web.HTTPError:
-    """400/404/409 for what the user can fix, 502/504 for what the service did."""
-    status = exc.http_status
-    if status == 401 or status == 403:
-        status = 502  # the service refused our credential: not the Jupyter login's fault
-    return web.HTTPError(status, exc.message)
+def http_status(exc: CanfarError) -> int:
+    """The status `HTTP_STATUS` gives `exc`'s class or its nearest listed ancestor."""
+    for kind in type(exc).__mro__:
+        if kind in HTTP_STATUS:
+            return HTTP_STATUS[kind]
+    return 500
+
+
+def http_error(exc: CanfarError) -> web.HTTPError:
+    """`exc` as a one-line HTTP error with its status from `HTTP_STATUS`."""
+    return web.HTTPError(http_status(exc), quote(str(exc), MAX_MESSAGE))
 
 
 def validation_message(exc: ValidationError) -> str:

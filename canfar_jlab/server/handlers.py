@@ -9,9 +9,9 @@ from jupyter_server.auth.decorator import authorized
 from jupyter_server.utils import url_path_join
 from tornado import web
 
-from .. import __version__
 from ..credentials import config_sites
-from ..skaha import SkahaError
+from ..errors import SkahaError
+from ..version import __version__
 from .base import CanfarHandler, http_error
 from .live import snapshot_message
 
