@@ -15,7 +15,7 @@ import tornado.iostream
 import tornado.web
 
 from ..version import __version__
-from .errors import SkahaError, bad_request, not_found
+from .errors import HTTPRefusal, bad_request, not_found
 from .manager import SessionManager
 from .params import SESSION_TYPES, first, parse_create, quote
 from .wire import (
@@ -67,7 +67,7 @@ class EngineHandler(tornado.web.RequestHandler):
         if scheme.lower() != "bearer" or not hmac.compare_digest(
             credential.strip().encode(), self.token.encode()
         ):
-            raise SkahaError(401, "authentication required: send the engine's bearer token")
+            raise HTTPRefusal(401, "authentication required: send the engine's bearer token")
         self.set_header("x-vo-authenticated", self.manager.identity.username)
 
     def _allowed(self) -> list[str]:
@@ -101,7 +101,7 @@ class EngineHandler(tornado.web.RequestHandler):
         exc = kwargs.get("exc_info", (None, None, None))[1]
         if status_code == 401:
             self.set_header("WWW-Authenticate", 'Bearer realm="canfar-jlab-engine"')
-        if isinstance(exc, SkahaError):
+        if isinstance(exc, HTTPRefusal):
             message = exc.message
         elif status_code == 405:
             self.set_header("Allow", ", ".join(self._allowed()))
@@ -119,12 +119,12 @@ class EngineHandler(tornado.web.RequestHandler):
 
     def send_error(self, status_code: int = 500, **kwargs: Any) -> None:
         exc = kwargs.get("exc_info", (None, None, None))[1]
-        if isinstance(exc, SkahaError):
+        if isinstance(exc, HTTPRefusal):
             status_code = exc.status
         super().send_error(status_code, **kwargs)
 
     def log_exception(self, typ: Any, value: Any, tb: Any) -> None:
-        if isinstance(value, SkahaError | tornado.web.HTTPError):
+        if isinstance(value, HTTPRefusal | tornado.web.HTTPError):
             return  # an answer, not a fault
         log.error("%s %s failed", self.request.method, self.request.path, exc_info=(typ, value, tb))
 
