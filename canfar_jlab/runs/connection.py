@@ -15,8 +15,8 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Callable
-from typing import Any
+from collections.abc import Awaitable, Callable
+from typing import Any, TypeVar
 
 from ..credentials import Credentials, resolve_credentials
 from ..errors import (
@@ -32,6 +32,8 @@ from ..skaha import RetryPolicy, SkahaClient
 from .archive import LOG_READ_LIMIT
 
 log = logging.getLogger(__name__)
+
+T = TypeVar("T")
 
 
 # What a stopped or restarted engine looks like; a timeout or a garbled reply may mean the
@@ -143,19 +145,23 @@ class Connection:
     async def aclose(self) -> None:
         await self.reset()
 
-    async def call(self, method: str, *args: Any, **kwargs: Any) -> Any:
-        """`client.<method>(...)`; on the local engine, reconnect and try once more when it
-        refuses our token or cannot be reached."""
+    async def run(self, work: Callable[[SkahaClient], Awaitable[T]], what: str) -> T:
+        """`work(client)`; on the local engine, reconnect and try once more when it refuses
+        our token or cannot be reached. `what` names the call in the log."""
         client = await self.connect()
         try:
-            return await getattr(client, method)(*args, **kwargs)
+            return await work(client)
         except _REFUSALS as exc:
             if not client.credentials.is_local_engine or isinstance(exc, _NOT_RETRIED):
                 raise
-            log.info("the local engine refused %s (%s): connecting again", method, exc.code)
+            log.info("the local engine refused %s (%s): connecting again", what, exc.code)
             await self.reset(client)
             client = await self.connect()
-            return await getattr(client, method)(*args, **kwargs)
+            return await work(client)
+
+    async def call(self, method: str, *args: Any, **kwargs: Any) -> Any:
+        """`client.<method>(...)` through `run`: the SkahaClient face below forwards here."""
+        return await self.run(lambda client: getattr(client, method)(*args, **kwargs), method)
 
     # ------------------------------------------------------------ SkahaClient's face
 

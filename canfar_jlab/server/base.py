@@ -11,7 +11,7 @@ import logging
 from collections.abc import Awaitable
 from http.client import responses
 from pathlib import Path, PurePosixPath
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from jupyter_core.paths import is_hidden
 from jupyter_server.base.handlers import APIHandler
@@ -41,6 +41,8 @@ if TYPE_CHECKING:
     from .backend import Backend
 
 log = logging.getLogger(__name__)
+
+T = TypeVar("T")
 
 MAX_BODY = 1024 * 1024  # a launch request is a few KB; parameters are bounded far below this
 MAX_DEPTH = 32  # parameters nest at most 16 (models.MAX_PARAMETERS_DEPTH)
@@ -177,17 +179,16 @@ class CanfarHandler(ExtensionHandlerMixin, APIHandler):
             raise web.HTTPError(404, f"notebook: {shown} does not exist")
         return resolved
 
-    async def upstream(self, method: str, *args: Any, **kwargs: Any) -> Any:
-        """Call the session service, turning its failures into one-line HTTP errors.
+    async def upstream(self, work: Awaitable[T]) -> T:
+        """A call of the backend (`self.backend.get_session(...)`...), its failures turned
+        into one-line HTTP errors.
 
         The whole call, retries included, gets one deadline: a slow or dead service costs
         the browser at most that long, and other routes keep answering meanwhile.
         """
-        return await self.upstream_work(
-            self.backend.call(method, *args, **kwargs), self.backend.call_deadline
-        )
+        return await self.upstream_work(work, self.backend.call_deadline)
 
-    async def upstream_work(self, work: Awaitable[Any], deadline: float | None = None) -> Any:
+    async def upstream_work(self, work: Awaitable[T], deadline: float | None = None) -> T:
         """Await `work` (which talks to the session service) with errors as HTTP errors.
 
         Work that creates sessions gets no deadline: cancelling it half-way would leave
