@@ -45,7 +45,6 @@ import math
 import os
 import re
 import sys
-import tempfile
 from collections.abc import Callable
 from pathlib import Path
 from typing import Literal
@@ -57,7 +56,9 @@ from nbconvert import PythonExporter
 from pydantic import BaseModel, ConfigDict
 
 from . import export_runner, kernel_runner, replica_folder, replica_report
+from .atomic import write_atomically
 from .errors import CanfarError
+from .models import unsafe_char
 
 SKIP_TAG = "skip-batch"
 PARAMETERS_TAG = "parameters"
@@ -74,7 +75,6 @@ RUNNERS = ("nbclient", "script")
 PYTHON_LANGUAGES = {"python", "python3", "ipython", "ipython3"}
 
 # Skaha pastes cmd and args into YAML and splits args on single spaces (skaha-api.md §2.1).
-_SKAHA_UNSAFE = re.compile(r'[\s$"\\]')
 _SCRIPT_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*\.py$")
 
 _TEMPLATE = r"""{%- extends 'null.j2' -%}
@@ -236,13 +236,13 @@ def export_notebook(
     runner_source = Path(export_runner.__file__).read_text(encoding="utf-8")
     try:
         out_dir.mkdir(parents=True, exist_ok=True)
-        _write_atomically(script_path, text)
-        _write_atomically(runner_path, runner_source)
-        _write_atomically(out_dir / SNAPSHOT_NAME, content.decode("utf-8"))
+        write_atomically(script_path, text)
+        write_atomically(runner_path, runner_source)
+        write_atomically(out_dir / SNAPSHOT_NAME, content.decode("utf-8"))
         if sweep:
-            _write_atomically(out_dir / SWEEP_NAME, json.dumps(sweep, indent=1) + "\n")
+            write_atomically(out_dir / SWEEP_NAME, json.dumps(sweep, indent=1) + "\n")
         for name, module in RUNNER_MODULES.items():
-            _write_atomically(out_dir / name, Path(module.__file__).read_text(encoding="utf-8"))
+            write_atomically(out_dir / name, Path(module.__file__).read_text(encoding="utf-8"))
     except OSError as error:
         raise ExportError(f"cannot write to {out_dir}: {error.strerror or error}") from None
 
@@ -732,23 +732,9 @@ def _script_name(notebook_path: Path) -> str:
 def _check_skaha_safe(what: str, value: str) -> None:
     if not value:
         raise ExportError(f"the {what} is empty")
-    bad = _SKAHA_UNSAFE.search(value)
-    if bad:
-        shown = "a space" if bad.group() == " " else repr(bad.group())
+    shown = unsafe_char(value, whitespace=True)
+    if shown:
         raise ExportError(
             f"the {what} {value!r} contains {shown}; Skaha splits a replica's command on "
             'spaces and mangles $, " and \\, so choose a path without them'
         )
-
-
-def _write_atomically(path: Path, text: str) -> None:
-    """Readers (a replica starting, another export) see the old file or the new, never half."""
-    descriptor, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
-    try:
-        with os.fdopen(descriptor, "w", encoding="utf-8") as file:
-            file.write(text)
-        os.chmod(temporary, 0o644)  # mkstemp makes 0600; give what a plain write gives
-        os.replace(temporary, path)
-    except BaseException:
-        Path(temporary).unlink(missing_ok=True)
-        raise

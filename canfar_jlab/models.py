@@ -24,6 +24,8 @@ from pydantic import (
     model_validator,
 )
 
+from . import statuses
+
 # Skaha stores names lower-cased and uses them as DNS labels (hostname, pod label).
 SESSION_NAME_PATTERN = re.compile(r"^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$")
 # Kubernetes' rule for environment variable names (C identifiers plus '.' and '-').
@@ -31,6 +33,19 @@ ENV_NAME_PATTERN = re.compile(r"^[-._a-zA-Z][-._a-zA-Z0-9]*$")
 # Skaha pastes cmd/args/env into a YAML template with Java String.replaceAll: `$` is a regex group
 # reference and `"` or `\` break the quoting (skaha-api.md §2.1).
 UNSAFE_CHARS = ("$", '"', "\\")
+
+
+def unsafe_char(value: str, *, whitespace: bool = False, equals: bool = False) -> str | None:
+    """The first character of `value` that Skaha cannot pass to a replica, as a message shows
+    it ("a space", "'$'"), or None: always UNSAFE_CHARS; whitespace too where Skaha splits on
+    spaces (args, paths in them); `=` too in env values (Skaha drops `KEY=a=b`). The one check
+    for session specs, exported paths and the runs folder."""
+    for ch in value:
+        if ch in UNSAFE_CHARS or (whitespace and ch.isspace()) or (equals and ch == "="):
+            return "a space" if ch == " " else repr(ch)
+    return None
+
+
 SESSION_TYPES = (
     "headless",
     "notebook",
@@ -70,11 +85,16 @@ class SessionStatus(str, Enum):
 
     @property
     def is_terminal(self) -> bool:
-        return self in (SessionStatus.COMPLETED, SessionStatus.FAILED)
+        return self.value in statuses.SESSION_ENDED
 
     @property
     def is_active(self) -> bool:
-        return self in (SessionStatus.PENDING, SessionStatus.RUNNING)
+        return self.value in statuses.SESSION_ACTIVE
+
+    @property
+    def is_live(self) -> bool:
+        """The session exists on the service (Terminating included)."""
+        return self.value in statuses.SESSION_LIVE
 
     @classmethod
     def parse(cls, value: object) -> SessionStatus:
@@ -707,9 +727,8 @@ def replica_names(name: str, replicas: int) -> list[str]:
 
 
 def _check_safe(field: str, value: str) -> None:
-    found = [ch for ch in UNSAFE_CHARS if ch in value]
-    if found:
-        shown = " ".join(repr(ch) for ch in found)
+    shown = unsafe_char(value)
+    if shown:
         raise ValueError(
             f"{field} contains {shown}, which Skaha mangles; pass complex commands through a "
             "script file instead"
@@ -968,9 +987,7 @@ class Replica(BaseModel):
     @property
     def is_ended(self) -> bool:
         """Will not change any more (until run again)."""
-        if self.status in (ReplicaStatus.COMPLETED, ReplicaStatus.FAILED, ReplicaStatus.TIMED_OUT):
-            return True
-        if self.status is ReplicaStatus.NOT_CREATED:
+        if self.status.value in statuses.REPLICA_ENDED:
             return True
         return self.status is ReplicaStatus.UNKNOWN and self.ended is not None
 

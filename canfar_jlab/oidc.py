@@ -18,10 +18,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
-import contextlib
 import logging
-import os
-import tempfile
 import threading
 import time
 from datetime import datetime, timezone
@@ -32,6 +29,7 @@ from urllib.parse import quote, urlsplit
 import httpx
 import yaml
 
+from .atomic import write_atomically
 from .errors import AuthError
 from .secret import Secret, epoch_time
 
@@ -262,24 +260,7 @@ class OidcLogin:
         if refresh_lifetime is not None:
             expiry["refresh"] = time.time() + refresh_lifetime
         text = yaml.safe_dump(data, sort_keys=False, default_flow_style=False)
-        atomic_replace(path, text.encode("utf-8"), mode)
-
-
-def atomic_replace(path: Path, data: bytes, mode: int) -> None:
-    """Write `data` to `path` by a temporary file in the same folder, fsync, then `os.replace`;
-    the temporary file has `mode` from its creation, so the secrets are never more readable."""
-    fd, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        os.fchmod(fd, mode)
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(data)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(temporary, path)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            os.unlink(temporary)
-        raise
+        write_atomically(path, text, mode=mode, durable=True)
 
 
 class _Failed(Exception):

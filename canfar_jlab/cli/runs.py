@@ -31,19 +31,11 @@ from ..runs import (
     RunService,
     Target,
 )
+from ..statuses import SHOWN_ORDER
 from .common import EXIT_FAILURE, EXIT_REFUSED, CliError, run_with_service, write_session_log
 
 PROGRESS_EVERY = 10.0  # seconds between progress lines when nothing changes
 _FILES_SHOWN = 5  # new files listed per replica; the rest counted (run.json has them all)
-_STATUS_ORDER = (
-    "Running",
-    "Pending",
-    "Terminating",
-    "Completed",
-    "Failed",
-    "Unknown",
-    "NotCreated",
-)
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -278,7 +270,7 @@ def progress(run: Run) -> str:
     """`3/10 Running, 2 Pending, 5 Completed`."""
     counts = run.counts
     total = len(run.replicas)
-    parts = [f"{counts[s]} {s}" for s in _STATUS_ORDER if counts.get(s)]
+    parts = [f"{counts[s]} {s}" for s in SHOWN_ORDER if counts.get(s)]
     if parts:
         parts[0] = parts[0].replace(" ", f"/{total} ", 1)
     return ", ".join(parts)

@@ -331,10 +331,7 @@ async def _active_session_names(client: SkahaClient | None) -> set[str]:
     if client is None:
         return set()
     sessions = await client.list_sessions()
-    return {s.name for s in sessions if s.name and s.status.value in _LIVE}
-
-
-_LIVE = ("Pending", "Running", "Terminating")
+    return {s.name for s in sessions if s.name and s.status.is_live}
 
 
 def _choose_name(store: RunStore, notebook: Path, request: LaunchRequest, active: set[str]) -> str:

@@ -26,7 +26,6 @@ from ..models import Run
 from ..skaha import NotFound, SkahaClient, SkahaError
 from .reconciler import adopt_by_name, awaiting_adoption
 
-_LIVE = ("Pending", "Running")
 MIN_GAIN = 60.0  # seconds the deadline must move to count as renewed
 NOT_NEAR = (
     "Skaha renews a session only when less than its renewal period (4 days on CANFAR) is left, "
@@ -114,7 +113,7 @@ async def _renew_one(
     try:
         before = await client.get_session(session_id)
         report.expiry_before = report.expiry = before.expiry_time
-        if before.status.value not in _LIVE:
+        if not before.status.is_active:
             report.outcome, report.note = "skipped", "ended"
             return report
         left = _hours_left(before.expiry_time)

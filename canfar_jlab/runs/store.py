@@ -17,18 +17,17 @@ import fcntl
 import json
 import logging
 import os
-import re
-import secrets
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
 from pydantic import ValidationError
 
+from ..atomic import write_atomically
 from ..errors import LaunchRefused as LaunchRefused  # re-exported for older importers
 from ..errors import NothingToRerun as NothingToRerun
 from ..errors import RunError as RunError
 from ..errors import RunNameInUse, RunNotFound
-from ..models import RUN_NAME_MAX, SESSION_NAME_PATTERN, Run
+from ..models import RUN_NAME_MAX, SESSION_NAME_PATTERN, Run, unsafe_char
 from ..paths import user_settings
 
 log = logging.getLogger(__name__)
@@ -38,8 +37,6 @@ RUN_FILE = "run.json"
 LOCK_FILE = ".run.lock"
 LOGS_DIR = "logs"
 OUTPUTS_DIR = "outputs"
-# Skaha splits args on spaces and mangles `$`, `"`, `\`; env values may not hold `=`.
-_UNSAFE_PATH = re.compile(r'[\s$"\\=]')
 
 
 RUNS_ROOT_SETTING = "runs-root"
@@ -181,32 +178,17 @@ class RunStore:
     def _write(self, run: Run) -> None:
         path = self.folder(run.name) / RUN_FILE
         text = json.dumps(run.model_dump(mode="json"), indent=1) + "\n"
-        temporary = path.with_name(f".{RUN_FILE}.{os.getpid()}.{secrets.token_hex(4)}.tmp")
         try:
-            with open(temporary, "w", encoding="utf-8") as stream:
-                stream.write(text)
-                stream.flush()
-                os.fsync(stream.fileno())
-            os.replace(temporary, path)
+            write_atomically(path, text, durable=True)
         except OSError as error:
-            with contextlib.suppress(OSError):
-                temporary.unlink()
             raise RunError(f"cannot write {path}: {error.strerror or error}") from None
 
 
 def check_path_safe(what: str, path: Path) -> None:
     """Refuse a folder that cannot travel in a replica's args or env on Skaha."""
-    bad = _UNSAFE_PATH.search(str(path))
-    if bad:
-        shown = "a space" if bad.group().isspace() else repr(bad.group())
+    shown = unsafe_char(str(path), whitespace=True, equals=True)
+    if shown:
         raise RunError(
             f"the {what} {str(path)!r} contains {shown}, which Skaha cannot pass to a replica; "
             f"choose another runs folder (set {RUNS_ENV})"
         )
-
-
-def write_text_atomically(path: Path, text: str) -> None:
-    temporary = path.with_name(f".{path.name}.{os.getpid()}.{secrets.token_hex(4)}.tmp")
-    with open(temporary, "w", encoding="utf-8", errors="replace") as stream:
-        stream.write(text)
-    os.replace(temporary, path)

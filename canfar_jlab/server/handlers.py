@@ -11,11 +11,10 @@ from tornado import web
 
 from ..credentials import config_sites
 from ..errors import SkahaError
+from ..statuses import SESSION_ENDED
 from ..version import __version__
 from .base import CanfarHandler, http_error
 from .live import snapshot_message
-
-TERMINAL_STATUSES = {"Completed", "Failed"}
 
 ROUTE_PREFIX = "canfar-jlab"
 SESSION_ID = r"(?P<session_id>[A-Za-z0-9][A-Za-z0-9-]{0,63})"
@@ -57,7 +56,7 @@ class SessionsHandler(CanfarHandler):
         message = snapshot_message(snapshot)
         sessions = message["sessions"]
         if self.get_argument("active", "") in {"1", "true"}:
-            sessions = [s for s in sessions if s["status"] not in TERMINAL_STATUSES]
+            sessions = [s for s in sessions if s["status"] not in SESSION_ENDED]
         self.write_json({"sessions": sessions})
 
 
