@@ -207,7 +207,7 @@ def export_notebook(
     plan = _Plan(notebook, parameters, sweep)
 
     out_dir = Path(os.path.abspath(out_dir))
-    script_name = script_name or _script_name(notebook_path)
+    script_name = script_name or script_name_for(notebook_path)
     if not _SCRIPT_NAME.match(script_name) or script_name in (RUNNER_NAME, *RUNNER_MODULES):
         raise ExportError(
             f"script name {script_name!r} must match {_SCRIPT_NAME.pattern} "
@@ -723,7 +723,9 @@ def _render(notebook: nbformat.NotebookNode, notebook_name: str, header: dict) -
     return text
 
 
-def _script_name(notebook_path: Path) -> str:
+def script_name_for(notebook_path: Path) -> str:
+    """The script's file name in the run folder: the notebook's stem made safe, never the name
+    of the runner or a module copied beside it."""
     stem = re.sub(r"[^A-Za-z0-9._-]+", "_", notebook_path.stem).strip("._-") or "notebook"
     taken = (RUNNER_NAME, *RUNNER_MODULES)
     return f"{stem}_notebook.py" if f"{stem}.py" in taken else f"{stem}.py"

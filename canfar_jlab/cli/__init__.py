@@ -8,16 +8,16 @@ stderr with a non-zero exit code (the one table: `common.EXIT_CODES`), never as 
 from __future__ import annotations
 
 import argparse
-import importlib
 import sys
 from collections.abc import Sequence
 
 from ..errors import CanfarError
 from ..version import __version__
+from . import config, engine, renew, runs, sessions
 from .common import CliError, exit_code
 
-# Modules that contribute verbs; a module that is not written yet is simply skipped.
-_VERB_MODULES = ("engine", "sessions", "runs", "renew", "config")
+# The modules that contribute verbs, in the order `--help` lists them.
+_VERB_MODULES = (engine, sessions, runs, renew, config)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -27,13 +27,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--version", action="version", version=f"canfar-jlab {__version__}")
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND")
-    for name in _VERB_MODULES:
-        try:
-            module = importlib.import_module(f"{__name__}.{name}")
-        except ModuleNotFoundError as exc:
-            if exc.name != f"{__name__}.{name}":
-                raise
-            continue
+    for module in _VERB_MODULES:
         module.register(subparsers)
     return parser
 

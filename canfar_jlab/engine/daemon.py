@@ -123,7 +123,7 @@ async def serve(config: EngineConfig, layout: EngineLayout, token: str, ready: R
 
     from .handlers import log_request, routes
     from .manager import SessionManager
-    from .store import Store
+    from .session_store import SessionStore
     from .wire import Identity
 
     try:
@@ -139,7 +139,7 @@ async def serve(config: EngineConfig, layout: EngineLayout, token: str, ready: R
         groups=tuple(os.getgroups()),
         hostname=f"127.0.0.1:{port}",
     )
-    store = Store(layout.database)
+    store = SessionStore(layout.database)
     manager = SessionManager(config, layout, store, identity)
     await manager.start()
     app = tornado.web.Application(

@@ -34,8 +34,8 @@ from .records import (
     Event,
     SessionRecord,
 )
+from .session_store import SessionStore
 from .spawn import ForkServer, LaunchError, replica_environment
-from .store import Store
 from .usage import UsageSampler
 from .watch import ExitWatcher
 from .wire import Identity, Usage, describe_exit
@@ -54,7 +54,7 @@ FORK_SERVERS = 2
 
 class SessionManager:
     def __init__(
-        self, config: EngineConfig, layout: EngineLayout, store: Store, identity: Identity
+        self, config: EngineConfig, layout: EngineLayout, store: SessionStore, identity: Identity
     ) -> None:
         self.config = config
         self.layout = layout

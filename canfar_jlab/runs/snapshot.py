@@ -9,13 +9,13 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import os
-import re
 import sys
 from pathlib import Path
 from typing import Any
 
 from ..errors import LaunchRefused
-from ..export import RUNNER_NAME, ExportError, ExportProblem, check_notebook, export_notebook
+from ..export import ExportError, ExportProblem, check_notebook, export_notebook
+from ..export import script_name_for as script_name
 from ..models import Run
 from ..skaha import SkahaClient
 from .store import RunStore
@@ -100,9 +100,3 @@ def refusal(notebook: Path, problems: list[ExportProblem]) -> str:
 
 def headline(notebook: Path) -> str:
     return f"cannot run {notebook.name} as batch"
-
-
-def script_name(notebook: Path) -> str:
-    stem = re.sub(r"[^A-Za-z0-9._-]+", "_", notebook.stem).strip("._-")
-    stem = stem if stem and f"{stem}.py" != RUNNER_NAME else "notebook"
-    return f"{stem}.py"
