@@ -43,19 +43,31 @@ def run_env(env: dict[str, str], cores: int | None, folder: Path, name: str) -> 
     return env
 
 
+def replica_vars(index: int, count: int) -> dict[str, str]:
+    """What creating adds to one replica's env (REPLICA_ID/COUNT, as the official client)."""
+    return {"REPLICA_ID": str(index), "REPLICA_COUNT": str(count)}
+
+
+def session_spec(run: Run) -> SessionSpec:
+    """What every replica of `run` is created with: the one place a run (and so a launch
+    request, through launcher.planned_run) becomes a session spec. ValidationError if the
+    service could not take it."""
+    return SessionSpec(
+        name=run.name,
+        image=run.spec.image,
+        cores=run.spec.cores,
+        ram=run.spec.ram,
+        gpus=run.spec.gpus,
+        cmd=run.spec.argv[0],
+        args=run.spec.argv[1:],
+        env=run_env_of(run),
+    )
+
+
 def spec_of(run: Run) -> SessionSpec:
     """What every replica of `run` is created with, from its run.json."""
     try:
-        return SessionSpec(
-            name=run.name,
-            image=run.spec.image,
-            cores=run.spec.cores,
-            ram=run.spec.ram,
-            gpus=run.spec.gpus,
-            cmd=run.spec.argv[0],
-            args=run.spec.argv[1:],
-            env=run_env_of(run),
-        )
+        return session_spec(run)
     except (ValidationError, IndexError):
         raise RunError(f"run.json of {run.name} does not describe a command to run") from None
 
@@ -300,7 +312,7 @@ async def create_replicas_by_index(
     async def create(index: int) -> tuple[int, str | SkahaError]:
         async with gate:
             try:
-                env = {"REPLICA_ID": str(index), "REPLICA_COUNT": str(count)}
+                env = replica_vars(index, count)
                 return index, await client.create_session(spec, name=names[index], env=env)
             except SkahaError as error:
                 return index, error

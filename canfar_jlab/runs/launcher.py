@@ -35,12 +35,21 @@ from ..models import (
     Run,
     RunSpec,
     SessionSpec,
+    StagedRun,
     explain,
     replica_names,
 )
 from ..skaha import SkahaClient
 from . import lease
-from .actions import create_missing, note_active, run_env, secret_values, utc_now
+from .actions import (
+    create_missing,
+    note_active,
+    replica_vars,
+    run_env_of,
+    secret_values,
+    session_spec,
+    utc_now,
+)
 from .reconciler import service_of
 from .sites import same_site, session_image, site_client
 from .snapshot import check_problems as _problems
@@ -109,8 +118,58 @@ def base_name(notebook: Path) -> str:
 
 
 def replica_env(run_env: dict[str, str], index: int, count: int) -> dict[str, str]:
-    """A replica's env as Skaha will set it (REPLICA_ID/COUNT as the official client sends)."""
-    return {**run_env, "REPLICA_ID": str(index), "REPLICA_COUNT": str(count)}
+    """A replica's env as Skaha will set it: the run's, plus what creating adds per replica."""
+    return {**run_env, **replica_vars(index, count)}
+
+
+def planned_run(
+    request: LaunchRequest,
+    *,
+    name: str,
+    folder: Path,
+    notebook: Path,
+    image: str | None,
+    argv: list[str],
+    rows: list[dict[str, Any]] | None,
+    client: SkahaClient | None,
+    script: str = "",
+    checksum: str = "",
+    staged: StagedRun | None = None,
+    problems: list[ExportProblem] | None = None,
+) -> Run:
+    """The run record a launch request makes: what `launch` writes to run.json, and what
+    `preview` shows through the same `spec_of` (so the preview cannot drift from the
+    sessions created)."""
+    now = utc_now()
+    return Run(
+        name=name,
+        notebook=str(notebook),
+        notebook_sha256=checksum,
+        created=now,
+        folder=str(folder),
+        script=script,
+        service=service_of(client) if client is not None else "",
+        site=client.credentials.site if client is not None else request.site,
+        staged=staged,
+        warnings=[str(p) for p in problems or [] if p.severity == "warning"],
+        spec=RunSpec(
+            image=image or "",
+            cores=request.cores,
+            ram=request.ram,
+            gpus=request.gpus,
+            env=dict(request.env),
+            replicas=request.replicas,
+            parameters=dict(request.parameters),
+            sweep=rows,
+            secret_env=list(request.secret_env),
+            argv=argv,
+        ),
+        replicas=[
+            Replica(index=i, name=n, submitted=now, parameters=rows[i - 1] if rows else None)
+            for i, n in enumerate(replica_names(name, request.replicas), start=1)
+        ],
+        launcher=lease.current(),
+    )
 
 
 # ------------------------------------------------------------------ preview and launch
@@ -140,8 +199,19 @@ async def preview(
             image = await resolve_image(request.image, client)
         except LaunchRefused:
             image = None  # the UI asks for one
-    env = _run_env(request, folder, name)
-    env.update(dict.fromkeys(secret_values(request.secret_env), SECRET_SHOWN))
+    argv = [replica_python(client), str(folder / RUNNER_NAME), str(folder / _script_name(notebook))]
+    planned = planned_run(
+        request,
+        name=name,
+        folder=folder,
+        notebook=notebook,
+        image=image,
+        argv=argv,
+        rows=rows,
+        client=client,
+    )
+    # What creating the sessions will send (the image may not be chosen yet: not validated).
+    env = {**run_env_of(planned), **dict.fromkeys(request.secret_env, SECRET_SHOWN)}
     names = replica_names(name, request.replicas)
     shown = Preview(
         name=name,
@@ -158,11 +228,7 @@ async def preview(
             for i, n in enumerate(names, start=1)
         ],
         sweep=rows,
-        argv=[
-            replica_python(client),
-            str(folder / RUNNER_NAME),
-            str(folder / _script_name(notebook)),
-        ],
+        argv=planned.spec.argv,
     )
     plan = await plan_staging(client, store.root) if client is not None else None
     return staged_preview(shown, folder, plan.folder(name)) if plan else shown
@@ -233,35 +299,19 @@ async def launch(
             raise LaunchRefused(f"cannot prepare {folder}: {error.strerror or error}") from None
         raise LaunchRefused(str(error)) from None
 
-    now = utc_now()
-    run = Run(
+    run = planned_run(
+        request,
         name=name,
-        notebook=str(notebook),
-        notebook_sha256=checksum,
-        created=now,
-        folder=str(folder),
+        folder=folder,
+        notebook=notebook,
+        image=image,
+        argv=[spec.cmd or "", *spec.args],
+        rows=rows,
+        client=client,
         script=exported_script,
-        service=service_of(client),
-        site=client.credentials.site,
+        checksum=checksum,
         staged=staged,
-        warnings=[str(p) for p in problems if p.severity == "warning"],
-        spec=RunSpec(
-            image=image,
-            cores=request.cores,
-            ram=request.ram,
-            gpus=request.gpus,
-            env=dict(request.env),
-            replicas=request.replicas,
-            parameters=dict(request.parameters),
-            sweep=rows,
-            secret_env=list(request.secret_env),
-            argv=[spec.cmd or "", *spec.args],
-        ),
-        replicas=[
-            Replica(index=i, name=n, submitted=now, parameters=rows[i - 1] if rows else None)
-            for i, n in enumerate(replica_names(name, request.replicas), start=1)
-        ],
-        launcher=lease.current(),
+        problems=problems,
     )
     store.write(run)  # every replica's name, and this launch's lease, before the first create
     note_active(store, name)
@@ -293,17 +343,17 @@ async def _prepare(
         raise LaunchRefused(_refusal(notebook, failing), exported.problems, _headline(notebook))
     (folder / LOGS_DIR).mkdir()
     (folder / OUTPUTS_DIR).mkdir()
-    spec = SessionSpec(
+    planned = planned_run(
+        request,
         name=name,
+        folder=folder,
+        notebook=notebook,
         image=image,
-        cores=request.cores,
-        ram=request.ram,
-        gpus=request.gpus,
-        cmd=exported.argv[0],
-        args=exported.argv[1:],
-        env={**_run_env(request, folder, name), **secret_values(request.secret_env)},
+        argv=list(exported.argv),
+        rows=rows,
+        client=client,
     )
-    return spec, exported.script_path.name, exported.checksum
+    return session_spec(planned), exported.script_path.name, exported.checksum
 
 
 # ------------------------------------------------------------------ helpers
@@ -351,7 +401,3 @@ def _choose_name(store: RunStore, notebook: Path, request: LaunchRequest, active
         if free(candidate):
             return candidate
     raise RunNameInUse(f"no free run name left for {base!r}; pass a name")
-
-
-def _run_env(request: LaunchRequest, folder: Path, name: str) -> dict[str, str]:
-    return run_env(request.env, request.cores, folder, name)
