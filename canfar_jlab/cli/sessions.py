@@ -68,14 +68,6 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 # ------------------------------------------------------------------ reusable session logic
 
 
-async def fetch_sessions(client: SkahaClient, include_finished: bool = False) -> list[Session]:
-    """The caller's sessions, oldest first; only Pending/Running ones unless `include_finished`."""
-    sessions = await client.list_sessions()
-    if not include_finished:
-        sessions = [s for s in sessions if s.status.is_active]
-    return oldest_first(sessions)
-
-
 def oldest_first(sessions: Sequence[Session]) -> list[Session]:
     never = datetime.max.replace(tzinfo=timezone.utc)
     return sorted(sessions, key=lambda s: (s.start_time or never, s.name or "", s.id))
