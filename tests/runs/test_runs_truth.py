@@ -20,9 +20,8 @@ from pathlib import Path
 import pytest
 from crash_harness import TRIALS, check_every_session_recorded, doubled, sessions_by_name
 from fixtures_engine import wait_for
-from runs_support import REPO, client_for, wait_until, without_markers, write_notebook
+from runs_support import REPO, client_for, printed, wait_until, without_markers, write_notebook
 from status_report import KILLED, SLEEPS_3
-from test_runs_cli import printed
 
 from canfar_jlab.runs import (
     Connection,

@@ -12,7 +12,7 @@ import pytest
 from canfar_jlab.atomic import write_atomically
 from canfar_jlab.models import unsafe_char
 
-PACKAGE = Path(__file__).parents[1] / "canfar_jlab"
+PACKAGE = Path(__file__).parents[2] / "canfar_jlab"
 # Who else may call os.replace, and why: the programs copied into a replica import nothing of
 # the package; actions.py renames an archived log (a move, not a write); the engine keeps its
 # own 0600 files (engine/sessionfiles.py) and its token (engine/daemon.py); control rotates

@@ -12,7 +12,7 @@ import pytest
 from canfar_jlab import statuses
 from canfar_jlab.models import Replica, ReplicaStatus, SessionStatus
 
-PACKAGE = Path(__file__).parents[1] / "canfar_jlab"
+PACKAGE = Path(__file__).parents[2] / "canfar_jlab"
 NAMES = set(statuses.REPLICA_STATUSES)
 
 

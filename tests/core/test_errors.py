@@ -13,7 +13,7 @@ from canfar_jlab import errors
 from canfar_jlab.cli.common import EXIT_CODES, exit_code
 from canfar_jlab.server.base import HTTP_STATUS, http_error, http_status
 
-PACKAGE = Path(__file__).parents[1] / "canfar_jlab"
+PACKAGE = Path(__file__).parents[2] / "canfar_jlab"
 KINDS = [k for _, k in inspect.getmembers(errors, inspect.isclass) if issubclass(k, Exception)]
 
 EXPECTED = {  # class: (HTTP status, exit code)
