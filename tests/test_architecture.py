@@ -7,7 +7,8 @@
 - the engine never imports Jupyter;
 - the programs copied into a replica (export_runner, kernel_runner, replica_folder,
   replica_report) import nothing of the package but one another;
-- every module belongs to exactly one layer.
+- every module belongs to exactly one layer;
+- tests/ mirrors the package: one folder per package, tests/core for the top-level modules.
 """
 
 from __future__ import annotations
@@ -192,3 +193,17 @@ def test_the_check_sees_relative_and_lazy_imports():
     assert "canfar_jlab.models" in imports("canfar_jlab.live")
     assert "canfar_jlab.engine" in imports("canfar_jlab.credentials")  # inside a function
     assert "canfar_jlab.runs.snapshot" in imports("canfar_jlab.runs.actions")
+
+
+TESTS = Path(__file__).parent
+# Test folders that are not a package: the top-level modules, and the exporter with the
+# programs it copies into replicas.
+NOT_PACKAGES = {"core", "export"}
+
+
+def test_tests_mirror_the_packages():
+    packages = {p.parent.name for p in PACKAGE.glob("*/__init__.py")}
+    folders = {p.name for p in TESTS.iterdir() if p.is_dir() and any(p.glob("test_*.py"))}
+    assert folders == packages | NOT_PACKAGES, "tests/ should hold one folder per package"
+    top_level_tests = {p.name for p in TESTS.glob("test_*.py")}
+    assert top_level_tests == {"test_architecture.py"}, "module tests go in tests/core"
