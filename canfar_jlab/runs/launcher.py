@@ -34,8 +34,6 @@ from ..models import (
     Replica,
     Run,
     RunSpec,
-    SessionSpec,
-    StagedRun,
     explain,
     replica_names,
 )
@@ -134,12 +132,10 @@ def planned_run(
     client: SkahaClient | None,
     script: str = "",
     checksum: str = "",
-    staged: StagedRun | None = None,
-    problems: list[ExportProblem] | None = None,
 ) -> Run:
     """The run record a launch request makes: what `launch` writes to run.json, and what
-    `preview` shows through the same `spec_of` (so the preview cannot drift from the
-    sessions created)."""
+    `preview` shows through the same actions.run_env_of / session_spec (so the preview
+    cannot drift from the sessions created)."""
     now = utc_now()
     return Run(
         name=name,
@@ -150,8 +146,6 @@ def planned_run(
         script=script,
         service=service_of(client) if client is not None else "",
         site=client.credentials.site if client is not None else request.site,
-        staged=staged,
-        warnings=[str(p) for p in problems or [] if p.severity == "warning"],
         spec=RunSpec(
             image=image or "",
             cores=request.cores,
@@ -276,12 +270,12 @@ async def launch(
             name = _choose_name(store, notebook, request, active)  # another launch won the race
 
     try:
-        spec, exported_script, checksum = await _prepare(
-            request, client, notebook, folder, name, image, rows
-        )
-        staged = None
+        run = await _prepare(request, client, notebook, folder, name, image, rows)
+        run.warnings = [str(p) for p in problems if p.severity == "warning"]
+        spec = session_spec(run)  # refused here (nothing created) if Skaha could not take it
         if plan is not None:  # copy it where the replicas can read it
-            spec, staged = await stage(plan, client, folder, name, spec)
+            spec, run.staged = await stage(plan, client, folder, name, spec)
+            run.spec.argv = [spec.cmd or "", *spec.args]
     except (
         LaunchRefused,
         ExportError,
@@ -299,20 +293,6 @@ async def launch(
             raise LaunchRefused(f"cannot prepare {folder}: {error.strerror or error}") from None
         raise LaunchRefused(str(error)) from None
 
-    run = planned_run(
-        request,
-        name=name,
-        folder=folder,
-        notebook=notebook,
-        image=image,
-        argv=[spec.cmd or "", *spec.args],
-        rows=rows,
-        client=client,
-        script=exported_script,
-        checksum=checksum,
-        staged=staged,
-        problems=problems,
-    )
     store.write(run)  # every replica's name, and this launch's lease, before the first create
     note_active(store, name)
     return await create_missing(
@@ -328,7 +308,8 @@ async def _prepare(
     name: str,
     image: str,
     rows: list[dict[str, Any]] | None = None,
-) -> tuple[SessionSpec, str, str]:
+) -> Run:
+    """Export the notebook into the claimed `folder`: the run record it makes."""
     exported = await asyncio.to_thread(
         export_notebook,
         notebook,
@@ -343,7 +324,7 @@ async def _prepare(
         raise LaunchRefused(_refusal(notebook, failing), exported.problems, _headline(notebook))
     (folder / LOGS_DIR).mkdir()
     (folder / OUTPUTS_DIR).mkdir()
-    planned = planned_run(
+    return planned_run(
         request,
         name=name,
         folder=folder,
@@ -352,8 +333,9 @@ async def _prepare(
         argv=list(exported.argv),
         rows=rows,
         client=client,
+        script=exported.script_path.name,
+        checksum=exported.checksum,
     )
-    return session_spec(planned), exported.script_path.name, exported.checksum
 
 
 # ------------------------------------------------------------------ helpers
