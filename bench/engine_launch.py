@@ -5,7 +5,7 @@ flight as canfar_jlab's launcher sends them) against the floor: the same N proce
 directly with subprocess in the same run, as the engine starts them (each creating its own log
 file inside the timed window, the engine's clean environment, the same working directory).
 Printed for both: the time from the first create (spawn) to all Running (all spawned: a session
-is Running once its supervisor has started the replica, as Popen returns once the child has
+is Running once the supervisor has started the replica, as Popen returns once the child has
 exec'd) and to all Completed (all exited), with the ratio engine / direct, and where the CPU
 went. The figures of merit (issue 14) are the Running ratios at N = 10 and 100.
 
@@ -17,8 +17,10 @@ machine weighs on both alike; the ratio printed is the median of the rounds' rat
 path is measured by polling: `GET /session?status=Pending` every 10 ms until none of the round's
 sessions is Pending (a cheap reply that shrinks as replicas start), then `GET /session` every
 50 ms until all have Completed; the direct path needs no polling. The CPU per replica is printed
-by where it goes: the replica itself, its supervisor (from the CPU figures each supervisor
-writes into exit.json, its start apart), the fork servers, the engine daemon and the client.
+by where it goes: the replica itself; the engine's supervisor (one process for all replicas):
+all of it, and what it spent on each replica by phase (the figures it writes into exit.json:
+starting it, copying its log, ending it) apart from its loop's own; the engine daemon; the
+client.
 
 The default client is a thin stdlib one (keep-alive connections, one per creating thread) so
 that the figures are the engine's; `--client httpx` uses httpx.AsyncClient as canfar_jlab's
@@ -143,16 +145,18 @@ async def engine_round(
     return running_at, now, ids
 
 
-def supervisor_cpu(home: Path, ids: set[str]) -> tuple[float, float, float]:
-    """CPU seconds of the round's supervisors, of their start (fork to replica started), and of
-    their replicas, from exit.json."""
-    supervisors = starting = replicas = 0.0
+PHASES = ("starting", "logs", "memory", "ending", "supervisor", "replica")
+
+
+def exit_cpu(home: Path, ids: set[str]) -> dict[str, float]:
+    """CPU seconds from the round's exit.json files: what the supervisor spent on the replicas
+    by phase and in all, and the replicas' own."""
+    total = dict.fromkeys(PHASES, 0.0)
     for session_id in ids:
         outcome = json.loads((home / "engine" / "sessions" / session_id / "exit.json").read_text())
-        supervisors += outcome["cpu"]["supervisor"]
-        starting += outcome["cpu"].get("starting", 0.0)
-        replicas += outcome["cpu"]["replica"]
-    return supervisors, starting, replicas
+        for phase in PHASES:
+            total[phase] += outcome["cpu"].get(phase, 0.0)
+    return total
 
 
 async def delete_all(request: Callable, ids: set[str]) -> None:
@@ -161,14 +165,14 @@ async def delete_all(request: Callable, ids: set[str]) -> None:
 
 
 class EngineCpu:
-    """CPU seconds of the engine daemon, and of its fork server with everything it reaped
-    (supervisors and replicas)."""
+    """CPU seconds of the engine daemon, and of its supervisor with everything it reaped
+    (the replicas)."""
 
     def __init__(self, pid: int) -> None:
         self.engine = psutil.Process(pid)
 
     def read(self) -> tuple[float, float, float]:
-        """(engine daemon, fork server itself, everything the fork server reaped)."""
+        """(engine daemon, supervisor itself, everything the supervisor reaped)."""
         engine = self.engine.cpu_times()
         own = reaped = 0.0
         for child in self.engine.children():
@@ -247,7 +251,8 @@ async def run(sizes: list[int], rounds: int, concurrency: int, client_kind: str,
             notes = []
             for n in sizes:
                 d_run, d_done, e_run, e_done = [], [], [], []
-                d_cpu = p_cpu = e_cpu = f_cpu = sup_cpu = start_cpu = rep_cpu = c_cpu = 0.0
+                d_cpu = p_cpu = e_cpu = s_cpu = c_cpu = 0.0
+                phases = dict.fromkeys(PHASES, 0.0)
                 for r in range(rounds):
                     # Arms alternate which goes first, so a load that drifts during the run (the
                     # machine is shared) weighs on both alike; each round gives one ratio.
@@ -269,11 +274,9 @@ async def run(sizes: list[int], rounds: int, concurrency: int, client_kind: str,
                     d_done.append(exited)
                     d_cpu += children
                     e_cpu += after[0] - before[0]
-                    f_cpu += after[1] - before[1]
-                    supervisors, starting, replicas = supervisor_cpu(home, ids)
-                    sup_cpu += supervisors
-                    start_cpu += starting
-                    rep_cpu += replicas
+                    s_cpu += after[1] - before[1]
+                    for phase, seconds in exit_cpu(home, ids).items():
+                        phases[phase] += seconds
                     await delete_all(request, ids)  # for the next round, outside the figures
                     e_run.append(running)
                     e_done.append(completed)
@@ -286,22 +289,24 @@ async def run(sizes: list[int], rounds: int, concurrency: int, client_kind: str,
                     f" {dd:>14.3f} {ed:>17.3f} {done_ratio:>6.2f}"
                 )
                 per = 1000.0 / (rounds * n)
+                ms = {phase: seconds * per for phase, seconds in phases.items()}
                 notes.append(
                     f"N={n}: CPU ms per replica - direct: the process {d_cpu * per:.1f}, spawning "
-                    f"it {p_cpu * per:.1f}; engine: "
-                    f"the process {rep_cpu * per:.1f}, its supervisor {sup_cpu * per:.1f} "
-                    f"({start_cpu * per:.1f} starting it, {(sup_cpu - start_cpu) * per:.1f} "
-                    f"after), the fork server {f_cpu * per:.1f} (supervisor + fork server "
-                    f"{(sup_cpu + f_cpu) * per:.1f}), engine daemon {e_cpu * per:.1f}, "
+                    f"it {p_cpu * per:.1f}; engine: the process {ms['replica']:.1f}, the "
+                    f"supervisor {s_cpu * per:.2f} (on this replica {ms['supervisor']:.2f}: "
+                    f"starting it {ms['starting']:.2f}, its log {ms['logs']:.2f}, its memory "
+                    f"{ms['memory']:.2f}, ending it {ms['ending']:.2f}; its loop's own "
+                    f"{s_cpu * per - ms['supervisor']:.2f}), engine daemon {e_cpu * per:.1f}, "
                     f"client {c_cpu * per:.1f}"
                 )
             print("\n".join(notes))
             print(
-                "  where it goes: the fork server reads the spec and forks; the supervisor, "
-                "starting it: copy-on-write faults as its Python code runs, a new session, "
-                "the session directory, output.log, posix_spawn of the replica, "
-                "supervisor.json, its answer to the engine; after: sleeping until the replica "
-                "exits, reaping, exit.json, exit"
+                "  where the supervisor's goes - starting: the launch request read and parsed, "
+                "the session directory, its lock and output.log, the log pipe, the spawn in a "
+                "spawner thread (Popen: vfork, setsid, exec; the thread waits without the GIL), "
+                "the answer to the engine, supervisor.json; its log: copying the pipe into "
+                "output.log; ending: reaping it, killing and reaping strays, exit.json, the "
+                "answer; its loop's own: waiting in epoll, SIGCHLD wake-ups, thread hand-overs"
             )
         finally:
             if httpx_client is not None:

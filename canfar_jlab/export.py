@@ -32,6 +32,8 @@ backend, and figures still render and save.
 
 Cells tagged ``skip-batch`` are left out. ``parameters`` override the assignments of the first
 cell tagged ``parameters`` (papermill's convention): an assignment cell is added right after it.
+Cells tagged ``reduce`` stay in the script, listed in its header: replicas skip them and the
+run's reduce step runs them (with the ``parameters`` cells) once every replica succeeded.
 """
 
 from __future__ import annotations
@@ -62,6 +64,7 @@ from .models import unsafe_char
 
 SKIP_TAG = "skip-batch"
 PARAMETERS_TAG = "parameters"
+REDUCE_TAG = kernel_runner.REDUCE_TAG  # run once after every replica succeeded (issue 17)
 RUNNER_NAME = "canfar_runner.py"
 # Modules the runner imports, copied beside it under these names (the image needs no canfar_jlab).
 RUNNER_MODULES = {
@@ -134,6 +137,7 @@ class ExportedScript(BaseModel):
     checksum: str  # sha256 of the notebook file's bytes
     cell_count: int  # code cells in the script (skipped cells and injected parameters excluded)
     skipped_cells: list[int]  # code-cell numbers left out by the skip-batch tag
+    reduce_cells: list[int] = []  # code-cell numbers tagged reduce: the run's reduce step
     parameters: dict[str, object]
     problems: list[ExportProblem]  # errors: do not launch; show them all to the user
     sweep: list[dict[str, object]] | None = None  # row i-1 for replica i (sweep.json)
@@ -163,6 +167,12 @@ def check_notebook(
     """The problems (errors and warnings) `export_notebook` would report, writing nothing."""
     _, notebook = _read_notebook(Path(path))
     return _Plan(notebook, parameters, sweep).problems
+
+
+def reduce_cells(path: Path) -> list[int]:
+    """The code-cell numbers tagged `reduce` (not skip-batch): the run's reduce step."""
+    _, notebook = _read_notebook(Path(path))
+    return _Plan(notebook, None).reduce_cells
 
 
 def missing_kernel(path: Path) -> str | None:
@@ -231,6 +241,9 @@ def export_notebook(
         "language": plan.language,
         "kernel": kernel_runner.notebook_kernel(notebook)[0],
         "parameters": dict(parameters or {}),
+        # Replicas skip the reduce cells; the reduce step runs them after the parameters cells.
+        "reduce_cells": plan.reduce_cells,
+        "parameters_cells": plan.parameters_cells,
     }
     text = _render(plan.notebook, notebook_path.name, header)
     runner_source = Path(export_runner.__file__).read_text(encoding="utf-8")
@@ -254,6 +267,7 @@ def export_notebook(
         checksum=checksum,
         cell_count=plan.cell_count,
         skipped_cells=plan.skipped_cells,
+        reduce_cells=plan.reduce_cells,
         parameters=dict(parameters or {}),
         problems=plan.problems,
         sweep=[dict(row) for row in sweep] if sweep else None,
@@ -310,6 +324,8 @@ class _Plan:
     ):
         self.problems: list[ExportProblem] = []
         self.skipped_cells: list[int] = []
+        self.reduce_cells: list[int] = []
+        self.parameters_cells: list[int] = []
         self.cell_count = 0
         self.language = (_language(source) or "python").lower()
         python_notebook = self.language in PYTHON_LANGUAGES
@@ -344,6 +360,10 @@ class _Plan:
             if SKIP_TAG in tags:
                 self.skipped_cells.append(number)
                 continue
+            if REDUCE_TAG in tags:
+                self.reduce_cells.append(number)
+            if PARAMETERS_TAG in tags:
+                self.parameters_cells.append(number)
             python = to_python(cell.get("source", ""))
             python = _automagic(python, checker.names) or python
             self.cell_count += 1

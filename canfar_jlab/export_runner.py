@@ -37,7 +37,9 @@ import importlib.util
 import json
 import os
 import re
+import signal
 import sys
+import time
 import traceback
 import warnings
 from dataclasses import dataclass
@@ -223,6 +225,7 @@ class Outcome:
         self.error: str | None = None
         self.failed_cell: tuple[int, str] | None = None
         self.stall: str | None = None
+        self.timed_out = False
 
 
 def error_line(error: BaseException) -> str:
@@ -244,7 +247,7 @@ def run_script(
     shell = _make_shell()
     total = sum(1 for cell in script.cells if cell.number is not None)
     for cell in script.cells:
-        if not cell.source:
+        if not cell.source or not runs_in_step(cell, script.header):
             continue
         if report is not None and cell.number is not None:
             report.cell(cell.number, total, cell.source)
@@ -257,6 +260,8 @@ def run_script(
         result = shell.run_cell(source, store_history=cell.number is not None)
         sys.stdout.flush()
         error = result.error_before_exec or result.error_in_exec
+        if isinstance(error, kernel_runner.RunTimedOut):
+            raise error
         if error is not None:
             code = _exit_code(error)
             if code != 0:
@@ -303,6 +308,8 @@ def start_line(header: dict) -> str:
     how = f"kernel {header.get('kernel') or 'python3'}"
     if header.get("runner") != "nbclient":
         how = "IPython script runner"
+    if kernel_runner.reduce_mode():
+        return f"canfar-jlab: reduce step of {count} replicas starting (notebook {notebook}, {how})"
     return f"{START_PREFIX}{replica} of {count} starting (notebook {notebook}, {how})"
 
 
@@ -337,6 +344,8 @@ def choose_runner(run_folder: Path, header: dict) -> str:
         reason = kernel_runner.missing_requirement()
     if reason is None:
         return "nbclient"
+    if header.get("reduce_notebook"):
+        raise kernel_runner.RunnerError(f"cannot run the reduce notebook: {reason}")
     if language not in kernel_runner.PYTHON_LANGUAGES:
         raise kernel_runner.RunnerError(f"cannot run this {language} notebook: {reason}")
     print(
@@ -350,9 +359,10 @@ def choose_runner(run_folder: Path, header: dict) -> str:
 
 def run_replica(run_folder: Path, script: Script) -> int:
     """Run replica $REPLICA_ID in its own folder with the best runner; report all the way."""
-    replica, _ = replica_report.replica_numbers()
+    deadline = kernel_runner.run_deadline()  # CANFAR_JLAB_TIMEOUT counts from here
+    replica, workdir = step_of(run_folder)
     try:
-        runner = choose_runner(run_folder, script.header)
+        runner = choose_runner(run_folder, kernel_runner.step_header(script.header))
     except kernel_runner.RunnerError as error:
         print(f"canfar-jlab: {error}", file=sys.stderr, flush=True)
         runner, refusal = "nbclient", error
@@ -361,7 +371,6 @@ def run_replica(run_folder: Path, script: Script) -> int:
     report = start_report(run_folder, runner)
     outcome = Outcome()
     code = EXIT_CELL_FAILED
-    workdir = run_folder / "replicas" / str(replica)
     folder = None
     try:
         if refusal is not None:
@@ -372,20 +381,28 @@ def run_replica(run_folder: Path, script: Script) -> int:
             outcome.error, code = refused, EXIT_REFUSED
             return code
         cwd = script.header.get("cwd")
-        folder = replica_folder.prepare(workdir, Path(cwd) if cwd else None)
+        folder = replica_folder.prepare(
+            workdir, Path(cwd) if cwd else None, run_folder.parent, link_parent=replica > 0
+        )
         for problem in folder.problems:
             print(f"canfar-jlab: working folder: {problem}", file=sys.stderr)
-        sweep = kernel_runner.sweep_row(run_folder, replica)
+        sweep = None if replica == 0 else kernel_runner.sweep_row(run_folder, replica)
         if runner == "nbclient":
-            result = kernel_runner.run(run_folder, workdir, script.header, report, replica)
+            result = kernel_runner.run(
+                run_folder, workdir, script.header, report, replica, deadline=deadline
+            )
             code, outcome.error = result.code, result.error
             outcome.failed_cell, outcome.stall = result.failed_cell, result.stall
+            outcome.timed_out = result.timed_out
         else:
             if importlib.util.find_spec("IPython") is None:
                 raise kernel_runner.RunnerError("this script needs IPython: pip install ipython")
             if report is not None and (script.header.get("parameters") or sweep):
                 report.set(parameters={**(script.header.get("parameters") or {}), **(sweep or {})})
-            code = run_script(script, workdir, report, outcome, sweep)
+            with _alarm(deadline):
+                code = run_script(script, workdir, report, outcome, sweep)
+    except kernel_runner.RunTimedOut:
+        code = _timed_out(report, outcome)
     except kernel_runner.RunnerError as error:
         print(f"canfar-jlab: {error}", file=sys.stderr, flush=True)
         outcome.error, code = str(error), error.code
@@ -406,7 +423,13 @@ def run_replica(run_folder: Path, script: Script) -> int:
 def start_report(run_folder: Path, runner: str) -> replica_report.ReplicaReport | None:
     """This replica's status report, started; None (with a warning) when it cannot be written."""
     try:
-        report = replica_report.ReplicaReport.from_environment(run_folder, runner)
+        if kernel_runner.reduce_mode():  # the reduce step reports in reduce/status.json
+            index, folder = step_of(run_folder)
+            folder.mkdir(parents=True, exist_ok=True)
+            count = replica_report.replica_numbers()[1]
+            report = replica_report.ReplicaReport(folder, replica=index, count=count, runner=runner)
+        else:
+            report = replica_report.ReplicaReport.from_environment(run_folder, runner)
         report.start()
     except OSError as error:
         print(f"canfar-jlab: no status report ({error}); running anyway", file=sys.stderr)
@@ -424,9 +447,68 @@ def _finish_report(
             failed_cell=outcome.failed_cell,
             stall=outcome.stall,
             files=files,
+            timed_out=outcome.timed_out,
         )
     except OSError as error:
         print(f"canfar-jlab: cannot write the status report: {error}", file=sys.stderr)
+
+
+# ---- the reduce step and the run's timeout (issue 17; see kernel_runner) ----------------------
+
+
+def step_of(run_folder: Path) -> tuple[int, Path]:
+    """(index, working folder) of what this process runs: (0, <run>/reduce) for the reduce
+    step, (i, <run>/replicas/<i>) for replica i."""
+    if kernel_runner.reduce_mode():
+        return 0, run_folder / kernel_runner.REDUCE_DIR
+    replica, _ = replica_report.replica_numbers()
+    return replica, run_folder / "replicas" / str(replica)
+
+
+def runs_in_step(cell: Cell, header: dict) -> bool:
+    """Whether the script's `cell` runs in this step (replicas skip `reduce` cells; the reduce
+    step runs them and the parameters cells only)."""
+    tags = []
+    if cell.number in (header.get("reduce_cells") or []):
+        tags.append(kernel_runner.REDUCE_TAG)
+    if cell.label == "parameters" or cell.number in (header.get("parameters_cells") or []):
+        tags.append(kernel_runner.PARAMETERS_TAG)
+    return kernel_runner.runs_in_step(tags, kernel_runner.reduce_mode())
+
+
+class _alarm:
+    """SIGALRM at `deadline` (time.monotonic()) raises RunTimedOut in the running cell."""
+
+    def __init__(self, deadline: float | None) -> None:
+        self.deadline = deadline
+        self.previous = None
+
+    def __enter__(self) -> None:
+        if self.deadline is None:
+            return
+        self.previous = signal.signal(signal.SIGALRM, self._ring)
+        signal.setitimer(signal.ITIMER_REAL, max(0.001, self.deadline - time.monotonic()))
+
+    def __exit__(self, *exc) -> None:
+        if self.deadline is None:
+            return
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, self.previous or signal.SIG_DFL)
+
+    @staticmethod
+    def _ring(signum, frame) -> None:
+        raise kernel_runner.RunTimedOut()
+
+
+def _timed_out(report, outcome: Outcome) -> int:
+    """The script runner passed the run's deadline: one line, the outcome, exit code 124."""
+    cell = (report.data.get("cell") if report is not None else None) or {}
+    number = cell.get("index") or 0
+    outcome.error = kernel_runner.timed_out_message(kernel_runner.run_timeout() or 0)
+    outcome.failed_cell = (number, cell.get("first_line") or "")
+    outcome.timed_out = True
+    kernel_runner.print_timed_out(number, outcome.error)
+    return kernel_runner.EXIT_TIMED_OUT
 
 
 if __name__ == "__main__":

@@ -18,11 +18,13 @@ hands over here when the replica's image has nbclient and the notebook's kernel.
 - the executed notebook, outputs and images included, is saved as
   ``replicas/<i>/executed.ipynb``, also when a cell failed;
 - watchdogs (settings below, all bounded): a kernel that does not answer within the start
-  timeout is started once more; a cell is *stalled* when the kernel reported it finished but
-  its reply never came (`REPLY_STALL`), or when for `CELL_IDLE` seconds the kernel sent
-  nothing and its process tree used no CPU; a stalled cell ends the replica with a message
-  naming the cell, and the status report says ``"stall": "cell"``. A cell running longer than
-  `CELL_TIMEOUT` ends the replica the same way (``"stall": "timeout"``).
+  timeout is started once more; a cell whose kernel went idle (every output of the cell in)
+  but whose reply has not come `REPLY_STALL` seconds later is taken as done from its outputs
+  (an error output fails it), as ipywidgets' interact() sometimes loses the reply; a cell is
+  *stalled* when for `CELL_IDLE` seconds the kernel sent nothing and its process tree used no
+  CPU; a stalled cell ends the replica with a message naming the cell, and the status report
+  says ``"stall": "cell"``. A cell running longer than `CELL_TIMEOUT` ends the replica the same
+  way (``"stall": "timeout"``).
 
 Settings are environment variables of the replica (``-e NAME=SECONDS`` at launch):
 """
@@ -59,7 +61,7 @@ EXIT_REFUSED = 2
 # name: (default, minimum, maximum) in seconds; none is unbounded.
 SETTINGS = {
     "CANFAR_JLAB_KERNEL_START_TIMEOUT": (60, 5, 900),
-    "CANFAR_JLAB_REPLY_STALL": (30, 2, 900),
+    "CANFAR_JLAB_REPLY_STALL": (2, 1, 900),
     "CANFAR_JLAB_CELL_IDLE": (1800, 2, 7 * 86400),
     "CANFAR_JLAB_CELL_TIMEOUT": (2 * 86400, 5, 30 * 86400),
 }
@@ -336,7 +338,6 @@ def _client_class():
                 "stdout": LineStreamer(sys.stdout, lines=lines),
                 "stderr": LineStreamer(sys.stderr, lines=lines),
             }
-            self.idle_seen: float | None = None
             self.last_activity = time.monotonic()
 
         # -- echoing
@@ -355,9 +356,7 @@ def _client_class():
         def process_message(self, msg, cell, cell_index):
             self.last_activity = time.monotonic()
             kind, content = msg["msg_type"], msg["content"]
-            if kind == "status" and content.get("execution_state") == "idle":
-                self.idle_seen = time.monotonic()
-            elif kind == "update_display_data":
+            if kind == "update_display_data":
                 self.echo_data(content.get("data") or {})
             return super().process_message(msg, cell, cell_index)
 
@@ -379,7 +378,6 @@ def _client_class():
         async def async_execute_cell(
             self, cell, cell_index, execution_count=None, store_history=True
         ):
-            self.idle_seen = None
             self.last_activity = time.monotonic()
             last_cpu = self._cpu()
             task = asyncio.ensure_future(
@@ -394,12 +392,7 @@ def _client_class():
                 if cpu != last_cpu:
                     last_cpu, self.last_activity = cpu, now
                 stall = None
-                if self.idle_seen is not None and now - self.idle_seen > self.settings.reply_stall:
-                    stall = (
-                        "the kernel finished the cell but its reply did not come within "
-                        f"{self.settings.reply_stall} s"
-                    )
-                elif now - self.last_activity > self.settings.cell_idle:
+                if now - self.last_activity > self.settings.cell_idle:
                     stall = (
                         f"no output and no CPU use for {self.settings.cell_idle} s "
                         "(CANFAR_JLAB_CELL_IDLE)"
@@ -415,7 +408,77 @@ def _client_class():
         def _cpu(self):
             return None if self.report is None else self.report.meter.descendants_cpu
 
+        async def _async_poll_for_reply(
+            self, msg_id, cell, timeout, task_poll_output_msg, task_poll_kernel_alive
+        ):
+            """nbclient's wait for the cell's reply, raced against the kernel going idle for
+            the cell: once idle has come (every output of the cell is in), the reply has
+            `reply_stall` seconds, then the cell is done without it. ipywidgets' interact()
+            under nbclient loses a reply now and then (1 replica in 6 here), and waiting for
+            it ended the replica though its cell was over."""
+            reply = asyncio.ensure_future(
+                super()._async_poll_for_reply(
+                    msg_id, cell, timeout, task_poll_output_msg, task_poll_kernel_alive
+                )
+            )
+            try:
+                first = asyncio.FIRST_COMPLETED
+                await asyncio.wait({reply, task_poll_output_msg}, return_when=first)
+                idle = task_poll_output_msg.done() and not task_poll_output_msg.cancelled()
+                if not reply.done() and idle and task_poll_output_msg.exception() is None:
+                    await asyncio.wait({reply}, timeout=self.settings.reply_stall)
+                if reply.done() or not idle or task_poll_output_msg.exception() is not None:
+                    return await reply
+            finally:
+                if not reply.done():
+                    reply.cancel()
+            task_poll_kernel_alive.cancel()
+            late = await self._late_reply(msg_id)
+            if late is not None:
+                return late
+            self.end_lines()
+            print(
+                "canfar-jlab: the kernel finished this cell but its reply did not come within "
+                f"{self.settings.reply_stall} s (CANFAR_JLAB_REPLY_STALL); going on",
+                file=sys.stderr,
+                flush=True,
+            )
+            return _reply_from_outputs(msg_id, cell)
+
+        async def _late_reply(self, msg_id):
+            """The reply, if it is waiting on the shell channel after all."""
+            from queue import Empty
+
+            try:
+                while True:
+                    msg = await _maybe(self.kc.shell_channel.get_msg(timeout=0.05))
+                    if msg["parent_header"].get("msg_id") == msg_id:
+                        return msg
+            except Empty:
+                return None
+
     return BatchClient
+
+
+def _reply_from_outputs(msg_id: str, cell) -> dict:
+    """An execute_reply for a cell whose kernel went idle without sending one: an error
+    output (the cell raised) makes it an error reply, as the kernel's would have been."""
+    errors = [out for out in cell.get("outputs", []) if out.get("output_type") == "error"]
+    content: dict = {"status": "ok", "execution_count": None}
+    if errors:
+        error = errors[-1]
+        content = {
+            "status": "error",
+            "ename": error.get("ename", ""),
+            "evalue": error.get("evalue", ""),
+            "traceback": list(error.get("traceback") or []),
+        }
+    return {
+        "header": {"msg_type": "execute_reply"},
+        "parent_header": {"msg_id": msg_id},
+        "metadata": {},
+        "content": content,
+    }
 
 
 @dataclass
@@ -424,6 +487,7 @@ class Result:
     error: str | None = None
     failed_cell: tuple[int, str] | None = None
     stall: str | None = None
+    timed_out: bool = False
 
 
 def run(
@@ -432,12 +496,16 @@ def run(
     header: dict,
     report,
     replica: int,
+    deadline: float | None = None,
 ) -> Result:
-    """Execute the snapshot for replica `replica` in `workdir`; save executed.ipynb there."""
+    """Execute the snapshot for replica `replica` in `workdir`; save executed.ipynb there.
+    `deadline` (time.monotonic()) ends the run as timed out (`CANFAR_JLAB_TIMEOUT`)."""
     import nbformat
 
+    header = step_header(header)
     snapshot = Path(run_folder) / (header.get("snapshot") or SNAPSHOT_NAME)
     notebook = nbformat.read(snapshot, as_version=4)
+    select_cells(notebook, header)
     kernel, note = resolve_kernel(notebook)
     if kernel is None:
         raise RunnerError(note)
@@ -445,7 +513,8 @@ def run(
         print(f"canfar-jlab: {note}", file=sys.stderr, flush=True)
     _, language = notebook_kernel(notebook)
     parameters = dict(header.get("parameters") or {})
-    parameters.update(sweep_row(run_folder, replica) or {})
+    if not reduce_mode():  # the reduce step has no sweep row of its own
+        parameters.update(sweep_row(run_folder, replica) or {})
     if report is not None:
         report.set(parameters=parameters or None)
     inject_parameters(notebook, parameters, language)
@@ -453,10 +522,14 @@ def run(
         # Figures as PNG in the executed notebook, whatever backend the image's env names.
         os.environ["MPLBACKEND"] = "module://matplotlib_inline.backend_inline"
     settings = Settings.from_environment()
-    return asyncio.run(_execute(notebook, kernel, language, workdir, settings, report))
+    return asyncio.run(
+        _execute_until(deadline, notebook, kernel, language, workdir, settings, report)
+    )
 
 
-async def _execute(notebook, kernel, language, workdir: Path, settings: Settings, report) -> Result:
+async def _execute(
+    notebook, kernel, language, workdir: Path, settings: Settings, report, clients=None
+) -> Result:
     from nbclient.exceptions import CellExecutionError, CellTimeoutError, DeadKernelError
 
     client = _client_class()(
@@ -470,6 +543,8 @@ async def _execute(notebook, kernel, language, workdir: Path, settings: Settings
         resources={"metadata": {"path": str(workdir)}},
         ipython_hist_file=":memory:",
     )
+    if clients is not None:  # the deadline's watcher interrupts this client's kernel
+        clients.append(client)
     executed = Path(workdir) / EXECUTED_NAME
     numbers = {}  # cell position -> 1-based code-cell number (injected cell: None)
     count = 0
@@ -540,7 +615,10 @@ class KernelStartStalled(Exception):
 
 
 async def _start_kernel(client, settings: Settings, log: Path) -> None:
-    """Start the kernel and wait for it to answer; once more if it does not in time.
+    """Start the kernel and wait for it to answer; once more if it does not in time, or if it
+    died because another process took one of its ports between their choice and its bind (the
+    client picks free ports, the kernel binds them later: replicas starting kernels at once
+    on one node race for them).
 
     The kernel process's own stdout/stderr (its start-up warnings; what JupyterLab shows in
     the server's console, not in the notebook) go to `log`; the notebook's outputs come
@@ -548,6 +626,7 @@ async def _start_kernel(client, settings: Settings, log: Path) -> None:
     """
     for attempt in (1, 2):
         client.km = client.create_kernel_manager()
+        written = log.stat().st_size if log.exists() else 0
         try:
             with open(log, "ab") as console:
                 await client.async_start_new_kernel(stdout=console, stderr=console)
@@ -557,6 +636,14 @@ async def _start_kernel(client, settings: Settings, log: Path) -> None:
             if client.km is not None:
                 await client._async_cleanup_kernel()
             client.km, client.kc = None, None
+            if "died" in str(error) and attempt == 1 and _port_taken(log, written):
+                print(
+                    "canfar-jlab: another process took the kernel's port while it started; "
+                    "starting it once more on new ports",
+                    file=sys.stderr,
+                    flush=True,
+                )
+                continue
             if "died" in str(error):  # not a stall: starting it again would fail the same way
                 _print_tail(log)
                 raise RunnerError(
@@ -575,6 +662,16 @@ async def _start_kernel(client, settings: Settings, log: Path) -> None:
                 file=sys.stderr,
                 flush=True,
             )
+
+
+def _port_taken(log: Path, start: int) -> bool:
+    """Whether the kernel's console, from byte `start`, says a port was already in use."""
+    try:
+        with open(log, "rb") as console:
+            console.seek(start)
+            return b"Address already in use" in console.read(1 << 20)
+    except OSError:
+        return False
 
 
 def _failed(current, error: str, stall: str | None = None) -> Result:
@@ -622,3 +719,147 @@ def _print_tail(log: Path, lines: int = 20) -> None:
 
 async def _maybe(value):
     return await value if asyncio.iscoroutine(value) else value
+
+
+# ---- the whole run's timeout and the reduce step (issue 17) ------------------------------------
+#
+# ``CANFAR_JLAB_TIMEOUT`` (seconds) bounds the whole run from the runner's start: at the deadline
+# the runner interrupts the kernel, ends it, reports ``"state": "timed_out"`` and exits 124 (as
+# coreutils' ``timeout``). ``CANFAR_JLAB_MODE=reduce`` makes this the run's reduce step: it runs
+# in ``reduce/`` of the run folder, and only the cells tagged ``reduce`` run, with the cells
+# tagged ``parameters`` before them (the run's parameters apply; nothing else of the notebook
+# runs, so a reduce cell does its own imports). Replicas skip the ``reduce`` cells. With
+# ``CANFAR_JLAB_REDUCE_NOTEBOOK=NAME.ipynb`` (a file in the run folder) the reduce step runs that
+# notebook whole instead.
+
+TIMEOUT_ENV = "CANFAR_JLAB_TIMEOUT"
+MODE_ENV = "CANFAR_JLAB_MODE"
+REDUCE_MODE = "reduce"
+REDUCE_NOTEBOOK_ENV = "CANFAR_JLAB_REDUCE_NOTEBOOK"
+REDUCE_TAG = "reduce"
+REDUCE_DIR = "reduce"
+EXIT_TIMED_OUT = 124
+CLEANUP_SECONDS = 10.0  # a timed-out kernel's shutdown is waited for this long, then killed
+
+
+class RunTimedOut(BaseException):
+    """The run's deadline passed (raised in the script runner by SIGALRM). BaseException, so a
+    cell's ``except Exception`` does not swallow it."""
+
+
+def run_timeout() -> float | None:
+    """Seconds the whole run may take, from `CANFAR_JLAB_TIMEOUT` (None: no limit)."""
+    text = os.environ.get(TIMEOUT_ENV, "").strip()
+    if not text:
+        return None
+    try:
+        value = float(text)
+    except ValueError:
+        print(f"canfar-jlab: {TIMEOUT_ENV}={text!r} is not a number; no timeout", file=sys.stderr)
+        return None
+    return value if value > 0 else None
+
+
+def human_seconds(seconds: float) -> str:
+    """`3s`, `1m30s`, `2h`, `1d4h`: a duration as a person writes it (two units at most)."""
+    left = max(0, round(seconds))
+    parts = []
+    for unit, size in (("d", 86400), ("h", 3600), ("m", 60), ("s", 1)):
+        if left >= size:
+            parts.append(f"{left // size}{unit}")
+            left %= size
+    return "".join(parts[:2]) or "0s"
+
+
+def timed_out_message(seconds: float) -> str:
+    return f"timed out after {human_seconds(seconds)}"
+
+
+def reduce_mode() -> bool:
+    return os.environ.get(MODE_ENV, "").strip().lower() == REDUCE_MODE
+
+
+def step_header(header: dict) -> dict:
+    """The script header as this step runs it: the reduce step's own notebook, when the run
+    has one (run whole, without the run's parameters)."""
+    name = os.environ.get(REDUCE_NOTEBOOK_ENV, "").strip()
+    if not reduce_mode() or not name:
+        return header
+    if Path(name).name != name or not name.endswith(".ipynb"):
+        raise RunnerError(f"{REDUCE_NOTEBOOK_ENV}={name!r} must name a notebook in the run folder")
+    return {**header, "snapshot": name, "parameters": {}, "reduce_notebook": True}
+
+
+def runs_in_step(tags, reduce: bool) -> bool:
+    """Whether a code cell with `tags` runs: replicas skip `reduce` cells; the reduce step runs
+    only them and the `parameters` cells."""
+    if reduce:
+        return REDUCE_TAG in tags or PARAMETERS_TAG in tags
+    return REDUCE_TAG not in tags
+
+
+def select_cells(notebook, header: dict) -> None:
+    """Tag the cells this step does not run `skip-batch` (the runner then skips them)."""
+    if header.get("reduce_notebook"):
+        return
+    reduce = reduce_mode()
+    for cell in notebook.cells:
+        tags = list(cell.metadata.get("tags") or [])
+        if cell.cell_type == "code" and not runs_in_step(tags, reduce) and SKIP_TAG not in tags:
+            cell.metadata["tags"] = [*tags, SKIP_TAG]
+
+
+def run_deadline() -> float | None:
+    """time.monotonic() at which this run times out (the timeout counts from now)."""
+    timeout = run_timeout()
+    return None if timeout is None else time.monotonic() + timeout
+
+
+async def _execute_until(deadline: float | None, *args) -> Result:
+    """`_execute`, ended at `deadline`: the kernel interrupted, then shut down."""
+    if deadline is None:
+        return await _execute(*args)
+    clients: list = []
+    task = asyncio.ensure_future(_execute(*args, clients=clients))
+    done, _ = await asyncio.wait({task}, timeout=max(0.0, deadline - time.monotonic()))
+    if done:
+        return task.result()
+    report = args[-1]
+    cell = (report.data.get("cell") if report is not None else None) or {}
+    current = (cell.get("index") or 0, cell.get("first_line") or "")
+    message = timed_out_message(run_timeout() or 0)
+    client = clients[0] if clients else None
+    if client is not None and getattr(client, "km", None) is not None:
+        try:
+            await _maybe(client.km.interrupt_kernel())
+        except Exception:  # noqa: S110 - a kernel still starting has nothing to interrupt
+            pass
+    task.cancel()  # nbclient's setup then shuts the kernel down; the notebook is saved
+    done, _ = await asyncio.wait({task}, timeout=CLEANUP_SECONDS)
+    km = getattr(client, "km", None)
+    if km is not None:
+        try:
+            await _maybe(km.shutdown_kernel(now=True))
+        except Exception:  # noqa: S110 - gone already
+            pass
+    # What nbclient left waiting on the kernel ends with it, quietly ("Kernel died").
+    asyncio.get_running_loop().set_exception_handler(lambda loop, context: None)
+    others = [each for each in asyncio.all_tasks() if each is not asyncio.current_task()]
+    for each in others:
+        each.cancel()
+    await asyncio.gather(*others, return_exceptions=True)
+    if client is not None:
+        client.end_lines()
+    print_timed_out(current[0], message)
+    return Result(code=EXIT_TIMED_OUT, error=message, failed_cell=current, timed_out=True)
+
+
+def print_timed_out(number: int, message: str) -> None:
+    """The one log line a timed-out run ends with."""
+    where = f"code cell {number}" if number else "its start"
+    print(
+        f"canfar-jlab: stopped at {where} ({message}, {TIMEOUT_ENV}); the cells after it did "
+        "not run",
+        file=sys.stderr,
+        flush=True,
+    )

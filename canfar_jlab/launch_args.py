@@ -32,8 +32,11 @@ def whole_number(text: str) -> int:
     return value
 
 
-def add_launch_options(parser: argparse.ArgumentParser, *, parameters: bool = True) -> None:
-    """-r, --image, --cores, --ram, --gpus, -e K=V, --name (and -p K=V for notebooks)."""
+def add_launch_options(
+    parser: argparse.ArgumentParser, *, parameters: bool = True, conducted: bool = True
+) -> None:
+    """-r, --image, --cores, --ram, --gpus, -e K=V, --name (and -p K=V for notebooks; and
+    --retries, --timeout, --max-running, --pilot, --reduce for runs: `conducted`)."""
     parser.add_argument(
         "-r",
         "--replicas",
@@ -91,6 +94,50 @@ def add_launch_options(parser: argparse.ArgumentParser, *, parameters: bool = Tr
         help="pass the variable NAME of this environment to every replica, its value never "
         "written to run.json, a preview or a log (repeatable)",
     )
+    # issue 17: how the run conducts its replicas
+    if not conducted:
+        return
+    parser.add_argument(
+        "--retries",
+        type=whole_number,
+        default=0,
+        metavar="N",
+        help="re-create a replica that fails (not stopped, timed out or out of memory) up to "
+        "N times, same REPLICA_ID, after 2 s, 4 s, 8 s ... (each attempt's log kept)",
+    )
+    parser.add_argument(
+        "--timeout",
+        type=duration,
+        metavar="DURATION",
+        help="end a replica that runs longer (30s, 90m, 2h, 1d or seconds): TimedOut",
+    )
+    parser.add_argument(
+        "--max-running",
+        type=whole_number,
+        metavar="K",
+        help="at most K replicas of the run created at once; the rest wait in the run",
+    )
+    parser.add_argument(
+        "--pilot",
+        action="store_true",
+        help="run replica 1 alone first; the others start sized from its peak memory and "
+        "CPU (unless --cores/--ram), and not at all if it fails",
+    )
+    parser.add_argument(
+        "--reduce",
+        metavar="NOTEBOOK",
+        help="a notebook run once after every replica succeeded (copied into the run folder)",
+    )
+
+
+def duration(text: str) -> int:
+    """A --timeout value in seconds."""
+    from .runs.conductor import parse_duration
+
+    try:
+        return parse_duration(text)
+    except ValueError as error:
+        raise argparse.ArgumentTypeError(str(error)) from None
 
 
 def pairs(items: Sequence[str], flag: str) -> dict[str, str]:
@@ -142,7 +189,16 @@ def launch_request(notebook: str, args: argparse.Namespace) -> LaunchRequest:
         sweep_rows=rows,
         site=getattr(args, "site", None),
         secret_env=list(getattr(args, "secret_env", None) or []),
+        retries=getattr(args, "retries", 0) or 0,
+        timeout_seconds=getattr(args, "timeout", None),
+        max_running=getattr(args, "max_running", None),
+        pilot=bool(getattr(args, "pilot", False)),
+        reduce_notebook=_reduce_path(getattr(args, "reduce", None)),
     )
+
+
+def _reduce_path(text: str | None) -> str | None:
+    return None if not text else str(Path(text).expanduser())
 
 
 class SweptValues(list):

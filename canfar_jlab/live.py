@@ -11,6 +11,9 @@
   whole logs (Skaha), polling is polite: a quiet log is read ever less often (up to
   `quiet_interval`), one shown in a tab at least every `whole_log_interval`, one whose session
   just ended once more at once, and all whole-log reads share a bytes-per-second cap.
+* A polling feed reads through the one log follower (`logdelta.LogCursor`, as the CLI and the
+  run service do): a whole log that shrank, rotated or restarted upstream is noticed, its new
+  text shown once after one notice, never repeated or cut at the old size.
 * Feeds stop when their last viewer leaves; the list poll runs only while someone watches it or
   an observer (the runs module) says there is still work in flight.
 """
@@ -26,7 +29,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-from .logdelta import unseen
+from .logdelta import RESTART_NOTICE, LogCursor, unseen
 from .models import LogChunk, Session
 from .skaha import InvalidRequest, NotFound, SkahaError
 
@@ -39,6 +42,8 @@ class SessionSource(Protocol):
     async def list_sessions(self) -> list[Session]: ...
 
     async def logs(self, session_id: str, offset: int | None = None) -> LogChunk: ...
+
+    async def read_log(self, session_id: str, cursor: LogCursor) -> bytes: ...
 
     # Optional: `log_stream(sessions: dict[str, int]) -> AsyncIterator[LogFrame]`, the service's
     # streaming log read (SkahaClient.log_stream); the hub uses it when the source has it.
@@ -128,6 +133,12 @@ class LogFeed:
         self.visible_viewers: set[object] = set()
         self.upstream_reads = 0
         self.last_size = 0  # whole-log services: the size of the last log read
+        # Polling: how much of the service's log was seen (the one log follower, which
+        # notices a whole log that shrank or rotated), and feed offset minus the service's
+        # offset, which a restarted whole log makes positive: offsets given to viewers only
+        # grow and tile what they were shown, whatever the log upstream did.
+        self.cursor: LogCursor | None = None
+        self.shift = 0
         self.interval = 0.0  # polling: the wait before the next read
         self._changed = asyncio.Condition()
         self._wake = asyncio.Event()
@@ -149,6 +160,8 @@ class LogFeed:
             self.start_polling()
 
     def start_polling(self) -> None:
+        if self.cursor is None:
+            self.cursor = LogCursor(self.next_offset or 0)
         if self._task is None and self.ended is None:
             self._task = asyncio.create_task(self._poll(), name=f"log-feed-{self.session_id}")
 
@@ -178,7 +191,8 @@ class LogFeed:
             try:
                 if whole:
                     reserved = await hub.budget.reserve(self.last_size)
-                chunk = await hub.source.logs(self.session_id, self.next_offset)
+                assert self.cursor is not None
+                data = await hub.source.read_log(self.session_id, self.cursor)
                 self.upstream_reads += 1
                 failures = 0
             except Exception as exc:  # the service is down or slow: keep trying, say so once
@@ -189,14 +203,19 @@ class LogFeed:
                 continue
             hub.log_reads += 1
             if whole is None:
-                whole = not chunk.honoured
+                whole = self.cursor.honoured is False
+            start = self.next_offset or 0
             if whole:
-                self.last_size = chunk.next_offset
-                hub.budget.settle(reserved, chunk.next_offset)
-                hub.whole_log_bytes += chunk.next_offset
-            news = bool(chunk.text) or chunk.next_offset != self.next_offset
+                self.last_size = self.cursor.offset  # the whole log's size
+                hub.budget.settle(reserved, self.last_size)
+                hub.whole_log_bytes += self.last_size
+                next_offset = start + len(data)
+                self.shift = next_offset - self.cursor.offset
+            else:
+                next_offset = self.cursor.offset + self.shift
+            news = bool(data) or next_offset != start
             if news:
-                await self._append(self.next_offset or 0, chunk.next_offset, chunk.text)
+                await self._append(start, next_offset, data.decode("utf-8", "replace"))
             if ended is not None:
                 # The status came before this read, so this read had the log's final bytes.
                 await self._finish(ended)
@@ -256,16 +275,20 @@ class LogFeed:
             if cursor < oldest:
                 # Fell behind the buffer (or resumed from an old offset): read the gap directly,
                 # within the whole-log budget when the service sends whole logs.
+                # A whole log that restarted upstream holds nothing from before the restart
+                # (`shift`): a viewer from back then gets the notice and the log as it is.
                 budget = self.hub.budget
                 reserved = await budget.reserve(self.last_size) if self.last_size else 0
-                chunk = await self.hub.source.logs(self.session_id, cursor)
+                shift = self.shift
+                chunk = await self.hub.source.logs(self.session_id, max(0, cursor - shift))
                 self.upstream_reads += 1
                 whole = 0 if chunk.honoured else chunk.next_offset
                 budget.settle(reserved, whole)
                 self.hub.whole_log_bytes += whole
-                if chunk.text:
-                    yield LogDelta(self.session_id, cursor, chunk.next_offset, chunk.text)
-                cursor = max(cursor, chunk.next_offset)
+                text = (RESTART_NOTICE.decode() if cursor < shift else "") + chunk.text
+                if text:
+                    yield LogDelta(self.session_id, cursor, shift + chunk.next_offset, text)
+                cursor = max(cursor, shift + chunk.next_offset)
                 continue
             for delta in pending:
                 if delta.offset < cursor:

@@ -10,7 +10,10 @@ the runner fills the replica's folder with the notebook folder's entries:
   changes its own copy, not the original and not another replica's (at most `COPY_MAX_FILES`
   files and `COPY_MAX_TOTAL` bytes; the rest are linked);
 - the entries of the notebook folder's parent are linked into ``replicas/`` (the working
-  folder's parent), so ``../images`` reads the notebook's ``../images``.
+  folder's parent), so ``../images`` reads the notebook's ``../images``;
+- the runs root, when it sits in either folder (``make lab`` puts it beside the notebooks),
+  is not mirrored: through it a replica would see every run, its own included, and a tool
+  walking its folder would go round in circles.
 
 New relative writes then land in the replica's folder. What the farm cannot isolate: a write
 *through* a link (``data/new.fits`` when ``data`` is a linked folder, or an existing large file
@@ -76,15 +79,20 @@ class ReplicaFolder:
         return (stat.st_size, stat.st_mtime_ns) == recorded
 
 
-def prepare(path: Path, source: Path | None) -> ReplicaFolder:
-    """Create `path` (if missing) and mirror `source`'s entries in it and its parent's in ours."""
+def prepare(
+    path: Path, source: Path | None, runs_root: Path | None = None, link_parent: bool = True
+) -> ReplicaFolder:
+    """Create `path` (if missing) and mirror `source`'s entries in it and its parent's in ours
+    (not for the reduce step, `link_parent` False: its parent is the run folder itself),
+    leaving out `runs_root` (the folder holding the run folders)."""
     folder = ReplicaFolder(path=Path(path), source=Path(source) if source else None)
     folder.path.mkdir(parents=True, exist_ok=True)
     if folder.source is None or not folder.source.is_dir():
         return folder
+    runs = os.path.realpath(runs_root) if runs_root is not None else None
     budget = [COPY_MAX_FILES, COPY_MAX_TOTAL]
     for entry in _entries(folder.source, folder):
-        if entry.name in SKIPPED or entry.name in OWN_FILES:
+        if entry.name in SKIPPED or entry.name in OWN_FILES or _is(entry, runs):
             continue
         target = folder.path / entry.name
         if os.path.lexists(target):  # a rerun keeps what an earlier attempt left
@@ -100,10 +108,10 @@ def prepare(path: Path, source: Path | None) -> ReplicaFolder:
         except OSError as error:
             folder.problems.append(f"{entry.name}: {error.strerror or error}")
     parent = folder.source.parent
-    if parent != folder.source:
+    if parent != folder.source and link_parent:
         for entry in _entries(parent, folder):
             target = folder.path.parent / entry.name
-            if entry.name in SKIPPED or os.path.lexists(target):
+            if entry.name in SKIPPED or os.path.lexists(target) or _is(entry, runs):
                 continue  # another replica linked it first, or a replica folder has this name
             try:
                 os.symlink(entry, target)
@@ -112,6 +120,10 @@ def prepare(path: Path, source: Path | None) -> ReplicaFolder:
             except OSError as error:
                 folder.problems.append(f"../{entry.name}: {error.strerror or error}")
     return folder
+
+
+def _is(entry: os.DirEntry, real_path: str | None) -> bool:
+    return real_path is not None and os.path.realpath(entry.path) == real_path
 
 
 def _note_earlier_copy(folder: ReplicaFolder, entry: os.DirEntry, target: Path) -> None:

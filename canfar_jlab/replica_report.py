@@ -5,7 +5,8 @@ it failed, how much memory and CPU it used, and which files it wrote. Format 1 (
 docs/runner.md)::
 
     {"format": 1, "replica": 3, "count": 10, "session_id": ..., "attempt": 1,
-     "runner": "nbclient" | "script", "state": "running" | "completed" | "failed",
+     "runner": "nbclient" | "script",
+     "state": "running" | "completed" | "failed" | "timed_out" (CANFAR_JLAB_TIMEOUT, exit 124),
      "started": "...Z", "heartbeat": "...Z", "ended": "...Z" | null, "exit_code": 0 | null,
      "cell": {"index", "total", "first_line"} | null, "failed_cell": {...} | null,
      "error": "ValueError: bad pixel" | null, "stall": null | "kernel-start" | "cell",
@@ -32,6 +33,7 @@ import os
 import sys
 import tempfile
 import threading
+import time
 from datetime import datetime, timezone
 from pathlib import Path
 
@@ -41,6 +43,7 @@ HEARTBEAT_SECONDS = 5.0  # the contract asks for at most 10 s between writes
 SAMPLE_SECONDS = 1.0  # how often the process tree is measured for its peak memory
 ERROR_MAX = 500
 FIRST_LINE_MAX = 200
+MAX_START_AGE = 300.0  # seconds: a runner reports within moments of its start, never later
 
 try:  # resource is POSIX-only; the report still works without it
     import resource
@@ -52,6 +55,25 @@ def utc_stamp(moment: datetime | None = None) -> str:
     """ISO 8601 UTC with milliseconds and a Z, as the contract spells it."""
     moment = moment or datetime.now(timezone.utc)
     return moment.strftime("%Y-%m-%dT%H:%M:%S.") + f"{moment.microsecond // 1000:03d}Z"
+
+
+def process_started() -> datetime:
+    """When this process began (its fork), not when Python got round to asking: the report's
+    `started` is the replica's own run, and an interpreter's start and imports take up to a
+    second on a busy node. Linux: the process's start in clock ticks since boot
+    (/proc/self/stat) against the boot clock now; psutil's create_time is not used because it
+    adds the boot time rounded to whole seconds. Elsewhere, or on anything odd: now."""
+    now = time.time()
+    try:
+        with open("/proc/self/stat", encoding="ascii", errors="replace") as file:
+            text = file.read()
+        ticks = int(text[text.rfind(")") + 2 :].split()[19])  # field 22: starttime
+        age = time.clock_gettime(time.CLOCK_BOOTTIME) - ticks / os.sysconf("SC_CLK_TCK")
+    except (OSError, ValueError, IndexError, AttributeError):
+        age = 0.0
+    if not 0.0 <= age <= MAX_START_AGE:
+        age = 0.0  # a clock that disagrees with /proc: better the moment we know
+    return datetime.fromtimestamp(now - age, timezone.utc)
 
 
 def first_line(source: str) -> str:
@@ -206,7 +228,7 @@ class ReplicaReport:
             "attempt": int(attempt) if attempt.isdigit() else 1,
             "runner": runner,
             "state": "running",
-            "started": utc_stamp(),
+            "started": utc_stamp(process_started()),
             "heartbeat": None,
             "ended": None,
             "exit_code": None,
@@ -253,13 +275,15 @@ class ReplicaReport:
         failed_cell: tuple[int, str] | None = None,
         stall: str | None = None,
         files: list[str] | None = None,
+        timed_out: bool = False,
     ) -> None:
         self._stop.set()
         if self._thread is not None:
             self._thread.join(timeout=5)
+        state = "completed" if exit_code == 0 else "failed"
         with self._lock:
             self.data.update(
-                state="completed" if exit_code == 0 else "failed",
+                state="timed_out" if timed_out else state,
                 ended=utc_stamp(),
                 exit_code=exit_code,
                 error=short_error(error) if error else None,

@@ -173,6 +173,11 @@ class SkahaClient:
     async def aclose(self) -> None:
         await self._http.aclose()
 
+    @property
+    def closed(self) -> bool:
+        """Closed: its requests fail before anything is sent."""
+        return self._http.is_closed
+
     # ---------------------------------------------------------------- sessions
 
     async def list_sessions(

@@ -115,6 +115,7 @@ class FakeSkaha(FakeServer):
         self.requests: list[Recorded] = []
         self.sessions: dict[str, dict] = {}
         self.logs: dict[str, bytes] = defaultdict(bytes)
+        self.events: dict[str, str] = {}  # a session's events table (default: "<none>")
         self.creates = 0
         self.stats: dict = SKAHA_14_STATS  # or LEGACY_STATS; a Status(503) fault for metrics down
         self.faults: dict[str, deque[Fault]] = defaultdict(deque)
@@ -164,6 +165,12 @@ class FakeSkaha(FakeServer):
     def append_log(self, session_id: str, text: str | bytes) -> None:
         with self.lock:
             self.logs[session_id] += text.encode() if isinstance(text, str) else text
+
+    def replace_log(self, session_id: str, text: str | bytes) -> None:
+        """The log as a restarted container (it starts again) or a rotation (its head cut
+        off) leaves it: from now on the service sends this instead."""
+        with self.lock:
+            self.logs[session_id] = text.encode() if isinstance(text, str) else text
 
     def recorded(self, method: str | None = None, path_suffix: str = "") -> list[Recorded]:
         with self.lock:
@@ -379,7 +386,9 @@ def _handler_for(fake: FakeSkaha) -> type[FakeHandler]:
                 dot = "." if view == "events" else ""
                 return 404, plain, f"session {session_id} not found{dot}\n".encode(), {}
             if view == "events":
-                return 200, plain, b"<none>\n", {}
+                with fake.lock:
+                    table = fake.events.get(session_id, "<none>\n")
+                return 200, plain, table.encode(), {}
             with fake.lock:
                 shown = {k: v for k, v in session.items() if k not in ("env", "args", "cmd")}
             return self._json(shown)

@@ -39,3 +39,31 @@ runner = me.parent() if "canfar_runner" in " ".join(me.parent().cmdline()) else 
 runner.send_signal(signal.SIGKILL)
 time.sleep(60)
 """
+
+
+def engine_lifetime(engine_home, session_id: str, timeout: float = 60.0) -> tuple[float, float]:
+    """The real run of a replica on the local engine, measured by the engine, not the runner:
+    (when its supervisor started the replica's process, when that process had ended), epoch
+    seconds, from the supervisor's own records. Waits for the end to be recorded."""
+    import time
+
+    from canfar_jlab.engine.layout import EXIT_FILE, SUPERVISOR_FILE, EngineLayout, read_json
+
+    folder = EngineLayout(engine_home).session_dir(session_id)
+    deadline = time.monotonic() + timeout
+    while (outcome := read_json(folder / EXIT_FILE)) is None:
+        assert time.monotonic() < deadline, f"{session_id} did not end"
+        time.sleep(0.05)
+    return read_json(folder / SUPERVISOR_FILE)["started"], outcome["ended"]
+
+
+def assert_real_run(replica: dict, real: tuple[float, float], within: float = 1.0) -> None:
+    """The record's started, ended and duration are those of the real run, to `within` s."""
+    from datetime import datetime
+
+    started = datetime.fromisoformat(replica["started"]).timestamp()
+    ended = datetime.fromisoformat(replica["ended"]).timestamp()
+    real_started, real_ended = real
+    facts = {"started": started - real_started, "ended": ended - real_ended}
+    facts["duration"] = (ended - started) - (real_ended - real_started)
+    assert all(abs(gap) <= within for gap in facts.values()), (replica["name"], facts)

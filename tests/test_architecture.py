@@ -132,8 +132,22 @@ def cycles() -> list[list[str]]:
     return found
 
 
+# Known and still to break (issue 18, merged in from issue 17 as this test landed): the
+# re-run and launch paths in actions.py call the conductor and the reduce step, which build
+# on actions.py; the reconciler calls the conductor. Any other cycle fails; this one must
+# shrink, never grow.
+KNOWN_CYCLES = [
+    [
+        "canfar_jlab.runs.actions",
+        "canfar_jlab.runs.conductor",
+        "canfar_jlab.runs.reconciler",
+        "canfar_jlab.runs.reduce",
+    ]
+]
+
+
 def test_no_import_cycles():
-    found = cycles()
+    found = [c for c in cycles() if not any(set(c) <= set(k) for k in KNOWN_CYCLES)]
     detail = "; ".join(
         " <-> ".join(f"{m} (imports {sorted(internal(m) & set(c))})" for m in c) for c in found
     )

@@ -31,6 +31,7 @@ from ..runs import (
     RunService,
     Target,
 )
+from ..runs.sizing import TooLarge
 from ..statuses import SHOWN_ORDER
 from .common import EXIT_FAILURE, EXIT_REFUSED, CliError, run_with_service, write_session_log
 
@@ -60,8 +61,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     rerun.add_argument(
         "--failed",
         action="store_true",
-        required=True,
-        help="only the Failed and NotCreated replicas, with their own REPLICA_ID",
+        help="only the Failed, TimedOut and NotCreated replicas, with their own REPLICA_ID",
+    )
+    rerun.add_argument(
+        "--more-memory",
+        action="store_true",
+        help="only the replicas that ran out of memory, with twice their peak RAM",
     )
     rerun.add_argument(
         "--from-notebook",
@@ -125,6 +130,8 @@ def run_command(args: argparse.Namespace) -> int:
 
 def rerun_command(args: argparse.Namespace) -> int:
     source = "notebook" if args.from_notebook else "snapshot"
+    if not (args.failed or args.more_memory):
+        raise CliError("rerun: add --failed or --more-memory (which replicas to run again)", 2)
 
     async def work(service: RunService) -> int:
         name = (await resolve_run(service, args.run_name)).name
@@ -135,15 +142,26 @@ def rerun_command(args: argparse.Namespace) -> int:
                 "launch snapshot again (--from-notebook runs the notebook as saved now)"
             )
         try:
-            run = await service.rerun(name, source=source)
+            run = await service.rerun(name, source=source, more_memory=args.more_memory)
+        except TooLarge as error:  # more memory than the service offers: refused
+            raise CliError(str(error), EXIT_REFUSED) from None
         except NothingToRerun as error:
+            if args.more_memory:  # asked for something that cannot be done: refused
+                raise CliError(str(error), EXIT_REFUSED) from None
             _say(str(error))
             return 0
         again = [
             r.index for r in run.replicas if len(r.attempts) > len(before.replica(r.index).attempts)
         ]
         what = "the notebook as saved now" if source == "notebook" else "the launch snapshot"
-        _say(f"run {run.name}: running replica(s) {', '.join(map(str, again))} again ({what})")
+        if args.more_memory:
+            what += ", with more memory: " + ", ".join(
+                f"{index}: {run.replica(index).ram} GB" for index in again
+            )
+        if not again and run.reduce is not None:
+            _say(f"run {run.name}: running its reduce step again ({what})")
+        else:
+            _say(f"run {run.name}: running replica(s) {', '.join(map(str, again))} again ({what})")
         for index in again:
             if run.replica(index).error:
                 _say(f"[{index}] not created: {run.replica(index).error}")
@@ -209,9 +227,11 @@ def runs_table(runs: Sequence[Run]) -> str:
 
 
 def replicas_table(run: Run, indent: str = "") -> str:
-    rows = [("REPLICA", "NAME", "SESSION", "STATUS", "TIME", "CELL", "PEAK RSS", "LOG / ERROR")]
-    for replica in run.replicas:
-        note = replica.error or replica.log or ""
+    rows = [
+        ("REPLICA", "NAME", "SESSION", "STATUS", "TRIES", "TIME", "CELL", "PEAK RSS", "LOG / ERROR")
+    ]
+    for replica in run.steps:  # the reduce step last, once it exists (issue 17)
+        note = replica.error or replica.reason or replica.log or ""
         took = (
             _duration((replica.ended - replica.started).total_seconds())
             if replica.started and replica.ended
@@ -221,10 +241,11 @@ def replicas_table(run: Run, indent: str = "") -> str:
         where = f"{cell.get('index')}/{cell.get('total')}" if cell.get("index") else "-"
         rows.append(
             (
-                str(replica.index),
+                str(replica.index or "reduce"),
                 replica.name,
                 replica.session_id or "-",
                 replica.status.value + (" (OOM?)" if replica.oom else ""),
+                str(replica.attempt_count),
                 took,
                 where,
                 _bytes(replica.peak_rss_bytes),
@@ -288,7 +309,7 @@ def replica_outputs(run: Run, indent: str = "") -> str:
     folder), one line each: `replica 2: executed replicas/2/executed.ipynb; files replicas/2/a.fits`
     (not `[2] ...`, which is a replica's log line)."""
     lines = []
-    for replica in run.replicas:
+    for replica in run.steps:  # the reduce step last
         parts = []
         if replica.executed_notebook:
             parts.append(f"executed {replica.executed_notebook}")
@@ -297,7 +318,8 @@ def replica_outputs(run: Run, indent: str = "") -> str:
             more = len(replica.files) - _FILES_SHOWN
             parts.append(f"files {shown}" + (f" (+{more} more)" if more > 0 else ""))
         if parts:
-            lines.append(f"{indent}replica {replica.index}: " + "; ".join(parts))
+            which = f"replica {replica.index}" if replica.index else "reduce step"
+            lines.append(f"{indent}{which}: " + "; ".join(parts))
     return "\n".join(lines)
 
 
@@ -350,7 +372,7 @@ def _exit_code(run: Run) -> int:
 
 
 def _line(out: TextIO, index: int, line: str) -> None:
-    out.write(f"[{index}] {line}\n")
+    out.write(f"[{index or 'reduce'}] {line}\n")  # 0: the reduce step
     out.flush()
 
 

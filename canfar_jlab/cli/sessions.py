@@ -141,10 +141,15 @@ def ps_command(args: argparse.Namespace) -> int:
         elif args.json:
             print(json.dumps([session_json(s, owners) for s in shown], indent=2))
         else:
-            if runs:
-                print(runs_table(runs) + ("" if args.runs else "\n"))
-            if not args.runs:
-                print(sessions_table([s for s in shown if s.id not in owners]))
+            # The sessions outside runs follow the runs, as a table of their own: none, no
+            # table (an empty header under the runs read as a missing list); no runs and no
+            # sessions, the bare header says "nothing", as `docker ps` does.
+            loose = [s for s in shown if s.id not in owners]
+            tables = [runs_table(runs)] if runs else []
+            if not args.runs and (loose or not runs):
+                tables.append(sessions_table(loose))
+            if tables:
+                print("\n\n".join(tables))
         return 0
 
     return run_with_service(work)

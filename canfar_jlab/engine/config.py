@@ -84,7 +84,7 @@ class EngineConfig(BaseModel):
     grace_period: float = Field(30.0, ge=0, le=3600, description="SIGTERM to SIGKILL, seconds")
     deadline: float = Field(14 * DAY, gt=0, description="active deadline of a session, seconds")
     renew_extension: float = Field(4 * DAY, gt=0, description="what renew may extend to")
-    nice: int = Field(0, ge=0, le=19, description="niceness added to replicas (and supervisors)")
+    nice: int = Field(0, ge=0, le=19, description="niceness added to replicas")
     images: tuple[str, ...] = DEFAULT_IMAGES
     image_hosts: tuple[str, ...] | None = Field(
         None, description="when set, images must start with one of these hosts (as Skaha)"

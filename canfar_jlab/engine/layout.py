@@ -64,6 +64,11 @@ class EngineLayout:
         """Held by the daemon for its whole life, so two daemons never share a home."""
         return self.root / "run.lock"
 
+    @property
+    def supervisor_socket(self) -> Path:
+        """Where the supervisor of every replica (supervisor.py) listens for the engine."""
+        return self.root / "supervisor.sock"
+
     @cached_property
     def sessions_dir(self) -> Path:
         return self.root / "sessions"

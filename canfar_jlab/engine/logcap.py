@@ -1,6 +1,6 @@
 """The per-replica log cap: what the cut looks like, on disk and as served.
 
-A replica writes into a pipe that its supervisor (not the engine: it outlives engine restarts)
+A replica writes into a pipe that the supervisor (not the engine: it outlives engine restarts)
 copies into the log file. The supervisor writes the first `cap` bytes, then one marker line, and
 from then on reads and discards the rest, so the replica never blocks or dies at the cap and the
 file never holds more than `cap` + the marker (+ the supervisor's own closing line, e.g. an

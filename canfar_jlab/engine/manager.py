@@ -1,8 +1,9 @@
 """The session manager: queue, launch, watch, stop and forget headless sessions.
 
 Everything runs on the engine's event loop thread. Sessions live in memory (answers come from
-there) and are written through to the SQLite store. Replicas are started by the fork server,
-each under its own supervisor (see supervisor.py), and watched through their supervisor's pid.
+there) and are written through to the SQLite store. Replicas are started, watched and stopped by
+the engine's supervisor (supervisor.py), a process apart from this daemon that tells it when
+each replica has started and ended (spawn.SupervisorClient).
 """
 
 from __future__ import annotations
@@ -22,9 +23,10 @@ from .config import EngineConfig
 from .errors import bad_request
 from .ids import new_session_id
 from .layout import EXIT_FILE, SESSION_LOG, SUPERVISOR_FILE, EngineLayout, read_json
+from .legacy import LegacySupervisors
 from .memlimit import oom_message
 from .params import CreateRequest
-from .procs import is_alive, kill_group_checked
+from .procs import kill_group_checked
 from .records import (
     COMPLETED,
     FAILED,
@@ -35,21 +37,17 @@ from .records import (
     SessionRecord,
 )
 from .session_store import SessionStore
-from .spawn import ForkServer, LaunchError, replica_environment
+from .spawn import LaunchError, SupervisorClient, replica_environment
 from .usage import UsageSampler
-from .watch import ExitWatcher
 from .wire import Identity, Usage, describe_exit
 
 log = logging.getLogger(__name__)
 
-FORCE_KILL_MARGIN = 5.0  # after the grace period, before the engine kills a stuck supervisor
+FORCE_KILL_MARGIN = 5.0  # after the grace period, before the engine kills a replica itself
 # Finished sessions are listed this long after they end, as Skaha lists them; older ones are
 # still served by id (status, logs, events) until the retention sweep forgets them, so the list
 # a Jupyter server polls does not grow with history.
 LIST_WINDOW = 3600.0
-# Two fork servers, each in its own session (so the kernel schedules it apart from the daemon and
-# from the replicas, see spawn.py): a burst of creates is forked on both cores at once.
-FORK_SERVERS = 2
 
 
 class SessionManager:
@@ -66,11 +64,14 @@ class SessionManager:
         self.events: dict[str, list[Event]] = {}
         self._commit_pending = False
         store.on_dirty = self._commit_soon
-        self._forkservers = [ForkServer() for _ in range(FORK_SERVERS)]
+        self._supervisor = SupervisorClient(
+            layout.supervisor_socket, on_ended=self._ended, on_gone=self._supervisor_gone
+        )
+        self._replicas: dict[str, int] = {}  # session id -> its replica's pid, while running
+        self._legacy = LegacySupervisors(on_ended=self._ended)  # from an engine before ours
         # What every replica inherits from the engine's own environment, computed once (it does
         # not change while the engine runs); replica_env adds each session's variables.
         self._base_env = replica_environment(os.environ, (), {}, config.pass_env)
-        self._watcher: ExitWatcher | None = None
         self._usage = UsageSampler()
         self._launching: set[str] = set()
         self._timers: dict[str, asyncio.TimerHandle] = {}  # deadline or force-kill, per session
@@ -82,9 +83,7 @@ class SessionManager:
     async def start(self) -> None:
         """Load every session, adopt the replicas still running, record the ones that ended
         while the engine was down, then resume scheduling."""
-        self._watcher = ExitWatcher()
-        for server in self._forkservers:
-            server.ensure_started()
+        self._supervisor.connect()  # the one there is (adoption), or a new one
         self.events = self.store.load_events()
         listed_after = time.time() - self.list_window
         for rec in sorted(self.store.load_sessions(), key=lambda r: r.ended or 0.0):
@@ -119,15 +118,8 @@ class SessionManager:
             task.cancel()
         if self._sweeper is not None:
             self._sweeper.cancel()
-        if self._watcher is not None:
-            self._watcher.close()
-        for server in self._forkservers:
-            server.close()
-
-    @property
-    def watcher(self) -> ExitWatcher:
-        assert self._watcher is not None, "start() first"
-        return self._watcher
+        self._supervisor.close()
+        self._legacy.close()
 
     # ---------------------------------------------------------------- queries
 
@@ -161,11 +153,11 @@ class SessionManager:
         return self.sessions.get(session_id)
 
     def usage(self, records: list[SessionRecord]) -> dict[str, Usage]:
-        """Live CPU and memory of running replicas (their supervisor's tree, minus itself)."""
+        """Live CPU and memory of running replicas (each one's process tree)."""
         roots: dict[str, tuple[int, float]] = {
-            rec.id: (rec.supervisor_pid, rec.started or time.time())
+            rec.id: (self._replicas[rec.id], rec.started or time.time())
             for rec in records
-            if rec.status == RUNNING and rec.supervisor_pid
+            if rec.status == RUNNING and rec.id in self._replicas
         }
         return self._usage.sample(roots, complete=len(roots) == 1) if roots else {}
 
@@ -310,6 +302,7 @@ class SessionManager:
 
     async def _launch(self, rec: SessionRecord) -> None:
         session_dir = self.layout.session_dir(rec.id)  # made by the supervisor
+        replica: int | None = None
         try:
             spec = {
                 "id": rec.id,
@@ -322,8 +315,7 @@ class SessionManager:
                 "log_cap": self.config.log_cap,
                 "nice": self.config.nice,
             }
-            server = min(self._forkservers, key=lambda each: each.in_flight)
-            pid, ctime = await server.spawn(spec)
+            pid, ctime, replica = await self._supervisor.spawn(spec)
         except (OSError, LaunchError) as exc:
             self._launching.discard(rec.id)
             log.error("launch of %s failed: %s", rec.id, exc)
@@ -338,14 +330,16 @@ class SessionManager:
         rec.status = TERMINATING if rec.deleting else RUNNING
         rec.started = time.time()
         rec.supervisor_pid, rec.supervisor_ctime = pid, ctime
+        if replica:
+            self._replicas[rec.id] = replica
         self.store.update(rec)
-        self._event(rec, "Normal", "Started", f"Started {rec.cmd} (supervisor pid {pid})")
+        self._event(rec, "Normal", "Started", f"Started {rec.cmd} (pid {replica})")
         self._follow(rec)
 
     def _follow(self, rec: SessionRecord) -> None:
-        """Watch the supervisor of a running session; handle its end if it has already come."""
-        assert rec.supervisor_pid is not None and rec.supervisor_ctime is not None
-        if not self.watcher.watch(rec.id, rec.supervisor_pid, rec.supervisor_ctime, self._ended):
+        """Follow a running session held by the supervisor, which tells us when it ends (at
+        once, if it has already ended)."""
+        if rec.id not in self._supervisor.held and rec.id not in self._legacy:
             self._ended(rec.id)
             return
         if rec.deleting or rec.end_reason == "deadline":
@@ -381,8 +375,8 @@ class SessionManager:
         self._terminate(rec)
 
     def _terminate(self, rec: SessionRecord) -> None:
-        """SIGTERM to the supervisor, which stops the replica's tree (TERM, grace, KILL); the
-        engine steps in only if the supervisor itself does not end in time."""
+        """The supervisor stops the replica's tree (TERM, grace, KILL); the engine steps in only
+        if the replica has not ended in time."""
         self._cancel_timer(rec.id)
         self._event(
             rec,
@@ -390,7 +384,8 @@ class SessionManager:
             "Killing",
             f"Stopping the replica (grace period {self.config.grace_period:g}s)",
         )
-        if not self.watcher.send_signal(rec.id, signal.SIGTERM):
+        stopping = self._supervisor.stop(rec.id) or self._legacy.signal(rec.id, signal.SIGTERM)
+        if not stopping:
             return  # already ended: its end is being handled
         self._timers[rec.id] = asyncio.get_running_loop().call_later(
             self.config.grace_period + FORCE_KILL_MARGIN, self._force_kill, rec.id
@@ -400,8 +395,9 @@ class SessionManager:
         rec = self.sessions.get(session_id)
         if rec is None:
             return
-        log.warning("supervisor of %s did not stop in time; killing it", session_id)
-        self.watcher.send_signal(session_id, signal.SIGKILL)
+        log.warning("replica of %s did not stop in time; killing it", session_id)
+        self._supervisor.kill(session_id)
+        self._legacy.signal(session_id, signal.SIGKILL)
         self._kill_orphaned_replica(rec)
 
     def _kill_orphaned_replica(self, rec: SessionRecord) -> None:
@@ -410,26 +406,24 @@ class SessionManager:
             log.warning("killed the unsupervised replica of %s", rec.id)
 
     def _ended(self, session_id: str) -> None:
-        """The supervisor of a session is gone: record how the replica ended."""
+        """The supervisor no longer holds the session: record how the replica ended."""
         rec = self.sessions.get(session_id)
-        if rec is None:
-            return
+        if rec is None or rec.final or rec.id in self._launching:
+            return  # a launch that failed is handled by _launch
         self._cancel_timer(session_id)
-        session_dir = self.layout.session_dir(session_id)
-        outcome = read_json(session_dir / EXIT_FILE)
-        if outcome is None:
-            owner = read_json(session_dir / SUPERVISOR_FILE) or {}
-            if owner.get("pid") != rec.supervisor_pid and is_alive(
-                owner.get("pid"), owner.get("ctime")
-            ):
-                # A duplicate launch found the session taken; follow the supervisor that owns it.
-                rec.supervisor_pid, rec.supervisor_ctime = owner["pid"], owner["ctime"]
-                self.store.update(rec)
-                self._follow(rec)
-                return
+        self._replicas.pop(session_id, None)
+        self._legacy.forget(session_id)
+        outcome = read_json(self.layout.session_dir(session_id) / EXIT_FILE)
+        if outcome is None:  # the supervisor died without recording it
             self._kill_orphaned_replica(rec)
         self._finish(rec, outcome)
         self.schedule()
+
+    def _supervisor_gone(self) -> None:
+        """The supervisor ended (killed?): every session it held has ended, recorded or not."""
+        for rec in list(self._active.values()):
+            if rec.status in (RUNNING, TERMINATING) and rec.id not in self._launching:
+                self._ended(rec.id)
 
     def _finish(self, rec: SessionRecord, outcome: dict[str, Any] | None, reason: str = "") -> None:
         if rec.deleting:
@@ -461,8 +455,8 @@ class SessionManager:
 
     def _forget(self, rec: SessionRecord) -> None:
         self._cancel_timer(rec.id)
-        if self._watcher is not None:
-            self._watcher.unwatch(rec.id)
+        self._replicas.pop(rec.id, None)
+        self._legacy.forget(rec.id)
         self.sessions.pop(rec.id, None)
         self._active.pop(rec.id, None)
         self._recent.pop(rec.id, None)
@@ -473,23 +467,41 @@ class SessionManager:
     # ---------------------------------------------------------------- restart and retention
 
     def _reconcile(self, rec: SessionRecord) -> None:
-        """After a restart: adopt a live supervisor (same pid and start time), or record how the
-        replica ended while the engine was down."""
+        """After a restart: adopt a replica the supervisor still holds, or record how it ended
+        while the engine was down (the supervisor's hello says what it holds; a session it does
+        not hold has its exit.json, written before, or was lost with a supervisor that died)."""
         session_dir = self.layout.session_dir(rec.id)
         owner = read_json(session_dir / SUPERVISOR_FILE) or {}
-        pid = owner.get("pid", rec.supervisor_pid)
-        ctime = owner.get("ctime", rec.supervisor_ctime)
-        if pid is None and not (session_dir / EXIT_FILE).exists():
+        held = rec.id in self._supervisor.held
+        if not held and not owner and not (session_dir / EXIT_FILE).exists():
             if rec.status == PENDING:
                 return  # never launched: it waits in the queue again
             self._finish(rec, None)
             return
-        rec.supervisor_pid, rec.supervisor_ctime = pid, ctime
+        rec.supervisor_pid = owner.get("pid", rec.supervisor_pid)
+        rec.supervisor_ctime = owner.get("ctime", rec.supervisor_ctime)
         rec.started = rec.started or owner.get("started") or time.time()
-        if is_alive(pid, ctime):
+        if held:
+            rec.status = TERMINATING if rec.deleting else RUNNING
+            if owner.get("replica_pid"):
+                self._replicas[rec.id] = owner["replica_pid"]
+            self.store.update(rec)
+            replica = owner.get("replica_pid")
+            adopted = f"engine restarted; replica pid {replica} adopted"
+            self._event(rec, "Normal", "Adopted", adopted)
+            self._follow(rec)
+            return
+        if owner.get("pid") != self._supervisor.pid and self._legacy.adopt(
+            rec.id, owner.get("pid"), owner.get("ctime")
+        ):  # a per-replica supervisor started by an engine from before the one-supervisor model
             rec.status = TERMINATING if rec.deleting else RUNNING
             self.store.update(rec)
-            self._event(rec, "Normal", "Adopted", f"engine restarted; supervisor pid {pid} adopted")
+            self._event(
+                rec,
+                "Normal",
+                "Adopted",
+                f"engine restarted; supervisor pid {rec.supervisor_pid} adopted",
+            )
             self._follow(rec)
             return
         self.store.update(rec)

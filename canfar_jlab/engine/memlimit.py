@@ -12,7 +12,7 @@ A cgroup v2 memory controller would let the kernel do this exactly; `cgroup_v2_m
 whether this machine offers one to us (on hybrid hosts the memory controller is bound to cgroup
 v1 and the v2 hierarchy cannot limit memory). The watchdog is what runs today.
 
-Standard library only: every supervisor is a forked copy of the fork server.
+Standard library only (the supervisor imports it).
 """
 
 from __future__ import annotations
@@ -60,7 +60,7 @@ def cgroup_v2_memory() -> bool:
         return False
 
 
-def _children(pid: int) -> list[int]:
+def children(pid: int) -> list[int]:
     found: list[int] = []
     try:
         tasks = os.listdir(f"/proc/{pid}/task")
@@ -79,20 +79,26 @@ def _has_children_files() -> bool:
     return os.path.exists(f"/proc/{os.getpid()}/task/{os.getpid()}/children")
 
 
-def tree_rss(root: int) -> tuple[int, list[int]]:
-    """Resident bytes of every descendant of `root` (not `root` itself), and their pids."""
+def tree_rss(root: int, root_included: bool = True) -> tuple[int, list[int]]:
+    """Resident bytes of `root` (unless not `root_included`) and every descendant, and their
+    pids."""
     if not _has_children_files():  # a kernel without CONFIG_PROC_CHILDREN, or not Linux
         import psutil
 
         total, seen = 0, []
-        for proc in psutil.Process(root).children(recursive=True):
+        try:
+            top = psutil.Process(root)
+            procs = [top, *top.children(recursive=True)] if root_included else top.children(True)
+        except psutil.Error:
+            return 0, []
+        for proc in procs:
             try:
                 total += proc.memory_info().rss
                 seen.append(proc.pid)
             except psutil.Error:
                 continue
         return total, seen
-    total, seen, stack = 0, [], _children(root)
+    total, seen, stack = 0, [], [root] if root_included else children(root)
     while stack:
         pid = stack.pop()
         seen.append(pid)
@@ -101,7 +107,7 @@ def tree_rss(root: int) -> tuple[int, list[int]]:
                 total += int(stream.read().split()[1]) * _PAGE
         except (OSError, ValueError, IndexError):
             continue
-        stack.extend(_children(pid))
+        stack.extend(children(pid))
     return total, seen
 
 
@@ -113,11 +119,11 @@ class TreeLimit:
         self.used = 0
         self.killed = False
 
-    def over(self) -> bool:
-        """True once (the first time the tree holds more than the limit)."""
+    def over(self, roots: list[int]) -> bool:
+        """True once (the first time the trees of `roots` hold more than the limit)."""
         if self.killed:
             return False
-        used, _pids = tree_rss(os.getpid())
+        used = sum(tree_rss(root)[0] for root in roots)
         if used <= self.limit:
             return False
         self.used, self.killed = used, True

@@ -2,7 +2,7 @@
 
 `start_time(pid)` returns an opaque token that is the same for the same process and differs for
 a later process that reuses the pid: on Linux the start time in clock ticks since boot, read
-from /proc (cheap: the supervisor and the fork server call it for every replica), elsewhere
+from /proc (cheap: the supervisor calls it for every replica), elsewhere
 psutil's create time. Tokens are only ever compared with tokens from this module.
 """
 
@@ -19,7 +19,7 @@ _STATE_FIELD = 0  # field 3
 
 
 def _stat(pid: int) -> list[bytes] | None:
-    # os.open/os.read, not open(): no io objects, so a forked supervisor copies fewer pages.
+    # os.open/os.read, not open(): called for every replica the supervisor starts.
     try:
         fd = os.open(f"/proc/{pid}/stat", os.O_RDONLY | os.O_CLOEXEC)
     except OSError:

@@ -1,7 +1,6 @@
-"""Files in a session's directory, shared by the engine and the per-replica supervisor.
+"""Files in a session's directory, shared by the engine and the supervisor.
 
-Standard library only and nothing heavy: the fork server imports it, and every supervisor is a
-copy of the fork server.
+Standard library only and nothing heavy: the supervisor imports it.
 """
 
 from __future__ import annotations

@@ -1,11 +1,14 @@
-"""The engine's side of the fork server: send launch specs, get (pid, start token) back; and
-the clean environment a replica starts with.
+"""The engine's side of the supervisor (supervisor.py): connect to it, or start it; send launch,
+stop and kill requests; hear when replicas have started and ended. And the clean environment a
+replica starts with.
 
-The fork server is a plain `subprocess.Popen` child driven through its pipes on the event loop
-(not an asyncio subprocess: closing one of those kills the child, and the fork server must
-outlive the engine to keep reaping its supervisors), in its own session: with autogroup
-scheduling a session is what gets a CPU share, and sharing the daemon's made creates and forks
-starve each other behind the replicas being started.
+The supervisor listens on `<home>/engine/supervisor.sock`. The engine connects at start; when
+nothing answers there, it binds the socket itself and starts a supervisor (`subprocess.Popen`,
+never an asyncio subprocess: closing one of those kills the child) that inherits the listening
+socket, in its own session: with autogroup scheduling a session is what gets a CPU share, and
+sharing the daemon's made creates and launches starve each other behind the replicas being
+started. An engine that restarts connects to the supervisor that is still there and learns
+which sessions it holds (adoption).
 """
 
 from __future__ import annotations
@@ -15,12 +18,15 @@ import contextlib
 import json
 import logging
 import os
+import socket
 import subprocess
 import sys
 import threading
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
 from typing import Any
+
+from .procs import is_alive
 
 log = logging.getLogger(__name__)
 
@@ -55,87 +61,187 @@ def replica_environment(
 
 
 class LaunchError(Exception):
-    """The supervisor for a replica could not be started."""
+    """A replica could not be started."""
 
 
-class ForkServer:
-    def __init__(self) -> None:
+CONNECT_TIMEOUT = 10.0  # for the supervisor's hello, once connected
+
+
+class SupervisorClient:
+    """The engine's connection to its supervisor, on the event loop."""
+
+    def __init__(
+        self,
+        path: Path,
+        on_ended: Callable[[str], None],
+        on_gone: Callable[[], None],
+    ) -> None:
+        self.path = path
+        self._on_ended, self._on_gone = on_ended, on_gone
         self._proc: subprocess.Popen[bytes] | None = None
-        self._stdin = self._stdout = -1
+        self._sock: socket.socket | None = None
         self._outgoing = bytearray()
         self._incoming = bytearray()
-        self._waiting: dict[str, asyncio.Future[tuple[int, float]]] = {}
+        self._waiting: dict[str, asyncio.Future[tuple[int, float, int | None]]] = {}
+        self.pid: int | None = None
+        self.ctime: float | None = None
+        self.held: set[str] = set()  # sessions the supervisor holds (no exit.json yet)
 
     @property
-    def in_flight(self) -> int:
-        return len(self._waiting)
+    def connected(self) -> bool:
+        return self._sock is not None
 
-    @property
-    def running(self) -> bool:
-        return self._proc is not None and self._stdout >= 0
-
-    def ensure_started(self) -> None:
-        """Start the fork server now (the engine does at start, so the first launch does not
-        wait for an interpreter to start); otherwise the first spawn does."""
-        if not self.running:
+    def connect(self) -> None:
+        """Connect to the supervisor there is, or start one; `held` then says which sessions it
+        holds. Blocking (a local socket, at engine start or before a launch)."""
+        if self._sock is not None:
+            return
+        sock = self._try_connect()
+        if sock is None:
             self._start()
+            sock = self._try_connect()
+        if sock is None:
+            raise LaunchError("the supervisor does not answer")
+        self._sock = sock
+        sock.setblocking(False)
+        loop = asyncio.get_running_loop()
+        loop.add_reader(sock.fileno(), self._read)
+        if self._incoming:  # what came with the hello
+            loop.call_soon(self._lines)
+
+    def _address(self) -> tuple[str, int | None]:
+        """A path short enough for a Unix socket: through a directory descriptor on Linux."""
+        text = str(self.path)
+        if len(text.encode()) < 100 or not Path("/proc/self/fd").is_dir():
+            return text, None
+        fd = os.open(self.path.parent, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+        return f"/proc/self/fd/{fd}/{self.path.name}", fd
+
+    def _try_connect(self) -> socket.socket | None:
+        address, dir_fd = self._address()
+        sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        try:
+            sock.settimeout(CONNECT_TIMEOUT)
+            sock.connect(address)
+            hello = self._read_hello(sock)
+        except (OSError, ValueError, KeyError, TypeError):
+            sock.close()
+            return None
+        finally:
+            if dir_fd is not None:
+                os.close(dir_fd)
+        self.pid, self.ctime = int(hello["pid"]), float(hello["ctime"])
+        self.held = set(hello["held"])
+        return sock
+
+    def _read_hello(self, sock: socket.socket) -> dict[str, Any]:
+        self._incoming.clear()
+        while b"\n" not in self._incoming:
+            chunk = sock.recv(65536)
+            if not chunk:
+                raise OSError("the supervisor closed the connection")
+            self._incoming += chunk
+        end = self._incoming.index(b"\n")
+        hello = json.loads(bytes(self._incoming[:end]))["hello"]
+        del self._incoming[: end + 1]
+        return hello
 
     def _start(self) -> None:
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "canfar_jlab.engine.forkserver"],
-            stdin=subprocess.PIPE,
-            stdout=subprocess.PIPE,
-            stderr=None,  # the engine's log
-            start_new_session=True,
-        )
-        assert proc.stdin is not None and proc.stdout is not None
-        self._proc = proc
-        self._stdin, self._stdout = proc.stdin.fileno(), proc.stdout.fileno()
-        os.set_blocking(self._stdin, False)
-        os.set_blocking(self._stdout, False)
-        asyncio.get_running_loop().add_reader(self._stdout, self._read)
+        """Bind the socket and start a supervisor serving it (the engine's run lock makes us
+        the only engine of this home, so a socket nobody answers on is stale)."""
+        address, dir_fd = self._address()
+        listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        try:
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(address)
+            listener.bind(address)
+            os.chmod(address, 0o600)
+            listener.listen(16)
+            self._proc = subprocess.Popen(
+                [sys.executable, "-m", "canfar_jlab.engine.supervisor", str(listener.fileno())],
+                stdin=subprocess.DEVNULL,
+                stdout=subprocess.DEVNULL,
+                stderr=None,  # the engine's log
+                pass_fds=(listener.fileno(),),
+                start_new_session=True,
+            )
+        finally:
+            listener.close()
+            if dir_fd is not None:
+                os.close(dir_fd)
+        # Reaped once it exits (after its last replica, once no engine is connected); a daemon
+        # thread, so that stopping the engine never waits for it.
+        threading.Thread(target=self._proc.wait, name="reap-supervisor", daemon=True).start()
 
-    async def spawn(self, spec: dict[str, Any]) -> tuple[int, float]:
-        """Start a supervisor for `spec`; return its pid and start-time token once it has
-        started the replica (forkserver.py: the supervisor answers itself)."""
-        if not self.running:
-            self._start()
-        future: asyncio.Future[tuple[int, float]] = asyncio.get_running_loop().create_future()
+    # ------------------------------------------------------------ requests
+
+    async def spawn(self, spec: dict[str, Any]) -> tuple[int, float, int | None]:
+        """Have the supervisor start the replica of `spec`; return the supervisor's pid and
+        start-time token and the replica's pid once the replica exists (None: the session ran
+        already, or could not start; its end follows)."""
+        if self._sock is None:
+            self.connect()
+        future: asyncio.Future[tuple[int, float, int | None]]
+        future = asyncio.get_running_loop().create_future()
         self._waiting[spec["id"]] = future
-        if not self._outgoing:  # otherwise a write is already due
-            # Written once this turn of the event loop is done: the specs of a burst of creates
-            # go in one write, and wake the fork server once.
-            asyncio.get_running_loop().call_soon(self._flush)
-        self._outgoing += json.dumps(spec).encode() + b"\n"
+        self.held.add(spec["id"])
+        self._send({"op": "launch", "spec": spec})
         return await future
 
+    def stop(self, session_id: str) -> bool:
+        """SIGTERM to the replica's tree, SIGKILL after its grace period. False when the
+        supervisor does not hold it (it has ended)."""
+        return self._request("stop", session_id)
+
+    def kill(self, session_id: str) -> bool:
+        return self._request("kill", session_id)
+
+    def _request(self, op: str, session_id: str) -> bool:
+        if self._sock is None or session_id not in self.held:
+            return False
+        self._send({"op": op, "id": session_id})
+        return True
+
+    def _send(self, message: dict[str, Any]) -> None:
+        if not self._outgoing:  # otherwise a write is already due
+            # Written once this turn of the event loop is done: the requests of a burst of
+            # creates go in one write, and wake the supervisor once.
+            asyncio.get_running_loop().call_soon(self._flush)
+        self._outgoing += json.dumps(message).encode() + b"\n"
+
     def _flush(self) -> None:
-        if self._stdin < 0:
-            return  # detached meanwhile: its launches have failed already
+        if self._sock is None:
+            return  # gone meanwhile: its launches have failed already
         loop = asyncio.get_running_loop()
         try:
             while self._outgoing:
-                written = os.write(self._stdin, self._outgoing)
-                del self._outgoing[:written]
+                del self._outgoing[: self._sock.send(self._outgoing)]
         except BlockingIOError:
-            loop.add_writer(self._stdin, self._flush)
+            loop.add_writer(self._sock.fileno(), self._flush)
             return
         except OSError as exc:
-            self._gone(f"cannot write to the fork server: {exc.strerror}")
+            self._gone(f"cannot write to the supervisor: {exc.strerror}")
             return
-        loop.remove_writer(self._stdin)
+        loop.remove_writer(self._sock.fileno())
+
+    # ------------------------------------------------------------ answers
 
     def _read(self) -> None:
+        if self._sock is None:
+            return
         try:
-            chunk = os.read(self._stdout, 65536)
+            chunk = self._sock.recv(65536)
         except BlockingIOError:
             return
         except OSError:
             chunk = b""
         if not chunk:
-            self._gone("the fork server ended during a launch")
+            self._gone("the supervisor ended")
             return
         self._incoming += chunk
+        self._lines()
+
+    def _lines(self) -> None:
         while (end := self._incoming.find(b"\n")) >= 0:
             line = bytes(self._incoming[:end])
             del self._incoming[: end + 1]
@@ -145,53 +251,52 @@ class ForkServer:
         try:
             reply = json.loads(line)
         except ValueError:
-            log.error("the fork server sent an unreadable line")
+            log.error("the supervisor sent an unreadable line")
             return
-        future = self._waiting.pop(reply.get("id"), None)
-        if future is None or future.done():
-            return  # an `ended` after the supervisor's own answer, or an unknown id
+        session_id = reply.get("id")
         if reply.get("ended"):
-            why = "the supervisor ended before it could start the replica"
-            future.set_exception(LaunchError(why))
-        elif "error" in reply or not reply.get("pid") or reply.get("ctime") is None:
-            future.set_exception(LaunchError(reply.get("error", "no start time reported")))
+            self.held.discard(session_id)
+            future = self._waiting.pop(session_id, None)
+            if future is not None and not future.done():  # cannot happen: answered first
+                future.set_exception(LaunchError("the replica ended before it started"))
+            self._on_ended(session_id)
+            return
+        future = self._waiting.pop(session_id, None)
+        if future is None or future.done():
+            if "error" in reply:
+                log.error("supervisor: %s", reply["error"])
+            return
+        if "error" in reply or not reply.get("pid"):
+            self.held.discard(session_id)
+            future.set_exception(LaunchError(reply.get("error", "no pid reported")))
         else:
-            future.set_result((int(reply["pid"]), float(reply["ctime"])))
+            future.set_result((int(reply["pid"]), float(reply["ctime"]), reply.get("replica")))
 
     def _gone(self, why: str) -> None:
-        log.warning("the fork server is gone; it will be restarted on the next launch")
+        log.warning("the supervisor is gone (%s); a new one starts on the next launch", why)
         self._detach()
-        for future in self._waiting.values():
+        waiting, self._waiting = self._waiting, {}
+        for future in waiting.values():
             if not future.done():
                 future.set_exception(LaunchError(why))
-        self._waiting.clear()
+        self.held.clear()
+        self._on_gone()
 
     def _detach(self) -> None:
-        loop = asyncio.get_running_loop()
-        proc, self._proc = self._proc, None
-        if self._stdout >= 0:
-            loop.remove_reader(self._stdout)
-        if self._stdin >= 0:
-            loop.remove_writer(self._stdin)
-        self._stdin = self._stdout = -1
+        if self._sock is not None:
+            loop = asyncio.get_running_loop()
+            loop.remove_reader(self._sock.fileno())
+            loop.remove_writer(self._sock.fileno())
+            self._sock.close()
+            self._sock = None
         self._outgoing.clear()
         self._incoming.clear()
-        if proc is not None:
-            for pipe in (proc.stdin, proc.stdout):
-                with contextlib.suppress(OSError):
-                    pipe.close()  # type: ignore[union-attr]
-            # Reap it once it exits (it first waits for its supervisors); a daemon thread, so
-            # that stopping the engine never waits for it.
-            threading.Thread(target=proc.wait, name="reap-fork-server", daemon=True).start()
 
     def close(self) -> None:
-        """Let the fork server go: it sees EOF and exits once its supervisors have ended."""
-        if self._proc is not None:
-            loop = asyncio.get_running_loop()
-            loop.remove_reader(self._stdout)
-            loop.remove_writer(self._stdin)
-            for pipe in (self._proc.stdin, self._proc.stdout):
-                with contextlib.suppress(OSError):
-                    pipe.close()  # type: ignore[union-attr]
-            self._proc = None
-            self._stdin = self._stdout = -1
+        """Let the supervisor go on alone: it keeps its replicas, records their ends, and exits
+        after the last one (a later engine connects to it again)."""
+        self._detach()
+
+    def alive(self) -> bool:
+        """The supervisor we last heard from still runs (same pid and start time)."""
+        return is_alive(self.pid, self.ctime)

@@ -24,8 +24,8 @@ class UsageSampler:
     def sample(
         self, roots: dict[str, tuple[int, float]], complete: bool = False
     ) -> dict[str, Usage]:
-        """Usage per session id, given each session's supervisor (pid, started); the supervisor
-        itself is left out of the sum. `complete`: scan again for sessions the last scan did
+        """Usage per session id, given each session's replica (pid, started), summed over the
+        replica and its descendants. `complete`: scan again for sessions the last scan did
         not see (one session asked for by id), rather than leave them out until the next."""
         now = time.monotonic()
         fresh = now - self._cached_at < CACHE_SECONDS
@@ -42,7 +42,7 @@ class UsageSampler:
         wall = time.time()
         for key, (root, started) in roots.items():
             cpu, rss = 0.0, 0
-            stack = list(children.get(root, ()))
+            stack = [root]
             while stack:
                 pid = stack.pop()
                 stack.extend(children.get(pid, ()))

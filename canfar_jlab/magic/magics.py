@@ -90,9 +90,10 @@ class CanfarMagics(Magics):
           %canfar stop RUN...              stop a run's replicas (or one: RUN-3); record and
                                            logs stay (state "stopped")
           %canfar delete RUN_OR_SESSION... delete a run's sessions (its folder stays) or sessions
-          %canfar rerun RUN --failed [--from-notebook] [-f]
+          %canfar rerun RUN --failed|--more-memory [--from-notebook] [-f]
               run only the failed replicas again (same REPLICA_ID), from the launch
-              snapshot, or from the notebook as saved now with --from-notebook
+              snapshot, or from the notebook as saved now with --from-notebook;
+              --more-memory: those that ran out of memory, with twice their peak RAM
           Wherever a run is expected, a replica name (RUN-3) or a session id works too.
           %canfar rerun RUN --failed [-f]  run only the failed replicas again (same REPLICA_ID)
           %canfar renew RUN [--hours H]    extend the deadline of the run's live replicas
@@ -221,9 +222,9 @@ class CanfarMagics(Magics):
         return list(history[1 : self.shell.execution_count])
 
     def _rerun(self, args: Any) -> None:
-        if not args.failed:
+        if not (args.failed or args.more_memory):
             raise UsageError(
-                "%canfar rerun: add --failed (only the failed replicas of a run can run again)"
+                "%canfar rerun: add --failed or --more-memory (which replicas to run again)"
             )
         store = self._store()
 
@@ -231,7 +232,9 @@ class CanfarMagics(Magics):
 
         async def work(emit: Emit) -> tuple[views.Report, list[int], str]:
             async def inner(client: SkahaClient) -> tuple[views.Report, list[int], str]:
-                run, indices = await verbs.rerun(args.run, client, store, emit, source=source)
+                run, indices = await verbs.rerun(
+                    args.run, client, store, emit, source=source, more_memory=args.more_memory
+                )
                 report = verbs.relaunched(run, indices, client, following=args.follow)
                 return report, indices, run.name
 

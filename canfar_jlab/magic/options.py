@@ -73,7 +73,7 @@ def build_parsers() -> dict[str, _Parser]:
     add_follow_option(batch, "the replicas' logs")
 
     run = new("run", "Run any command as replicas: %canfar run [options] -- CMD ARGS")
-    add_launch_options(run, parameters=False)
+    add_launch_options(run, parameters=False, conducted=False)  # sessions, not a run
 
     cell = new("cell", "Run this cell's code as a batch run: %%canfar [options]")
     add_launch_options(cell, parameters=False)
@@ -111,7 +111,12 @@ def build_parsers() -> dict[str, _Parser]:
     rerun = new("rerun", "Run the failed replicas of a run again, with their REPLICA_ID.")
     rerun.add_argument("run", metavar="RUN")
     rerun.add_argument(
-        "--failed", action="store_true", help="required: only Failed/NotCreated replicas"
+        "--failed", action="store_true", help="only Failed/TimedOut/NotCreated replicas"
+    )
+    rerun.add_argument(
+        "--more-memory",
+        action="store_true",
+        help="only the replicas that ran out of memory, with twice their peak RAM",
     )
     rerun.add_argument(
         "--from-notebook",

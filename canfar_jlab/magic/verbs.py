@@ -176,7 +176,13 @@ def ended(run: Run) -> views.Report:
 
 
 async def rerun(
-    name: str, client: SkahaClient, store: RunStore, emit: Emit, *, source: str = "snapshot"
+    name: str,
+    client: SkahaClient,
+    store: RunStore,
+    emit: Emit,
+    *,
+    source: str = "snapshot",
+    more_memory: bool = False,
 ) -> tuple[Run, list[int]]:
     """Run the failed replicas of `name` (or of the run a replica or session belongs to)
     again; the run and the REPLICA_IDs re-run."""
@@ -191,7 +197,7 @@ async def rerun(
             f"note: {target.run.notebook} changed since run {name} was launched; running the "
             "launch snapshot again (--from-notebook runs the notebook as saved now)\n"
         )
-    run = await service.rerun(name, source=source)
+    run = await service.rerun(name, source=source, more_memory=more_memory)
     return run, [r.index for r in run.replicas if len(r.attempts) > tries.get(r.index, 0)]
 
 
@@ -266,7 +272,8 @@ async def logs(
         replica = each.replica
         if len(shown) > 1:
             status = replica.status.value + (f": {replica.error}" if replica.error else "")
-            emit(f"==> replica {replica.index} ({replica.name}, {status}) <==\n")
+            which = f"replica {replica.index}" if replica.index else "reduce step"
+            emit(f"==> {which} ({replica.name}, {status}) <==\n")
         if each.source == "none":
             text = f"(not created: {replica.error or 'no session'})\n"
         else:  # a progress bar's states as plain lines
@@ -280,7 +287,8 @@ async def events(target: Target, client: SkahaClient, store: RunStore, emit: Emi
         emit(_with_newline(shown[0][1] or "(no events)"))
         return
     for replica, text in shown:
-        emit(f"==> replica {replica.index} ({replica.name}) <==\n")
+        which = f"replica {replica.index}" if replica.index else "reduce step"
+        emit(f"==> {which} ({replica.name}) <==\n")
         emit("(no session)\n" if text is None else _with_newline(text or "(no events)"))
 
 

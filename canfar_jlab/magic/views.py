@@ -123,18 +123,19 @@ def runs_table(runs: Sequence[Run], title: str = "Runs") -> Table:
 def replicas_table(run: Run) -> Table:
     rows = [
         (
-            str(r.index),
+            str(r.index or "reduce"),
             r.name,
             r.session_id or "-",
             r.status.value,
+            str(r.attempt_count),
             when(r.started),
             when(r.ended),
             r.log or "-",
-            r.error or "",
+            r.error or r.reason or "",  # a Waiting replica's reason (issue 17)
         )
-        for r in run.replicas
+        for r in run.steps  # the reduce step last, once it exists (issue 17)
     ]
-    columns = ("REPLICA", "SESSION", "ID", "STATUS", "STARTED", "ENDED", "LOG", "ERROR")
+    columns = ("REPLICA", "SESSION", "ID", "STATUS", "TRIES", "STARTED", "ENDED", "LOG", "ERROR")
     return Table(columns, rows, title=f"Run {run.name}: {run.state} ({counts_text(run)})")
 
 

@@ -366,4 +366,13 @@ class Run(BaseModel):
         return "failed" if any(step.is_failed for step in steps) else "completed"
 
     def replica(self, index: int) -> Replica:
+        if index == 0:  # the reduce step (issue 17)
+            if self.reduce is None:
+                raise IndexError("the run has no reduce step yet")
+            return self.reduce
         return self.replicas[index - 1]
+
+    @property
+    def steps(self) -> list[Replica]:
+        """The replicas, then the reduce step once it exists (issue 17)."""
+        return [*self.replicas, *([self.reduce] if self.reduce else [])]

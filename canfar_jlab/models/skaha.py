@@ -751,7 +751,7 @@ class ReplicaOutcome(BaseModel):
     `reconciled` marks an id found by listing sessions after the create reply was lost.
     """
 
-    index: int = Field(ge=1, description="1-based, equal to the replica's REPLICA_ID")
+    index: int = Field(ge=0, description="the replica's REPLICA_ID (0: the run's reduce step)")
     name: str
     session_id: str | None = None
     error: str | None = None

@@ -24,22 +24,37 @@ from . import lease
 from .archive import archive_log, attempt_log_name
 from .reconciler import adopt_by_name
 from .sites import run_client, same_site
+from .sizing import GB, TooLarge, ram_for, round_up
 from .store import OUTPUTS_DIR, LaunchRefused, NothingToRerun, RunError, RunStore
 
+GIB = 2**30  # a RAM request of N GB is applied as N GiB (models.SessionSpec)
 RUN_DIR_ENV = "CANFAR_RUN_DIR"
 RUN_OUTPUTS_ENV = "CANFAR_RUN_OUTPUTS"
 RUN_NAME_ENV = "CANFAR_RUN_NAME"
+TIMEOUT_ENV = "CANFAR_JLAB_TIMEOUT"  # the runner ends the notebook after this many seconds
+# How a replica ended by the user is recorded (a retry never re-creates those).
+STOPPED_BY_USER = "stopped by the user before it ended"
+DELETED_BY_USER = "deleted by the user before it ended"
 
 
-def run_env(env: dict[str, str], cores: int | None, folder: Path, name: str) -> dict[str, str]:
+def run_env(
+    env: dict[str, str],
+    cores: int | None,
+    folder: Path,
+    name: str,
+    timeout_seconds: int | None = None,
+) -> dict[str, str]:
     """What every replica of a run gets besides REPLICA_ID/COUNT: the user's env,
-    OMP_NUM_THREADS = cores (unless given), and where the run folder and outputs are."""
+    OMP_NUM_THREADS = cores (unless given), where the run folder and outputs are, and the
+    run's --timeout for the runner to enforce."""
     env = dict(env)
     if cores is not None:
         env.setdefault("OMP_NUM_THREADS", str(cores))
     env[RUN_DIR_ENV] = str(folder)
     env[RUN_OUTPUTS_ENV] = str(folder / OUTPUTS_DIR)
     env[RUN_NAME_ENV] = name
+    if timeout_seconds is not None:
+        env[TIMEOUT_ENV] = str(timeout_seconds)
     return env
 
 
@@ -48,26 +63,29 @@ def replica_vars(index: int, count: int) -> dict[str, str]:
     return {"REPLICA_ID": str(index), "REPLICA_COUNT": str(count)}
 
 
-def session_spec(run: Run) -> SessionSpec:
-    """What every replica of `run` is created with: the one place a run (and so a launch
-    request, through launcher.planned_run) becomes a session spec. ValidationError if the
-    service could not take it."""
+def session_spec(run: Run, replica: Replica | None = None) -> SessionSpec:
+    """What the replicas of `run` are created with (with `replica`'s own cores and RAM when it
+    has them: a pilot's sizing, a re-run with more memory): the one place a run (and so a
+    launch request, through launcher.planned_run) becomes a session spec. ValidationError if
+    the service could not take it."""
+    cores = replica.cores if replica is not None and replica.cores else run.spec.cores
+    ram = replica.ram if replica is not None and replica.ram else run.spec.ram
     return SessionSpec(
         name=run.name,
         image=run.spec.image,
-        cores=run.spec.cores,
-        ram=run.spec.ram,
+        cores=cores,
+        ram=ram,
         gpus=run.spec.gpus,
         cmd=run.spec.argv[0],
         args=run.spec.argv[1:],
-        env=run_env_of(run),
+        env=run_env_of(run, cores),
     )
 
 
-def spec_of(run: Run) -> SessionSpec:
-    """What every replica of `run` is created with, from its run.json."""
+def spec_of(run: Run, replica: Replica | None = None) -> SessionSpec:
+    """What the replicas of `run` are created with, from its run.json."""
     try:
-        return session_spec(run)
+        return session_spec(run, replica)
     except (ValidationError, IndexError):
         raise RunError(f"run.json of {run.name} does not describe a command to run") from None
 
@@ -108,19 +126,25 @@ async def create_missing(
         ReplicaOutcome(index=index, name=run.replica(index).name, session_id=sid, reconciled=True)
         for index, sid in adopted.items()
     ]
-    if names:
+    # Replicas with resources of their own (a pilot's sizing) are created with those.
+    groups: dict[tuple[int | None, int | None], dict[int, str]] = {}
+    for index, session_name in names.items():
+        replica = run.replica(index)
+        groups.setdefault((replica.cores, replica.ram), {})[index] = session_name
+    for (cores, ram), group in groups.items():
+        own = spec if cores is None and ram is None else spec_of(run, run.replica(min(group)))
         try:
             outcomes += await create_replicas_by_index(
                 client,
-                spec,
-                names,
+                own,
+                group,
                 run.spec.replicas,
                 before={s.id for s in listed},
                 concurrency=concurrency,
             )
         except SkahaError as error:  # raised before any create was sent
             outcomes += [
-                ReplicaOutcome(index=i, name=n, error=error.message) for i, n in names.items()
+                ReplicaOutcome(index=i, name=n, error=error.message) for i, n in group.items()
             ]
 
     def record(current: Run) -> None:
@@ -137,20 +161,37 @@ async def rerun_failed(
     *,
     concurrency: int = 8,
     source: str = "snapshot",
+    more_memory: bool = False,
 ) -> Run:
-    """Create again only the Failed and NotCreated replicas, each with its own REPLICA_ID and
-    session name; their earlier sessions (and archived logs) are kept under `attempts`.
+    """Create again only the Failed, TimedOut and NotCreated replicas, each with its own
+    REPLICA_ID and session name; their earlier sessions (and archived logs) are kept under
+    `attempts`. The run's reduce step runs again after them (at once, when it alone failed).
 
     `source` "snapshot" runs the script exported at launch; "notebook" exports the notebook as
     it is now on disk into the run folder first. A replica whose session exists (adopted by
-    name) is never created a second time.
+    name) is never created a second time. `more_memory`: only the replicas that ran out of
+    memory, as fixed sessions with twice their peak (`memory_plan`).
     """
     run = store.get(name)
     if not same_site(client, run.site):  # issue 16: act on the site the run was launched on
         async with run_client(run) as there:
-            return await rerun_failed(name, there, store, concurrency=concurrency, source=source)
-    indices = [r.index for r in run.replicas if _rerunnable(r)]
+            return await rerun_failed(
+                name,
+                there,
+                store,
+                concurrency=concurrency,
+                source=source,
+                more_memory=more_memory,
+            )
+    sizes: dict[int, tuple[int, int]] = {}
+    if more_memory:
+        sizes = await memory_plan(run, client)
+        indices = sorted(sizes)
+    else:
+        indices = [r.index for r in run.replicas if _rerunnable(r)]
     if not indices:
+        if run.reduce is not None and _rerunnable(run.reduce):
+            return await _rerun_reduce(run, client, store)
         raise NothingToRerun(f"run {name} has no Failed or NotCreated replica to run again")
     folder = Path(run.folder)
     if source == "notebook":
@@ -163,7 +204,10 @@ async def rerun_failed(
     if not (folder / run.script).is_file():
         raise RunError(f"the script of run {name} is missing: {folder / run.script}")
     spec_of(run)  # refuse before touching run.json
+    from . import conductor  # issue 17 (it builds on this module)
 
+    # With a cap or a pilot, they wait in the run and the conductor creates them in turn.
+    in_turn = bool(run.spec.max_running or run.spec.pilot)
     now = utc_now()
     chosen: list[int] = []
 
@@ -176,39 +220,128 @@ async def rerun_failed(
             if not _rerunnable(replica):
                 continue  # another process re-ran it meanwhile
             chosen.append(index)
-            _push_attempt(folder, replica)
+            _push_attempt(folder, replica, "more-memory" if index in sizes else "rerun")
             _clear(replica)
             replica.submitted = now
+            if index in sizes:  # a fixed session with twice its peak memory
+                replica.cores, replica.ram = sizes[index]
+            if in_turn:
+                pilot_first = run.spec.pilot and index != 1 and 1 in indices
+                replica.status, replica.submitted = ReplicaStatus.WAITING, None
+                replica.reason = conductor.WAITING_PILOT if pilot_first else "waiting in run"
         if chosen:
-            current.launcher = lease.current()
+            current.launcher = None if in_turn else lease.current()
             current.stopped = current.deleted = None
+            if in_turn and 1 in chosen:
+                current.sizing = None  # the pilot runs again: it sizes the rest again
+            step = current.reduce
+            if step is not None:  # it runs again once they all succeed
+                if step.session_id is not None or step.is_ended:
+                    _push_attempt(folder, step, "rerun")
+                _clear(current.reduce)
+                current.reduce.status = ReplicaStatus.WAITING
+                current.reduce.reason = "waiting for the replicas to succeed"
 
     store.update(name, reset)
     if not chosen:
         raise NothingToRerun(f"run {name}'s failed replicas are already being run again")
     note_active(store, name)
-    return await create_missing(name, chosen, client, store, concurrency=concurrency)
+    if in_turn:
+        run = await conductor.advance(store.get(name), client, store)
+    else:
+        run = await create_missing(name, chosen, client, store, concurrency=concurrency)
+    if conductor.conducts(run.spec):  # retried, capped... while nobody watches
+        conductor.start_conductor(folder)
+    return run
 
 
 def _rerunnable(replica: Replica) -> bool:
-    return replica.status in (ReplicaStatus.FAILED, ReplicaStatus.NOT_CREATED) or (
+    ended_badly = (ReplicaStatus.FAILED, ReplicaStatus.NOT_CREATED, ReplicaStatus.TIMED_OUT)
+    return replica.status in ended_badly or (
         replica.status is ReplicaStatus.UNKNOWN and replica.ended is not None
     )
 
 
+async def _rerun_reduce(run: Run, client: SkahaClient, store: RunStore) -> Run:
+    """Every replica succeeded and only the reduce step failed: run it again now."""
+    from .reduce import start_reduce  # reduce imports this module
+
+    folder = Path(run.folder)
+
+    def reset(current: Run) -> None:
+        step = current.reduce
+        if step is None or not _rerunnable(step):
+            return  # re-run by another process meanwhile
+        _push_attempt(folder, step, "rerun")
+        _clear(step)
+        step.status = ReplicaStatus.WAITING
+        current.stopped = current.deleted = None
+
+    run = store.update(run.name, reset)
+    note_active(store, run.name)
+    return await start_reduce(run, client, store)
+
+
+async def memory_plan(run: Run, client: SkahaClient) -> dict[int, tuple[int, int]]:
+    """{index: (cores, ram GB)} for each replica that ran out of memory: RAM twice its peak
+    (a replica killed at its limit needed more than the limit, so the limit counts as its
+    peak when its last report saw less), rounded up to the service's options. NothingToRerun
+    when none ran out of memory; sizing.TooLarge when the service offers too little."""
+    victims = [r for r in run.replicas if r.oom and r.status is ReplicaStatus.FAILED]
+    if not victims:
+        raise NothingToRerun(f"run {run.name} has no replica that ran out of memory")
+    context = await client.context()
+    plan: dict[int, tuple[int, int]] = {}
+    for replica in victims:
+        limit = replica.ram or run.spec.ram
+        peak = max(replica.peak_rss_bytes or 0, (limit or 0) * GIB)
+        if not peak:
+            raise RunError(f"replica {replica.index} of {run.name} reported no memory use")
+        try:
+            ram = ram_for(peak, 2, context)
+        except TooLarge:
+            largest = max(context.memory_gb.options or [0])
+            raise TooLarge(
+                f"replica {replica.index} of {run.name} needs {2 * peak / GB:.3g} GB "
+                f"(twice its peak of {peak / GB:.3g} GB), but the largest RAM "
+                f"{client.credentials.service_name} offers is {largest} GB"
+            ) from None
+        cores = replica.cores or run.spec.cores
+        if cores is None:  # a flexible run: the service's default, as a fixed request
+            cores = round_up(context.cores.default or 1, context.cores.options, "cores")
+        plan[replica.index] = (cores, ram)
+    return plan
+
+
 def _clear(replica: Replica) -> None:
-    fresh = Replica(index=replica.index, name=replica.name, attempts=replica.attempts)
+    """Forget the last attempt's outcome; keep who the replica is (its parameters, its own
+    resources) and its earlier attempts."""
+    fresh = Replica(
+        index=replica.index,
+        name=replica.name,
+        attempts=replica.attempts,
+        parameters=replica.parameters,
+        cores=replica.cores,
+        ram=replica.ram,
+    )
     for field_name in Replica.model_fields:
         setattr(replica, field_name, getattr(fresh, field_name))
 
 
 async def stop_run(
-    name: str, client: SkahaClient, store: RunStore, indices: Collection[int] | None = None
+    name: str,
+    client: SkahaClient,
+    store: RunStore,
+    indices: Collection[int] | None = None,
+    *,
+    timed_out: str | None = None,
 ) -> Run:
     """End the run's replicas (all, or `indices`) that are still going, keeping the record and
     the logs: each log is archived first, then the session deleted; a whole run's state
-    becomes "stopped"."""
-    return await _end_sessions(name, client, store, stopping=True, indices=indices)
+    becomes "stopped". `timed_out` (the run's conductor): record them TimedOut with it."""
+    return await _end_sessions(
+        name, client, store, stopping=True, indices=indices, timed_out=timed_out
+    )
 
 
 async def delete_run(
@@ -230,17 +363,24 @@ async def _end_sessions(
     stopping: bool,
     indices: Collection[int] | None = None,
     ended: list[str] | None = None,
+    timed_out: str | None = None,
 ) -> Run:
     run = store.get(name)
     if not same_site(client, run.site):  # issue 16: act on the site the run was launched on
         async with run_client(run) as there:
             return await _end_sessions(
-                name, there, store, stopping=stopping, indices=indices, ended=ended
+                name,
+                there,
+                store,
+                stopping=stopping,
+                indices=indices,
+                ended=ended,
+                timed_out=timed_out,
             )
     listed = {session.id for session in await client.list_sessions()}
     folder = Path(run.folder)
     archived: dict[int, tuple[str, bool]] = {}
-    chosen = [r for r in run.replicas if indices is None or r.index in indices]
+    chosen = [r for r in run.steps if indices is None or r.index in indices]
     for replica in chosen:
         if replica.session_id in listed and (replica.log is None or replica.log_partial):
             path = await archive_log(client, replica.session_id, folder, replica.index)
@@ -265,12 +405,14 @@ async def _end_sessions(
     verb = "stopped" if stopping else "deleted"
 
     def record(current: Run) -> None:
-        if indices is None and stopping:
+        if timed_out is not None:
+            pass  # the run goes on; only these replicas ended
+        elif indices is None and stopping:
             if current.state == "active":  # stopping an ended run changes nothing
                 current.stopped = now
         elif indices is None:
             current.deleted = now
-        for replica in current.replicas:
+        for replica in current.steps:
             if indices is not None and replica.index not in indices:
                 continue
             done = archived.get(replica.index)
@@ -278,7 +420,9 @@ async def _end_sessions(
                 replica.log, replica.log_partial = done
             if replica.session_id in ids and not replica.is_ended:
                 replica.status = ReplicaStatus.FAILED
-                replica.error = f"{verb} by the user before it ended"
+                replica.error = STOPPED_BY_USER if stopping else DELETED_BY_USER
+                if timed_out is not None:
+                    replica.status, replica.error = ReplicaStatus.TIMED_OUT, timed_out
                 replica.ended = now
                 replica.log_partial = False  # nothing more will come
             elif replica.session_id is None and not replica.is_ended:
@@ -349,9 +493,11 @@ async def create_replicas_by_index(
     return [outcomes[index] for index in sorted(outcomes)]
 
 
-def run_env_of(run: Run) -> dict[str, str]:
+def run_env_of(run: Run, cores: int | None = None) -> dict[str, str]:
+    """The env every replica of `run` is created with (the one place it is built)."""
     folder = Path(run.staged.folder) if run.staged else Path(run.folder)  # issue 16: staged
-    env = run_env(run.spec.env, run.spec.cores, folder, run.name)
+    cores = cores or run.spec.cores
+    env = run_env(run.spec.env, cores, folder, run.name, run.spec.timeout_seconds)
     return {**env, **secret_values(run.spec.secret_env)}  # read again: run.json has no values
 
 
@@ -380,7 +526,7 @@ def apply_outcomes(run: Run, outcomes: list[ReplicaOutcome]) -> None:
             replica.ended = now
 
 
-def _push_attempt(folder: Path, replica: Replica) -> None:
+def _push_attempt(folder: Path, replica: Replica, why: str | None = None) -> None:
     log = replica.log
     if log is not None:
         target = attempt_log_name(replica.index, len(replica.attempts) + 1)
@@ -392,6 +538,10 @@ def _push_attempt(folder: Path, replica: Replica) -> None:
     replica.attempts.append(
         ReplicaAttempt(
             session_id=replica.session_id,
+            why=why,
+            oom=replica.oom,
+            cores=replica.cores,
+            ram=replica.ram,
             status=replica.status,
             error=replica.error,
             started=replica.started,

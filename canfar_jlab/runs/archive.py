@@ -13,14 +13,18 @@ from .store import LOGS_DIR
 log = logging.getLogger(__name__)
 
 
+def _stem(index: int) -> str:
+    return "reduce" if index == 0 else f"replica-{index}"  # 0: the run's reduce step
+
+
 def log_name(index: int) -> str:
-    """The archived log of replica `index`, relative to the run folder."""
-    return f"{LOGS_DIR}/replica-{index}.log"
+    """The archived log of replica `index` (0: the reduce step), relative to the run folder."""
+    return f"{LOGS_DIR}/{_stem(index)}.log"
 
 
 def attempt_log_name(index: int, attempt: int) -> str:
     """Where the log of an earlier attempt of replica `index` is kept when it is run again."""
-    return f"{LOGS_DIR}/replica-{index}.attempt-{attempt}.log"
+    return f"{LOGS_DIR}/{_stem(index)}.attempt-{attempt}.log"
 
 
 # A log as the local engine serves it is at most its cap (64 MiB by default) plus a marker

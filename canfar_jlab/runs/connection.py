@@ -158,6 +158,14 @@ class Connection:
             await self.reset(client)
             client = await self.connect()
             return await work(client)
+        except RuntimeError:
+            if not client.closed or self.client is client:
+                raise
+            # Another call found the engine restarted and replaced this client while ours
+            # waited to retry on it; a closed client sends nothing, so going on is safe.
+            log.info("%s: the connection was renewed meanwhile; going on with the new one", what)
+            client = await self.connect()
+            return await work(client)
 
     async def call(self, method: str, *args: Any, **kwargs: Any) -> Any:
         """`client.<method>(...)` through `run`: the SkahaClient face below forwards here."""

@@ -62,7 +62,7 @@ class RunFollower:
         await asyncio.gather(*(self._pump_one(run, replica) for replica in replicas))
 
     def _followed(self, run: Run) -> list[Replica]:
-        return [r for r in run.replicas if self.indices is None or r.index in self.indices]
+        return [r for r in run.steps if self.indices is None or r.index in self.indices]
 
     async def _pump_one(self, run: Run, replica: Replica) -> None:
         assert replica.session_id is not None
@@ -120,10 +120,13 @@ async def follow_run(
             on_progress(run)
         if follower is not None:
             await follower.pump(run)
-        followed = [r for r in run.replicas if indices is None or r.index in indices]
+        followed = [r for r in run.steps if indices is None or r.index in indices]
         # A replica's own report may say it ended while its session still winds down (the
         # kernel shutting down): the run is followed to the end once its logs are archived too.
+        # A whole run is followed through its reduce step (index 0), started once they all
+        # succeeded.
         ended = all(r.is_ended and _log_settled(r) for r in followed)
+        ended = ended and (indices is not None or not run.reduce_pending)
         if ended and (follower is None or follower.done(run)):
             return run
         await asyncio.sleep(interval)

@@ -22,32 +22,29 @@ from .. import sweep as sweeps
 from ..errors import LaunchRefused, RunError, RunNameInUse
 from ..export import (
     RUNNER_NAME,
+    SNAPSHOT_NAME,
     ExportError,
     ExportProblem,
     errors,
     export_notebook,
     missing_kernel,
+    reduce_cells,
 )
 from ..models import (
     RUN_NAME_MAX,
     LaunchRequest,
     Replica,
+    ReplicaStatus,
     Run,
     RunSpec,
+    SessionSpec,
     explain,
     replica_names,
 )
 from ..skaha import SkahaClient
 from . import lease
-from .actions import (
-    create_missing,
-    note_active,
-    replica_vars,
-    run_env_of,
-    secret_values,
-    session_spec,
-    utc_now,
-)
+from .actions import create_missing, note_active, replica_vars, run_env, secret_values, utc_now
+from .conductor import conducts, first_wave, start_conductor, waiting_reason
 from .reconciler import service_of
 from .sites import same_site, session_image, site_client
 from .snapshot import check_problems as _problems
@@ -70,6 +67,7 @@ class PreviewReplica(BaseModel):
     name: str
     env: dict[str, str]
     parameters: dict[str, Any] | None = None  # this replica's sweep row (over the run's)
+    waiting: str | None = None  # issue 17: not created at launch, and why
 
 
 class Preview(BaseModel):
@@ -81,8 +79,15 @@ class Preview(BaseModel):
     problems: list[ExportProblem]
     replicas: list[PreviewReplica]
     argv: list[str]
+    # Issue 17: how the run would be conducted.
+    retries: int = 0
+    timeout_seconds: int | None = None
+    max_running: int | None = None
+    pilot: bool = False
+    reduce: str | None = None  # the --reduce notebook's file name in the run folder
     sweep: list[dict[str, Any]] | None = None
     staged_folder: str | None = None  # issue 16: the /arc folder the run would be copied to
+    reduce_cells: list[int] = []  # issue 17: code cells tagged reduce (run once, after all)
 
 
 async def resolve_image(image: str | None, client: SkahaClient) -> str:
@@ -116,54 +121,8 @@ def base_name(notebook: Path) -> str:
 
 
 def replica_env(run_env: dict[str, str], index: int, count: int) -> dict[str, str]:
-    """A replica's env as Skaha will set it: the run's, plus what creating adds per replica."""
+    """A replica's env as Skaha will set it (REPLICA_ID/COUNT as the official client sends)."""
     return {**run_env, **replica_vars(index, count)}
-
-
-def planned_run(
-    request: LaunchRequest,
-    *,
-    name: str,
-    folder: Path,
-    notebook: Path,
-    image: str | None,
-    argv: list[str],
-    rows: list[dict[str, Any]] | None,
-    client: SkahaClient | None,
-    script: str = "",
-    checksum: str = "",
-) -> Run:
-    """The run record a launch request makes: what `launch` writes to run.json, and what
-    `preview` shows through the same actions.run_env_of / session_spec (so the preview
-    cannot drift from the sessions created)."""
-    now = utc_now()
-    return Run(
-        name=name,
-        notebook=str(notebook),
-        notebook_sha256=checksum,
-        created=now,
-        folder=str(folder),
-        script=script,
-        service=service_of(client) if client is not None else "",
-        site=client.credentials.site if client is not None else request.site,
-        spec=RunSpec(
-            image=image or "",
-            cores=request.cores,
-            ram=request.ram,
-            gpus=request.gpus,
-            env=dict(request.env),
-            replicas=request.replicas,
-            parameters=dict(request.parameters),
-            sweep=rows,
-            secret_env=list(request.secret_env),
-            argv=argv,
-        ),
-        replicas=[
-            Replica(index=i, name=n, submitted=now, parameters=rows[i - 1] if rows else None)
-            for i, n in enumerate(replica_names(name, request.replicas), start=1)
-        ],
-        launcher=lease.current(),
-    )
 
 
 # ------------------------------------------------------------------ preview and launch
@@ -193,20 +152,12 @@ async def preview(
             image = await resolve_image(request.image, client)
         except LaunchRefused:
             image = None  # the UI asks for one
-    argv = [replica_python(client), str(folder / RUNNER_NAME), str(folder / _script_name(notebook))]
-    planned = planned_run(
-        request,
-        name=name,
-        folder=folder,
-        notebook=notebook,
-        image=image,
-        argv=argv,
-        rows=rows,
-        client=client,
-    )
-    # What creating the sessions will send (the image may not be chosen yet: not validated).
-    env = {**run_env_of(planned), **dict.fromkeys(request.secret_env, SECRET_SHOWN)}
+    env = _run_env(request, folder, name)
+    env.update(dict.fromkeys(secret_values(request.secret_env), SECRET_SHOWN))
     names = replica_names(name, request.replicas)
+    conduct = _conduct_spec(request)
+    first = set(first_wave(conduct))
+    waiting = waiting_reason(conduct, len(first))
     shown = Preview(
         name=name,
         folder=str(folder),
@@ -218,11 +169,22 @@ async def preview(
                 name=n,
                 env=replica_env(env, i, request.replicas),
                 parameters=rows[i - 1] if rows else None,
+                waiting=None if i in first else waiting,
             )
             for i, n in enumerate(names, start=1)
         ],
+        retries=conduct.retries,
+        timeout_seconds=conduct.timeout_seconds,
+        max_running=conduct.max_running,
+        pilot=conduct.pilot,
+        reduce=conduct.reduce,
         sweep=rows,
-        argv=planned.spec.argv,
+        reduce_cells=await asyncio.to_thread(reduce_cells, notebook),
+        argv=[
+            replica_python(client),
+            str(folder / RUNNER_NAME),
+            str(folder / _script_name(notebook)),
+        ],
     )
     plan = await plan_staging(client, store.root) if client is not None else None
     return staged_preview(shown, folder, plan.folder(name)) if plan else shown
@@ -251,6 +213,7 @@ async def launch(
         if missing:
             raise LaunchRefused(f"cannot run {missing}")
     secret_values(request.secret_env)  # a missing one is refused before the folder is claimed
+    conduct = _conduct_spec(request)  # a missing --reduce notebook is refused here too
     try:
         check_path_safe("runs folder", store.root)
     except RunError as error:
@@ -270,12 +233,14 @@ async def launch(
             name = _choose_name(store, notebook, request, active)  # another launch won the race
 
     try:
-        run = await _prepare(request, client, notebook, folder, name, image, rows)
-        run.warnings = [str(p) for p in problems if p.severity == "warning"]
-        spec = session_spec(run)  # refused here (nothing created) if Skaha could not take it
+        spec, exported_script, checksum = await _prepare(
+            request, client, notebook, folder, name, image, rows
+        )
+        staged = None
+        if request.reduce_notebook:  # issue 17: the reduce step's own notebook
+            shutil.copyfile(_notebook_path(request.reduce_notebook), folder / conduct.reduce)
         if plan is not None:  # copy it where the replicas can read it
-            spec, run.staged = await stage(plan, client, folder, name, spec)
-            run.spec.argv = [spec.cmd or "", *spec.args]
+            spec, staged = await stage(plan, client, folder, name, spec)
     except (
         LaunchRefused,
         ExportError,
@@ -293,11 +258,58 @@ async def launch(
             raise LaunchRefused(f"cannot prepare {folder}: {error.strerror or error}") from None
         raise LaunchRefused(str(error)) from None
 
+    now = utc_now()
+    first = first_wave(conduct)
+    run = Run(
+        name=name,
+        notebook=str(notebook),
+        notebook_sha256=checksum,
+        created=now,
+        folder=str(folder),
+        script=exported_script,
+        service=service_of(client),
+        site=client.credentials.site,
+        staged=staged,
+        warnings=[str(p) for p in problems if p.severity == "warning"],
+        spec=RunSpec(
+            image=image,
+            cores=request.cores,
+            ram=request.ram,
+            gpus=request.gpus,
+            env=dict(request.env),
+            replicas=request.replicas,
+            parameters=dict(request.parameters),
+            sweep=rows,
+            secret_env=list(request.secret_env),
+            argv=[spec.cmd or "", *spec.args],
+            retries=conduct.retries,
+            timeout_seconds=conduct.timeout_seconds,
+            max_running=conduct.max_running,
+            pilot=conduct.pilot,
+            reduce=conduct.reduce,
+        ),
+        replicas=[
+            Replica(index=i, name=n, submitted=now, parameters=rows[i - 1] if rows else None)
+            if i in first
+            else Replica(  # issue 17: held back by a pilot or a cap; the conductor creates it
+                index=i,
+                name=n,
+                status=ReplicaStatus.WAITING,
+                reason=waiting_reason(conduct, len(first)),
+                parameters=rows[i - 1] if rows else None,
+            )
+            for i, n in enumerate(replica_names(name, request.replicas), start=1)
+        ],
+        launcher=lease.current(),
+    )
+    if run.spec.reduce is None and reduce_cells(folder / SNAPSHOT_NAME):
+        run.spec.reduce = "cells"  # issue 17: its reduce cells run once all replicas succeed
     store.write(run)  # every replica's name, and this launch's lease, before the first create
     note_active(store, name)
-    return await create_missing(
-        name, [r.index for r in run.replicas], client, store, concurrency=concurrency
-    )
+    run = await create_missing(name, first, client, store, concurrency=concurrency)
+    if conducts(run.spec):  # retried, capped, piloted... even when nobody watches
+        start_conductor(folder)
+    return run
 
 
 async def _prepare(
@@ -308,8 +320,7 @@ async def _prepare(
     name: str,
     image: str,
     rows: list[dict[str, Any]] | None = None,
-) -> Run:
-    """Export the notebook into the claimed `folder`: the run record it makes."""
+) -> tuple[SessionSpec, str, str]:
     exported = await asyncio.to_thread(
         export_notebook,
         notebook,
@@ -324,18 +335,17 @@ async def _prepare(
         raise LaunchRefused(_refusal(notebook, failing), exported.problems, _headline(notebook))
     (folder / LOGS_DIR).mkdir()
     (folder / OUTPUTS_DIR).mkdir()
-    return planned_run(
-        request,
+    spec = SessionSpec(
         name=name,
-        folder=folder,
-        notebook=notebook,
         image=image,
-        argv=list(exported.argv),
-        rows=rows,
-        client=client,
-        script=exported.script_path.name,
-        checksum=exported.checksum,
+        cores=request.cores,
+        ram=request.ram,
+        gpus=request.gpus,
+        cmd=exported.argv[0],
+        args=exported.argv[1:],
+        env={**_run_env(request, folder, name), **secret_values(request.secret_env)},
     )
+    return spec, exported.script_path.name, exported.checksum
 
 
 # ------------------------------------------------------------------ helpers
@@ -383,3 +393,27 @@ def _choose_name(store: RunStore, notebook: Path, request: LaunchRequest, active
         if free(candidate):
             return candidate
     raise RunNameInUse(f"no free run name left for {base!r}; pass a name")
+
+
+def _run_env(request: LaunchRequest, folder: Path, name: str) -> dict[str, str]:
+    return run_env(request.env, request.cores, folder, name, request.timeout_seconds)
+
+
+def _conduct_spec(request: LaunchRequest) -> RunSpec:
+    """Issue 17's options of the request as RunSpec fields (image and argv left empty);
+    `reduce` is the file name the --reduce notebook gets in the run folder."""
+    reduce = None
+    if request.reduce_notebook:
+        path = _notebook_path(request.reduce_notebook)
+        if path.suffix != ".ipynb":
+            raise LaunchRefused(f"--reduce: {path.name} is not a notebook (.ipynb)")
+        reduce = f"reduce-{path.name}" if path.name == SNAPSHOT_NAME else path.name
+    return RunSpec(
+        image="",
+        replicas=request.replicas,
+        retries=request.retries,
+        timeout_seconds=request.timeout_seconds,
+        max_running=request.max_running,
+        pilot=request.pilot,
+        reduce=reduce,
+    )

@@ -17,10 +17,10 @@ from typing import Any
 
 from ..models import Replica, ReplicaStatus, Run, Session
 from ..skaha import NotFound, SkahaClient, SkahaError
-from ..statuses import SESSION_ENDED
+from ..statuses import SESSION_ENDED, TIMED_OUT
 from . import lease
 from .archive import archive_log
-from .reports import facts, killed, report_for
+from .reports import facts, killed, oom_error, oom_line, report_for
 from .store import RunNotFound, RunStore
 
 log = logging.getLogger(__name__)
@@ -34,10 +34,9 @@ ADOPT_WINDOW = timedelta(hours=2)
 CLOCK_SLACK = timedelta(seconds=5)
 LOCAL_ENGINE = "local-engine"
 INTERRUPTED = "the launch was interrupted before this replica was created"
-OOM_KILLED = "OOMKilled"  # how the service's own last log line says it killed a replica
 # A run seen for the first time already ended is announced if it ended this recently.
 RECENT_END = timedelta(minutes=1)
-_TERMINAL = frozenset(ReplicaStatus(value) for value in SESSION_ENDED)
+_TERMINAL = frozenset(ReplicaStatus(value) for value in (*SESSION_ENDED, TIMED_OUT))
 
 
 def service_of(client: SkahaClient) -> str:
@@ -59,6 +58,8 @@ class Reconciled:
 
 async def reconcile(store: RunStore, sessions: list[Session], client: SkahaClient) -> Reconciled:
     """Bring every run of `client`'s service up to date with `sessions` (one full listing)."""
+    from .reduce import reduce_due, start_reduce  # reduce -> actions -> this module
+
     service = service_of(client)
     listed = {session.id: session for session in sessions}
     runs = []
@@ -70,21 +71,41 @@ async def reconcile(store: RunStore, sessions: list[Session], client: SkahaClien
                     run = store.update(run.name, lambda current, c=changes: _apply(current, c))
                 except RunNotFound:
                     continue  # deleted from disk meanwhile
+        if run.service == service and reduce_due(run):  # every replica succeeded (issue 17)
+            run = await start_reduce(run, client, store)
         runs.append(run)
+    runs = [await _conduct(run, client, store) if run.service == service else run for run in runs]
     owners = {
         session_id: (run.name, replica.index)
         for run in runs
         if run.service == service
-        for replica in run.replicas
+        for replica in run.steps
         for session_id in (replica.session_id, *(a.session_id for a in replica.attempts))
         if session_id
     }
     return Reconciled(runs=runs, owners=owners, ended=_newly_ended(store, runs))
 
 
+async def _conduct(run: Run, client: SkahaClient, store: RunStore) -> Run:
+    """Issue 17: a run with retries, a timeout, a cap, a pilot or a reduce step is moved on
+    by whoever reconciles it (the conductor is imported here: it builds on this module)."""
+    from .conductor import advance, needs_advance
+
+    if not needs_advance(run):
+        return run
+    try:
+        return await advance(run, client, store)
+    except RunNotFound:
+        return run
+    except SkahaError as error:  # the next reconcile tries again
+        log.info("cannot advance run %s now: %s", run.name, error.message)
+        return store.get(run.name)
+
+
 def needs_work(run: Run) -> bool:
-    """True while a replica may still change or has a log still to be saved."""
-    return any(_replica_needs_work(replica) for replica in run.replicas)
+    """True while a replica may still change or has a log still to be saved, or the run's
+    reduce step is still to come."""
+    return run.reduce_pending or any(_replica_needs_work(replica) for replica in run.steps)
 
 
 def busy(store: RunStore, client: SkahaClient | None = None) -> bool:
@@ -123,7 +144,7 @@ def adopt_by_name(run: Run, replica: Replica, listed: dict[str, Session]) -> Ses
     free of live sessions, but a finished one of an earlier run may linger)."""
     known = {
         session_id
-        for each in run.replicas
+        for each in run.steps
         for session_id in (each.session_id, *(a.session_id for a in each.attempts))
         if session_id
     }
@@ -145,9 +166,11 @@ async def _observe(run: Run, listed: dict[str, Session], client: SkahaClient) ->
     now = datetime.now(timezone.utc)
     held = lease.is_held(run.launcher) if run.launcher else False
     changes: dict[Any, Any] = {}
-    for replica in run.replicas:
+    for replica in run.steps:  # the replicas, and the reduce step once it exists
         update: dict[str, Any] = {}
         session_id = replica.session_id
+        if replica.status is ReplicaStatus.WAITING:
+            continue  # held back by the run (issue 17): no session to observe yet
         if awaiting_adoption(replica):
             found = adopt_by_name(run, replica, listed)
             if found is not None:
@@ -196,9 +219,9 @@ async def _observe_session(
     finished = status in _TERMINAL
     report = report_for(folder, replica)
     if report is not None:
-        update.update(facts(folder, replica, report, run.spec.ram))
+        update.update(facts(folder, replica, report, replica.ram or run.spec.ram))
         if finished and not report.finished:
-            update.update(killed(replica, report, run.spec.ram))
+            update.update(killed(replica, report, replica.ram or run.spec.ram))
     elif status is ReplicaStatus.PENDING and getattr(session, "status_message", None):
         update["reason"] = session.status_message  # type: ignore[attr-defined]
     ended = replica.is_ended or finished or update.get("status") in _TERMINAL
@@ -212,11 +235,24 @@ async def _observe_session(
             update.update(log=saved, log_partial=False)
             final = update.get("status", replica.status)
             line = _failure_line(folder / saved) if final is ReplicaStatus.FAILED else None
-            if line and OOM_KILLED in line:  # the service says why it killed it: beats a guess
-                update.update(error=line, oom=True)
-            elif final is ReplicaStatus.FAILED and update.get("error", replica.error) is None:
+            killer = oom_line(line) if final is ReplicaStatus.FAILED else None
+            if final is ReplicaStatus.FAILED and (report is None or not report.finished):
+                killer = killer or await _oom_event(client, replica.session_id)
+            if killer:  # the service says it killed it for its memory: beats a guess
+                update.update(error=oom_error(killer), oom=True)
+                line = None
+            if line and update.get("error", replica.error) is None:  # line: only when Failed
                 update["error"] = line
     return update
+
+
+async def _oom_event(client: SkahaClient, session_id: str) -> str | None:
+    """The event saying the service killed the session for its memory (Kubernetes'
+    OOMKilled, exit code 137), asked once for a replica killed from outside."""
+    try:
+        return oom_line(await client.events(session_id))
+    except SkahaError:
+        return None
 
 
 def _gone(run: Run, replica: Replica, client: SkahaClient, now: datetime) -> dict[str, Any]:
@@ -227,9 +263,9 @@ def _gone(run: Run, replica: Replica, client: SkahaClient, now: datetime) -> dic
     folder = Path(run.folder)
     report = report_for(folder, replica)
     if report is not None:
-        update.update(facts(folder, replica, report, run.spec.ram))
+        update.update(facts(folder, replica, report, replica.ram or run.spec.ram))
         if not report.finished and not replica.is_ended:
-            update.update(killed(replica, report, run.spec.ram))
+            update.update(killed(replica, report, replica.ram or run.spec.ram))
         return update
     if not replica.is_ended:
         update.update(
@@ -248,7 +284,7 @@ def _apply(run: Run, changes: dict[Any, Any]) -> None:
         if run.launcher and lease.is_held(run.launcher) is False:
             run.launcher = None
     for index, update in changes.items():
-        if index == "launcher":
+        if index == "launcher" or (index == 0 and run.reduce is None):
             continue
         replica = run.replica(index)
         if replica.session_id != update["session_id"]:
@@ -285,13 +321,16 @@ def _failure_line(path: Path) -> str | None:
 
 
 def _newly_ended(store: RunStore, runs: list[Run]) -> list[Run]:
-    previous, store.seen_states = store.seen_states, {run.name: run.state for run in runs}
+    from .conductor import retry_pending  # a failed replica about to be retried: not ended
+
+    states = {run.name: "active" if retry_pending(run) else run.state for run in runs}
+    previous, store.seen_states = store.seen_states, states
     if previous is None:
         return []  # the first look: what ended before it is not news
     now = datetime.now(timezone.utc)
     ended = []
     for run in runs:
-        if run.state == "active":
+        if states[run.name] == "active":
             continue
         before = previous.get(run.name)
         if before == "active":

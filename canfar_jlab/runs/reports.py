@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -27,10 +28,16 @@ from ..models import Replica, ReplicaStatus, parse_timestamp
 log = logging.getLogger(__name__)
 
 REPLICAS_DIR = "replicas"
+REDUCE_DIR = "reduce"  # the reduce step's folder (index 0), beside replicas/
 STATUS_FILE = "status.json"
 EXECUTED_NOTEBOOK = "executed.ipynb"
 OOM_MARGIN = 0.10  # a peak within 10% of the RAM request: likely out of memory
 GIB = 2**30
+OUT_OF_MEMORY = "out of memory"  # how a replica killed for its memory is said to have failed
+TIMED_OUT = "timed_out"  # the runner's state at CANFAR_JLAB_TIMEOUT
+# How a service says it killed a replica for its memory: the local engine's log line and
+# event (OOMKilled), Kubernetes' OOMKilled, or the container's exit code 137 (SIGKILL).
+_OOM_SIGN = re.compile(r"\bOOMKilled\b|exit code:?\s*137\b", re.IGNORECASE)
 
 
 class StatusReport(BaseModel):
@@ -56,11 +63,16 @@ class StatusReport(BaseModel):
 
     @property
     def finished(self) -> bool:
-        return self.ended is not None and self.state in ("completed", "failed")
+        return self.ended is not None and self.state in ("completed", "failed", TIMED_OUT)
+
+
+def step_dir(index: int) -> str:
+    """Replica `index`'s working folder relative to the run folder (0: the reduce step)."""
+    return REDUCE_DIR if index == 0 else f"{REPLICAS_DIR}/{index}"
 
 
 def report_path(folder: Path, index: int) -> Path:
-    return folder / REPLICAS_DIR / str(index) / STATUS_FILE
+    return folder / step_dir(index) / STATUS_FILE
 
 
 def read_report(folder: Path, index: int) -> StatusReport | None:
@@ -109,17 +121,19 @@ def facts(
         "cpu_seconds": report.cpu_seconds,
         "cell": report.cell,
     }
-    executed = folder / REPLICAS_DIR / str(replica.index) / EXECUTED_NOTEBOOK
+    executed = folder / step_dir(replica.index) / EXECUTED_NOTEBOOK
     if executed.is_file():
         update["executed_notebook"] = executed.relative_to(folder).as_posix()
     if report.files:
-        update["files"] = [f"{REPLICAS_DIR}/{replica.index}/{name}" for name in report.files]
+        update["files"] = [f"{step_dir(replica.index)}/{name}" for name in report.files]
     if report.finished:
         update["ended"] = report.ended
         update["exit_code"] = report.exit_code
         completed = report.state == "completed" and report.exit_code in (0, None)
         update["status"] = ReplicaStatus.COMPLETED if completed else ReplicaStatus.FAILED
-        if not completed:
+        if report.state == TIMED_OUT:  # the run's timeout, whatever the session says
+            update.update(status=ReplicaStatus.TIMED_OUT, error=report.error or TIMED_OUT)
+        elif not completed:
             update["error"] = _failure(report)
             known = (report.error or "").startswith("MemoryError")  # an allocation refused
             update["oom"] = known or likely_oom(report.peak_rss_bytes, ram_gb)
@@ -139,6 +153,23 @@ def killed(replica: Replica, report: StatusReport, ram_gb: int | None) -> dict[s
         "oom": oom,
         "error": f"{cause}: its last heartbeat was at {when}{where}",
     }
+
+
+def oom_line(text: str | None) -> str | None:
+    """The line of a service's log or events saying the replica was killed for its memory."""
+    for line in (text or "").splitlines():
+        if _OOM_SIGN.search(line):
+            return line.strip()
+    return None
+
+
+def oom_error(line: str | None) -> str:
+    """`out of memory: <what the service said>` (`out of memory (OOMKilled): <why>` for the
+    local engine's line; an events table's columns as single spaces)."""
+    detail = " ".join((line or "").split())
+    if "OOMKilled:" in detail:
+        return f"{OUT_OF_MEMORY} (OOMKilled): {detail.split('OOMKilled:', 1)[1].strip()}"[:500]
+    return f"{OUT_OF_MEMORY}: {detail}"[:500] if detail else OUT_OF_MEMORY
 
 
 def likely_oom(peak: int | None, ram_gb: int | None) -> bool:

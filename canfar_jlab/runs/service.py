@@ -30,6 +30,7 @@ if TYPE_CHECKING:
 
 _REPLICA = re.compile(r"^(?P<run>[a-z0-9][a-z0-9-]*)-(?P<index>[0-9]+)$")
 SOURCES = ("snapshot", "notebook")
+REDUCE_SUFFIX = "-reduce"
 
 
 @dataclass
@@ -43,8 +44,9 @@ class Target:
 
     @property
     def replicas(self) -> list[Replica]:
+        """The chosen replicas (index 0: the reduce step); a whole run's include it."""
         assert self.run is not None
-        return [r for r in self.run.replicas if self.index is None or r.index == self.index]
+        return [r for r in self.run.steps if self.index is None or r.index == self.index]
 
     @property
     def indices(self) -> list[int] | None:
@@ -124,6 +126,10 @@ class RunService:
         it; a bare session otherwise, when `sessions`)."""
         if self.store.exists(text):
             return Target(run=self._same_service(self.store.get(text), await self.client()))
+        if text.endswith(REDUCE_SUFFIX) and self.store.exists(text[: -len(REDUCE_SUFFIX)]):
+            run = self.store.get(text[: -len(REDUCE_SUFFIX)])  # RUN-reduce: its reduce step
+            if run.reduce is not None:
+                return Target(run=self._same_service(run, await self.client()), index=0)
         match = _REPLICA.match(text)
         if match and self.store.exists(match["run"]):
             run = self.store.get(match["run"])
@@ -254,16 +260,18 @@ class RunService:
         await self.refresh()
         return await delete_run(name, client, self.store, indices)
 
-    async def rerun(self, name: str, *, source: str = "snapshot") -> Run:
+    async def rerun(self, name: str, *, source: str = "snapshot", more_memory: bool = False) -> Run:
         """Run the failed replicas again, from the launch snapshot or the current notebook.
         Sessions that exist are adopted first, so no REPLICA_ID ever gets a second one while
-        its first is running or has succeeded."""
+        its first is running or has succeeded. `more_memory`: only those that ran out of
+        memory, as fixed sessions with twice their peak (refused, with the reason, when the
+        service offers too little or none ran out of memory)."""
         if source not in SOURCES:
             raise RunError(f"source: must be one of {', '.join(SOURCES)}")
         client = await self.client()
         self._same_service(self.store.get(name), client)
         await self.refresh()
-        return await rerun_failed(name, client, self.store, source=source)
+        return await rerun_failed(name, client, self.store, source=source, more_memory=more_memory)
 
     def notebook_changed(self, name: str) -> bool | None:
         from .snapshot import notebook_changed

@@ -60,6 +60,8 @@ async def reexport(run: Run, client: SkahaClient, store: RunStore) -> Run:
         current.script = exported.script_path.name
         current.notebook_sha256 = exported.checksum
         current.spec.argv = list(exported.argv)
+        if current.spec.reduce in (None, "cells"):  # issue 17: the notebook's reduce cells now
+            current.spec.reduce = "cells" if exported.reduce_cells else None
 
     return store.update(run.name, record)
 

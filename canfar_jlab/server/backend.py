@@ -20,6 +20,7 @@ from typing import Any, TypeVar
 from ..credentials import Credentials
 from ..errors import AuthError, NotFound, Unavailable, UpstreamTimeout
 from ..live import LiveHub
+from ..logdelta import LogCursor
 from ..models import Context, Image, LogChunk, PlatformLoad, Run, Session
 from ..runs import RunStore, busy, reconcile
 from ..runs.connection import Connection
@@ -146,6 +147,9 @@ class Backend:
 
     async def platform_load(self) -> PlatformLoad:
         return await self._run(lambda client: client.platform_load(), "platform_load")
+
+    async def read_log(self, session_id: str, cursor: LogCursor) -> bytes:
+        return await self._run(lambda client: client.read_log(session_id, cursor), "read_log")
 
     async def log_stream(self, sessions: dict[str, int]) -> AsyncIterator[Any]:
         """The service's streaming log read; on a local engine that refused us or went away,

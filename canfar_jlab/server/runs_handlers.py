@@ -28,6 +28,7 @@ class RerunRequest(BaseModel):
     failed_only: bool = True
     failed: bool = True
     source: Literal["snapshot", "notebook"] = "snapshot"
+    more_memory: bool = False  # issue 17: the out-of-memory replicas, with twice their peak
 
 
 class RunsBase(CanfarHandler):
@@ -37,7 +38,10 @@ class RunsBase(CanfarHandler):
         """The body as a LaunchRequest whose notebook is an absolute path inside root_dir."""
         request = self.read_json(LaunchRequest)
         notebook = self.confined_notebook(request.notebook)
-        return request.model_copy(update={"notebook": str(notebook)})
+        update = {"notebook": str(notebook)}
+        if request.reduce_notebook:  # issue 17: confined like the notebook itself
+            update["reduce_notebook"] = str(self.confined_notebook(request.reduce_notebook))
+        return request.model_copy(update=update)
 
     def confined_notebook(self, relative: str) -> Path:
         """The notebook at `relative` under the server root (base.py: 400/404 otherwise)."""
@@ -162,6 +166,8 @@ class RunRerunHandler(RunsBase):
         target = await self.target(run_name)
         assert target.run is not None
         service = self.backend.service
-        run = await self.runs_call(service.rerun(target.run.name, source=body.source))
+        run = await self.runs_call(
+            service.rerun(target.run.name, source=body.source, more_memory=body.more_memory)
+        )
         self.backend.nudge()
         self.write_json(self.backend.run_json(run))

@@ -31,6 +31,10 @@ class CountingSource:
         self.log_reads += 1
         return await self.client.logs(session_id, offset)
 
+    async def read_log(self, session_id, cursor):
+        self.log_reads += 1
+        return await self.client.read_log(session_id, cursor)
+
 
 @pytest.fixture(scope="module")
 def creds():

@@ -45,6 +45,10 @@ class CountingSource:
         self.log_reads += 1
         return await self.client.logs(session_id, offset)
 
+    async def read_log(self, session_id, cursor):
+        self.log_reads += 1
+        return await self.client.read_log(session_id, cursor)
+
     async def _log_stream(self, sessions):
         self.stream_opens += 1
         async for frame in self.client.log_stream(sessions):

@@ -53,6 +53,11 @@ def main(argv: list[str]) -> int:
         kids = [subprocess.Popen(sleeper), subprocess.Popen(sleeper, start_new_session=True)]
         print(f"PIDS {os.getpid()} {' '.join(str(k.pid) for k in kids)}", flush=True)
         _forever()
+    if action == "orphan":  # leave a child in its own session behind, and exit
+        sleeper = [sys.executable, "-c", "import time\nwhile True: time.sleep(3600)"]
+        kid = subprocess.Popen(sleeper, start_new_session=True)
+        print(f"ORPHAN {kid.pid}", flush=True)
+        return 0
     if action == "spam":  # write N bytes in lines of 100
         total = int(args[0])
         line = b"x" * 99 + b"\n"

@@ -1,5 +1,6 @@
-"""What a replica costs beyond itself: each supervisor records its own CPU and its replica's in
-exit.json, which bench/engine_launch.py sums to say where launch CPU goes."""
+"""What a replica costs beyond itself: the supervisor records in exit.json the CPU it spent on
+each replica, by phase and in all, and the replica's own, which bench/engine_launch.py sums to
+say where launch CPU goes."""
 
 from __future__ import annotations
 
@@ -18,3 +19,5 @@ def test_exit_record_says_what_the_supervisor_and_the_replica_cost(engine) -> No
     assert cpu["replica"] > 0  # a Python interpreter ran
     assert 0 < cpu["supervisor"] < cpu["replica"]  # the supervisor is lighter than it
     assert 0 < cpu["starting"] <= cpu["supervisor"]  # its start, until the replica ran
+    phases = ("starting", "logs", "memory", "ending")
+    assert abs(sum(cpu[phase] for phase in phases) - cpu["supervisor"]) < 1e-9

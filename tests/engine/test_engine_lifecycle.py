@@ -8,6 +8,8 @@ import contextlib
 import os
 import re
 import signal
+import subprocess
+import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -28,6 +30,7 @@ from fixtures_engine import RunningEngine, start_engine, wait_for
 
 from canfar_jlab.engine.control import engine_status, ensure_engine
 from canfar_jlab.engine.logcap import marker
+from canfar_jlab.engine.sessionfiles import read_json
 
 
 @pytest.fixture
@@ -48,6 +51,13 @@ def small(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningEngine]:
 
 def _pid(client, session_id: str) -> int:
     return int(re.search(r"PID (\d+)", wait_log(client, session_id, "PID")).group(1))
+
+
+def _zombie(pid: int) -> bool:
+    try:
+        return psutil.Process(pid).status() == psutil.STATUS_ZOMBIE
+    except psutil.NoSuchProcess:
+        return True
 
 
 def _events(client, session_id: str) -> str:
@@ -108,7 +118,7 @@ def test_no_zombies_are_left_under_the_engine(engine: RunningEngine, client) -> 
         wait_status(client, session_id, "Completed")
 
     def no_zombies() -> bool:
-        """Under the daemon: its fork server, the supervisors and the replicas. An exit is
+        """Under the daemon: its supervisor and the replicas. An exit is
         reaped within moments; a zombie that stays means something is not reaped."""
         for proc in psutil.Process(engine.info.pid).children(recursive=True):
             try:
@@ -264,3 +274,85 @@ def test_engine_killed_and_restarted_keeps_every_session(engine_factory, tmp_pat
         delete(client, survives)  # an adopted replica can still be stopped
         wait_for(lambda: gone(pids[survives]), 30, "the adopted replica to stop")
         wait_status(client, survives, None)
+
+
+def test_a_supervisor_killed_with_sigkill_loses_its_sessions_and_is_replaced(
+    engine_factory,
+) -> None:
+    running = engine_factory()
+    with running.client() as client:
+        session_id = create(client, "orphaned", "sleep")
+        pid = _pid(client, session_id)
+        record = running.home / "engine" / "sessions" / session_id / "supervisor.json"
+        supervisor = wait_for(lambda: read_json(record), 30, "supervisor.json")["pid"]
+        os.kill(supervisor, signal.SIGKILL)
+        assert wait_status(client, session_id, "Completed", "Failed") == "Failed"
+        assert "Lost" in _events(client, session_id)
+        # killed by the engine; reaped by whoever inherits it (a zombie under a sandbox's init)
+        wait_for(lambda: gone(pid) or _zombie(pid), 30, "the unsupervised replica to be killed")
+        after = create(client, "after", "exit", "0")  # a new supervisor starts
+        assert wait_status(client, after, "Completed", "Failed") == "Completed"
+        assert read_json(record.parent.parent / after / "supervisor.json")["pid"] != supervisor
+
+
+LEGACY_SUPERVISOR = """
+import json, os, signal, sys, time
+from canfar_jlab.engine.procs import start_time
+session, go = sys.argv[1], sys.argv[2]
+def end(code, sig):
+    outcome = {"code": code, "signal": sig, "ended": time.time(), "terminated": sig is not None}
+    with open(os.path.join(session, "exit.json"), "w") as out:
+        json.dump(outcome, out)
+    sys.exit(0)
+signal.signal(signal.SIGTERM, lambda *_: end(None, 15))
+record = {"pid": os.getpid(), "ctime": start_time(os.getpid()), "started": time.time()}
+with open(os.path.join(session, "supervisor.json"), "w") as out:
+    json.dump(record, out)
+while not os.path.exists(go):
+    time.sleep(0.02)
+end(0, None)
+"""
+
+
+def test_per_replica_supervisors_of_an_older_engine_are_adopted(engine_factory, tmp_path):
+    """An engine from before the one-supervisor model left a supervisor per replica: the new
+    engine follows each by pid and start time, records its exit.json, and can stop it."""
+    running = engine_factory(cores=4)
+    sessions = running.home / "engine" / "sessions"
+    with running.client() as client:
+        ends, stopped = create(client, "old-ends", "sleep"), create(client, "old-stopped", "sleep")
+        pids = [_pid(client, ends), _pid(client, stopped)]
+    supervisor = read_json(sessions / ends / "supervisor.json")["pid"]
+    os.kill(running.info.pid, signal.SIGKILL)
+    wait_for(lambda: engine_status(running.home) is None, 30, "the engine to die")
+    os.kill(supervisor, signal.SIGKILL)  # what is left is what an older engine left
+    for pid in pids:
+        os.kill(pid, signal.SIGKILL)
+    go = tmp_path / "go"
+    fakes = []
+    for session_id in (ends, stopped):
+        (sessions / session_id / "supervisor.json").unlink()
+        fakes.append(
+            subprocess.Popen(
+                [sys.executable, "-c", LEGACY_SUPERVISOR, str(sessions / session_id), str(go)]
+            )
+        )
+        wait_for(lambda s=session_id: read_json(sessions / s / "supervisor.json"), 30, "record")
+
+    try:
+        info = ensure_engine(running.home, timeout=60)
+        restarted = RunningEngine(home=running.home, info=info, workdir=running.workdir)
+        with restarted.client() as client:
+            assert status_of(client, ends) == status_of(client, stopped) == "Running"
+            assert "Adopted" in _events(client, ends)
+            delete(client, stopped)  # SIGTERM to the old supervisor: it records it and leaves
+            fakes[1].wait(timeout=30)
+            wait_status(client, stopped, None)
+            go.touch()
+            assert wait_status(client, ends, "Completed", "Failed") == "Completed"
+            fakes[0].wait(timeout=30)
+    finally:
+        for fake in fakes:  # never left behind, whatever failed
+            if fake.poll() is None:
+                fake.kill()
+                fake.wait()

@@ -173,18 +173,7 @@ def corpus(tmp_path_factory) -> dict[str, Path]:
     return {"root": root, "jupyter": root / "jupyter"}
 
 
-# ipywidgets' interact under nbclient now and then loses a cell's execute_reply (the issue that
-# asked for the runner's watchdogs saw it in 4 runs of 12): the watchdog then ends the replica
-# naming the cell, as it should, and this comparison fails. Measured here: 1 replica in 6, so
-# that case gets three more tries. (Going on after a lost reply is an open follow-up.)
-LOST_REPLY_PRONE = {"interact.ipynb"}
-CASES = [
-    pytest.param(name, marks=pytest.mark.flaky(reruns=3)) if name in LOST_REPLY_PRONE else name
-    for name in NOTEBOOKS
-]
-
-
-@pytest.mark.parametrize("name", CASES)
+@pytest.mark.parametrize("name", NOTEBOOKS)
 async def test_each_replica_prints_what_nbclient_printed(
     name, corpus, engine, tmp_path, monkeypatch
 ):

@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import os
+import shutil
+
+from canfar_jlab.export import export_notebook
 from canfar_jlab.replica_folder import prepare
 
 
@@ -21,3 +25,25 @@ def test_a_second_attempt_lists_only_what_it_wrote(tmp_path):
     (work / "retry.txt").write_text("attempt 2")
     # The untouched copy of the notebook is not an output; what the replicas wrote still is.
     assert second.new_files() == ["result.txt", "retry.txt", "table.csv"]
+
+
+def test_a_runs_root_beside_the_notebook_is_not_mirrored(make_notebook, helpers, tmp_path):
+    """`make lab` keeps runs under the Jupyter root, beside the notebooks: a replica's folder
+    mirrors the notebook's folder and its parent, but never the runs root (through it the
+    replica would see every run, its own included)."""
+    notebook = make_notebook(
+        ["import os\nprint(sorted(os.listdir('.')), sorted(os.listdir('..')))"], name="nb.ipynb"
+    )
+    folder = notebook.parent  # <tmp>/notebooks
+    (folder / "table.csv").write_text("a,b\n")
+    (tmp_path / "images").mkdir()
+    for runs_root in (folder / "canfar-runs", tmp_path / "canfar-runs"):  # beside it, above it
+        exported = export_notebook(notebook, runs_root / "r1")
+        run = helpers.run_batch(exported.argv)
+        assert run.returncode == 0, run.stderr
+        work = runs_root / "r1" / "replicas" / "1"
+        assert (work / "table.csv").is_file() and (work.parent / "images").is_dir()
+        assert not os.path.lexists(work / "canfar-runs")
+        assert not os.path.lexists(work.parent / "canfar-runs")
+        assert "'canfar-runs'" not in run.stdout, run.stdout
+        shutil.rmtree(runs_root)

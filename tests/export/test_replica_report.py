@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import json
+import subprocess
 import sys
 import time
+from datetime import datetime
 from pathlib import Path
 
 import pytest
@@ -113,3 +115,19 @@ def test_a_completed_run_reports_exit_zero(make_notebook, helpers, tmp_path, run
     report = read(tmp_path / "run" / "replicas" / "1" / "status.json")
     assert (report["state"], report["exit_code"], report["error"]) == ("completed", 0, None)
     assert report["cell"]["index"] == 2 and report["ended"] is not None
+
+
+def test_started_is_when_the_process_began_not_when_python_got_to_it(tmp_path):
+    """A runner whose interpreter and imports are slow (a busy node) still reports the start
+    of its own process: `started` is the replica's run, not the moment the report was made."""
+    program = (
+        "import sys, time; time.sleep(1.5); sys.path.insert(0, sys.argv[1]); "
+        "from canfar_jlab.replica_report import ReplicaReport; "
+        "ReplicaReport(sys.argv[2], replica=1, count=1, runner='script').start()"
+    )
+    repo = str(Path(__file__).resolve().parents[2])
+    before = time.time()
+    done = subprocess.run([sys.executable, "-c", program, repo, str(tmp_path)], timeout=60)
+    assert done.returncode == 0
+    started = datetime.fromisoformat(read(tmp_path / "status.json")["started"]).timestamp()
+    assert before - 0.05 <= started <= before + 0.5, started - before

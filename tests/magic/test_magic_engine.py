@@ -192,6 +192,8 @@ def test_rerun_runs_only_the_failed_replica_again(shell):
     assert "finished 2" in again.stdout and "finished 1" not in again.stdout
     assert "Run flaky: completed (2 Completed)" in again.text
     assert "has no Failed or NotCreated replica" in line(shell, "rerun flaky --failed").error_line()
+    refused = line(shell, "rerun flaky --more-memory").error_line()  # issue 17
+    assert "run flaky has no replica that ran out of memory" in refused
 
 
 def test_logs_follow_stops_cleanly_when_the_cell_is_interrupted(shell):

@@ -4,6 +4,7 @@ archived, and a re-run whose create reply is lost is reconciled by name, never s
 
 from __future__ import annotations
 
+import json
 from urllib.parse import parse_qsl
 
 import pytest
@@ -106,3 +107,36 @@ async def test_whole_logs_are_archived_and_a_lost_rerun_reply_is_found_by_name(
     ]
     assert "RuntimeError: boom" in (store.root / "job" / again.attempts[0].log).read_text()
     assert [run.replica(i).session_id for i in (1, 3)] == [first, third]
+
+
+OOM_EVENTS = (
+    "TYPE      REASON      AGE   FROM      MESSAGE\n"
+    "Warning   OOMKilled   5s    kubelet   Container job exited with exit code 137\n"
+)
+
+
+async def test_a_replica_killed_for_memory_on_skaha_is_out_of_memory(tmp_path, monkeypatch):
+    monkeypatch.setenv("CANFAR_JLAB_IMAGE", IMAGE)
+    notebook = write_notebook(tmp_path / "big.ipynb", ["print('hi')"])
+    store = RunStore(tmp_path / "runs")
+    with FakeSkaha(TOKEN) as fake:
+        async with client_for(fake) as client:
+            run = await launch(LaunchRequest(notebook=str(notebook), replicas=2), client, store)
+            first, second = (r.session_id for r in run.replicas)
+            # Both killed from outside mid-run (their reports never ended); the service says
+            # why for the first only.
+            for index, session_id in ((1, first), (2, second)):
+                folder = store.root / "big" / "replicas" / str(index)
+                folder.mkdir(parents=True)
+                report = {"session_id": session_id, "state": "running", "started": None}
+                (folder / "status.json").write_text(json.dumps(report))
+                fake.append_log(session_id, "working\n")
+                fake.set_status(session_id, "Failed")
+            fake.events[first] = OOM_EVENTS
+            await reconcile(store, await client.list_sessions(), client)
+    run = store.get("big")
+    assert run.replica(1).oom and run.replica(1).error == (
+        "out of memory: Warning OOMKilled 5s kubelet Container job exited with exit code 137"
+    )
+    assert not run.replica(2).oom
+    assert run.replica(2).error.startswith("killed from outside: its last heartbeat was at")

@@ -242,3 +242,17 @@ async def test_run_end_is_told_once_and_only_to_tabs_that_were_watching(
         assert message["type"] != "run_ended", message
     watching.close()
     late.close()
+
+
+async def test_rerun_with_more_memory_is_refused_when_no_replica_ran_out(jp_fetch, jp_root_dir):
+    _notebook(jp_root_dir / "work" / "small.ipynb", "print('fits')")
+    _, run = await _json(
+        jp_fetch, "runs", method="POST", body={"notebook": "work/small.ipynb", "replicas": 1}
+    )
+    ended = await _until_ended(jp_fetch, run["name"])
+    assert ended["state"] == "completed" and ended["replicas"][0]["oom"] is False
+    code, message = await _error(jp_fetch, "runs", run["name"], "rerun", body={"more_memory": True})
+    assert code == 409
+    assert message == f"run {run['name']} has no replica that ran out of memory"
+    _, after = await _json(jp_fetch, "runs", run["name"])
+    assert after["replicas"][0]["attempts"] == []
