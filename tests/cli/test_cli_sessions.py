@@ -106,7 +106,7 @@ def test_a_service_that_fails_is_exit_code_5(cli_fake, fake):
     assert done.stderr.strip().endswith("HTTP 500: unexpected exception: boom")
 
 
-def test_ps_all_shows_no_sessions_table_when_every_session_is_a_runs(cli, fake, tmp_path):
+def test_ps_all_shows_no_sessions_table_when_every_session_is_a_runs(cli_fake, fake, tmp_path):
     """`ps --all` lists the runs, then the sessions outside runs: none, no table (not an empty
     header under the runs); one outside, the table."""
     import nbformat
@@ -118,14 +118,14 @@ def test_ps_all_shows_no_sessions_table_when_every_session_is_a_runs(cli, fake, 
     image = "images.canfar.net/skaha/base:1"
     # The fake reads run folders directly: no copying to a storage service.
     env = {"CANFAR_JLAB_STAGE": "never", "CANFAR_JLAB_RUNS": str(tmp_path / "runs")}
-    launched = cli("run", str(notebook), "-r", "2", "--name", "tiny", "--image", image, **env)
+    launched = cli_fake("run", str(notebook), "-r", "2", "--name", "tiny", "--image", image, **env)
     assert launched.returncode == 0, launched.stderr
-    listed = cli("ps", "--all", **env)
+    listed = cli_fake("ps", "--all", **env)
     assert listed.returncode == 0, listed.stderr
     assert listed.stdout.startswith("RUN tiny  active")
     assert not any(line.split()[:2] == ["ID", "NAME"] for line in listed.stdout.splitlines())
     assert not listed.stdout.endswith("\n\n")
     loose = fake.add_session("by-hand")
-    listed = cli("ps", "--all", **env)
+    listed = cli_fake("ps", "--all", **env)
     header = next(line for line in listed.stdout.splitlines() if line.split()[:2] == ["ID", "NAME"])
     assert listed.stdout.splitlines()[-1].split()[:2] == [loose, "by-hand"] and header
