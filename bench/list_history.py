@@ -22,7 +22,7 @@ import httpx
 from canfar_jlab.engine.control import ensure_engine, stop_engine
 from canfar_jlab.engine.layout import EngineLayout
 from canfar_jlab.engine.records import COMPLETED, SessionRecord
-from canfar_jlab.engine.store import Store
+from canfar_jlab.engine.session_store import SessionStore
 
 RUNNING = 10
 CALLS = 50
@@ -31,7 +31,7 @@ CALLS = 50
 def write_history(home: Path, count: int) -> str | None:
     layout = EngineLayout(home)
     layout.ensure_dirs()
-    store = Store(layout.database)
+    store = SessionStore(layout.database)
     ended = time.time() - 2 * 3600
     first = None
     for i in range(count):

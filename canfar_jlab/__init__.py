@@ -4,16 +4,7 @@ The package root stays import-light: the Jupyter server extension and the IPytho
 imported only when Jupyter or IPython asks for them, so the core never drags them in.
 """
 
-try:
-    from ._version import __version__
-except ImportError:  # running from a source tree that was never built
-    import warnings
-
-    warnings.warn(
-        "canfar_jlab was imported from a tree that was not installed; run `pip install -e .`",
-        stacklevel=2,
-    )
-    __version__ = "0.0.0+unknown"
+from .version import __version__ as __version__
 
 
 def _jupyter_labextension_paths() -> list[dict[str, str]]:

@@ -18,7 +18,6 @@ first of sources 3-5 that has one. A token is never kept as a plain attribute: i
 from __future__ import annotations
 
 import base64
-import hmac
 import logging
 import os
 import re
@@ -31,7 +30,8 @@ from urllib.parse import urlsplit, urlunsplit
 
 import yaml
 
-from .skaha import AuthError, CredentialsError
+from .errors import AuthError, CredentialsError
+from .secret import Secret, epoch_time
 
 if TYPE_CHECKING:
     from .oidc import OidcLogin
@@ -41,34 +41,6 @@ log = logging.getLogger(__name__)
 DEFAULT_SERVER_URL = "https://ws-uv.canfar.net/skaha/v1"
 _VERSION_SUFFIX = re.compile(r"/v\d+(\.\d+)*$")
 _LOOPBACK = {"127.0.0.1", "::1", "localhost"}
-
-
-class Secret:
-    """A credential string that never shows itself in a repr, str, log record or traceback."""
-
-    __slots__ = ("_value",)
-
-    def __init__(self, value: str) -> None:
-        if not value:
-            raise ValueError("an empty secret")
-        self._value = value
-
-    def reveal(self) -> str:
-        """The value, for building an outgoing header and nothing else."""
-        return self._value
-
-    def __repr__(self) -> str:
-        return "Secret('********')"
-
-    __str__ = __repr__
-
-    def __eq__(self, other: object) -> bool:
-        return isinstance(other, Secret) and hmac.compare_digest(self._value, other._value)
-
-    __hash__ = None  # type: ignore[assignment]
-
-    def __reduce__(self) -> Any:
-        raise TypeError("a Secret is not picklable")
 
 
 @dataclass(frozen=True, repr=False, eq=False)
@@ -329,7 +301,7 @@ def config_sites() -> list[str]:
 def engine_credentials(home: Path | None = None, *, start: bool = True) -> Credentials:
     """Credentials for the local engine, starting it when `start` (the default)."""
     try:  # imported here: the engine is optional for users who only talk to CANFAR
-        from .engine import control
+        from . import engine as control  # its public face: ensure_engine, engine_status
     except ImportError as exc:
         raise CredentialsError(
             "no CANFAR credentials found and the local engine is not available "
@@ -517,7 +489,7 @@ class _CanfarConfig:
             access = (record.get("token") or {}).get("access")
             if not isinstance(access, str) or not access.strip():
                 raise CredentialsError(f"{where} has no access token; run `canfar login {idp}`")
-            expiry = _epoch((record.get("expiry") or {}).get("access"))
+            expiry = epoch_time((record.get("expiry") or {}).get("access"))
             token = Secret(access.strip())
             return Credentials(
                 base_url=base_url,
@@ -538,7 +510,7 @@ class _CanfarConfig:
                     f"the certificate {path} named in {where} does not exist; "
                     f"run `canfar login {idp}`"
                 )
-            expiry = _epoch(record.get("expiry")) or certificate_expiry(path)
+            expiry = epoch_time(record.get("expiry")) or certificate_expiry(path)
             return Credentials(
                 base_url=base_url,
                 source=where,
@@ -611,15 +583,6 @@ class _CanfarConfig:
         if not _VERSION_SUFFIX.search(urlsplit(url).path):
             url = f"{url}/{version}"
         return str(name), normalise_base_url(url, allow_http=allow_http)
-
-
-def _epoch(value: Any) -> datetime | None:
-    if isinstance(value, bool) or not isinstance(value, (int, float, str)):
-        return None
-    try:
-        return datetime.fromtimestamp(float(value), tz=timezone.utc)
-    except (ValueError, OverflowError, OSError):
-        return None
 
 
 def _first_line(exc: BaseException) -> str:

@@ -47,7 +47,6 @@ import math
 import os
 import re
 import sys
-import tempfile
 from collections.abc import Callable
 from pathlib import Path
 from typing import Literal
@@ -59,6 +58,9 @@ from nbconvert import PythonExporter
 from pydantic import BaseModel, ConfigDict
 
 from . import export_runner, kernel_runner, replica_folder, replica_report
+from .atomic import write_atomically
+from .errors import CanfarError
+from .models import unsafe_char
 
 SKIP_TAG = "skip-batch"
 PARAMETERS_TAG = "parameters"
@@ -76,7 +78,6 @@ RUNNERS = ("nbclient", "script")
 PYTHON_LANGUAGES = {"python", "python3", "ipython", "ipython3"}
 
 # Skaha pastes cmd and args into YAML and splits args on single spaces (skaha-api.md §2.1).
-_SKAHA_UNSAFE = re.compile(r'[\s$"\\]')
 _SCRIPT_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*\.py$")
 
 _TEMPLATE = r"""{%- extends 'null.j2' -%}
@@ -101,7 +102,7 @@ _TEMPLATE = r"""{%- extends 'null.j2' -%}
 """
 
 
-class ExportError(Exception):
+class ExportError(CanfarError):
     """A notebook that cannot be exported at all; the message is one line for the user."""
 
 
@@ -216,7 +217,7 @@ def export_notebook(
     plan = _Plan(notebook, parameters, sweep)
 
     out_dir = Path(os.path.abspath(out_dir))
-    script_name = script_name or _script_name(notebook_path)
+    script_name = script_name or script_name_for(notebook_path)
     if not _SCRIPT_NAME.match(script_name) or script_name in (RUNNER_NAME, *RUNNER_MODULES):
         raise ExportError(
             f"script name {script_name!r} must match {_SCRIPT_NAME.pattern} "
@@ -248,13 +249,13 @@ def export_notebook(
     runner_source = Path(export_runner.__file__).read_text(encoding="utf-8")
     try:
         out_dir.mkdir(parents=True, exist_ok=True)
-        _write_atomically(script_path, text)
-        _write_atomically(runner_path, runner_source)
-        _write_atomically(out_dir / SNAPSHOT_NAME, content.decode("utf-8"))
+        write_atomically(script_path, text)
+        write_atomically(runner_path, runner_source)
+        write_atomically(out_dir / SNAPSHOT_NAME, content.decode("utf-8"))
         if sweep:
-            _write_atomically(out_dir / SWEEP_NAME, json.dumps(sweep, indent=1) + "\n")
+            write_atomically(out_dir / SWEEP_NAME, json.dumps(sweep, indent=1) + "\n")
         for name, module in RUNNER_MODULES.items():
-            _write_atomically(out_dir / name, Path(module.__file__).read_text(encoding="utf-8"))
+            write_atomically(out_dir / name, Path(module.__file__).read_text(encoding="utf-8"))
     except OSError as error:
         raise ExportError(f"cannot write to {out_dir}: {error.strerror or error}") from None
 
@@ -742,7 +743,9 @@ def _render(notebook: nbformat.NotebookNode, notebook_name: str, header: dict) -
     return text
 
 
-def _script_name(notebook_path: Path) -> str:
+def script_name_for(notebook_path: Path) -> str:
+    """The script's file name in the run folder: the notebook's stem made safe, never the name
+    of the runner or a module copied beside it."""
     stem = re.sub(r"[^A-Za-z0-9._-]+", "_", notebook_path.stem).strip("._-") or "notebook"
     taken = (RUNNER_NAME, *RUNNER_MODULES)
     return f"{stem}_notebook.py" if f"{stem}.py" in taken else f"{stem}.py"
@@ -751,23 +754,9 @@ def _script_name(notebook_path: Path) -> str:
 def _check_skaha_safe(what: str, value: str) -> None:
     if not value:
         raise ExportError(f"the {what} is empty")
-    bad = _SKAHA_UNSAFE.search(value)
-    if bad:
-        shown = "a space" if bad.group() == " " else repr(bad.group())
+    shown = unsafe_char(value, whitespace=True)
+    if shown:
         raise ExportError(
             f"the {what} {value!r} contains {shown}; Skaha splits a replica's command on "
             'spaces and mangles $, " and \\, so choose a path without them'
         )
-
-
-def _write_atomically(path: Path, text: str) -> None:
-    """Readers (a replica starting, another export) see the old file or the new, never half."""
-    descriptor, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
-    try:
-        with os.fdopen(descriptor, "w", encoding="utf-8") as file:
-            file.write(text)
-        os.chmod(temporary, 0o644)  # mkstemp makes 0600; give what a plain write gives
-        os.replace(temporary, path)
-    except BaseException:
-        Path(temporary).unlink(missing_ok=True)
-        raise

@@ -13,11 +13,12 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from .errors import InvalidInput
 from .models import LaunchRequest
 from .sweep import SweepError, read_rows
 
 
-class LaunchArgsError(ValueError):
+class LaunchArgsError(InvalidInput):
     """A malformed option value, described in one line."""
 
 

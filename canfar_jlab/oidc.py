@@ -18,24 +18,20 @@ from __future__ import annotations
 
 import asyncio
 import base64
-import contextlib
 import logging
-import os
-import tempfile
 import threading
 import time
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 from urllib.parse import quote, urlsplit
 
 import httpx
 import yaml
 
-from .skaha import AuthError
-
-if TYPE_CHECKING:
-    from .credentials import Secret
+from .atomic import write_atomically
+from .errors import AuthError
+from .secret import Secret, epoch_time
 
 log = logging.getLogger(__name__)
 
@@ -174,7 +170,6 @@ class OidcLogin:
             log.warning("could not save the renewed token to %s (%s)", self.config_path, exc)
 
     def _take(self, reply: dict[str, Any]) -> None:
-        from .credentials import Secret
 
         lifetime = _number(reply.get("expires_in"))
         new_refresh = reply.get("refresh_token")
@@ -219,7 +214,6 @@ class OidcLogin:
 
     def _adopt_newer_from_file(self) -> bool:
         """Take the file's token when another tool renewed it since we read it."""
-        from .credentials import Secret, _epoch
 
         try:
             record = self._record(yaml.safe_load(self.config_path.read_text(encoding="utf-8")))
@@ -228,7 +222,7 @@ class OidcLogin:
         if record is None:
             return False
         token = record.get("token") if isinstance(record.get("token"), dict) else {}
-        expiry = _epoch((record.get("expiry") or {}).get("access"))
+        expiry = epoch_time((record.get("expiry") or {}).get("access"))
         access, refresh = token.get("access"), token.get("refresh")
         current = self.expires_at
         if not isinstance(access, str) or not access.strip() or expiry is None:
@@ -266,24 +260,7 @@ class OidcLogin:
         if refresh_lifetime is not None:
             expiry["refresh"] = time.time() + refresh_lifetime
         text = yaml.safe_dump(data, sort_keys=False, default_flow_style=False)
-        atomic_replace(path, text.encode("utf-8"), mode)
-
-
-def atomic_replace(path: Path, data: bytes, mode: int) -> None:
-    """Write `data` to `path` by a temporary file in the same folder, fsync, then `os.replace`;
-    the temporary file has `mode` from its creation, so the secrets are never more readable."""
-    fd, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        os.fchmod(fd, mode)
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(data)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(temporary, path)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            os.unlink(temporary)
-        raise
+        write_atomically(path, text, mode=mode, durable=True)
 
 
 class _Failed(Exception):

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import json
 import os
-import secrets
 from pathlib import Path
 from typing import Any
+
+from .atomic import write_atomically
 
 SETTINGS_FILE = "settings.json"
 
@@ -50,7 +51,5 @@ def set_user_setting(key: str, value: Any) -> Path:
     else:
         settings[key] = value
     path = folder / SETTINGS_FILE
-    temporary = path.with_name(f".{SETTINGS_FILE}.{os.getpid()}.{secrets.token_hex(4)}.tmp")
-    temporary.write_text(json.dumps(settings, indent=1) + "\n", encoding="utf-8")
-    os.replace(temporary, path)
+    write_atomically(path, json.dumps(settings, indent=1) + "\n")
     return path

@@ -33,7 +33,19 @@ from xml.etree import ElementTree
 import httpx
 from pydantic import ValidationError
 
-from . import __version__
+from .errors import (  # the client's failures, re-exported: callers catch them from here
+    AuthError,
+    BadReply,
+    CreateOutcomeUnknown,
+    CredentialsError,
+    InvalidRequest,
+    NotFound,
+    RedirectRefused,
+    SkahaError,
+    Unavailable,
+    UpstreamTimeout,
+    one_line,
+)
 from .logdelta import LineCutter, LogCursor
 from .models import (
     Availability,
@@ -47,6 +59,7 @@ from .models import (
     SessionSpec,
     replica_names,
 )
+from .version import __version__
 
 if TYPE_CHECKING:
     from pathlib import Path
@@ -65,85 +78,6 @@ _JSON_CAP = 32 * 2**20
 _ERROR_CAP = 8 * 2**10
 _XML_CAP = 64 * 2**10
 _NOT_SENT = (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout)
-
-
-# --------------------------------------------------------------------------------------------
-# Errors: one line each, never carrying a credential. `code` is machine-readable; `http_status`
-# is what a proxy (the server extension) should answer with.
-
-
-class SkahaError(Exception):
-    """A session-service call failed. `status` is the upstream HTTP status, when there was one."""
-
-    code = "upstream_error"
-    http_status = 502
-
-    def __init__(
-        self, message: str, *, status: int | None = None, retry_after: float | None = None
-    ) -> None:
-        self.message = _one_line(message)
-        self.status = status
-        self.retry_after = retry_after
-        super().__init__(self.message)
-
-
-class InvalidRequest(SkahaError):
-    """The request was refused as invalid (by us before sending, or by the service: 400)."""
-
-    code = "invalid_request"
-    http_status = 400
-
-
-class AuthError(SkahaError):
-    """The credential is missing, expired or refused (401/403), with how to renew it."""
-
-    code = "canfar_auth"
-    http_status = 401
-
-
-class CredentialsError(AuthError):
-    """No usable credential could be found or read."""
-
-    code = "canfar_credentials"
-
-
-class NotFound(SkahaError):
-    code = "not_found"
-    http_status = 404
-
-
-class Unavailable(SkahaError):
-    """The service could not be reached or failed (5xx), after any retries."""
-
-    code = "upstream_unavailable"
-    http_status = 502
-
-
-class UpstreamTimeout(Unavailable):
-    code = "upstream_timeout"
-    http_status = 504
-
-
-class BadReply(Unavailable):
-    """The service answered with something we cannot read (malformed JSON, wrong shape)."""
-
-    code = "upstream_bad_reply"
-
-
-class RedirectRefused(Unavailable):
-    """The service redirected to another origin; we do not carry credentials there."""
-
-    code = "upstream_redirect"
-
-
-class CreateOutcomeUnknown(Unavailable):
-    """A create may or may not have happened (reply lost, timeout after sending, 5xx)."""
-
-    code = "create_outcome_unknown"
-    http_status = 504
-
-
-# --------------------------------------------------------------------------------------------
 
 
 @dataclass(frozen=True)
@@ -742,7 +676,7 @@ class SkahaClient:
     def _status_error(
         self, status: int, body: bytes, what: str, retry_after: float | None, create: bool = False
     ) -> SkahaError:
-        detail = self._redact(_one_line(_decode(body), 200))
+        detail = self._redact(one_line(_decode(body), 200))
         creds = self.credentials
         if status in (401, 403) or (status == 400 and "anonymous" in detail):
             return AuthError(creds.rejected_message(status, detail), status=status)
@@ -884,7 +818,7 @@ def _started(session: Session) -> datetime:
 
 def _checked_id(session_id: str) -> str:
     if not isinstance(session_id, str) or not _SESSION_ID.match(session_id):
-        raise InvalidRequest(f"{_one_line(str(session_id), 80)!r} is not a session id")
+        raise InvalidRequest(f"{one_line(str(session_id), 80)!r} is not a session id")
     return session_id
 
 
@@ -925,12 +859,6 @@ async def _read_capped(response: httpx.Response, cap: int, *, truncate: bool = F
 
 def _decode(body: bytes) -> str:
     return body.decode("utf-8", errors="replace")
-
-
-def _one_line(text: str, limit: int = 500) -> str:
-    line = " ".join(text.split())
-    line = "".join(ch for ch in line if ch.isprintable())
-    return line if len(line) <= limit else line[: limit - 1] + "…"
 
 
 __all__ = [

@@ -22,10 +22,12 @@ import json
 from pathlib import Path
 from typing import Any
 
+from .errors import InvalidInput
+
 MAX_ROWS = 10_000  # more than MAX_REPLICAS: a file may hold more rows than one run uses
 
 
-class SweepError(ValueError):
+class SweepError(InvalidInput):
     """A sweep that cannot be used, described in one line."""
 
 

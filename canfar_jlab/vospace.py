@@ -27,7 +27,8 @@ from xml.etree import ElementTree
 
 import httpx
 
-from .skaha import AuthError, SkahaError, Unavailable, _ssl_context
+from .errors import AuthError, SkahaError, Unavailable, VOSpaceError
+from .skaha import _ssl_context
 
 if TYPE_CHECKING:
     from .credentials import Credentials
@@ -42,13 +43,6 @@ HTTP_PUT = "ivo://ivoa.net/vospace/core#httpput"
 SSO_BEARER = "ivo://ivoa.net/sso#token"
 SSO_CERT = "ivo://ivoa.net/sso#tls-with-certificate"
 _CAP = 256 * 2**10
-
-
-class VOSpaceError(SkahaError):
-    """A storage call failed; one line, never carrying a credential."""
-
-    code = "storage_error"
-    http_status = 502
 
 
 @dataclass(frozen=True)

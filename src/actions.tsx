@@ -25,7 +25,8 @@ import { LogTabs, LogTarget } from './logtabs';
 import { CanfarModel } from './model';
 import { notifyError, RunNotifier } from './notify';
 import { ApiError } from './request';
-import { isFailure, replicaStatus, statusLabel } from './status';
+import { isFailure, replicaStatus, runSteps, statusLabel } from './status';
+import { needsSave } from './unsaved';
 import { createLogWidget, LogPanel, logWidgetId } from './widgets/logpanel';
 
 /** What the form needs beyond the list's actions. */
@@ -84,7 +85,8 @@ export class CanfarActions implements IListActions, ISidebarActions {
         openLogs: run => this.openRunLogs(run),
         openFolder: run => void this.openFolder(run),
         openExecuted: run => this.openExecuted(run),
-        rerunFailed: run => void this.rerunFailed(run)
+        rerunFailed: run => void this.rerunFailed(run),
+        rerunMoreMemory: run => void this.rerunMoreMemory(run)
       },
       _o.trans
     );
@@ -217,7 +219,7 @@ export class CanfarActions implements IListActions, ISidebarActions {
    */
   async rerunFailed(run: IRun): Promise<void> {
     const { api, model, trans } = this._o;
-    const failed = run.replicas.filter(r => isFailure(r.status)).length;
+    const failed = runSteps(run).filter(r => isFailure(r.status)).length;
     const current = trans.__('Current notebook');
     const answer = await showDialog({
       title: trans._n(
@@ -263,6 +265,25 @@ export class CanfarActions implements IListActions, ISidebarActions {
       this.notifier.launched(updated);
     } catch (error) {
       notifyError(trans.__('Cannot re-run %1', run.name), error, trans);
+    }
+  }
+
+  /**
+   * Re-run the replicas that ran out of memory, each with twice its peak (rounded up to what
+   * the service offers); the server refuses, with the reason, when that is too much.
+   */
+  async rerunMoreMemory(run: IRun): Promise<void> {
+    const { api, model, trans } = this._o;
+    try {
+      const updated = await api.rerunMoreMemory(run.name);
+      model.updateRun(updated);
+      this.notifier.launched(updated);
+    } catch (error) {
+      notifyError(
+        trans.__('Cannot re-run %1 with more memory', run.name),
+        error,
+        trans
+      );
     }
   }
 
@@ -360,7 +381,7 @@ export class CanfarActions implements IListActions, ISidebarActions {
   openExecuted(run: IRun, replica?: number): void {
     const chosen =
       replica !== undefined
-        ? run.replicas.find(r => r.index === replica)
+        ? runSteps(run).find(r => r.index === replica)
         : run.replicas.find(r => r.executed_notebook);
     if (!chosen?.executed_notebook || run.folder_relative === null) {
       return;
@@ -372,13 +393,15 @@ export class CanfarActions implements IListActions, ISidebarActions {
 
   /** Show the folder holding a replica's new files in the file browser. */
   openReplicaFiles(run: IRun, replica: number): void {
-    const files = run.replicas.find(r => r.index === replica)?.files ?? [];
+    const files = runSteps(run).find(r => r.index === replica)?.files ?? [];
     const first = files[0] ?? '';
-    const folder = first.startsWith('replicas/')
-      ? `replicas/${replica}`
+    // The reduce step (index 0) works in reduce/, replica i in replicas/<i>/.
+    const own = replica === 0 ? 'reduce' : `replicas/${replica}`;
+    const folder = first.startsWith(`${own}/`)
+      ? own
       : first.includes('/')
         ? first.slice(0, first.lastIndexOf('/'))
-        : `replicas/${replica}`;
+        : own;
     void this._cd(run, folder);
   }
 
@@ -459,41 +482,50 @@ export class CanfarActions implements IListActions, ISidebarActions {
   }
 
   /**
-   * Save the notebook, check it again, and launch. Problems stop the launch; bad input
-   * (400, 409) is for the form to show, anything else is also notified.
+   * Save the notebook if it has unsaved changes, and launch. The notebook is not checked
+   * again here: the form launches only on a preview without problems, and the server checks
+   * the saved file again and refuses a bad one (400), whose problems are then fetched for
+   * the form to list. Bad input (400, 409) is for the form to show; anything else is also
+   * notified. The log panel opens at once and streams as soon as the run is known.
    */
   async launch(
     panel: NotebookPanel,
     request: ILaunchRequest
   ): Promise<ILaunchOutcome> {
     const { api, model, trans, logTracker } = this._o;
-    // The log panel opens at once (the run name is known): lines show as soon as they come.
+    // The save (only of changes a replica would run: not outputs or the kernel's
+    // language_info) or else the launch itself goes out first; the log panel is laid out
+    // while the server works.
+    const posting = needsSave(panel)
+      ? panel.context.save().then(() => api.launch(request))
+      : api.launch(request);
+    const openLogs = this._o.openLogsOnLaunch?.() ?? true;
     const early =
-      (this._o.openLogsOnLaunch?.() ?? true) && request.name
+      openLogs && request.name
         ? logTracker.find(w => w.id === logWidgetId({ run: request.name! }))
           ? null
           : this.openLogs({ run: request.name })
         : null;
     const abandon = () => early?.dispose();
-    // A notebook with unsaved changes is saved and checked again; a saved one was checked
-    // by the form's preview of this very file, and the server checks it again on launch.
-    if (panel.context.model.dirty) {
-      await panel.context.save();
-      const preview = await api.preview(request);
-      if (preview.problems.length > 0) {
-        abandon();
-        return { problems: preview.problems };
-      }
-    }
     let run: IRun;
     try {
-      run = await api.launch(request);
+      run = await posting;
     } catch (error) {
       abandon();
-      if (!(
+      const badInput =
         error instanceof ApiError &&
-        (error.status === 400 || error.status === 409)
-      )) {
+        (error.status === 400 || error.status === 409);
+      if (badInput && error.status === 400) {
+        // Refused: if the saved notebook has problems, list them with their cells.
+        const problems = await api.preview(request).then(
+          preview => preview.problems,
+          () => []
+        );
+        if (problems.length > 0) {
+          return { problems };
+        }
+      }
+      if (!badInput) {
         notifyError(
           trans.__('Cannot launch %1', request.name ?? request.notebook),
           error,
@@ -504,7 +536,7 @@ export class CanfarActions implements IListActions, ISidebarActions {
     }
     model.updateRun(run);
     this.notifier.launched(run);
-    if (!early && (this._o.openLogsOnLaunch?.() ?? true)) {
+    if (!early && openLogs) {
       this.openRunLogs(run);
     }
     return { run };

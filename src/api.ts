@@ -3,7 +3,11 @@ import { ServerConnection } from '@jupyterlab/services';
 
 import { ApiError, requestAPI } from './request';
 
-/** A replica or session status, as the server reports it. */
+/**
+ * A replica or session status, as the server reports it. Sessions have the first six;
+ * replicas also `NotCreated` (its create failed), `Waiting` (held back by its run: the
+ * max-running cap, the pilot, a retry's delay) and `TimedOut` (ended by the run's timeout).
+ */
 export type Status =
   | 'Pending'
   | 'Running'
@@ -11,7 +15,9 @@ export type Status =
   | 'Failed'
   | 'Terminating'
   | 'Unknown'
-  | 'NotCreated';
+  | 'NotCreated'
+  | 'Waiting'
+  | 'TimedOut';
 
 /** Skaha's session JSON, plus the run it belongs to when the server knows it. */
 export interface ISession {
@@ -32,7 +38,23 @@ export interface ISession {
   replica?: number;
 }
 
-/** One of a run's N sessions. `index` is the replica's REPLICA_ID (1-based). */
+/** An earlier session of a replica that was run again, and why it was. */
+export interface IReplicaAttempt {
+  session_id: string | null;
+  status: Status;
+  error: string | null;
+  log: string | null;
+  /** "rerun" (by the user), "retry" (automatic), "more-memory" (issue 17). */
+  why?: string | null;
+  oom?: boolean;
+  cores?: number | null;
+  ram?: number | null;
+}
+
+/**
+ * One of a run's N sessions. `index` is the replica's REPLICA_ID (1-based); the run's
+ * reduce step (`run.reduce`) has index 0.
+ */
 export interface IReplica {
   index: number;
   name: string;
@@ -43,13 +65,8 @@ export interface IReplica {
   ended: string | null;
   /** The archived log, relative to the run folder, once the replica has ended. */
   log: string | null;
-  /** Earlier attempts of this replica (before re-runs), oldest first. */
-  attempts?: {
-    session_id: string | null;
-    status: Status;
-    error: string | null;
-    log: string | null;
-  }[];
+  /** Earlier attempts of this replica (before re-runs and retries), oldest first. */
+  attempts?: IReplicaAttempt[];
   // Fields below come from the replica's own status report (newer servers; may be absent).
   exit_code?: number | null;
   peak_rss_bytes?: number | null;
@@ -65,8 +82,13 @@ export interface IReplica {
   parameters?: Record<string, unknown> | null;
   /** Likely or known out of memory. */
   oom?: boolean;
-  /** Why it is Pending (the session's events, or the local engine's queue). */
+  /** Why it is Pending (the session's events, the local engine's queue) or Waiting. */
   reason?: string | null;
+  /** Its own cores and RAM (GB) when not the run's: a pilot's sizing, more memory. */
+  cores?: number | null;
+  ram?: number | null;
+  /** When a Waiting replica's retry is due. */
+  retry_at?: string | null;
 }
 
 export type RunState =
@@ -89,8 +111,25 @@ export interface IRun {
     replicas: number;
     parameters?: Record<string, unknown> | null;
     sweep?: Record<string, unknown>[] | null;
+    // Issue 17: how the run conducts its replicas.
+    retries?: number;
+    timeout_seconds?: number | null;
+    max_running?: number | null;
+    pilot?: boolean;
+    /** null, "cells" (the cells tagged reduce) or the reduce notebook's file name. */
+    reduce?: string | null;
   };
   replicas: IReplica[];
+  /** The reduce step (index 0, named RUN-reduce) once created. */
+  reduce?: IReplica | null;
+  /** What the pilot measured and sized the rest with. */
+  sizing?: {
+    cores?: number | null;
+    ram?: number | null;
+    peak_rss_bytes?: number | null;
+    cpu_seconds?: number | null;
+    wall_seconds?: number | null;
+  } | null;
   counts: Partial<Record<Status, number>>;
   state: RunState;
   started?: string | null;
@@ -115,6 +154,13 @@ export interface ILaunchRequest {
   site?: string;
   /** Names of the Jupyter server's environment variables replicas get (issue 15). */
   secret_env?: string[];
+  // Issue 17: re-create a Failed replica up to N times; end one running longer; create at
+  // most K at once; replica 1 alone first, sizing the rest; a notebook run once after all.
+  retries?: number;
+  timeout_seconds?: number;
+  max_running?: number;
+  pilot?: boolean;
+  reduce_notebook?: string;
 }
 
 /** Something in the notebook that cannot work in an unattended replica. */
@@ -131,8 +177,22 @@ export interface IPreview {
   folder?: string;
   image?: string;
   problems: IExportProblem[];
-  replicas: { index: number; name: string; env: Record<string, string> }[];
+  replicas: {
+    index: number;
+    name: string;
+    env: Record<string, string>;
+    /** Not created at launch, and why ("waiting for the pilot"; issue 17). */
+    waiting?: string | null;
+  }[];
   argv: string[];
+  // Issue 17: how the run would be conducted, as the server understood the request.
+  retries?: number;
+  timeout_seconds?: number | null;
+  max_running?: number | null;
+  pilot?: boolean;
+  reduce?: string | null;
+  /** Code cells tagged `reduce` (run once after every replica succeeded), when said. */
+  reduce_cells?: number[] | null;
 }
 
 export interface IImage {
@@ -206,12 +266,6 @@ export interface ILoadFigures {
   unit?: string;
 }
 
-export interface ILogChunk {
-  text: string;
-  offset: number;
-  next_offset: number;
-}
-
 const json = (method: string, body?: unknown): RequestInit => ({
   method,
   body: body === undefined ? undefined : JSON.stringify(body),
@@ -224,10 +278,6 @@ const segment = (value: string): string => encodeURIComponent(value);
 /** The REST calls the UI makes, bound to one server. */
 export class CanfarAPI {
   constructor(readonly serverSettings: ServerConnection.ISettings) {}
-
-  listRuns(): Promise<{ runs: IRun[] }> {
-    return requestAPI('runs', this.serverSettings);
-  }
 
   launch(request: ILaunchRequest): Promise<IRun> {
     return requestAPI('runs', this.serverSettings, json('POST', request));
@@ -287,6 +337,18 @@ export class CanfarAPI {
     }
   }
 
+  /**
+   * Re-run the replicas that ran out of memory as fixed sessions with twice their peak
+   * (issue 17); 409 with the reason when that is more than the service offers.
+   */
+  rerunMoreMemory(name: string): Promise<IRun> {
+    return requestAPI(
+      `runs/${segment(name)}/rerun`,
+      this.serverSettings,
+      json('POST', { more_memory: true })
+    );
+  }
+
   /** Push back the deadline of the run's live replicas (issue 16); `hours` left wanted. */
   renewRun(
     name: string,
@@ -322,13 +384,6 @@ export class CanfarAPI {
       `sessions/${segment(id)}`,
       this.serverSettings,
       json('DELETE')
-    );
-  }
-
-  logs(id: string, offset = 0): Promise<ILogChunk> {
-    return requestAPI(
-      `sessions/${segment(id)}/logs?offset=${offset}`,
-      this.serverSettings
     );
   }
 

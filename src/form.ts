@@ -15,6 +15,47 @@ export const MAX_REPLICAS = 256;
 export const RESERVED_ENV = ['REPLICA_ID', 'REPLICA_COUNT'];
 const UNSAFE = ['$', '"', '\\'];
 const MAX_NAME = 63;
+/** Issue 17's bounds, as the server's LaunchRequest has them. */
+export const MAX_RETRIES = 10;
+export const MAX_TIMEOUT_SECONDS = 14 * 86400;
+
+const DURATION = /^\s*(\d+(?:\.\d+)?)\s*([smhd]?)\s*$/i;
+const UNIT_SECONDS: Record<string, number> = {
+  '': 1,
+  s: 1,
+  m: 60,
+  h: 3600,
+  d: 86400
+};
+
+/**
+ * A timeout as typed (`30s`, `90m`, `2h`, `1d` or plain seconds, as the CLI's --timeout)
+ * in whole seconds, or null when it is not one.
+ */
+export function parseDuration(text: string): number | null {
+  const match = DURATION.exec(text);
+  if (!match) {
+    return null;
+  }
+  const seconds = Math.round(
+    Number(match[1]) * UNIT_SECONDS[match[2].toLowerCase()]
+  );
+  return seconds >= 1 ? seconds : null;
+}
+
+/** The shortest exact way to write `seconds`: 2h, 90m, 30s, 1d. */
+export function durationText(seconds: number): string {
+  for (const [unit, size] of [
+    ['d', 86400],
+    ['h', 3600],
+    ['m', 60]
+  ] as const) {
+    if (seconds % size === 0) {
+      return `${seconds / size}${unit}`;
+    }
+  }
+  return `${seconds}s`;
+}
 
 /**
  * A run name from a notebook path: `Reduce FITS (v2).ipynb` gives `reduce-fits-v2`.
@@ -82,6 +123,11 @@ export interface IRunFormValues {
   gpus: string;
   replicas: string;
   env: IEnvRow[];
+  // Issue 17 (empty: the default, no retry/timeout/cap).
+  retries?: string;
+  timeout?: string;
+  maxRunning?: string;
+  pilot?: boolean;
 }
 
 /** What the service offers (from /context), and the run and session names in use. */
@@ -93,7 +139,15 @@ export interface IFormLimits {
 }
 
 export type FieldName =
-  'name' | 'image' | 'cores' | 'ram' | 'gpus' | 'replicas';
+  | 'name'
+  | 'image'
+  | 'cores'
+  | 'ram'
+  | 'gpus'
+  | 'replicas'
+  | 'retries'
+  | 'timeout'
+  | 'maxRunning';
 
 export interface IFormCheck {
   /** One message per field in error. */
@@ -181,6 +235,27 @@ export function checkRunForm(
     }
   }
 
+  const retries = (values.retries ?? '').trim();
+  const retryCount = retries === '' ? 0 : wholeNumber(retries);
+  if (retryCount === null || retryCount > MAX_RETRIES) {
+    errors.retries = trans.__('Between 0 and %1 retries', MAX_RETRIES);
+  }
+  const timeoutText = (values.timeout ?? '').trim();
+  const timeout = timeoutText === '' ? null : parseDuration(timeoutText);
+  if (timeoutText !== '' && timeout === null) {
+    errors.timeout = trans.__(
+      '"%1" is not a duration: 30s, 90m, 2h, 1d or seconds',
+      timeoutText
+    );
+  } else if (timeout !== null && timeout > MAX_TIMEOUT_SECONDS) {
+    errors.timeout = trans.__('At most 14 days (Skaha ends sessions then)');
+  }
+  const capText = (values.maxRunning ?? '').trim();
+  const cap = capText === '' ? null : wholeNumber(capText);
+  if (capText !== '' && (cap === null || cap < 1 || cap > MAX_REPLICAS)) {
+    errors.maxRunning = trans.__('A whole number from 1, or empty for no cap');
+  }
+
   const env: Record<string, string> = {};
   values.env.forEach((row, index) => {
     const key = row.key.trim();
@@ -237,6 +312,18 @@ export function checkRunForm(
   }
   if (Object.keys(env).length > 0) {
     request.env = env;
+  }
+  if (retryCount) {
+    request.retries = retryCount;
+  }
+  if (timeout !== null) {
+    request.timeout_seconds = timeout;
+  }
+  if (cap !== null) {
+    request.max_running = cap;
+  }
+  if (values.pilot) {
+    request.pilot = true;
   }
   return { errors, envErrors, request };
 }

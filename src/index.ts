@@ -23,7 +23,10 @@ import { notifyError } from './notify';
 import { readSettings } from './settings';
 import { CanfarSidebar } from './sidebar';
 import { PlatformStatsModel } from './stats';
+import { ICanfarModel } from './tokens';
 import { LogPanel } from './widgets/logpanel';
+
+export * from './tokens';
 
 const PLUGIN_ID = 'canfar-jlab:plugin';
 
@@ -33,11 +36,13 @@ namespace CommandIDs {
   export const openLogs = 'canfar-jlab:open-logs';
 }
 
-const plugin: JupyterFrontEndPlugin<void> = {
+const plugin: JupyterFrontEndPlugin<ICanfarModel> = {
   id: PLUGIN_ID,
   description:
     'Run the current notebook as N batch replicas on CANFAR or the local engine.',
   autoStart: true,
+  // Other extensions get the live model of runs and sessions (src/tokens.ts).
+  provides: ICanfarModel,
   requires: [ILabShell],
   optional: [
     ITranslator,
@@ -56,7 +61,7 @@ const plugin: JupyterFrontEndPlugin<void> = {
     settingRegistry: ISettingRegistry | null,
     restorer: ILayoutRestorer | null,
     fileBrowser: IDefaultFileBrowser | null
-  ) => {
+  ): ICanfarModel => {
     const trans = (translator ?? nullTranslator).load('canfar_jlab');
     const api = new CanfarAPI(app.serviceManager.serverSettings);
     // One live connection per browser tab, shared by the sidebar and every log panel.
@@ -198,6 +203,7 @@ const plugin: JupyterFrontEndPlugin<void> = {
       palette.addItem({ command: CommandIDs.openSidebar, category: 'CANFAR' });
       palette.addItem({ command: CommandIDs.runAsBatch, category: 'CANFAR' });
     }
+    return model;
   }
 };
 

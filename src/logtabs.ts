@@ -7,7 +7,7 @@ import { ISignal, Signal } from '@lumino/signaling';
 import { IRun, Status } from './api';
 import { FilteredLines, ILogLines, LogBuffer, MergedLog } from './logbuffer';
 import { CanfarModel } from './model';
-import { replicaStatus } from './status';
+import { replicaStatus, runSteps } from './status';
 
 /** A run (all its replicas) or one session outside any run. */
 export type LogTarget = { run: string } | { session: string };
@@ -17,7 +17,10 @@ export const MERGED = 'all';
 export interface ILogTab {
   key: string;
   label: string;
-  /** The replica's REPLICA_ID, or null for the merged tab and a lone session. */
+  /**
+   * The replica's REPLICA_ID (0: the run's reduce step), or null for the merged tab and a
+   * lone session.
+   */
   replica: number | null;
   sessionId: string | null;
   status: Status | null;
@@ -192,8 +195,9 @@ export class LogTabs implements IDisposable {
         waiting: null
       }
     ];
-    for (const replica of run.replicas) {
+    for (const replica of runSteps(run)) {
       const key = String(replica.index);
+      const label = replica.index === 0 ? this._trans.__('reduce') : key;
       const before = previous.get(key);
       let lines = before?.lines;
       const id = replica.session_id;
@@ -212,29 +216,39 @@ export class LogTabs implements IDisposable {
           lines = this._archived(`${run.folder_relative}/${replica.log}`);
         } else if (id) {
           lines = this._follow(id); // not listed (yet): the server may still have it
+        } else if (replica.status === 'Waiting') {
+          lines = new LogBuffer(); // nothing yet: the tab says why it waits
         } else {
           lines = this._note(
             replica.error ?? this._trans.__('This replica has no session.')
           );
         }
-        this._merged.setSource(key, key, lines as LogBuffer);
+        this._merged.setSource(key, label, lines as LogBuffer);
       }
       const status = replicaStatus(replica, sessions);
+      let waiting: string | null = null;
+      if (status === 'Pending') {
+        waiting =
+          replica.reason ??
+          this._trans.__(
+            'Replica %1 is Pending: its log starts when the session service runs it.',
+            replica.index
+          );
+      } else if (status === 'Waiting') {
+        waiting = this._trans.__(
+          'Replica %1 is waiting in the run (%2): its log starts when the run creates it.',
+          replica.index,
+          replica.reason ?? this._trans.__('waiting in run')
+        );
+      }
       tabs.push({
         key,
-        label: key,
+        label,
         replica: replica.index,
         sessionId: id,
         status,
         lines: lines!,
-        waiting:
-          status === 'Pending'
-            ? (replica.reason ??
-              this._trans.__(
-                'Replica %1 is Pending: its log starts when the session service runs it.',
-                replica.index
-              ))
-            : null
+        waiting
       });
     }
     this._tabs = tabs;

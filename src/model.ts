@@ -11,6 +11,7 @@ import {
   LiveMessage
 } from './live';
 import { ILogBufferOptions, LogBuffer } from './logbuffer';
+import type { ICanfarModel } from './tokens';
 import { UsageHistory } from './usage';
 
 /** One attempt of a run: the same run re-run gets new session ids, so a new key. */
@@ -19,7 +20,8 @@ function attemptKey(run: IRun): string {
   return `${run.name}|${ids}`;
 }
 
-export class CanfarModel implements IDisposable {
+/** The model other extensions get through the ICanfarModel token (src/tokens.ts). */
+export class CanfarModel implements ICanfarModel, IDisposable {
   constructor(
     readonly live: LiveConnection,
     options: { logs?: ILogBufferOptions; usageSamples?: number } = {}

@@ -6,7 +6,7 @@ import { TranslationBundle } from '@jupyterlab/translation';
 
 import { IRun } from './api';
 import { formatDuration, runTiming } from './format';
-import { isFailure, replicaFailure } from './status';
+import { anyOutOfMemory, isFailure, replicaFailure, runSteps } from './status';
 
 export interface IRunActions {
   openLogs(run: IRun): void;
@@ -15,6 +15,8 @@ export interface IRunActions {
   /** Open the first executed notebook (newer servers write one per replica). */
   openExecuted?: (run: IRun) => void;
   rerunFailed?: (run: IRun) => void;
+  /** Re-run the replicas that ran out of memory with twice their peak (issue 17). */
+  rerunMoreMemory?: (run: IRun) => void;
 }
 
 /** "Run reduce-fits completed: 4 replicas in 5 s" or "Run x failed: 1 of 3 replicas failed in 8 s". */
@@ -35,16 +37,34 @@ export function runEndMessage(run: IRun, trans: TranslationBundle): string {
       total,
       failed
     );
-    const first = run.replicas.find(r => isFailure(r.status));
+    const first = runSteps(run).find(r => isFailure(r.status));
     const reason = first ? replicaFailure(first) : null;
-    const head = took
-      ? trans.__('Run %1 failed: %2 in %3', run.name, text, took)
-      : trans.__('Run %1 failed: %2', run.name, text);
-    return reason
-      ? trans.__('%1. Replica %2: %3', head, first!.index, reason)
-      : head;
+    const head =
+      failed === 0 && first
+        ? took
+          ? trans.__(
+              'Run %1 failed: its reduce step failed in %2',
+              run.name,
+              took
+            )
+          : trans.__('Run %1 failed: its reduce step failed', run.name)
+        : took
+          ? trans.__('Run %1 failed: %2 in %3', run.name, text, took)
+          : trans.__('Run %1 failed: %2', run.name, text);
+    if (!reason) {
+      return head;
+    }
+    return first!.index === 0
+      ? trans.__('%1. Reduce step: %2', head, reason)
+      : trans.__('%1. Replica %2: %3', head, first!.index, reason);
   }
-  const replicas = trans._n('%1 replica', '%1 replicas', total);
+  const replicas = run.reduce
+    ? trans._n(
+        '%1 replica and the reduce step',
+        '%1 replicas and the reduce step',
+        total
+      )
+    : trans._n('%1 replica', '%1 replicas', total);
   return took
     ? trans.__('Run %1 completed: %2 in %3', run.name, replicas, took)
     : trans.__('Run %1 completed: %2', run.name, replicas);
@@ -80,12 +100,23 @@ function runButtons(
       displayType: 'link'
     });
   }
-  if (actions.rerunFailed && run.replicas.some(r => isFailure(r.status))) {
+  if (actions.rerunMoreMemory && anyOutOfMemory(run)) {
+    const more = actions.rerunMoreMemory;
+    buttons.push({
+      label: trans.__('Re-run with more memory'),
+      caption: trans.__(
+        'Re-run the replicas that ran out of memory with twice their peak'
+      ),
+      callback: () => more(run),
+      displayType: 'accent'
+    });
+  }
+  if (actions.rerunFailed && runSteps(run).some(r => isFailure(r.status))) {
     const rerun = actions.rerunFailed;
     buttons.push({
       label: trans.__('Re-run failed'),
       callback: () => rerun(run),
-      displayType: 'accent'
+      displayType: anyOutOfMemory(run) ? 'default' : 'accent'
     });
   }
   return buttons;
@@ -129,14 +160,18 @@ export class RunNotifier {
         { autoClose: false, actions: [openLogs] }
       );
     }
+    const waiting = run.replicas.filter(r => r.status === 'Waiting').length;
+    const launched = trans._n(
+      'Run %2 launched: %1 replica',
+      'Run %2 launched: %1 replicas',
+      run.replicas.length,
+      run.name
+    );
     return this._show(
       run.name,
-      trans._n(
-        'Run %2 launched: %1 replica',
-        'Run %2 launched: %1 replicas',
-        run.replicas.length,
-        run.name
-      ),
+      waiting > 0
+        ? trans.__('%1 (%2 waiting in the run)', launched, waiting)
+        : launched,
       'in-progress',
       { autoClose: false, actions: [openLogs] }
     );
@@ -145,7 +180,7 @@ export class RunNotifier {
   /** The run ended: its notification says how, with what to do next. */
   ended(run: IRun): string {
     const failed =
-      run.state === 'failed' || run.replicas.some(r => isFailure(r.status));
+      run.state === 'failed' || runSteps(run).some(r => isFailure(r.status));
     return this._show(
       run.name,
       runEndMessage(run, this._trans),

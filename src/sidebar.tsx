@@ -18,6 +18,7 @@ import { CanfarModel } from './model';
 import { INotebookParameter, parseParametersCell } from './parameters';
 import { DEFAULT_SETTINGS, ICanfarSettings } from './settings';
 import { PlatformStatsModel } from './stats';
+import { trackSaves } from './unsaved';
 import { ISidebarActions } from './actions';
 
 /** Server status, live-channel state and platform load. */
@@ -109,6 +110,25 @@ export function notebookParameters(panel: NotebookPanel): INotebookParameter[] {
   return [];
 }
 
+/** How many code cells of the notebook are tagged `reduce` (and not `skip-batch`). */
+export function notebookReduceCells(panel: NotebookPanel): number {
+  const cells = panel.content.model?.cells;
+  let count = 0;
+  for (let i = 0; cells && i < cells.length; i++) {
+    const cell = cells.get(i);
+    const tags = cell.getMetadata('tags');
+    if (
+      cell.type === 'code' &&
+      Array.isArray(tags) &&
+      tags.includes('reduce') &&
+      !tags.includes('skip-batch')
+    ) {
+      count++;
+    }
+  }
+  return count;
+}
+
 /** The image of the session JupyterLab runs in, if the server says (newer servers). */
 function serverDefaultImage(sidebar: CanfarSidebar): string | null {
   const result = sidebar.handshake;
@@ -166,6 +186,7 @@ class FormWidget extends ReactWidget {
     this._disconnect();
     this._panel = panel;
     if (panel) {
+      trackSaves(panel); // a launch then saves only changes a replica would run
       panel.context.model.stateChanged.connect(this._onNotebook, this);
       panel.context.model.contentChanged.connect(this._onNotebook, this);
       panel.context.fileChanged.connect(this._onSaved, this);
@@ -225,6 +246,7 @@ class FormWidget extends ReactWidget {
                     sidebar.actions.revealCell(panel, problem)
                   }
                   parameters={notebookParameters(panel)}
+                  reduceCells={notebookReduceCells(panel)}
                   defaultImage={serverDefaultImage(sidebar)}
                   sites={serverSites(sidebar).sites}
                   site={serverSites(sidebar).site}
@@ -281,6 +303,22 @@ class ListWidget extends ReactWidget {
     this.addClass('jp-canfar-section');
     this.addClass(`jp-canfar-${_which}-section`);
     this.title.label = label;
+    if (_which === 'sessions') {
+      _sidebar.model.changed.connect(this._fitEmpty, this);
+    }
+  }
+
+  /**
+   * An empty list of other sessions takes one line (CSS max-height on jp-mod-empty): the
+   * accordion gives a folded section's room to the last open one, which left "No other
+   * sessions." filling half the panel while the runs above were cut off.
+   */
+  private _fitEmpty(): void {
+    const empty = this._sidebar.model.standaloneSessions().length === 0;
+    if (empty !== this.hasClass('jp-mod-empty')) {
+      this.toggleClass('jp-mod-empty', empty);
+      this.parent?.fit(); // the accordion reads the new size limits
+    }
   }
 
   render(): JSX.Element {
@@ -323,8 +361,9 @@ export class CanfarSidebar extends SidePanel {
     this.addWidget(
       new ListWidget(this, 'sessions', this.trans.__('Other sessions'))
     );
-    // The form needs the most room, the sessions outside runs the least.
-    (this.content as AccordionPanel).setRelativeSizes([5, 3, 2]);
+    // The form needs the most room, the sessions outside runs the least (often none: at
+    // 1440x900 a fifth of the height for them left a run's replicas cut off below).
+    (this.content as AccordionPanel).setRelativeSizes([5, 4, 1]);
   }
 
   readonly api: CanfarAPI;

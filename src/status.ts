@@ -1,4 +1,6 @@
 // Replica states of a run, counted and said in one line ("7 Running · 2 Completed · 1 Failed").
+// The one place the frontend says which statuses are active, ended and failed (mirroring the
+// server's canfar_jlab statuses); a run's own state is the server's `run.state`.
 import { TranslationBundle } from '@jupyterlab/translation';
 
 import { IReplica, IRun, ISession, RunState, Status } from './api';
@@ -7,36 +9,54 @@ import { IReplica, IRun, ISession, RunState, Status } from './api';
 export const STATUS_ORDER: readonly Status[] = [
   'Running',
   'Pending',
+  'Waiting',
   'Terminating',
   'Completed',
   'Failed',
-  'NotCreated',
-  'Unknown'
+  'TimedOut',
+  'Unknown',
+  'NotCreated'
 ];
 
-const TERMINAL: ReadonlySet<Status> = new Set([
+/**
+ * Will not change any more (until run again). `Unknown` too: the service lost the session,
+ * and nothing will bring it back; a run with such a replica must not look active forever.
+ * `Waiting` is active: the run creates it when the cap, the pilot or a retry's delay allow.
+ */
+export const TERMINAL_STATUSES: ReadonlySet<Status> = new Set<Status>([
   'Completed',
   'Failed',
+  'TimedOut',
+  'NotCreated',
+  'Unknown'
+]);
+/** Ended without succeeding, in a way "re-run failed" re-runs. */
+export const FAILED_STATUSES: ReadonlySet<Status> = new Set<Status>([
+  'Failed',
+  'TimedOut',
   'NotCreated'
 ]);
-const FAILED: ReadonlySet<Status> = new Set(['Failed', 'NotCreated']);
 
 export function isTerminal(status: Status): boolean {
-  return TERMINAL.has(status);
+  return TERMINAL_STATUSES.has(status);
 }
 
 export function isFailure(status: Status): boolean {
-  return FAILED.has(status);
+  return FAILED_STATUSES.has(status);
 }
 
 /**
- * A replica's status now: the live session's status when the service still lists the session
- * (it is fresher than the run record), else what the run recorded.
+ * A replica's status now: while the run record says it is under way, the live session's
+ * status when the service still lists the session (it is fresher); once the record says it
+ * ended, the record's (it knows what the session cannot: TimedOut, out of memory).
  */
 export function replicaStatus(
   replica: IReplica,
   sessions: ReadonlyMap<string, ISession>
 ): Status {
+  if (isTerminal(replica.status) || replica.status === 'Waiting') {
+    return replica.status;
+  }
   const session = replica.session_id
     ? sessions.get(replica.session_id)
     : undefined;
@@ -53,7 +73,10 @@ export function countStatuses(statuses: Iterable<Status>): [Status, number][] {
   return STATUS_ORDER.filter(s => counts.has(s)).map(s => [s, counts.get(s)!]);
 }
 
-/** A run's state from its replicas: active while any is not finished, failed if any failed. */
+/**
+ * A run's state from its steps, for servers that do not send one: active while any is not
+ * finished, failed if any ended otherwise than Completed.
+ */
 export function runState(statuses: Iterable<Status>): RunState {
   let failed = false;
   let any = false;
@@ -62,7 +85,7 @@ export function runState(statuses: Iterable<Status>): RunState {
     if (!isTerminal(status)) {
       return 'active';
     }
-    failed = failed || isFailure(status);
+    failed = failed || status !== 'Completed';
   }
   return !any ? 'active' : failed ? 'failed' : 'completed';
 }
@@ -73,6 +96,11 @@ export function runStatuses(
   sessions: ReadonlyMap<string, ISession>
 ): Status[] {
   return run.replicas.map(r => replicaStatus(r, sessions));
+}
+
+/** The run's replicas, then its reduce step once it exists. */
+export function runSteps(run: IRun): IReplica[] {
+  return run.reduce ? [...run.replicas, run.reduce] : run.replicas;
 }
 
 /** A status name for people, translated. */
@@ -90,6 +118,10 @@ export function statusLabel(status: Status, trans: TranslationBundle): string {
       return trans.__('Failed');
     case 'NotCreated':
       return trans.__('Not created');
+    case 'Waiting':
+      return trans.__('Waiting');
+    case 'TimedOut':
+      return trans.__('Timed out');
     default:
       return trans.__('Unknown');
   }
@@ -116,7 +148,13 @@ const RUNNER_SUMMARY =
 export function replicaFailure(replica: IReplica): string | null {
   const error = replica.error?.trim();
   if (!error) {
-    return replica.oom ? 'likely out of memory' : null;
+    if (replica.status === 'TimedOut') {
+      return 'timed out';
+    }
+    return replica.oom ? 'out of memory' : null;
+  }
+  if (replica.oom && /out of memory/i.test(error)) {
+    return error; // the server's own words: "out of memory"
   }
   const match = RUNNER_SUMMARY.exec(error);
   let text = error;
@@ -124,18 +162,26 @@ export function replicaFailure(replica: IReplica): string | null {
     const where = match[1] ? `cell ${match[1]}` : `${match[2]} cell`;
     text = `${match[3]} (${where})`;
   }
-  return replica.oom ? `${text} (likely out of memory)` : text;
+  return replica.oom ? `${text} (out of memory)` : text;
 }
 
 /**
- * A run's state: the server's when it sends one (it knows about stop, delete and status
- * reports), else worked out from the replicas.
+ * A run's state: the server's (it knows about stop, delete, retries still due and the reduce
+ * step), worked out from the steps only for a server that sends none.
  */
 export function effectiveRunState(
   run: IRun,
   sessions: ReadonlyMap<string, ISession>
 ): RunState {
-  return run.state ?? runState(runStatuses(run, sessions));
+  return (
+    run.state ??
+    runState(runSteps(run).map(step => replicaStatus(step, sessions)))
+  );
+}
+
+/** Whether any replica of the run (or its reduce step) ran out of memory. */
+export function anyOutOfMemory(run: IRun): boolean {
+  return runSteps(run).some(step => step.oom && isFailure(step.status));
 }
 
 /** Whether a run can still change (its replicas may run). */

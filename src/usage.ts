@@ -1,5 +1,6 @@
 // CPU and memory in use per session, sampled from successive `sessions` messages.
 import { ISession } from './api';
+import { TERMINAL_STATUSES } from './status';
 
 /** A fixed-size window of the latest samples: old ones fall off, memory stays bounded. */
 export class RingBuffer {
@@ -88,11 +89,10 @@ export interface IUsageSeries {
   ended: boolean;
 }
 
-const ENDED: ReadonlySet<string> = new Set([
-  'Completed',
-  'Failed',
-  'Terminating',
-  'NotCreated'
+/** No more figures will come: ended (status.ts), or on its way out. */
+const ENDED: ReadonlySet<string> = new Set<string>([
+  ...TERMINAL_STATUSES,
+  'Terminating'
 ]);
 
 /**

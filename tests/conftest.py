@@ -11,7 +11,7 @@ import os
 import pytest
 from server_config import server_config
 
-pytest_plugins = ("pytest_jupyter.jupyter_server", "fixtures_engine")
+pytest_plugins = ("pytest_jupyter.jupyter_server", "fixtures_engine", "fixtures_cli")
 
 _CREDENTIAL_VARIABLES = ("CANFAR_URL", "CANFAR_TOKEN", "CANFAR_CERTIFICATE")
 

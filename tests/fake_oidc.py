@@ -14,11 +14,12 @@ import json
 import secrets
 import threading
 import time
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import parse_qsl
 
+from fake_http import FakeHandler, FakeServer
 
-class FakeOidc:
+
+class FakeOidc(FakeServer):
     """`with FakeOidc(lifetime=2.0) as idp:`; `idp.issue()` gives a first (access, refresh)."""
 
     def __init__(
@@ -33,16 +34,7 @@ class FakeOidc:
         self.grants = 0  # successful refresh grants
         self.refuse_all = False  # e.g. the refresh token was revoked
         self.seen_bodies: list[str] = []
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), _handler_for(self))
-        self._server.daemon_threads = True
-        self._thread = threading.Thread(
-            target=self._server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True
-        )
-
-    @property
-    def root(self) -> str:
-        host, port = self._server.server_address[:2]
-        return f"http://{host}:{port}"
+        self._serve(_handler_for(self))
 
     @property
     def token_url(self) -> str:
@@ -51,14 +43,6 @@ class FakeOidc:
     @property
     def discovery_url(self) -> str:
         return f"{self.root}/.well-known/openid-configuration"
-
-    def __enter__(self) -> FakeOidc:
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self._server.shutdown()
-        self._server.server_close()
 
     def issue(self, lifetime: float | None = None) -> tuple[str, str, float]:
         """A new (access token, refresh token, access expiry)."""
@@ -102,13 +86,8 @@ class FakeOidc:
         }
 
 
-def _handler_for(idp: FakeOidc) -> type[BaseHTTPRequestHandler]:
-    class Handler(BaseHTTPRequestHandler):
-        protocol_version = "HTTP/1.1"
-
-        def log_message(self, *args: object) -> None:
-            pass
-
+def _handler_for(idp: FakeOidc) -> type[FakeHandler]:
+    class Handler(FakeHandler):
         def do_GET(self) -> None:
             if self.path == "/.well-known/openid-configuration":
                 return self._json(200, {"issuer": idp.root, "token_endpoint": idp.token_url})
@@ -127,11 +106,6 @@ def _handler_for(idp: FakeOidc) -> type[BaseHTTPRequestHandler]:
 
         def _json(self, status: int, data: dict) -> None:
             body = json.dumps(data).encode()
-            self.send_response(status)
-            self.send_header("Content-Type", "application/json")
-            self.send_header("Content-Length", str(len(body)))
-            self.send_header("Cache-Control", "no-store")
-            self.end_headers()
-            self.wfile.write(body)
+            self.reply(status, "application/json", body, {"Cache-Control": "no-store"})
 
     return Handler

@@ -21,8 +21,9 @@ from collections import defaultdict, deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import parse_qsl, urlsplit
+
+from fake_http import FakeHandler, FakeServer
 
 # ------------------------------------------------------------------ faults
 
@@ -96,7 +97,7 @@ def new_session_id() -> str:
     return random.choice(string.ascii_lowercase) + rest
 
 
-class FakeSkaha:
+class FakeSkaha(FakeServer):
     """Run with `with FakeSkaha(token) as fake:`; `fake.url` is the /skaha/v1 base."""
 
     def __init__(
@@ -121,36 +122,13 @@ class FakeSkaha:
         # Called with (session_id, read_count) before each log read is served.
         self.on_log_read: Callable[[str, int], None] | None = None
         self._log_reads: dict[str, int] = defaultdict(int)
-        self._stopping = threading.Event()
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), _handler_for(self))
-        self._server.daemon_threads = True
-        self.scheme = "https" if tls else "http"
-        if tls is not None:  # e.g. one that requires a client certificate (X.509 login)
-            self._server.socket = tls.wrap_socket(self._server.socket, server_side=True)
-        self._server.block_on_close = False
-        self._thread = threading.Thread(
-            target=self._server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True
-        )
+        self._serve(_handler_for(self), tls)
 
     # -------------------------------------------------------------- control
 
     @property
-    def root(self) -> str:
-        host, port = self._server.server_address[:2]
-        return f"{self.scheme}://{host}:{port}"
-
-    @property
     def url(self) -> str:
         return f"{self.root}/skaha/v1"
-
-    def __enter__(self) -> FakeSkaha:
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self._stopping.set()
-        self._server.shutdown()
-        self._server.server_close()
 
     def fail_next(self, route: str, *faults: Fault) -> None:
         """Queue faults for the next requests on `route`, e.g. "GET session", "POST session",
@@ -260,13 +238,10 @@ def _route(method: str, parts: list[str], query: dict[str, str]) -> str:
     return f"{method} {'/'.join(rest)}"
 
 
-def _handler_for(fake: FakeSkaha) -> type[BaseHTTPRequestHandler]:
-    class Handler(BaseHTTPRequestHandler):
-        protocol_version = "HTTP/1.1"
+def _handler_for(fake: FakeSkaha) -> type[FakeHandler]:
+    class Handler(FakeHandler):
         disable_nagle_algorithm = True  # headers and body go in two writes
-
-        def log_message(self, *args: object) -> None:  # keep test output clean
-            pass
+        server_header = "OpenCADC/cadc-rest"
 
         def handle(self) -> None:
             try:
@@ -317,9 +292,9 @@ def _handler_for(fake: FakeSkaha) -> type[BaseHTTPRequestHandler]:
             if isinstance(fault, Status):
                 return self._text(fault.code, fault.body, fault.headers)
             if isinstance(fault, Malformed):
-                return self._raw(200, "application/json", fault.body)
+                return self.reply(200, "application/json", fault.body)
             if isinstance(fault, Redirect):
-                return self._raw(fault.code, "text/plain", b"", {"Location": fault.location})
+                return self.reply(fault.code, "text/plain", b"", {"Location": fault.location})
             if isinstance(fault, DropMidBody):
                 return self._drop_mid_body()
             status, content_type, payload, headers = self._answer(method, parts[1:], params)
@@ -328,7 +303,7 @@ def _handler_for(fake: FakeSkaha) -> type[BaseHTTPRequestHandler]:
                 return None
             if isinstance(fault, Stall):
                 fake.wait(fault.seconds)
-            return self._raw(status, content_type, payload, headers)
+            return self.reply(status, content_type, payload, headers)
 
         def _answer(
             self, method: str, parts: list[str], params: list[tuple[str, str]]
@@ -424,20 +399,7 @@ def _handler_for(fake: FakeSkaha) -> type[BaseHTTPRequestHandler]:
             return 200, "application/json", json.dumps(data, indent=2).encode(), {}
 
         def _text(self, code: int, text: str, headers: dict[str, str] | None = None) -> None:
-            self._raw(code, "text/plain", (text + "\n").encode() if text else b"", headers)
-
-        def _raw(
-            self, code: int, content_type: str, body: bytes, headers: dict[str, str] | None = None
-        ) -> None:
-            self.send_response(code)
-            self.send_header("Content-Type", content_type)
-            self.send_header("Content-Length", str(len(body)))
-            self.send_header("Server", "OpenCADC/cadc-rest")
-            for key, value in (headers or {}).items():
-                self.send_header(key, value)
-            self.end_headers()
-            self.wfile.write(body)
-            self.wfile.flush()
+            self.reply(code, "text/plain", (text + "\n").encode() if text else b"", headers)
 
         def _drop_mid_body(self) -> None:
             self.send_response(200)

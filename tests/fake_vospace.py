@@ -12,9 +12,10 @@ from __future__ import annotations
 import secrets
 import threading
 from dataclasses import dataclass
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import PurePosixPath
 from xml.etree import ElementTree
+
+from fake_http import FakeHandler, FakeServer
 
 VOS = "http://www.ivoa.net/xml/VOSpace/v2.0"
 XSI = "http://www.w3.org/2001/XMLSchema-instance"
@@ -27,7 +28,7 @@ class Seen:
     authorization: str | None
 
 
-class FakeVOSpace:
+class FakeVOSpace(FakeServer):
     """`with FakeVOSpace(token) as vo:`; `vo.url`/`vo.uri` name it; `vo.files` holds writes."""
 
     def __init__(self, token: str, *, homes: tuple[str, ...] = ("home/tester",)) -> None:
@@ -39,16 +40,7 @@ class FakeVOSpace:
         self.jobs: dict[str, str] = {}
         self.seen: list[Seen] = []
         self.read_only = False  # e.g. over quota: writes refused with 403
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), _handler_for(self))
-        self._server.daemon_threads = True
-        self._thread = threading.Thread(
-            target=self._server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True
-        )
-
-    @property
-    def root(self) -> str:
-        host, port = self._server.server_address[:2]
-        return f"http://{host}:{port}"
+        self._serve(_handler_for(self))
 
     @property
     def url(self) -> str:
@@ -57,14 +49,6 @@ class FakeVOSpace:
     @property
     def uri(self) -> str:
         return f"ivo://{self.authority}/arc"
-
-    def __enter__(self) -> FakeVOSpace:
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self._server.shutdown()
-        self._server.server_close()
 
     def path_of(self, vos_uri: str) -> str | None:
         prefix = f"vos://{self.authority}~arc/"
@@ -75,13 +59,8 @@ class FakeVOSpace:
         return path if parts and ".." not in parts else None
 
 
-def _handler_for(vo: FakeVOSpace) -> type[BaseHTTPRequestHandler]:
-    class Handler(BaseHTTPRequestHandler):
-        protocol_version = "HTTP/1.1"
-
-        def log_message(self, *args: object) -> None:
-            pass
-
+def _handler_for(vo: FakeVOSpace) -> type[FakeHandler]:
+    class Handler(FakeHandler):
         def do_PUT(self) -> None:
             self._serve("PUT")
 
@@ -128,7 +107,7 @@ def _handler_for(vo: FakeVOSpace) -> type[BaseHTTPRequestHandler]:
                 if parent != "." and parent not in vo.containers:
                     return self._text(404, "ContainerNotFound")
                 vo.containers.add(path)
-            self._reply(201, "text/xml", body)
+            self.reply(201, "text/xml", body)
 
         def _negotiate(self, body: bytes) -> None:
             try:
@@ -147,7 +126,7 @@ def _handler_for(vo: FakeVOSpace) -> type[BaseHTTPRequestHandler]:
                     return self._text(404, "ContainerNotFound")
                 job = secrets.token_hex(6)
                 vo.jobs[job] = target
-            self._reply(303, "text/plain", b"", {"Location": f"/arc/xfer/{job}/results/details"})
+            self.reply(303, "text/plain", b"", {"Location": f"/arc/xfer/{job}/results/details"})
 
         def _details(self, job: str) -> None:
             with vo.lock:
@@ -163,7 +142,7 @@ def _handler_for(vo: FakeVOSpace) -> type[BaseHTTPRequestHandler]:
                 '<vos:securityMethod uri="ivo://ivoa.net/sso#token"/>'
                 "</vos:protocol></vos:transfer>"
             )
-            self._reply(200, "text/xml", xml.encode())
+            self.reply(200, "text/xml", xml.encode())
 
         def _write(self, job: str, body: bytes) -> None:
             if vo.read_only:
@@ -173,20 +152,9 @@ def _handler_for(vo: FakeVOSpace) -> type[BaseHTTPRequestHandler]:
                 if target is None:
                     return self._text(404, "NotFound")
                 vo.files[target] = body
-            self._reply(201, "text/plain", b"")
+            self.reply(201, "text/plain", b"")
 
         def _text(self, code: int, text: str) -> None:
-            self._reply(code, "text/plain", (text + "\n").encode())
-
-        def _reply(
-            self, code: int, content_type: str, body: bytes, headers: dict | None = None
-        ) -> None:
-            self.send_response(code)
-            self.send_header("Content-Type", content_type)
-            self.send_header("Content-Length", str(len(body)))
-            for key, value in (headers or {}).items():
-                self.send_header(key, value)
-            self.end_headers()
-            self.wfile.write(body)
+            self.reply(code, "text/plain", (text + "\n").encode())
 
     return Handler

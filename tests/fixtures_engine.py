@@ -103,3 +103,9 @@ def engine_factory(
     yield start
     for running in started:
         running.stop()
+
+
+@pytest.fixture
+def queueing_engine(engine_factory):
+    """An engine of one core: the crash trials' replicas queue as Pending and cost nothing."""
+    return engine_factory(cores=1)

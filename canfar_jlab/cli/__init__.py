@@ -2,28 +2,22 @@
 
 Each verb group lives in its own module and adds its sub-commands through `register(subparsers)`;
 a sub-command sets `func(args) -> int` as its handler. Errors reach the user as one line on
-stderr with a non-zero exit code, never as a traceback.
+stderr with a non-zero exit code (the one table: `common.EXIT_CODES`), never as a traceback.
 """
 
 from __future__ import annotations
 
 import argparse
-import importlib
 import sys
 from collections.abc import Sequence
 
-from .. import __version__
+from ..errors import CanfarError
+from ..version import __version__
+from . import config, engine, renew, runs, sessions
+from .common import CliError, exit_code
 
-# Modules that contribute verbs; a module that is not written yet is simply skipped.
-_VERB_MODULES = ("engine", "sessions", "runs", "renew", "config")
-
-
-class CliError(Exception):
-    """A failure to report to the user as one line, with an exit code."""
-
-    def __init__(self, message: str, code: int = 1) -> None:
-        super().__init__(message)
-        self.code = code
+# The modules that contribute verbs, in the order `--help` lists them.
+_VERB_MODULES = (engine, sessions, runs, renew, config)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -33,13 +27,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--version", action="version", version=f"canfar-jlab {__version__}")
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND")
-    for name in _VERB_MODULES:
-        try:
-            module = importlib.import_module(f"{__name__}.{name}")
-        except ModuleNotFoundError as exc:
-            if exc.name != f"{__name__}.{name}":
-                raise
-            continue
+    for module in _VERB_MODULES:
         module.register(subparsers)
     return parser
 
@@ -61,6 +49,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except CliError as exc:
         print(f"canfar-jlab: {exc}", file=sys.stderr)
         return exc.code
+    except CanfarError as exc:
+        print(f"canfar-jlab: {exc.message}", file=sys.stderr)
+        return exit_code(exc)
     except KeyboardInterrupt:
         print("canfar-jlab: interrupted", file=sys.stderr)
         return 130

@@ -13,7 +13,7 @@ from pathlib import Path
 
 from ..paths import SETTINGS_FILE, config_home, set_user_setting, user_settings
 from ..runs.store import RUNS_ENV, RUNS_ROOT_SETTING, default_root
-from . import CliError
+from .common import CliError
 
 SETTINGS = {RUNS_ROOT_SETTING: "the folder that holds one folder per run"}
 

@@ -7,7 +7,7 @@ import json
 from pathlib import Path
 from typing import Any
 
-from . import CliError
+from .common import CliError
 
 # Settings `start` can pass to a newly started engine (docs/engine.md lists them all).
 _START_OPTIONS = (

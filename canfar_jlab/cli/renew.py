@@ -7,12 +7,10 @@ import argparse
 import asyncio
 import json
 
-from ..runs import RunError, RunNotFound, RunStore
+from ..runs import RunStore
 from ..runs.renew import renew_run
 from ..runs.sites import run_client
-from ..skaha import SkahaError
-from . import CliError
-from .sessions import EXIT_FAILURE, EXIT_NOT_FOUND, exit_code
+from .common import EXIT_FAILURE
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -30,21 +28,13 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def renew_command(args: argparse.Namespace) -> int:
-    try:
-        run = RunStore().get(args.run_name)
-    except RunNotFound as error:
-        raise CliError(str(error), EXIT_NOT_FOUND) from None
+    run = RunStore().get(args.run_name)  # errors: common.EXIT_CODES, through main
 
     async def work():
         async with run_client(run) as client:
             return await renew_run(run, client, args.hours)
 
-    try:
-        report = asyncio.run(work())
-    except SkahaError as error:
-        raise CliError(error.message, exit_code(error)) from None
-    except RunError as error:
-        raise CliError(str(error), EXIT_FAILURE) from None
+    report = asyncio.run(work())
     if args.json:
         print(json.dumps(report.model_dump(mode="json"), indent=1))
     else:

@@ -16,7 +16,7 @@ import argparse
 import json
 import sys
 import time
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 from typing import TextIO
 
@@ -26,34 +26,17 @@ from ..launch_args import LaunchArgsError, add_launch_options, launch_request
 from ..logdelta import lines_of
 from ..models import Run, explain
 from ..runs import (
-    Connection,
     LaunchRefused,
     NothingToRerun,
-    RunError,
-    RunNameInUse,
-    RunNotFound,
     RunService,
-    RunStore,
     Target,
 )
 from ..runs.sizing import TooLarge
-from . import CliError
-from .sessions import EXIT_FAILURE, EXIT_NOT_FOUND, run_with_client
+from ..statuses import SHOWN_ORDER
+from .common import EXIT_FAILURE, EXIT_REFUSED, CliError, run_with_service, write_session_log
 
-EXIT_REFUSED = 2
 PROGRESS_EVERY = 10.0  # seconds between progress lines when nothing changes
 _FILES_SHOWN = 5  # new files listed per replica; the rest counted (run.json has them all)
-_STATUS_ORDER = (
-    "Running",
-    "Pending",
-    "Waiting",  # issue 17: held back by the run (cap, pilot, a retry's delay)
-    "Terminating",
-    "Completed",
-    "Failed",
-    "TimedOut",
-    "Unknown",
-    "NotCreated",
-)
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -214,16 +197,6 @@ def stop_command(args: argparse.Namespace) -> int:
 # ------------------------------------------------------------------ used by ps, logs, delete
 
 
-def run_with_service(work: Callable[[RunService], Awaitable[int | None]]) -> int:
-    """`work(service)` on the run service (the usual credentials, the usual runs root), with
-    its failures as one-line CliErrors."""
-
-    async def with_service(client: Connection) -> int | None:
-        return await work(RunService(RunStore(), client))
-
-    return _run(with_service)
-
-
 async def resolve_run(service: RunService, text: str) -> Run:
     """The run that `text` (run, replica or session of a run) names."""
     target = await service.resolve(text, sessions=False)
@@ -293,9 +266,7 @@ async def write_target_logs(
     """A run's (or one replica's) logs, each line prefixed by its replica number; or follow
     them until they end. A bare session's log as it is."""
     if target.session is not None:
-        from .sessions import write_logs
-
-        await write_logs(
+        await write_session_log(
             await service.client(), target.session.id, out, follow=follow, interval=interval
         )
         return
@@ -313,18 +284,6 @@ async def write_target_logs(
             _line(out, shown.replica.index, line)
 
 
-def run_errors(work: Callable[[], int]) -> int:
-    """`work()` with run errors turned into one-line CliErrors."""
-    try:
-        return work()
-    except (LaunchRefused, RunNameInUse) as error:
-        raise CliError(str(error), EXIT_REFUSED) from None
-    except RunNotFound as error:
-        raise CliError(str(error), EXIT_NOT_FOUND) from None
-    except RunError as error:
-        raise CliError(str(error), EXIT_FAILURE) from None
-
-
 # ------------------------------------------------------------------ helpers
 
 
@@ -332,7 +291,7 @@ def progress(run: Run) -> str:
     """`3/10 Running, 2 Pending, 5 Completed`."""
     counts = run.counts
     total = len(run.replicas)
-    parts = [f"{counts[s]} {s}" for s in _STATUS_ORDER if counts.get(s)]
+    parts = [f"{counts[s]} {s}" for s in SHOWN_ORDER if counts.get(s)]
     if parts:
         parts[0] = parts[0].replace(" ", f"/{total} ", 1)
     return ", ".join(parts)
@@ -389,20 +348,6 @@ async def _follow(
     )
 
 
-def _run(work: Callable[[Connection], Awaitable[int | None]]) -> int:
-    def go() -> int:
-        try:
-            return run_with_client(work)
-        except KeyboardInterrupt:
-            raise CliError(
-                "interrupted; the replicas keep running (`canfar-jlab logs RUN -f` follows "
-                "them again)",
-                130,
-            ) from None
-
-    return run_errors(go)
-
-
 def _duration(seconds: float | None) -> str:
     if seconds is None:
         return "-"
@@ -447,9 +392,7 @@ __all__ = [
     "register",
     "replicas_table",
     "resolve_run",
-    "run_errors",
     "run_json",
-    "run_with_service",
     "runs_table",
     "write_target_logs",
 ]

@@ -4,30 +4,24 @@
 the runs with their replicas, then the sessions outside runs; `logs` and `delete` take a run
 name as well as a session id.
 
-The work is in small async functions that take a `SkahaClient` (so the runs verbs can reuse
-them); the handlers only open a client, call one, print, and turn a `SkahaError` into a
-one-line `CliError` with an exit code that says what kind of failure it was.
+The work is in small async functions that take a `SkahaClient`; the handlers only open a
+client (cli/common.py), call one and print; failures exit with the code of the one table,
+`common.EXIT_CODES`.
 """
 
 from __future__ import annotations
 
 import argparse
-import asyncio
 import json
 import sys
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Sequence
 from datetime import datetime, timezone
-from typing import Any, TextIO
 
 from ..models import Image, PlatformLoad, Session
-from ..runs.connection import Connection
-from ..skaha import AuthError, NotFound, SkahaClient, SkahaError, Unavailable
-from . import CliError
-
-EXIT_FAILURE = 1
-EXIT_AUTH = 3
-EXIT_NOT_FOUND = 4
-EXIT_UNAVAILABLE = 5
+from ..runs import RunService, session_json
+from ..skaha import SkahaClient
+from .common import run_with_client, run_with_service
+from .runs import run_json, runs_table, write_target_logs
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -74,14 +68,6 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 # ------------------------------------------------------------------ reusable session logic
 
 
-async def fetch_sessions(client: SkahaClient, include_finished: bool = False) -> list[Session]:
-    """The caller's sessions, oldest first; only Pending/Running ones unless `include_finished`."""
-    sessions = await client.list_sessions()
-    if not include_finished:
-        sessions = [s for s in sessions if s.status.is_active]
-    return oldest_first(sessions)
-
-
 def oldest_first(sessions: Sequence[Session]) -> list[Session]:
     never = datetime.max.replace(tzinfo=timezone.utc)
     return sorted(sessions, key=lambda s: (s.start_time or never, s.name or "", s.id))
@@ -110,24 +96,6 @@ def sessions_json(sessions: Sequence[Session]) -> str:
     return json.dumps([s.model_dump(mode="json", exclude_none=True) for s in sessions], indent=2)
 
 
-async def write_logs(
-    client: SkahaClient,
-    session_id: str,
-    out: TextIO,
-    *,
-    follow: bool = False,
-    interval: float = 2.0,
-) -> None:
-    """Print a session's log once, or follow it until the session ends."""
-    if not follow:
-        out.write((await client.logs(session_id)).text)
-        out.flush()
-        return
-    async for text in client.tail(session_id, poll_interval=interval):
-        out.write(text)
-        out.flush()
-
-
 def images_table(images: Sequence[Image]) -> str:
     rows = [("IMAGE", "TYPES")]
     rows += [(image.id, ",".join(sorted(image.types)) or "-") for image in images]
@@ -148,40 +116,10 @@ def stats_text(load: PlatformLoad) -> str:
     return "\n".join([*lines, more] if more else lines)
 
 
-def run_with_client(work: Callable[[Any], Awaitable[int | None]]) -> int:
-    """Open a connection from the usual credentials (it reconnects to a restarted local
-    engine by itself), run `work`, map failures to CliError."""
-
-    async def main() -> int | None:
-        async with Connection() as connection:
-            await connection.connect()
-            return await work(connection)
-
-    try:
-        return int(asyncio.run(main()) or 0)
-    except SkahaError as exc:
-        raise CliError(exc.message, exit_code(exc)) from None
-    except BrokenPipeError:  # e.g. `canfar-jlab logs ID | head`
-        return 0
-
-
-def exit_code(error: SkahaError) -> int:
-    if isinstance(error, AuthError):
-        return EXIT_AUTH
-    if isinstance(error, NotFound):
-        return EXIT_NOT_FOUND
-    if isinstance(error, Unavailable):
-        return EXIT_UNAVAILABLE
-    return EXIT_FAILURE
-
-
 # ------------------------------------------------------------------ handlers
 
 
 def ps_command(args: argparse.Namespace) -> int:
-    from ..runs import RunService, session_json
-    from .runs import run_json, run_with_service, runs_table
-
     async def work(service: RunService) -> int:
         if args.run:
             await service.refresh()
@@ -218,9 +156,6 @@ def ps_command(args: argparse.Namespace) -> int:
 
 
 def logs_command(args: argparse.Namespace) -> int:
-    from ..runs import RunService
-    from .runs import run_with_service, write_target_logs
-
     async def work(service: RunService) -> int:
         target = await service.resolve(args.session_id)
         await write_target_logs(
@@ -258,9 +193,6 @@ def stats_command(args: argparse.Namespace) -> int:
 
 
 def delete_command(args: argparse.Namespace) -> int:
-    from ..runs import RunService
-    from .runs import run_with_service
-
     async def work(service: RunService) -> int:
         for text in args.session_ids:
             target = await service.resolve(text)

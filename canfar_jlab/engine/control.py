@@ -23,11 +23,11 @@ from pathlib import Path
 from typing import Any
 
 from ..paths import data_home
+from ..statuses import SESSION_LIVE
 from .layout import FILE_MODE, EngineLayout, read_json
 from .procs import is_alive, send_signal, start_time
 
 LOG_ROTATE_BYTES = 10 * 1024 * 1024
-ACTIVE_STATUSES = ("Pending", "Running", "Terminating")
 # Loopback only: never send the engine's token through a proxy from the environment.
 _opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
 
@@ -271,7 +271,7 @@ def _delete_active_sessions(info: EngineInfo, deadline: float) -> None:
         status, body = _request(info, "GET", "/v1/session", deadline, token)
         if status != 200:
             raise EngineError(f"cannot list the engine's sessions (HTTP {status})")
-        return [s["id"] for s in json.loads(body) if s.get("status") in ACTIVE_STATUSES]
+        return [s["id"] for s in json.loads(body) if s.get("status") in SESSION_LIVE]
 
     for session_id in active():
         _request(info, "DELETE", f"/v1/session/{session_id}", deadline, token)

@@ -22,8 +22,8 @@ import sys
 import time
 from pathlib import Path
 
-from .. import __version__
 from ..paths import data_home
+from ..version import __version__
 from .config import ConfigError, EngineConfig, load_config, settings_file, settings_from_env
 from .layout import FILE_MODE, EngineLayout, read_json, write_json_atomic
 from .procs import start_time
@@ -123,7 +123,7 @@ async def serve(config: EngineConfig, layout: EngineLayout, token: str, ready: R
 
     from .handlers import log_request, routes
     from .manager import SessionManager
-    from .store import Store
+    from .session_store import SessionStore
     from .wire import Identity
 
     try:
@@ -139,7 +139,7 @@ async def serve(config: EngineConfig, layout: EngineLayout, token: str, ready: R
         groups=tuple(os.getgroups()),
         hostname=f"127.0.0.1:{port}",
     )
-    store = Store(layout.database)
+    store = SessionStore(layout.database)
     manager = SessionManager(config, layout, store, identity)
     await manager.start()
     app = tornado.web.Application(

@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 
-class SkahaError(Exception):
-    """A client-visible failure: HTTP `status` with body `message` plus a newline."""
+class HTTPRefusal(Exception):
+    """The engine refuses a request: HTTP `status` with body `message` plus a newline, as Skaha
+    answers (not the client-side `canfar_jlab.errors.SkahaError`)."""
 
     def __init__(self, status: int, message: str) -> None:
         super().__init__(message)
@@ -12,9 +13,9 @@ class SkahaError(Exception):
         self.message = message
 
 
-def bad_request(message: str) -> SkahaError:
-    return SkahaError(400, message)
+def bad_request(message: str) -> HTTPRefusal:
+    return HTTPRefusal(400, message)
 
 
-def not_found(message: str) -> SkahaError:
-    return SkahaError(404, message)
+def not_found(message: str) -> HTTPRefusal:
+    return HTTPRefusal(404, message)

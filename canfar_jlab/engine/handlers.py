@@ -14,8 +14,8 @@ from typing import Any
 import tornado.iostream
 import tornado.web
 
-from .. import __version__
-from .errors import SkahaError, bad_request, not_found
+from ..version import __version__
+from .errors import HTTPRefusal, bad_request, not_found
 from .manager import SessionManager
 from .params import SESSION_TYPES, first, parse_create, quote
 from .wire import (
@@ -23,9 +23,9 @@ from .wire import (
     capabilities_xml,
     context_json,
     events_table,
-    public_session_json,
-    session_json,
+    public_wire_session,
     stats_json,
+    wire_session,
 )
 
 log = logging.getLogger(__name__)
@@ -67,7 +67,7 @@ class EngineHandler(tornado.web.RequestHandler):
         if scheme.lower() != "bearer" or not hmac.compare_digest(
             credential.strip().encode(), self.token.encode()
         ):
-            raise SkahaError(401, "authentication required: send the engine's bearer token")
+            raise HTTPRefusal(401, "authentication required: send the engine's bearer token")
         self.set_header("x-vo-authenticated", self.manager.identity.username)
 
     def _allowed(self) -> list[str]:
@@ -101,7 +101,7 @@ class EngineHandler(tornado.web.RequestHandler):
         exc = kwargs.get("exc_info", (None, None, None))[1]
         if status_code == 401:
             self.set_header("WWW-Authenticate", 'Bearer realm="canfar-jlab-engine"')
-        if isinstance(exc, SkahaError):
+        if isinstance(exc, HTTPRefusal):
             message = exc.message
         elif status_code == 405:
             self.set_header("Allow", ", ".join(self._allowed()))
@@ -119,12 +119,12 @@ class EngineHandler(tornado.web.RequestHandler):
 
     def send_error(self, status_code: int = 500, **kwargs: Any) -> None:
         exc = kwargs.get("exc_info", (None, None, None))[1]
-        if isinstance(exc, SkahaError):
+        if isinstance(exc, HTTPRefusal):
             status_code = exc.status
         super().send_error(status_code, **kwargs)
 
     def log_exception(self, typ: Any, value: Any, tb: Any) -> None:
-        if isinstance(value, SkahaError | tornado.web.HTTPError):
+        if isinstance(value, HTTPRefusal | tornado.web.HTTPError):
             return  # an answer, not a fault
         log.error("%s %s failed", self.request.method, self.request.path, exc_info=(typ, value, tb))
 
@@ -147,7 +147,7 @@ class AvailabilityHandler(EngineHandler):
         self.finish(availability_xml(True, note))
 
 
-class SessionsHandler(EngineHandler):
+class EngineSessionsHandler(EngineHandler):
     """`/session`: list (with filters), stats, create."""
 
     def get(self, _version: str) -> None:
@@ -162,11 +162,11 @@ class SessionsHandler(EngineHandler):
             return
         records = self.manager.list(kind=self.param("type"), status=status)
         if view == "all":
-            self.write_json([public_session_json(rec) for rec in records])
+            self.write_json([public_wire_session(rec) for rec in records])
             return
         usage = self.manager.usage(records)
         ident = self.manager.identity
-        self.write_json([session_json(rec, ident, usage.get(rec.id)) for rec in records])
+        self.write_json([wire_session(rec, ident, usage.get(rec.id)) for rec in records])
 
     def post(self, _version: str) -> None:
         config = self.manager.config
@@ -183,7 +183,7 @@ class SessionsHandler(EngineHandler):
         raise bad_request("Cannot kill all sessions.")
 
 
-class SessionHandler(EngineHandler):
+class EngineSessionHandler(EngineHandler):
     """`/session/{id}`: one session, its logs or events, renew, delete."""
 
     def _session_id(self, path: str) -> str:
@@ -209,7 +209,7 @@ class SessionHandler(EngineHandler):
         if rec is None:
             raise not_found(f"session {quote(session_id)} not found")
         usage = self.manager.usage([rec]).get(rec.id)
-        self.write_json(session_json(rec, self.manager.identity, usage))
+        self.write_json(wire_session(rec, self.manager.identity, usage))
 
     async def _logs(self, session_id: str) -> None:
         """The log as it stands now, as Skaha; with `offset=N` (beyond Skaha) only the bytes
@@ -353,7 +353,7 @@ class LogStreamHandler(EngineHandler):
 _STREAM_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9-]{0,63}$")
 
 
-class ImagesHandler(EngineHandler):
+class EngineImagesHandler(EngineHandler):
     def get(self, _version: str) -> None:
         kind = self.param("type")
         if kind is not None and kind.strip().lower() not in SESSION_TYPES:
@@ -372,7 +372,7 @@ class ImagesHandler(EngineHandler):
         )
 
 
-class ContextHandler(EngineHandler):
+class EngineContextHandler(EngineHandler):
     def get(self, _version: str) -> None:
         self.write_json(context_json(self.manager.config))
 
@@ -394,11 +394,11 @@ def routes(manager: SessionManager, token: str, base_url: str) -> list[Any]:
     return [
         (r"/skaha/capabilities/?", CapabilitiesHandler, args),
         (r"/skaha/availability/?", AvailabilityHandler, args),
-        (rf"/skaha/{version}/session/?", SessionsHandler, args),
-        (rf"/skaha/{version}/session/(.+)", SessionHandler, args),
+        (rf"/skaha/{version}/session/?", EngineSessionsHandler, args),
+        (rf"/skaha/{version}/session/(.+)", EngineSessionHandler, args),
         (rf"/skaha/{version}/{STREAM_PATH}/?", LogStreamHandler, args),
-        (rf"/skaha/{version}/image/?", ImagesHandler, args),
-        (rf"/skaha/{version}/context/?", ContextHandler, args),
+        (rf"/skaha/{version}/image/?", EngineImagesHandler, args),
+        (rf"/skaha/{version}/context/?", EngineContextHandler, args),
         (rf"/skaha/{version}/repository/?", RepositoryHandler, args),
         (r".*", NotFoundHandler, args),
     ]

@@ -36,8 +36,8 @@ from .records import (
     Event,
     SessionRecord,
 )
+from .session_store import SessionStore
 from .spawn import LaunchError, SupervisorClient, replica_environment
-from .store import Store
 from .usage import UsageSampler
 from .wire import Identity, Usage, describe_exit
 
@@ -52,7 +52,7 @@ LIST_WINDOW = 3600.0
 
 class SessionManager:
     def __init__(
-        self, config: EngineConfig, layout: EngineLayout, store: Store, identity: Identity
+        self, config: EngineConfig, layout: EngineLayout, store: SessionStore, identity: Identity
     ) -> None:
         self.config = config
         self.layout = layout

@@ -123,7 +123,7 @@ def parse_create(
     gpu_options: Sequence[int] = (),
     image_hosts: Sequence[str] | None = None,
 ) -> CreateRequest:
-    """Validate `params` (query string and form body merged); raise SkahaError(400) on the first
+    """Validate `params` (query string and form body merged); raise HTTPRefusal(400) on the first
     problem, with Skaha's message where Skaha has one."""
     image = first(params, "image")
     if image is None or not image.strip():

@@ -4,12 +4,14 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from ..statuses import SESSION_ENDED
+
 PENDING = "Pending"
 RUNNING = "Running"
 TERMINATING = "Terminating"
 COMPLETED = "Completed"
 FAILED = "Failed"
-FINAL_STATUSES = frozenset({COMPLETED, FAILED})
+FINAL_STATUSES = SESSION_ENDED
 STATUSES = (PENDING, RUNNING, TERMINATING, COMPLETED, FAILED)
 
 GIB = 1024**3

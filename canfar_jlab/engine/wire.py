@@ -83,7 +83,7 @@ def core_quantity(cores: float) -> str:
     return str(int(cores)) if float(cores).is_integer() else _decimal(cores, "0.001")
 
 
-def session_json(rec: SessionRecord, ident: Identity, usage: Usage | None) -> dict[str, Any]:
+def wire_session(rec: SessionRecord, ident: Identity, usage: Usage | None) -> dict[str, Any]:
     """One Skaha Session object, fields in Skaha's order, null fields left out."""
     out: dict[str, Any] = {
         "id": rec.id,
@@ -113,7 +113,7 @@ def session_json(rec: SessionRecord, ident: Identity, usage: Usage | None) -> di
     return out
 
 
-def public_session_json(rec: SessionRecord) -> dict[str, Any]:
+def public_wire_session(rec: SessionRecord) -> dict[str, Any]:
     """`view=all`: the reduced public fields."""
     out: dict[str, Any] = {"userid": rec.userid, "type": rec.type, "status": rec.status}
     if rec.started is not None:

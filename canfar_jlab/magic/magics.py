@@ -19,10 +19,10 @@ from IPython.display import display
 from pydantic import ValidationError
 from traitlets import Float, Unicode
 
-from ..export import ExportError
+from ..errors import CanfarError, LaunchRefused, SkahaError
 from ..models import Run, explain
-from ..runs import LaunchRefused, RunError, RunStore, default_root
-from ..skaha import SkahaClient, SkahaError
+from ..runs import RunStore, default_root
+from ..skaha import SkahaClient
 from . import verbs, views
 from .cell import cell_stem, current_notebook, definitions, write_cell_notebook
 from .loop import BackgroundLoop, Emit, Interrupted
@@ -467,7 +467,7 @@ def _one_line_error(error: BaseException) -> str | None:
         return "\n".join([_flat(head), *(f"  {_flat(line)}" for line in problems)])
     if isinstance(error, _Listed):
         return "\n".join([_flat(error.headline), *(f"  {_flat(line)}" for line in error.lines)])
-    if isinstance(error, (RunError, ExportError, ValueError)):
+    if isinstance(error, (CanfarError, ValueError)):
         return _flat(str(error))
     if isinstance(error, KeyboardInterrupt):
         return "interrupted"

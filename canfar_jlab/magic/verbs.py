@@ -60,16 +60,6 @@ async def find_target(
         raise UsageError(str(error)) from None
 
 
-def same_service(run: Run, client: SkahaClient) -> Run:
-    """The run, if its sessions live where the client points (else nothing can reach them)."""
-    if run.service != service_of(client) and run.site is None:  # a site run: core switches
-        raise UsageError(
-            f"run {run.name} lives on {run.service}, but this kernel's credentials point at "
-            f"{client.credentials.service_name}"
-        )
-    return run
-
-
 async def fresh(client: SkahaClient, store: RunStore) -> tuple[list[Session], list[Run]]:
     """One listing of the service, with every run of this service brought up to date."""
     sessions, reconciled = await RunService(store, client).refresh()

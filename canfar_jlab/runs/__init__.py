@@ -22,21 +22,22 @@ same store, so every front door lists them.
 
 from typing import Any
 
-from ..models import LaunchRequest, Replica, ReplicaStatus, Run, RunSpec
-from .actions import delete_run, rerun_failed, stop_run
-from .connection import Connection, ConnectionFailed
-from .follow import RunFollower, follow_run
-from .reconciler import Reconciled, busy, needs_work, reconcile, service_of, session_json
-from .service import NoMatch, ReplicaLog, RunService, Target
-from .store import (
+from ..errors import (
+    ConnectionFailed,
     LaunchRefused,
+    NoMatch,
     NothingToRerun,
     RunError,
     RunNameInUse,
     RunNotFound,
-    RunStore,
-    default_root,
 )
+from ..models import LaunchRequest, Replica, ReplicaStatus, Run, RunSpec
+from .actions import delete_run, rerun_failed, stop_run
+from .connection import Connection
+from .follow import RunFollower, follow_run
+from .reconciler import Reconciled, busy, needs_work, reconcile, service_of, session_json
+from .service import ReplicaLog, RunService, Target
+from .store import RunStore, default_root
 
 # Launching needs the exporter (nbconvert, nbformat: slow to import), so `launcher` is only
 # imported when one of its names is first used; `ps` or `logs` never pay for it.

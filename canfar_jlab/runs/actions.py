@@ -58,22 +58,34 @@ def run_env(
     return env
 
 
-def spec_of(run: Run, replica: Replica | None = None) -> SessionSpec:
-    """What the replicas of `run` are created with, from its run.json (with `replica`'s own
-    cores and RAM when it has them: a pilot's sizing, a re-run with more memory)."""
+def replica_vars(index: int, count: int) -> dict[str, str]:
+    """What creating adds to one replica's env (REPLICA_ID/COUNT, as the official client)."""
+    return {"REPLICA_ID": str(index), "REPLICA_COUNT": str(count)}
+
+
+def session_spec(run: Run, replica: Replica | None = None) -> SessionSpec:
+    """What the replicas of `run` are created with (with `replica`'s own cores and RAM when it
+    has them: a pilot's sizing, a re-run with more memory): the one place a run (and so a
+    launch request, through launcher.planned_run) becomes a session spec. ValidationError if
+    the service could not take it."""
     cores = replica.cores if replica is not None and replica.cores else run.spec.cores
     ram = replica.ram if replica is not None and replica.ram else run.spec.ram
+    return SessionSpec(
+        name=run.name,
+        image=run.spec.image,
+        cores=cores,
+        ram=ram,
+        gpus=run.spec.gpus,
+        cmd=run.spec.argv[0],
+        args=run.spec.argv[1:],
+        env=run_env_of(run, cores),
+    )
+
+
+def spec_of(run: Run, replica: Replica | None = None) -> SessionSpec:
+    """What the replicas of `run` are created with, from its run.json."""
     try:
-        return SessionSpec(
-            name=run.name,
-            image=run.spec.image,
-            cores=cores,
-            ram=ram,
-            gpus=run.spec.gpus,
-            cmd=run.spec.argv[0],
-            args=run.spec.argv[1:],
-            env=run_env_of(run, cores),
-        )
+        return session_spec(run, replica)
     except (ValidationError, IndexError):
         raise RunError(f"run.json of {run.name} does not describe a command to run") from None
 
@@ -183,7 +195,7 @@ async def rerun_failed(
         raise NothingToRerun(f"run {name} has no Failed or NotCreated replica to run again")
     folder = Path(run.folder)
     if source == "notebook":
-        from .launcher import reexport  # the exporter is slow to import
+        from .snapshot import reexport  # the exporter is slow to import
 
         await reexport(run, client, store)
         run = store.get(name)
@@ -444,7 +456,7 @@ async def create_replicas_by_index(
     async def create(index: int) -> tuple[int, str | SkahaError]:
         async with gate:
             try:
-                env = {"REPLICA_ID": str(index), "REPLICA_COUNT": str(count)}
+                env = replica_vars(index, count)
                 return index, await client.create_session(spec, name=names[index], env=env)
             except SkahaError as error:
                 return index, error

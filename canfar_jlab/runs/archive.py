@@ -6,8 +6,9 @@ from __future__ import annotations
 import logging
 from pathlib import Path
 
+from ..atomic import write_atomically
 from ..skaha import SkahaClient, SkahaError
-from .store import LOGS_DIR, write_text_atomically
+from .store import LOGS_DIR
 
 log = logging.getLogger(__name__)
 
@@ -53,7 +54,7 @@ async def archive_log(client: SkahaClient, session_id: str, folder: Path, index:
     path = folder / relative
     try:
         path.parent.mkdir(exist_ok=True)
-        write_text_atomically(path, "".join(pieces))
+        write_atomically(path, "".join(pieces))
     except OSError as error:
         log.warning("cannot write %s: %s", path, error.strerror or error)
         return None

@@ -15,30 +15,25 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Callable
-from typing import Any
+from collections.abc import Awaitable, Callable
+from typing import Any, TypeVar
 
 from ..credentials import Credentials, resolve_credentials
-from ..skaha import (
+from ..errors import (
     AuthError,
     BadReply,
+    ConnectionFailed,
     CreateOutcomeUnknown,
-    RetryPolicy,
-    SkahaClient,
     SkahaError,
     Unavailable,
     UpstreamTimeout,
 )
+from ..skaha import RetryPolicy, SkahaClient
 from .archive import LOG_READ_LIMIT
 
 log = logging.getLogger(__name__)
 
-
-class ConnectionFailed(SkahaError):
-    """No session service could be set up (no credentials, the engine failed to start)."""
-
-    code = "backend_unavailable"
-    http_status = 502
+T = TypeVar("T")
 
 
 # What a stopped or restarted engine looks like; a timeout or a garbled reply may mean the
@@ -150,27 +145,31 @@ class Connection:
     async def aclose(self) -> None:
         await self.reset()
 
-    async def call(self, method: str, *args: Any, **kwargs: Any) -> Any:
-        """`client.<method>(...)`; on the local engine, reconnect and try once more when it
-        refuses our token or cannot be reached."""
+    async def run(self, work: Callable[[SkahaClient], Awaitable[T]], what: str) -> T:
+        """`work(client)`; on the local engine, reconnect and try once more when it refuses
+        our token or cannot be reached. `what` names the call in the log."""
         client = await self.connect()
         try:
-            return await getattr(client, method)(*args, **kwargs)
+            return await work(client)
         except _REFUSALS as exc:
             if not client.credentials.is_local_engine or isinstance(exc, _NOT_RETRIED):
                 raise
-            log.info("the local engine refused %s (%s): connecting again", method, exc.code)
+            log.info("the local engine refused %s (%s): connecting again", what, exc.code)
             await self.reset(client)
             client = await self.connect()
-            return await getattr(client, method)(*args, **kwargs)
+            return await work(client)
         except RuntimeError:
             if not client.closed or self.client is client:
                 raise
             # Another call found the engine restarted and replaced this client while ours
             # waited to retry on it; a closed client sends nothing, so going on is safe.
-            log.info("%s: the connection was renewed meanwhile; going on with the new one", method)
+            log.info("%s: the connection was renewed meanwhile; going on with the new one", what)
             client = await self.connect()
-            return await getattr(client, method)(*args, **kwargs)
+            return await work(client)
+
+    async def call(self, method: str, *args: Any, **kwargs: Any) -> Any:
+        """`client.<method>(...)` through `run`: the SkahaClient face below forwards here."""
+        return await self.run(lambda client: getattr(client, method)(*args, **kwargs), method)
 
     # ------------------------------------------------------------ SkahaClient's face
 

@@ -12,7 +12,6 @@ import asyncio
 import os
 import re
 import shutil
-import sys
 import unicodedata
 from pathlib import Path
 from typing import Any
@@ -20,12 +19,12 @@ from typing import Any
 from pydantic import BaseModel, ValidationError
 
 from .. import sweep as sweeps
+from ..errors import LaunchRefused, RunError, RunNameInUse
 from ..export import (
     RUNNER_NAME,
     SNAPSHOT_NAME,
     ExportError,
     ExportProblem,
-    check_notebook,
     errors,
     export_notebook,
     missing_kernel,
@@ -44,24 +43,20 @@ from ..models import (
 )
 from ..skaha import SkahaClient
 from . import lease
-from .actions import create_missing, note_active, run_env, secret_values, utc_now
+from .actions import create_missing, note_active, replica_vars, run_env, secret_values, utc_now
 from .conductor import conducts, first_wave, start_conductor, waiting_reason
 from .reconciler import service_of
 from .sites import same_site, session_image, site_client
+from .snapshot import check_problems as _problems
+from .snapshot import headline as _headline
+from .snapshot import notebook_path as _notebook_path
+from .snapshot import refusal as _refusal
+from .snapshot import replica_python
+from .snapshot import script_name as _script_name
 from .staging import plan_staging, stage, staged_preview
-from .store import (
-    LOGS_DIR,
-    OUTPUTS_DIR,
-    LaunchRefused,
-    RunError,
-    RunNameInUse,
-    RunStore,
-    check_path_safe,
-)
+from .store import LOGS_DIR, OUTPUTS_DIR, RunStore, check_path_safe
 
 IMAGE_ENV = "CANFAR_JLAB_IMAGE"
-PYTHON_ENV = "CANFAR_JLAB_PYTHON"
-REMOTE_PYTHON = "python3"  # what a CANFAR image runs the script with, unless PYTHON_ENV says
 MAX_SUFFIX = 999
 SECRET_SHOWN = "(secret)"  # noqa: S105 - what a preview shows for a --secret-env value
 _BASE_MAX = RUN_NAME_MAX - 4  # room for "-999"
@@ -93,14 +88,6 @@ class Preview(BaseModel):
     sweep: list[dict[str, Any]] | None = None
     staged_folder: str | None = None  # issue 16: the /arc folder the run would be copied to
     reduce_cells: list[int] = []  # issue 17: code cells tagged reduce (run once, after all)
-
-
-def replica_python(client: SkahaClient | None) -> str:
-    """The interpreter replicas start: this one on the local engine (same machine, same
-    environment), `$CANFAR_JLAB_PYTHON` or `python3` from the image on Skaha."""
-    if client is None or client.credentials.is_local_engine:
-        return sys.executable
-    return os.environ.get(PYTHON_ENV, "").strip() or REMOTE_PYTHON
 
 
 async def resolve_image(image: str | None, client: SkahaClient) -> str:
@@ -135,7 +122,7 @@ def base_name(notebook: Path) -> str:
 
 def replica_env(run_env: dict[str, str], index: int, count: int) -> dict[str, str]:
     """A replica's env as Skaha will set it (REPLICA_ID/COUNT as the official client sends)."""
-    return {**run_env, "REPLICA_ID": str(index), "REPLICA_COUNT": str(count)}
+    return {**run_env, **replica_vars(index, count)}
 
 
 # ------------------------------------------------------------------ preview and launch
@@ -325,52 +312,6 @@ async def launch(
     return run
 
 
-async def reexport(run: Run, client: SkahaClient, store: RunStore) -> Run:
-    """Export the run's notebook as it is on disk now into its folder (re-run from the current
-    notebook): a new script, the same parameters; run.json records the new checksum."""
-    notebook = _notebook_path(run.notebook)
-    folder = Path(run.folder)
-    problems = await asyncio.to_thread(_problems, notebook, run.spec.parameters)
-    if problems:
-        raise LaunchRefused(_refusal(notebook, problems), problems, _headline(notebook))
-    try:
-        exported = await asyncio.to_thread(
-            export_notebook,
-            notebook,
-            folder,
-            parameters=run.spec.parameters or None,
-            python=replica_python(client),
-            script_name=_script_name(notebook),
-        )
-    except ExportError as error:
-        raise LaunchRefused(str(error)) from None
-    if exported.problems:
-        raise LaunchRefused(
-            _refusal(notebook, exported.problems), exported.problems, _headline(notebook)
-        )
-
-    def record(current: Run) -> None:
-        current.script = exported.script_path.name
-        current.notebook_sha256 = exported.checksum
-        current.spec.argv = list(exported.argv)
-        if current.spec.reduce in (None, "cells"):  # issue 17: the notebook's reduce cells now
-            current.spec.reduce = "cells" if exported.reduce_cells else None
-
-    return store.update(run.name, record)
-
-
-def notebook_changed(run: Run) -> bool | None:
-    """Whether the run's notebook on disk differs from the snapshot it was launched with
-    (None: the notebook is gone)."""
-    import hashlib
-
-    try:
-        content = Path(run.notebook).read_bytes()
-    except OSError:
-        return None
-    return hashlib.sha256(content).hexdigest() != run.notebook_sha256
-
-
 async def _prepare(
     request: LaunchRequest,
     client: SkahaClient,
@@ -410,22 +351,6 @@ async def _prepare(
 # ------------------------------------------------------------------ helpers
 
 
-def _notebook_path(notebook: str) -> Path:
-    path = Path(os.path.abspath(Path(notebook).expanduser()))
-    if not path.is_file():
-        raise LaunchRefused(f"no notebook at {path}")
-    return path
-
-
-def _problems(
-    notebook: Path, parameters: dict[str, object], rows: list[dict[str, Any]] | None = None
-) -> list[ExportProblem]:
-    try:
-        return check_notebook(notebook, parameters=parameters or None, sweep=rows)
-    except ExportError as error:
-        raise LaunchRefused(str(error)) from None
-
-
 def _with_sweep(request: LaunchRequest) -> tuple[LaunchRequest, list[dict[str, Any]] | None]:
     """The request with its fixed parameters and replica count, and its sweep rows (or None)."""
     try:
@@ -444,31 +369,11 @@ def _with_sweep(request: LaunchRequest) -> tuple[LaunchRequest, list[dict[str, A
         raise LaunchRefused(f"cannot sweep: {explain(error)}") from None
 
 
-def _refusal(notebook: Path, problems: list[ExportProblem]) -> str:
-    """One line naming every problem (the UI and --json get them as a list)."""
-    shown = "; ".join(str(problem) for problem in problems)
-    count = f" ({len(problems)} problems)" if len(problems) > 1 else ""
-    return f"{_headline(notebook)}: {shown}{count}"
-
-
-def _headline(notebook: Path) -> str:
-    return f"cannot run {notebook.name} as batch"
-
-
-def _script_name(notebook: Path) -> str:
-    stem = re.sub(r"[^A-Za-z0-9._-]+", "_", notebook.stem).strip("._-")
-    stem = stem if stem and f"{stem}.py" != RUNNER_NAME else "notebook"
-    return f"{stem}.py"
-
-
 async def _active_session_names(client: SkahaClient | None) -> set[str]:
     if client is None:
         return set()
     sessions = await client.list_sessions()
-    return {s.name for s in sessions if s.name and s.status.value in _LIVE}
-
-
-_LIVE = ("Pending", "Running", "Terminating")
+    return {s.name for s in sessions if s.name and s.status.is_live}
 
 
 def _choose_name(store: RunStore, notebook: Path, request: LaunchRequest, active: set[str]) -> str:

@@ -17,6 +17,7 @@ from typing import Any
 
 from ..models import Replica, ReplicaStatus, Run, Session
 from ..skaha import NotFound, SkahaClient, SkahaError
+from ..statuses import SESSION_ENDED, TIMED_OUT
 from . import lease
 from .archive import archive_log
 from .reports import facts, killed, oom_error, oom_line, report_for
@@ -35,7 +36,7 @@ LOCAL_ENGINE = "local-engine"
 INTERRUPTED = "the launch was interrupted before this replica was created"
 # A run seen for the first time already ended is announced if it ended this recently.
 RECENT_END = timedelta(minutes=1)
-_TERMINAL = (ReplicaStatus.COMPLETED, ReplicaStatus.FAILED, ReplicaStatus.TIMED_OUT)
+_TERMINAL = frozenset(ReplicaStatus(value) for value in (*SESSION_ENDED, TIMED_OUT))
 
 
 def service_of(client: SkahaClient) -> str:
@@ -53,13 +54,6 @@ class Reconciled:
     runs: list[Run]
     owners: dict[str, tuple[str, int]] = field(default_factory=dict)
     ended: list[Run] = field(default_factory=list)
-
-    def as_json(self) -> dict[str, Any]:
-        return {
-            "runs": [run.model_dump(mode="json") for run in self.runs],
-            "owners": {sid: list(owner) for sid, owner in self.owners.items()},
-            "ended": [run.model_dump(mode="json") for run in self.ended],
-        }
 
 
 async def reconcile(store: RunStore, sessions: list[Session], client: SkahaClient) -> Reconciled:

@@ -21,21 +21,16 @@ from datetime import datetime, timezone
 
 from pydantic import BaseModel
 
+from ..errors import InvalidInput, NothingToRenew
 from ..models import Run
 from ..skaha import NotFound, SkahaClient, SkahaError
 from .reconciler import adopt_by_name, awaiting_adoption
-from .store import RunError
 
-_LIVE = ("Pending", "Running")
 MIN_GAIN = 60.0  # seconds the deadline must move to count as renewed
 NOT_NEAR = (
     "Skaha renews a session only when less than its renewal period (4 days on CANFAR) is left, "
     "and then only up to that period"
 )
-
-
-class NothingToRenew(RunError):
-    pass
 
 
 class RenewedReplica(BaseModel):
@@ -78,7 +73,7 @@ async def renew_run(
     report, not raised.
     """
     if hours is not None and not 0 < hours <= 24 * 366:
-        raise RunError("hours must be a positive number of hours (at most a year)")
+        raise InvalidInput("hours must be a positive number of hours (at most a year)")
     candidates = await _live_sessions(run, client) if run.deleted is None else []
     if not candidates:
         raise NothingToRenew(f"run {run.name} has no live replica to renew")
@@ -118,7 +113,7 @@ async def _renew_one(
     try:
         before = await client.get_session(session_id)
         report.expiry_before = report.expiry = before.expiry_time
-        if before.status.value not in _LIVE:
+        if not before.status.is_active:
             report.outcome, report.note = "skipped", "ended"
             return report
         left = _hours_left(before.expiry_time)

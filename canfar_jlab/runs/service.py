@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from ..errors import NoMatch
 from ..models import LaunchRequest, Replica, Run, Session
 from ..skaha import InvalidRequest, NotFound, SkahaClient
 from .actions import delete_run, rerun_failed, stop_run
@@ -22,7 +23,7 @@ from .connection import Connection
 from .follow import LineHandler, ProgressHandler, follow_run
 from .reconciler import Reconciled, reconcile, service_of
 from .sites import run_client, same_site
-from .store import RunError, RunNotFound, RunStore
+from .store import RunError, RunStore
 
 if TYPE_CHECKING:
     from .launcher import Preview
@@ -30,10 +31,6 @@ if TYPE_CHECKING:
 _REPLICA = re.compile(r"^(?P<run>[a-z0-9][a-z0-9-]*)-(?P<index>[0-9]+)$")
 SOURCES = ("snapshot", "notebook")
 REDUCE_SUFFIX = "-reduce"
-
-
-class NoMatch(RunNotFound):
-    """Nothing is called that: no run, no replica of a run, no session."""
 
 
 @dataclass
@@ -277,7 +274,7 @@ class RunService:
         return await rerun_failed(name, client, self.store, source=source, more_memory=more_memory)
 
     def notebook_changed(self, name: str) -> bool | None:
-        from .launcher import notebook_changed
+        from .snapshot import notebook_changed
 
         return notebook_changed(self.store.get(name))
 

@@ -24,11 +24,11 @@ from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 from typing import Any
 
+from ..errors import LaunchRefused
 from ..models import SessionSpec, StagedRun
 from ..skaha import SkahaClient, SkahaError
 from ..vospace import Storage, VOSpaceClient
 from .sites import own_session_id
-from .store import LaunchRefused
 
 STAGE_ENV = "CANFAR_JLAB_STAGE"  # "never" to turn staging off
 STAGE_ROOT_ENV = "CANFAR_JLAB_STAGE_ROOT"

@@ -17,19 +17,18 @@ import fcntl
 import json
 import logging
 import os
-import re
-import secrets
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 from pydantic import ValidationError
 
-from ..models import RUN_NAME_MAX, SESSION_NAME_PATTERN, Run
+from ..atomic import write_atomically
+from ..errors import LaunchRefused as LaunchRefused  # re-exported for older importers
+from ..errors import NothingToRerun as NothingToRerun
+from ..errors import RunError as RunError
+from ..errors import RunNameInUse, RunNotFound
+from ..models import RUN_NAME_MAX, SESSION_NAME_PATTERN, Run, unsafe_char
 from ..paths import user_settings
-
-if TYPE_CHECKING:
-    from ..export import ExportProblem
 
 log = logging.getLogger(__name__)
 
@@ -38,47 +37,6 @@ RUN_FILE = "run.json"
 LOCK_FILE = ".run.lock"
 LOGS_DIR = "logs"
 OUTPUTS_DIR = "outputs"
-# Skaha splits args on spaces and mangles `$`, `"`, `\`; env values may not hold `=`.
-_UNSAFE_PATH = re.compile(r'[\s$"\\=]')
-
-
-class RunError(Exception):
-    """A run operation failed; the message is one line for the user."""
-
-
-class RunNotFound(RunError):
-    pass
-
-
-class RunNameInUse(RunError):
-    pass
-
-
-class LaunchRefused(RunError):
-    """Nothing was created. `problems` (export.ExportProblem) lists the cells that need a
-    person at a screen."""
-
-    def __init__(
-        self,
-        message: str,
-        problems: Sequence[ExportProblem] | None = None,
-        headline: str | None = None,
-    ) -> None:
-        super().__init__(message)
-        self.problems = list(problems or [])
-        self.headline = headline  # "cannot run X as batch", when problems are listed
-
-    def lines(self) -> list[str]:
-        """The refusal for a terminal: one line, or a headline then each problem on its own
-        line, in notebook order (warnings included, labelled)."""
-        if len(self.problems) < 2 or not self.headline:
-            return [str(self)]
-        head = f"{self.headline} ({len(self.problems)} problems):"
-        return [head, *(f"  {problem}" for problem in self.problems)]
-
-
-class NothingToRerun(RunError):
-    pass
 
 
 RUNS_ROOT_SETTING = "runs-root"
@@ -220,32 +178,17 @@ class RunStore:
     def _write(self, run: Run) -> None:
         path = self.folder(run.name) / RUN_FILE
         text = json.dumps(run.model_dump(mode="json"), indent=1) + "\n"
-        temporary = path.with_name(f".{RUN_FILE}.{os.getpid()}.{secrets.token_hex(4)}.tmp")
         try:
-            with open(temporary, "w", encoding="utf-8") as stream:
-                stream.write(text)
-                stream.flush()
-                os.fsync(stream.fileno())
-            os.replace(temporary, path)
+            write_atomically(path, text, durable=True)
         except OSError as error:
-            with contextlib.suppress(OSError):
-                temporary.unlink()
             raise RunError(f"cannot write {path}: {error.strerror or error}") from None
 
 
 def check_path_safe(what: str, path: Path) -> None:
     """Refuse a folder that cannot travel in a replica's args or env on Skaha."""
-    bad = _UNSAFE_PATH.search(str(path))
-    if bad:
-        shown = "a space" if bad.group().isspace() else repr(bad.group())
+    shown = unsafe_char(str(path), whitespace=True, equals=True)
+    if shown:
         raise RunError(
             f"the {what} {str(path)!r} contains {shown}, which Skaha cannot pass to a replica; "
             f"choose another runs folder (set {RUNS_ENV})"
         )
-
-
-def write_text_atomically(path: Path, text: str) -> None:
-    temporary = path.with_name(f".{path.name}.{os.getpid()}.{secrets.token_hex(4)}.tmp")
-    with open(temporary, "w", encoding="utf-8", errors="replace") as stream:
-        stream.write(text)
-    os.replace(temporary, path)

@@ -6,9 +6,9 @@ import asyncio
 from pathlib import Path
 
 from jupyter_server.extension.application import ExtensionApp
-from traitlets import Float, Unicode
+from traitlets import Float, Type, Unicode
 
-from .. import __version__
+from ..version import __version__
 from .backend import Backend
 from .handlers import route_table
 
@@ -49,6 +49,16 @@ class CanfarJlabApp(ExtensionApp):
         ),
     )
 
+    backend_class = Type(
+        default_value=Backend,
+        klass=Backend,
+        config=True,
+        help=(
+            "The service object every route calls (a subclass of "
+            "canfar_jlab.server.backend.Backend), as jupyter-scheduler's scheduler_class."
+        ),
+    )
+
     runs_root = Unicode(
         "",
         config=True,
@@ -56,7 +66,7 @@ class CanfarJlabApp(ExtensionApp):
     )
 
     def initialize_settings(self) -> None:
-        self.backend = Backend(
+        self.backend = self.backend_class(
             url=self.skaha_url or None,
             request_timeout=self.request_timeout,
             list_interval=self.list_interval,

@@ -1,5 +1,9 @@
 """The server's one connection to a session service: credentials, client, live hub.
 
+`Backend` is the typed service object every route calls (`get_session`, `images`, the run
+service as `.service`...), never a client method named by a string. The extension builds it
+from the class its `backend_class` setting names (a subclass of `Backend`), as
+jupyter-scheduler builds its `scheduler_class`, so a deployment may swap it.
 Created by the ExtensionApp's start hook and closed by its stop hook. Credential discovery
 may start the local engine, so it runs in a worker thread and never blocks the event loop;
 until it has succeeded, routes answer with its one-line failure (502) and try again.
@@ -9,29 +13,23 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from ..credentials import Credentials
+from ..errors import AuthError, NotFound, Unavailable, UpstreamTimeout
 from ..live import LiveHub
 from ..logdelta import LogCursor
-from ..models import Run
+from ..models import Context, Image, LogChunk, PlatformLoad, Run, Session
 from ..runs import RunStore, busy, reconcile
-from ..runs.connection import Connection, ConnectionFailed
+from ..runs.connection import Connection
 from ..runs.service import RunService
-from ..skaha import (
-    AuthError,
-    NotFound,
-    SkahaClient,
-    Unavailable,
-    UpstreamTimeout,
-)
+from ..skaha import SkahaClient
 
 log = logging.getLogger(__name__)
 
-
-BackendUnavailable = ConnectionFailed  # no session service could be set up (502)
+T = TypeVar("T")
 
 
 class Backend:
@@ -118,15 +116,40 @@ class Backend:
             )
         return client
 
-    # The hub's session source: the current client, with reconnection.
-    async def list_sessions(self) -> list:
-        return await self.call("list_sessions")
+    # ------------------------------------------------ the session service, typed
+    # Each call goes through the self-healing connection (a restarted local engine is found
+    # again). The hub reads `list_sessions` and `logs` too.
 
-    async def logs(self, session_id: str, offset: int | None = None) -> Any:
-        return await self.call("logs", session_id, offset)
+    async def _run(self, work: Callable[[SkahaClient], Awaitable[T]], what: str) -> T:
+        await self.connect()
+        return await self.connection.run(work, what)
+
+    async def list_sessions(self) -> list[Session]:
+        return await self._run(lambda client: client.list_sessions(), "list_sessions")
+
+    async def get_session(self, session_id: str) -> Session:
+        return await self._run(lambda client: client.get_session(session_id), "get_session")
+
+    async def delete_session(self, session_id: str) -> None:
+        await self._run(lambda client: client.delete(session_id), "delete")
+
+    async def logs(self, session_id: str, offset: int | None = None) -> LogChunk:
+        return await self._run(lambda client: client.logs(session_id, offset), "logs")
+
+    async def events(self, session_id: str) -> str:
+        return await self._run(lambda client: client.events(session_id), "events")
+
+    async def images(self) -> list[Image]:
+        return await self._run(lambda client: client.images(), "images")
+
+    async def context(self) -> Context:
+        return await self._run(lambda client: client.context(), "context")
+
+    async def platform_load(self) -> PlatformLoad:
+        return await self._run(lambda client: client.platform_load(), "platform_load")
 
     async def read_log(self, session_id: str, cursor: LogCursor) -> bytes:
-        return await self.call("read_log", session_id, cursor)
+        return await self._run(lambda client: client.read_log(session_id, cursor), "read_log")
 
     async def log_stream(self, sessions: dict[str, int]) -> AsyncIterator[Any]:
         """The service's streaming log read; on a local engine that refused us or went away,
@@ -178,11 +201,6 @@ class Backend:
         """Poll the service again now (after a launch, re-run or delete)."""
         if self.hub is not None:
             self.hub.nudge()
-
-    async def call(self, method: str, *args: Any, **kwargs: Any) -> Any:
-        """`client.<method>(...)` through the self-healing connection."""
-        await self.connect()
-        return await self.connection.call(method, *args, **kwargs)
 
     async def reset(self, stale: SkahaClient | None = None) -> None:
         await self.connection.reset(stale)

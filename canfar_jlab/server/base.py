@@ -1,4 +1,7 @@
-"""What every canfar-jlab handler shares: authentication, authorization, JSON and errors."""
+"""What every canfar-jlab handler shares: authentication, authorization, JSON and errors.
+
+`HTTP_STATUS` is the one table from the core's errors (canfar_jlab.errors) to HTTP statuses;
+every route turns a `CanfarError` into a one-line JSON error through it."""
 
 from __future__ import annotations
 
@@ -8,7 +11,7 @@ import logging
 from collections.abc import Awaitable
 from http.client import responses
 from pathlib import Path, PurePosixPath
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from jupyter_core.paths import is_hidden
 from jupyter_server.base.handlers import APIHandler
@@ -16,17 +19,55 @@ from jupyter_server.extension.handler import ExtensionHandlerMixin
 from pydantic import BaseModel, ValidationError
 from tornado import web
 
-from ..skaha import SkahaClient, SkahaError
+from ..errors import (
+    AuthError,
+    CanfarError,
+    CreateOutcomeUnknown,
+    InvalidInput,
+    InvalidRequest,
+    LaunchRefused,
+    NotFound,
+    NothingToRenew,
+    NothingToRerun,
+    RunError,
+    RunNameInUse,
+    RunNotFound,
+    SkahaError,
+    UpstreamTimeout,
+)
+from ..skaha import SkahaClient
 
 if TYPE_CHECKING:
     from .backend import Backend
 
 log = logging.getLogger(__name__)
 
+T = TypeVar("T")
+
 MAX_BODY = 1024 * 1024  # a launch request is a few KB; parameters are bounded far below this
 MAX_DEPTH = 32  # parameters nest at most 16 (models.MAX_PARAMETERS_DEPTH)
 MAX_QUOTE = 200  # characters of a client's input an error message may repeat
 MAX_MESSAGE = 500
+
+# The core's errors as HTTP statuses; the most specific class listed wins. 4xx for what the
+# user can fix, 502/504 for what the session service did. A refused credential is the
+# service's refusal of ours, not the Jupyter login's fault: 502, never 401.
+HTTP_STATUS: dict[type[CanfarError], int] = {
+    InvalidInput: 400,
+    InvalidRequest: 400,
+    LaunchRefused: 400,
+    NotFound: 404,
+    RunNotFound: 404,
+    RunNameInUse: 409,
+    NothingToRerun: 409,
+    NothingToRenew: 409,
+    RunError: 409,
+    AuthError: 502,
+    SkahaError: 502,
+    UpstreamTimeout: 504,
+    CreateOutcomeUnknown: 504,
+    CanfarError: 500,
+}
 
 
 class CanfarHandler(ExtensionHandlerMixin, APIHandler):
@@ -138,17 +179,16 @@ class CanfarHandler(ExtensionHandlerMixin, APIHandler):
             raise web.HTTPError(404, f"notebook: {shown} does not exist")
         return resolved
 
-    async def upstream(self, method: str, *args: Any, **kwargs: Any) -> Any:
-        """Call the session service, turning its failures into one-line HTTP errors.
+    async def upstream(self, work: Awaitable[T]) -> T:
+        """A call of the backend (`self.backend.get_session(...)`...), its failures turned
+        into one-line HTTP errors.
 
         The whole call, retries included, gets one deadline: a slow or dead service costs
         the browser at most that long, and other routes keep answering meanwhile.
         """
-        return await self.upstream_work(
-            self.backend.call(method, *args, **kwargs), self.backend.call_deadline
-        )
+        return await self.upstream_work(work, self.backend.call_deadline)
 
-    async def upstream_work(self, work: Awaitable[Any], deadline: float | None = None) -> Any:
+    async def upstream_work(self, work: Awaitable[T], deadline: float | None = None) -> T:
         """Await `work` (which talks to the session service) with errors as HTTP errors.
 
         Work that creates sessions gets no deadline: cancelling it half-way would leave
@@ -158,7 +198,7 @@ class CanfarHandler(ExtensionHandlerMixin, APIHandler):
             if deadline is None:
                 return await work
             return await asyncio.wait_for(work, deadline)
-        except SkahaError as exc:
+        except CanfarError as exc:
             raise http_error(exc) from None
         except asyncio.TimeoutError:
             raise web.HTTPError(
@@ -170,12 +210,17 @@ class CanfarHandler(ExtensionHandlerMixin, APIHandler):
         return await self.upstream_work(self.backend.connect(), self.backend.call_deadline)
 
 
-def http_error(exc: SkahaError) -> web.HTTPError:
-    """400/404/409 for what the user can fix, 502/504 for what the service did."""
-    status = exc.http_status
-    if status == 401 or status == 403:
-        status = 502  # the service refused our credential: not the Jupyter login's fault
-    return web.HTTPError(status, exc.message)
+def http_status(exc: CanfarError) -> int:
+    """The status `HTTP_STATUS` gives `exc`'s class or its nearest listed ancestor."""
+    for kind in type(exc).__mro__:
+        if kind in HTTP_STATUS:
+            return HTTP_STATUS[kind]
+    return 500
+
+
+def http_error(exc: CanfarError) -> web.HTTPError:
+    """`exc` as a one-line HTTP error with its status from `HTTP_STATUS`."""
+    return web.HTTPError(http_status(exc), quote(str(exc), MAX_MESSAGE))
 
 
 def validation_message(exc: ValidationError) -> str:

@@ -9,13 +9,12 @@ from jupyter_server.auth.decorator import authorized
 from jupyter_server.utils import url_path_join
 from tornado import web
 
-from .. import __version__
 from ..credentials import config_sites
-from ..skaha import SkahaError
+from ..errors import SkahaError
+from ..statuses import SESSION_ENDED
+from ..version import __version__
 from .base import CanfarHandler, http_error
 from .live import snapshot_message
-
-TERMINAL_STATUSES = {"Completed", "Failed"}
 
 ROUTE_PREFIX = "canfar-jlab"
 SESSION_ID = r"(?P<session_id>[A-Za-z0-9][A-Za-z0-9-]{0,63})"
@@ -57,7 +56,7 @@ class SessionsHandler(CanfarHandler):
         message = snapshot_message(snapshot)
         sessions = message["sessions"]
         if self.get_argument("active", "") in {"1", "true"}:
-            sessions = [s for s in sessions if s["status"] not in TERMINAL_STATUSES]
+            sessions = [s for s in sessions if s["status"] not in SESSION_ENDED]
         self.write_json({"sessions": sessions})
 
 
@@ -68,13 +67,13 @@ class SessionHandler(CanfarHandler):
     @web.authenticated
     @authorized
     async def get(self, session_id: str) -> None:
-        session = await self.upstream("get_session", session_id)
+        session = await self.upstream(self.backend.get_session(session_id))
         self.write_json(session.model_dump(mode="json", by_alias=True))
 
     @web.authenticated
     @authorized
     async def delete(self, session_id: str) -> None:
-        await self.upstream("delete", session_id)
+        await self.upstream(self.backend.delete_session(session_id))
         self.backend.nudge()
         self.write_json({"deleted": [session_id]})
 
@@ -90,7 +89,7 @@ class SessionLogsHandler(CanfarHandler):
         if not re.fullmatch(r"\d{1,15}", raw):
             raise web.HTTPError(400, "offset: must be a whole number of bytes")
         offset = int(raw)
-        chunk = await self.upstream("logs", session_id, offset or None)
+        chunk = await self.upstream(self.backend.logs(session_id, offset or None))
         self.write_json({"text": chunk.text, "offset": offset, "next_offset": chunk.next_offset})
 
 
@@ -101,7 +100,7 @@ class SessionEventsHandler(CanfarHandler):
     @web.authenticated
     @authorized
     async def get(self, session_id: str) -> None:
-        self.write_json({"text": await self.upstream("events", session_id)})
+        self.write_json({"text": await self.upstream(self.backend.events(session_id))})
 
 
 class ImagesHandler(CanfarHandler):
@@ -111,7 +110,7 @@ class ImagesHandler(CanfarHandler):
     @web.authenticated
     @authorized
     async def get(self) -> None:
-        images = await self.upstream("images")
+        images = await self.upstream(self.backend.images())
         note = ""
         if self.backend.credentials is not None and self.backend.credentials.is_local_engine:
             note = (
@@ -130,7 +129,7 @@ class ContextHandler(CanfarHandler):
     @web.authenticated
     @authorized
     async def get(self) -> None:
-        context = await self.upstream("context")
+        context = await self.upstream(self.backend.context())
         self.write_json(context.model_dump(mode="json", by_alias=True))
 
 
@@ -142,7 +141,7 @@ class StatsHandler(CanfarHandler):
     @authorized
     async def get(self) -> None:
         # A 503 from Skaha comes back as {"available": false, "warning": ...}: not an error.
-        load = await self.upstream("platform_load")
+        load = await self.upstream(self.backend.platform_load())
         self.write_json(load.to_json())
 
 

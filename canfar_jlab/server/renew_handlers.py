@@ -6,8 +6,7 @@ from jupyter_server.auth.decorator import authorized
 from pydantic import BaseModel, ConfigDict, Field
 from tornado import web
 
-from ..runs import RunError
-from ..runs.renew import NothingToRenew, renew_run
+from ..runs.renew import renew_run
 from ..runs.sites import run_client
 from .runs_handlers import RunsBase
 
@@ -27,12 +26,7 @@ class RunRenewHandler(RunsBase):
         body = self.read_json(RenewRequest)
         run = self.run_or_404(run_name)
         client = await self.client() if run.site is None else None
-        try:
-            report = await self.upstream_work(self._renew(run, client, body.hours))
-        except NothingToRenew as exc:
-            raise web.HTTPError(409, str(exc)) from None
-        except RunError as exc:
-            raise web.HTTPError(400, str(exc)) from None
+        report = await self.upstream_work(self._renew(run, client, body.hours))
         self.backend.nudge()
         self.write_json(report.model_dump(mode="json"))
 

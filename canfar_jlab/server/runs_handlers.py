@@ -14,16 +14,10 @@ from jupyter_server.auth.decorator import authorized
 from pydantic import BaseModel, ConfigDict
 from tornado import web
 
+from ..errors import RunNotFound
 from ..models import LaunchRequest
-from ..runs import (
-    LaunchRefused,
-    NothingToRerun,
-    RunError,
-    RunNameInUse,
-    RunNotFound,
-    Target,
-)
-from .base import CanfarHandler
+from ..runs import Target
+from .base import CanfarHandler, http_error
 
 RUN_NAME = r"(?P<run_name>[a-z0-9][a-z0-9-]{0,62})"
 
@@ -57,7 +51,7 @@ class RunsBase(CanfarHandler):
         try:
             return self.backend.store.get(name)
         except RunNotFound as exc:
-            raise web.HTTPError(404, str(exc)) from None
+            raise http_error(exc) from None
 
     async def fresh(self) -> None:
         """Bring the runs up to date with the service (the live hub's shared list, at most
@@ -85,18 +79,7 @@ class RunsBase(CanfarHandler):
         except BaseException:
             coroutine.close()
             raise
-        try:
-            return await self.upstream_work(coroutine)
-        except LaunchRefused as exc:
-            raise web.HTTPError(400, str(exc)) from None
-        except RunNameInUse as exc:
-            raise web.HTTPError(409, str(exc)) from None
-        except NothingToRerun as exc:
-            raise web.HTTPError(409, str(exc)) from None
-        except RunNotFound as exc:
-            raise web.HTTPError(404, str(exc)) from None
-        except RunError as exc:
-            raise web.HTTPError(409, str(exc)) from None
+        return await self.upstream_work(coroutine)  # errors: base.HTTP_STATUS
 
 
 class RunsHandler(RunsBase):

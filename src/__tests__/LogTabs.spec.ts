@@ -151,4 +151,69 @@ describe('LogTabs', () => {
     ]);
     tabs.dispose();
   });
+
+  it('says why a replica waits in the run, and gives the reduce step its own tab (issue 17)', () => {
+    const { model, send } = offlineModel();
+    const run = makeRun(
+      'fit',
+      [
+        replica(1, 'Completed'),
+        replica(2, 'Waiting', {
+          session_id: null,
+          reason: 'waiting in run: 2 of 2 running'
+        })
+      ],
+      {
+        reduce: {
+          ...replica(0, 'Running', { session_id: 'sr' }),
+          name: 'fit-reduce'
+        }
+      }
+    );
+    send({
+      type: 'sessions',
+      t: 1,
+      sessions: [session('s1', 'Completed'), session('sr', 'Running')],
+      runs: [run]
+    });
+    const tabs = new LogTabs({ target: { run: 'fit' }, model, trans });
+    expect(tabs.tabs.map(t => [t.key, t.label, t.status])).toEqual([
+      [MERGED, 'All', null],
+      ['1', '1', 'Completed'],
+      ['2', '2', 'Waiting'],
+      ['0', 'reduce', 'Running']
+    ]);
+    expect(tabs.tabs[2].waiting).toBe(
+      'Replica 2 is waiting in the run (waiting in run: 2 of 2 running): its log starts when the run creates it.'
+    );
+    expect(lines(tabs.tabs[2].lines)).toEqual([]);
+    // The reduce step's log is followed like a replica's, merged under its name.
+    send(log('sr', 0, 'combined 2 outputs\n'));
+    expect(lines(tabs.tabs[3].lines)).toEqual(['combined 2 outputs']);
+    expect(lines(tabs.visible)).toEqual(['[reduce] combined 2 outputs']);
+    tabs.dispose();
+  });
+
+  it('opened before the run exists, streams as soon as the launch answer is taken (issue 13)', () => {
+    const { model, live, send } = offlineModel();
+    const subscribed: string[] = [];
+    const subscribe = live.subscribeLogs.bind(live);
+    live.subscribeLogs = (id, ...rest) => {
+      subscribed.push(id);
+      return subscribe(id, ...rest);
+    };
+    // The panel opens on the click, named after the run the form will launch.
+    const tabs = new LogTabs({ target: { run: 'fit' }, model, trans });
+    expect(tabs.tabs).toEqual([]);
+    // The launch POST answers: its run (sessions created, not listed yet) is taken at once.
+    model.updateRun(
+      makeRun('fit', [replica(1, 'Pending'), replica(2, 'Pending')])
+    );
+    expect(subscribed).toEqual(['s1', 's2']);
+    send(log('s1', 0, 'canfar-jlab: replica 1 of 2 starting\n'));
+    expect(lines(tabs.visible)).toEqual([
+      '[1] canfar-jlab: replica 1 of 2 starting'
+    ]);
+    tabs.dispose();
+  });
 });

@@ -157,6 +157,103 @@ describe('RunForm', () => {
     expect(field('name').value).toBe('reduce-fits-r2');
   });
 
+  it('asks for no preview while a launch is on its way (its save would), one after', async () => {
+    let finish: (outcome: ILaunchOutcome) => void = () => undefined;
+    const { props, previews, view } = setup({
+      launch: () => new Promise<ILaunchOutcome>(resolve => (finish = resolve))
+    });
+    await screen.findByText('What will be launched');
+    await waitFor(() =>
+      expect((launchButton() as HTMLButtonElement).disabled).toBe(false)
+    );
+    const before = previews.length;
+    await act(async () => {
+      fireEvent.click(launchButton());
+    });
+    // The launch saved the notebook: a new revision, which would otherwise be checked.
+    await act(async () => {
+      view.rerender(
+        <RunForm
+          {...props}
+          launch={props.launch}
+          notebook={{ ...props.notebook, revision: 1 }}
+        />
+      );
+      await new Promise(resolve => setTimeout(resolve, 20));
+    });
+    expect(previews.length).toBe(before);
+    await act(async () => {
+      finish({ problems: [] });
+    });
+    await waitFor(() => expect(previews.length).toBe(before + 1));
+  });
+
+  it('sends retries, a timeout in seconds, a cap and a pilot; says what reduce cells do', async () => {
+    const { launches } = setup({
+      settings: { ...DEFAULT_SETTINGS, defaultReplicas: 4 },
+      reduceCells: 2
+    });
+    expect(
+      screen.getByText(
+        '2 cells tagged reduce run once after all replicas succeed'
+      )
+    ).toBeTruthy();
+    expect(screen.getByText(/Replica 1 runs alone first/).id).toBe(
+      'jp-canfar-form-pilot-note'
+    );
+    fireEvent.change(field('timeout'), { target: { value: '2 hours' } });
+    expect(
+      screen.getByText(
+        '"2 hours" is not a duration: 30s, 90m, 2h, 1d or seconds'
+      )
+    ).toBeTruthy();
+    expect(field('timeout').getAttribute('aria-invalid')).toBe('true');
+    expect((launchButton() as HTMLButtonElement).disabled).toBe(true);
+    fireEvent.change(field('timeout'), { target: { value: '90m' } });
+    fireEvent.change(field('retries'), { target: { value: '2' } });
+    fireEvent.change(field('maxRunning'), { target: { value: '2' } });
+    fireEvent.click(field('pilot'));
+    await screen.findByText('What will be launched');
+    await waitFor(() =>
+      expect((launchButton() as HTMLButtonElement).disabled).toBe(false)
+    );
+    await act(async () => {
+      fireEvent.click(launchButton());
+    });
+    expect(launches).toEqual([
+      {
+        notebook: 'work/Reduce FITS.ipynb',
+        name: 'reduce-fits',
+        replicas: 4,
+        retries: 2,
+        timeout_seconds: 5400,
+        max_running: 2,
+        pilot: true
+      }
+    ]);
+  });
+
+  it("takes the preview's count of reduce cells and shows replicas that will wait", async () => {
+    setup({
+      reduceCells: 0,
+      settings: { ...DEFAULT_SETTINGS, defaultReplicas: 2 },
+      preview: async request => ({
+        ...preview(request),
+        reduce_cells: [4],
+        replicas: preview(request).replicas.map(r => ({
+          ...r,
+          waiting: r.index > 1 ? 'waiting for the pilot' : null
+        }))
+      })
+    });
+    expect(
+      await screen.findByText(
+        '1 cell tagged reduce runs once after all replicas succeed'
+      )
+    ).toBeTruthy();
+    expect(screen.getByText('(waiting for the pilot)')).toBeTruthy();
+  });
+
   it('lists export problems, links them to cells, and blocks the launch', async () => {
     const revealed: number[] = [];
     setup({

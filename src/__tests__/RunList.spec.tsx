@@ -22,7 +22,8 @@ function recorder(): IListActions & { calls: string[] } {
     renewRun: run => calls.push(`renew ${run.name}`),
     openExecuted: (run, index) =>
       calls.push(`executed ${run.name} ${index ?? 'first'}`),
-    openReplicaFiles: (run, index) => calls.push(`files ${run.name} ${index}`)
+    openReplicaFiles: (run, index) => calls.push(`files ${run.name} ${index}`),
+    rerunMoreMemory: run => calls.push(`more-memory ${run.name}`)
   };
 }
 
@@ -315,5 +316,129 @@ describe('RunList: timing, progress, reasons and outcomes', () => {
     expect(document.querySelector('.jp-canfar-hint')!.textContent).toBe(
       'Memory peaked at 600 MB of the 8 GB asked for: 1 GB would do. CPU peaked at 0.9 cores of 4 cores: 1 core would do.'
     );
+  });
+
+  it('shows Waiting with its reason, timed out, out of memory and attempts per replica (issue 17)', () => {
+    const { model, send } = offlineModel();
+    const run = makeRun(
+      'big',
+      [
+        replica(1, 'TimedOut', { error: null }),
+        replica(2, 'Failed', {
+          oom: true,
+          error: 'out of memory',
+          attempt_count: 3,
+          attempts: [
+            {
+              session_id: 'a',
+              status: 'Failed',
+              error: 'x',
+              log: null,
+              why: 'retry'
+            },
+            {
+              session_id: 'b',
+              status: 'Failed',
+              error: 'out of memory',
+              log: null,
+              why: 'more-memory',
+              oom: true
+            }
+          ]
+        }),
+        replica(3, 'Waiting', {
+          session_id: null,
+          reason: 'waiting in run: 2 of 2 running'
+        })
+      ],
+      { state: 'active' }
+    );
+    send({ type: 'sessions', t: 1, sessions: [], runs: [run] });
+    const actions = recorder();
+    render(<RunList model={model} actions={actions} trans={trans} />);
+    expect(screen.getByText('1 Waiting · 1 Failed · 1 Timed out')).toBeTruthy();
+    fireEvent.click(
+      document.querySelector('.jp-canfar-run-toggle') as HTMLElement
+    );
+    const rows = screen.getAllByRole('listitem').slice(1);
+    expect(rows.map(r => r.getAttribute('data-status'))).toEqual([
+      'TimedOut',
+      'Failed',
+      'Waiting'
+    ]);
+    expect(within(rows[0]).getByText('timed out')).toBeTruthy();
+    expect(rows[1].getAttribute('data-oom')).toBe('true');
+    expect(within(rows[1]).getAllByText('out of memory')).toHaveLength(2);
+    const attempts = within(rows[1]).getByText('3 attempts');
+    expect(attempts.getAttribute('title')).toBe(
+      'Attempt 1: Failed, then retried\nAttempt 2: Failed (out of memory), then re-run with more memory'
+    );
+    expect(
+      within(rows[2]).getByText('waiting in run: 2 of 2 running')
+    ).toBeTruthy();
+    // More memory: offered (the run is active, so not yet).
+    const more = screen.getByRole('button', {
+      name: 'Re-run with more memory'
+    });
+    expect(more.getAttribute('aria-disabled')).toBe('true');
+  });
+
+  it('offers a re-run with more memory once the run ended, and lists the reduce step under the replicas', () => {
+    const { model, send } = offlineModel();
+    const ended = makeRun(
+      'sum',
+      [
+        replica(1, 'Completed'),
+        replica(2, 'Failed', { oom: true, error: 'out of memory' })
+      ],
+      { state: 'failed', spec: { ...makeRun('x', []).spec, reduce: 'cells' } }
+    );
+    const reduced = makeRun('red', [replica(1, 'Completed')], {
+      state: 'completed',
+      reduce: {
+        ...replica(0, 'Completed', {
+          executed_notebook: 'reduce/executed.ipynb'
+        }),
+        name: 'red-reduce'
+      }
+    });
+    send({ type: 'sessions', t: 1, sessions: [], runs: [ended, reduced] });
+    const actions = recorder();
+    render(<RunList model={model} actions={actions} trans={trans} />);
+    const [sum, red] = screen
+      .getAllByRole('listitem')
+      .filter(li => li.classList.contains('jp-canfar-run'));
+    fireEvent.click(
+      within(sum).getByRole('button', { name: 'Re-run with more memory' })
+    );
+    expect(actions.calls).toEqual(['more-memory sum']);
+    expect(within(sum).getByText('Replica 2: out of memory')).toBeTruthy();
+    // Its reduce step is still to come: a row says when it runs.
+    fireEvent.click(sum.querySelector('.jp-canfar-run-toggle') as HTMLElement);
+    const pending = sum.querySelector('.jp-canfar-reduce')!;
+    expect(pending.textContent).toContain(
+      'the cells tagged reduce run once every replica has completed'
+    );
+    // A run whose reduce step ran: in the summary, and as the last row with its notebook.
+    expect(
+      within(red).getByText('1 Completed · reduce Completed')
+    ).toBeTruthy();
+    expect(
+      within(red).queryByRole('button', { name: 'Re-run with more memory' })
+    ).toBeNull();
+    fireEvent.click(red.querySelector('.jp-canfar-run-toggle') as HTMLElement);
+    const row = red.querySelector('.jp-canfar-reduce') as HTMLElement;
+    expect(row.getAttribute('data-replica')).toBe('0');
+    fireEvent.click(
+      within(row).getByRole('button', {
+        name: 'Open the executed notebook of the reduce step'
+      })
+    );
+    fireEvent.click(
+      within(row).getByRole('button', {
+        name: 'Open the log of the reduce step'
+      })
+    );
+    expect(actions.calls.slice(1)).toEqual(['executed red 0', 'logs red 0']);
   });
 });

@@ -2,8 +2,10 @@ import { nullTranslator } from '@jupyterlab/translation';
 
 import {
   checkRunForm,
+  durationText,
   IFormLimits,
   IRunFormValues,
+  parseDuration,
   runNameFromPath,
   SESSION_NAME,
   uniqueRunName
@@ -146,5 +148,63 @@ describe('run form validation', () => {
       trans
     );
     expect(check.envErrors).toEqual({ 1: 'A is set twice' });
+  });
+});
+
+describe('retries, timeout, max running and pilot (issue 17)', () => {
+  it('reads a timeout as the CLI does, in seconds', () => {
+    expect(parseDuration('2h')).toBe(7200);
+    expect(parseDuration('90m')).toBe(5400);
+    expect(parseDuration('30s')).toBe(30);
+    expect(parseDuration(' 1.5H ')).toBe(5400);
+    expect(parseDuration('1d')).toBe(86400);
+    expect(parseDuration('45')).toBe(45);
+    for (const bad of ['', '2 hours', '-5m', 'h', '0s', '1h30m']) {
+      expect(parseDuration(bad)).toBeNull();
+    }
+    expect(durationText(7200)).toBe('2h');
+    expect(durationText(5400)).toBe('90m');
+    expect(durationText(61)).toBe('61s');
+  });
+
+  it('sends them when given, checked as the server checks them', () => {
+    const ok = checkRunForm(
+      values({ retries: '2', timeout: '90m', maxRunning: '2', pilot: true }),
+      limits,
+      trans
+    );
+    expect(ok.request).toEqual({
+      name: 'reduce-fits',
+      replicas: 3,
+      retries: 2,
+      timeout_seconds: 5400,
+      max_running: 2,
+      pilot: true
+    });
+    // Empty fields: none of them sent (no retry, no timeout, no cap).
+    expect(
+      checkRunForm(
+        values({ retries: '', timeout: '', maxRunning: '', pilot: false }),
+        limits,
+        trans
+      ).request
+    ).toEqual({ name: 'reduce-fits', replicas: 3 });
+
+    const bad = checkRunForm(
+      values({ retries: '11', timeout: '2 hours', maxRunning: '0' }),
+      limits,
+      trans
+    );
+    expect(bad.request).toBeNull();
+    expect(bad.errors.retries).toBe('Between 0 and 10 retries');
+    expect(bad.errors.timeout).toBe(
+      '"2 hours" is not a duration: 30s, 90m, 2h, 1d or seconds'
+    );
+    expect(bad.errors.maxRunning).toBe(
+      'A whole number from 1, or empty for no cap'
+    );
+    expect(
+      checkRunForm(values({ timeout: '15d' }), limits, trans).errors.timeout
+    ).toBe('At most 14 days (Skaha ends sessions then)');
   });
 });

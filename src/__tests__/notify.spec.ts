@@ -7,7 +7,11 @@ import { makeRun, replica } from './support';
 
 const trans = nullTranslator.load('canfar_jlab');
 
-const timed = (index: number, status: 'Completed' | 'Failed', patch = {}) =>
+const timed = (
+  index: number,
+  status: 'Completed' | 'Failed' | 'TimedOut',
+  patch = {}
+) =>
   replica(index, status, {
     started: '2026-11-30T10:00:00Z',
     ended: '2026-11-30T10:00:05Z',
@@ -144,5 +148,74 @@ describe('run notifications', () => {
     shown.delete(id);
     expect(notifier.ended(fixed)).not.toBe(id);
     expect(shown.size).toBe(1);
+  });
+
+  it('offers a re-run with more memory when a replica ran out of memory, and tells of the reduce step (issue 17)', () => {
+    const { api, shown } = fakeNotifications();
+    const calls: string[] = [];
+    const notifier = new RunNotifier(
+      {
+        openLogs: run => calls.push(`logs ${run.name}`),
+        openFolder: null,
+        rerunFailed: run => calls.push(`rerun ${run.name}`),
+        rerunMoreMemory: run => calls.push(`more-memory ${run.name}`)
+      },
+      trans,
+      api
+    );
+    const waiting = makeRun('big', [
+      replica(1, 'Running'),
+      replica(2, 'Waiting', {
+        session_id: null,
+        reason: 'waiting for the pilot'
+      })
+    ]);
+    const id = notifier.launched(waiting);
+    expect(shown.get(id)!.message).toBe(
+      'Run big launched: 2 replicas (1 waiting in the run)'
+    );
+    const oom = makeRun(
+      'big',
+      [
+        timed(1, 'Completed'),
+        timed(2, 'Failed', { oom: true, error: 'out of memory' })
+      ],
+      { state: 'failed' }
+    );
+    notifier.ended(oom);
+    expect(shown.get(id)).toEqual({
+      message:
+        'Run big failed: 1 of 2 replicas failed in 5 s. Replica 2: out of memory',
+      type: 'error',
+      actions: ['Open logs', 'Re-run with more memory', 'Re-run failed']
+    });
+    // Timed out: said so, and no more memory offered.
+    const late = makeRun('late', [timed(1, 'TimedOut')], { state: 'failed' });
+    expect(runEndMessage(late, trans)).toBe(
+      'Run late failed: 1 of 1 replica failed in 5 s. Replica 1: timed out'
+    );
+    // The reduce step: counted in the end message, its failure named.
+    const reduced = makeRun(
+      'sum',
+      [timed(1, 'Completed'), timed(2, 'Completed')],
+      {
+        state: 'completed',
+        reduce: { ...timed(0, 'Completed'), name: 'sum-reduce' }
+      }
+    );
+    expect(runEndMessage(reduced, trans)).toBe(
+      'Run sum completed: 2 replicas and the reduce step in 5 s'
+    );
+    const reduceFailed = {
+      ...reduced,
+      state: 'failed' as const,
+      reduce: {
+        ...timed(0, 'Failed', { error: 'KeyError: flux' }),
+        name: 'sum-reduce'
+      }
+    };
+    expect(runEndMessage(reduceFailed, trans)).toBe(
+      'Run sum failed: its reduce step failed in 5 s. Reduce step: KeyError: flux'
+    );
   });
 });

@@ -66,6 +66,8 @@ export interface IRunFormProps {
   /** The logins of ~/.canfar/config.yaml a run may use, and the one in use (issue 16). */
   sites?: string[];
   site?: string | null;
+  /** Code cells of the notebook tagged `reduce` (run once after every replica succeeded). */
+  reduceCells?: number;
 }
 
 type PreviewState =
@@ -89,7 +91,11 @@ function initialValues(props: IRunFormProps): IRunFormValues {
     ram: resource(settings.defaultRam),
     gpus: '',
     replicas: String(replicas),
-    env: []
+    env: [],
+    retries: '',
+    timeout: '',
+    maxRunning: '',
+    pilot: false
   };
 }
 
@@ -174,10 +180,14 @@ export function RunForm(props: IRunFormProps): JSX.Element {
       : null;
   const requestKey = request ? JSON.stringify(request) : '';
 
-  // Ask the server what this would launch, a moment after the last change.
+  // Ask the server what this would launch, a moment after the last change. Not while a
+  // launch is on its way: the save it makes would ask again, competing with the launch.
   React.useEffect(() => {
     if (!request) {
       setPreview({ kind: 'idle' });
+      return;
+    }
+    if (launching) {
       return;
     }
     let current = true;
@@ -193,7 +203,7 @@ export function RunForm(props: IRunFormProps): JSX.Element {
       current = false;
       clearTimeout(timer);
     };
-  }, [requestKey, notebook.revision]);
+  }, [requestKey, notebook.revision, launching]);
 
   const set = (key: keyof IRunFormValues, value: any) => {
     touched.current.add(key);
@@ -325,6 +335,11 @@ export function RunForm(props: IRunFormProps): JSX.Element {
       ? (preview.preview.image ?? null)
       : null);
   const replicaCount = sweepReplicas ?? (Number(values.replicas) || 0);
+  // The preview's count of reduce cells when it says one, else the notebook's own.
+  const reduceCells =
+    preview.kind === 'ok' && Array.isArray(preview.preview.reduce_cells)
+      ? preview.preview.reduce_cells.length
+      : (props.reduceCells ?? 0);
 
   return (
     <form className="jp-canfar-form" onSubmit={submit} noValidate>
@@ -398,6 +413,91 @@ export function RunForm(props: IRunFormProps): JSX.Element {
         )}
         {error('replicas')}
       </div>
+
+      <fieldset className="jp-canfar-params jp-canfar-conduct">
+        <legend>{trans.__('Retries, timeout and pacing')}</legend>
+        <div className="jp-canfar-field-row jp-canfar-conduct-row">
+          <div className="jp-canfar-field">
+            <label htmlFor="jp-canfar-form-retries">
+              {trans.__('Retries')}
+            </label>
+            <input
+              {...field('retries')}
+              className="jp-mod-styled"
+              type="number"
+              min={0}
+              max={10}
+              placeholder="0"
+              title={trans.__(
+                'Re-create a replica that fails (not one stopped, timed out or out of memory) up to this many times, after 2 s, 4 s, 8 s…'
+              )}
+              value={values.retries}
+              onChange={e => set('retries', e.target.value)}
+            />
+          </div>
+          <div className="jp-canfar-field">
+            <label htmlFor="jp-canfar-form-timeout">
+              {trans.__('Timeout')}
+            </label>
+            <input
+              {...field('timeout')}
+              className="jp-mod-styled"
+              placeholder={trans.__('none')}
+              spellCheck={false}
+              autoComplete="off"
+              title={trans.__(
+                'End a replica that runs longer: 30s, 90m, 2h, 1d (it is then Timed out)'
+              )}
+              value={values.timeout}
+              onChange={e => set('timeout', e.target.value)}
+            />
+          </div>
+          <div className="jp-canfar-field">
+            <label htmlFor="jp-canfar-form-maxRunning">
+              {trans.__('Max running')}
+            </label>
+            <input
+              {...field('maxRunning')}
+              className="jp-mod-styled"
+              type="number"
+              min={1}
+              placeholder={trans.__('all')}
+              title={trans.__(
+                'At most this many replicas at once; the rest wait in the run'
+              )}
+              value={values.maxRunning}
+              onChange={e => set('maxRunning', e.target.value)}
+            />
+          </div>
+        </div>
+        {error('retries')}
+        {error('timeout')}
+        {error('maxRunning')}
+        <label className="jp-canfar-check">
+          <input
+            id="jp-canfar-form-pilot"
+            type="checkbox"
+            checked={!!values.pilot}
+            aria-describedby="jp-canfar-form-pilot-note"
+            onChange={e => set('pilot', e.target.checked)}
+          />
+          {trans.__('Pilot')}
+        </label>
+        <div className="jp-canfar-note" id="jp-canfar-form-pilot-note">
+          {trans.__(
+            'Replica 1 runs alone first; the others start sized from its peak memory and CPU, or not at all if it fails.'
+          )}
+        </div>
+        {reduceCells > 0 && (
+          <div className="jp-canfar-note jp-canfar-reduce-note">
+            {trans._n(
+              '%1 cell tagged reduce runs once after all replicas succeed',
+              '%1 cells tagged reduce run once after all replicas succeed',
+              reduceCells
+            )}
+          </div>
+        )}
+      </fieldset>
 
       {declared.length > 0 && (
         <fieldset className="jp-canfar-params">
@@ -636,7 +736,7 @@ function PreviewView(props: {
   const unsaved = dirty ? (
     <div className="jp-canfar-note">
       {trans.__(
-        'The notebook has unsaved changes: it is saved and checked again before launch.'
+        'The notebook has unsaved changes: a launch saves those its replicas would run, and the server checks it again.'
       )}
     </div>
   ) : null;
@@ -711,6 +811,9 @@ function PreviewView(props: {
               <span className="jp-canfar-muted">
                 {varying.map(k => `${k}=${replica.env[k]}`).join(' ')}
               </span>
+              {replica.waiting && (
+                <span className="jp-canfar-muted"> ({replica.waiting})</span>
+              )}
             </li>
           ))}
           {replicas.length > SHOWN_REPLICAS && (

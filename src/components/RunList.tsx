@@ -8,6 +8,7 @@ import {
   listIcon,
   notebookIcon,
   refreshIcon,
+  runIcon,
   stopIcon
 } from '@jupyterlab/ui-components';
 import * as React from 'react';
@@ -22,13 +23,16 @@ import {
 import { CanfarModel } from '../model';
 import { runPeaks, sizeHint } from '../sizing';
 import {
+  anyOutOfMemory,
   countStatuses,
   effectiveRunState,
   formatCounts,
   isFailure,
   isTerminal,
   replicaFailure,
-  runStatuses
+  replicaStatus,
+  runStatuses,
+  statusLabel
 } from '../status';
 import { IconButton } from './IconButton';
 import { StatusBadge } from './StatusBadge';
@@ -50,6 +54,39 @@ export interface IListActions {
   openExecuted?(run: IRun, replica?: number): void;
   /** Show a replica's folder (its new files) in the file browser. */
   openReplicaFiles?(run: IRun, replica: number): void;
+  /** Re-run the replicas that ran out of memory with twice their peak (issue 17). */
+  rerunMoreMemory?(run: IRun): void;
+}
+
+/** "attempt 3" with what the earlier ones came to, or null for a first attempt. */
+function attemptsText(
+  replica: IReplica,
+  trans: TranslationBundle
+): { text: string; title: string } | null {
+  const earlier = replica.attempts ?? [];
+  const count = replica.attempt_count ?? earlier.length + 1;
+  if (count <= 1) {
+    return null;
+  }
+  const why = (reason?: string | null) =>
+    reason === 'retry'
+      ? trans.__('retried')
+      : reason === 'more-memory'
+        ? trans.__('re-run with more memory')
+        : trans.__('re-run');
+  const lines = earlier.map((a, i) =>
+    trans.__(
+      'Attempt %1: %2%3, then %4',
+      i + 1,
+      statusLabel(a.status, trans),
+      a.oom ? trans.__(' (out of memory)') : '',
+      why(a.why)
+    )
+  );
+  return {
+    text: trans._n('%1 attempt', '%1 attempts', count),
+    title: lines.join('\n')
+  };
 }
 
 /** Seconds since epoch, ticking once a second while `live`. */
@@ -88,15 +125,24 @@ function ReplicaRow(props: {
   const cell = replica.cell;
   const running = status === 'Running';
   const files = replica.files ?? [];
-  const attempts = replica.attempt_count ?? (replica.attempts?.length ?? 0) + 1;
+  const attempts = attemptsText(replica, trans);
+  const reduce = replica.index === 0;
+  const label = reduce
+    ? trans.__('the reduce step')
+    : trans.__('replica %1', replica.index);
   return (
     <li
-      className="jp-canfar-replica"
+      className={
+        reduce ? 'jp-canfar-replica jp-canfar-reduce' : 'jp-canfar-replica'
+      }
       data-replica={replica.index}
       data-status={status}
+      data-oom={replica.oom ? 'true' : undefined}
     >
       <div className="jp-canfar-replica-row">
-        <span className="jp-canfar-replica-index">#{replica.index}</span>
+        <span className="jp-canfar-replica-index">
+          {reduce ? trans.__('reduce') : `#${replica.index}`}
+        </span>
         <StatusBadge status={status} trans={trans} />
         {running && cell && (
           <span
@@ -123,9 +169,15 @@ function ReplicaRow(props: {
             {formatDuration(seconds)}
           </span>
         )}
-        {attempts > 1 && (
-          <span className="jp-canfar-muted" title={trans.__('Attempts')}>
-            {trans.__('attempt %1', attempts)}
+        {replica.oom && isFailure(status) && (
+          <span className="jp-canfar-oom">{trans.__('out of memory')}</span>
+        )}
+        {attempts && (
+          <span
+            className="jp-canfar-attempts jp-canfar-muted"
+            title={attempts.title}
+          >
+            {attempts.text}
           </span>
         )}
         <span className="jp-canfar-actions">
@@ -134,10 +186,7 @@ function ReplicaRow(props: {
             run.folder_relative !== null && (
               <IconButton
                 icon={notebookIcon}
-                label={trans.__(
-                  'Open the executed notebook of replica %1',
-                  replica.index
-                )}
+                label={trans.__('Open the executed notebook of %1', label)}
                 onClick={() => actions.openExecuted!(run, replica.index)}
               />
             )}
@@ -147,17 +196,17 @@ function ReplicaRow(props: {
               <IconButton
                 icon={folderIcon}
                 label={trans._n(
-                  'Open the %1 new file of replica %2',
-                  'Open the %1 new files of replica %2',
+                  'Open the %1 new file of %2',
+                  'Open the %1 new files of %2',
                   files.length,
-                  replica.index
+                  label
                 )}
                 onClick={() => actions.openReplicaFiles!(run, replica.index)}
               />
             )}
           <IconButton
             icon={listIcon}
-            label={trans.__('Open the log of replica %1', replica.index)}
+            label={trans.__('Open the log of %1', label)}
             onClick={() => actions.openRunLogs(run, replica.index)}
           />
         </span>
@@ -166,6 +215,11 @@ function ReplicaRow(props: {
         <div className="jp-canfar-replica-reason">
           {replica.reason ??
             trans.__('Waiting for the session service to start it')}
+        </div>
+      )}
+      {status === 'Waiting' && (
+        <div className="jp-canfar-replica-reason">
+          {replica.reason ?? trans.__('waiting in run')}
         </div>
       )}
       {failure && <div className="jp-canfar-replica-error">{failure}</div>}
@@ -188,7 +242,16 @@ export function RunGroup(props: IRunGroupProps): JSX.Element {
   const state = effectiveRunState(run, model.sessionsById);
   const active = state === 'active';
   const now = useNow(active);
-  const counts = formatCounts(countStatuses(statuses), trans);
+  const reduceStatus = run.reduce
+    ? replicaStatus(run.reduce, model.sessionsById)
+    : null;
+  const counts = [
+    formatCounts(countStatuses(statuses), trans),
+    ...(reduceStatus
+      ? [trans.__('reduce %1', statusLabel(reduceStatus, trans))]
+      : [])
+  ].join(' · ');
+  const outOfMemory = anyOutOfMemory(run);
   const anyFailed = statuses.some(isFailure);
   const listId = `jp-canfar-replicas-${run.name}`;
   const timing = runTiming(run, now);
@@ -197,12 +260,17 @@ export function RunGroup(props: IRunGroupProps): JSX.Element {
     rerunReason = trans.__(
       'Wait for the run to end to re-run its failed replicas'
     );
-  } else if (!anyFailed) {
+  } else if (!anyFailed && !(reduceStatus && isFailure(reduceStatus))) {
     rerunReason = trans.__('No replica failed');
   }
   const failedIndex = statuses.findIndex(isFailure);
-  const failure =
-    failedIndex >= 0 ? replicaFailure(run.replicas[failedIndex]) : null;
+  const failedStep =
+    failedIndex >= 0
+      ? run.replicas[failedIndex]
+      : reduceStatus && isFailure(reduceStatus)
+        ? run.reduce!
+        : null;
+  const failure = failedStep ? replicaFailure(failedStep) : null;
   const hint = sizeHint(run, runPeaks(run, model.usage), trans);
   const executed = run.replicas.some(r => r.executed_notebook);
   return (
@@ -254,6 +322,17 @@ export function RunGroup(props: IRunGroupProps): JSX.Element {
             disabledReason={rerunReason}
             onClick={() => actions.rerunFailed(run)}
           />
+          {actions.rerunMoreMemory && outOfMemory && (
+            <IconButton
+              icon={runIcon}
+              label={trans.__('Re-run with more memory')}
+              disabled={active}
+              disabledReason={trans.__(
+                'Wait for the run to end to re-run its replicas that ran out of memory'
+              )}
+              onClick={() => actions.rerunMoreMemory!(run)}
+            />
+          )}
           {actions.renewRun && active && (
             <IconButton
               icon={historyIcon}
@@ -314,7 +393,9 @@ export function RunGroup(props: IRunGroupProps): JSX.Element {
       </div>
       {failure && (
         <div className="jp-canfar-run-error" role="note">
-          {trans.__('Replica %1: %2', run.replicas[failedIndex].index, failure)}
+          {failedStep!.index === 0
+            ? trans.__('Reduce step: %1', failure)
+            : trans.__('Replica %1: %2', failedStep!.index, failure)}
         </div>
       )}
       {hint && <div className="jp-canfar-hint">{hint}</div>}
@@ -332,6 +413,42 @@ export function RunGroup(props: IRunGroupProps): JSX.Element {
               trans={trans}
             />
           ))}
+          {run.reduce ? (
+            <ReplicaRow
+              key="reduce"
+              run={run}
+              replica={run.reduce}
+              status={reduceStatus!}
+              now={now}
+              model={model}
+              actions={actions}
+              trans={trans}
+            />
+          ) : (
+            run.spec.reduce && (
+              <li
+                className="jp-canfar-replica jp-canfar-reduce"
+                data-replica={0}
+                data-status="Waiting"
+              >
+                <div className="jp-canfar-replica-row">
+                  <span className="jp-canfar-replica-index">
+                    {trans.__('reduce')}
+                  </span>
+                  <span className="jp-canfar-muted">
+                    {run.spec.reduce === 'cells'
+                      ? trans.__(
+                          'the cells tagged reduce run once every replica has completed'
+                        )
+                      : trans.__(
+                          '%1 runs once every replica has completed',
+                          run.spec.reduce
+                        )}
+                  </span>
+                </div>
+              </li>
+            )
+          )}
         </ul>
       )}
     </li>

@@ -59,16 +59,18 @@ function TabStrip(props: {
             tabIndex={selected ? 0 : -1}
             className="jp-canfar-logtab"
             title={
-              tab.replica !== null
-                ? trans.__('Replica %1', tab.replica)
-                : tab.key === 'all'
-                  ? trans.__('All replicas, merged in arrival order')
-                  : tab.label
+              tab.replica === 0
+                ? trans.__('The reduce step')
+                : tab.replica !== null
+                  ? trans.__('Replica %1', tab.replica)
+                  : tab.key === 'all'
+                    ? trans.__('All replicas, merged in arrival order')
+                    : tab.label
             }
             onClick={() => (tabs.selected = tab.key)}
             onKeyDown={event => onKey(event, index)}
           >
-            {tab.replica !== null ? `#${tab.label}` : tab.label}
+            {tab.replica ? `#${tab.label}` : tab.label}
             {tab.status && <StatusBadge status={tab.status} trans={trans} />}
           </button>
         );

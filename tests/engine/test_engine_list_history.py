@@ -9,14 +9,14 @@ from fixtures_engine import start_engine
 
 from canfar_jlab.engine.layout import EngineLayout
 from canfar_jlab.engine.records import COMPLETED, SessionRecord
-from canfar_jlab.engine.store import Store
+from canfar_jlab.engine.session_store import SessionStore
 
 
 def _history(home, count: int, ended_ago: float, prefix: str) -> list[str]:
     """`count` sessions that finished `ended_ago` seconds ago, written as the engine would."""
     layout = EngineLayout(home)
     layout.ensure_dirs()
-    store = Store(layout.database)
+    store = SessionStore(layout.database)
     now = time.time()
     ids = []
     for i in range(count):

@@ -10,6 +10,7 @@ import shutil
 import pytest
 from runs_support import (
     EXAMPLE,
+    FAILS_ONCE,
     archived,
     client_for,
     kernel_stdout,
@@ -49,19 +50,6 @@ MAGIC_CELLS = [
     "import asyncio\nawait asyncio.sleep(0)\nprint('awaited')",
     "def last():\n    return 'last value'\nlast()",
 ]
-
-FAILS_ONCE = """
-import os
-from pathlib import Path
-replica = os.environ["REPLICA_ID"]
-print(f"replica {replica} of {os.environ['REPLICA_COUNT']}")
-marker = Path(os.environ["CANFAR_RUN_OUTPUTS"]) / "replica-2-tried"
-if replica == "2" and not marker.exists():
-    marker.touch()
-    raise RuntimeError("replica 2 fails the first time")
-(Path(os.environ["CANFAR_RUN_OUTPUTS"]) / f"done-{replica}").write_text("ok")
-print("finished")
-"""
 
 
 async def test_magics_and_shell_lines_print_what_the_kernel_printed(engine, tmp_path):

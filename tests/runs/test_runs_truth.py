@@ -18,10 +18,10 @@ from datetime import datetime
 from pathlib import Path
 
 import pytest
+from crash_harness import TRIALS, check_every_session_recorded, doubled, sessions_by_name
 from fixtures_engine import wait_for
-from runs_support import REPO, client_for, wait_until, without_markers, write_notebook
+from runs_support import REPO, client_for, printed, wait_until, without_markers, write_notebook
 from status_report import KILLED, SLEEPS_3, assert_real_run, engine_lifetime
-from test_runs_cli import printed
 
 from canfar_jlab.runs import (
     Connection,
@@ -104,7 +104,6 @@ async def test_a_replica_killed_from_outside_is_reported_with_its_heartbeat_and_
 
 # ---------------------------------------------------------------- crash-safe launch
 
-TRIALS = 20
 TINY = "print('hello')"
 
 
@@ -116,12 +115,6 @@ def _cli_process(environ: dict[str, str], *args: str) -> subprocess.Popen:
         env=environ,
         cwd=REPO,
     )
-
-
-@pytest.fixture
-def queueing_engine(engine_factory):
-    """An engine of one core: the trials' replicas queue as Pending and cost nothing."""
-    return engine_factory(cores=1)
 
 
 def test_killing_the_cli_mid_launch_never_loses_or_doubles_a_replica(
@@ -152,31 +145,14 @@ def test_killing_the_cli_mid_launch_never_loses_or_doubles_a_replica(
     # After the crash: one listing through any door.
     assert main(["ps", "--all"]) == 0
     store = RunStore(runs)
-    sessions = _sessions_by_name(queueing_engine)
-    never_created = 0
+    sessions = sessions_by_name(queueing_engine, "crash-")
+    never_created = check_every_session_recorded(store, names, sessions)
     for name in names:
-        for replica in store.get(name).replicas:
-            existing = sessions.get(replica.name, [])
-            assert len(existing) <= 1, f"{replica.name} has {len(existing)} sessions"
-            if existing:
-                assert replica.session_id == existing[0], f"{replica.name} not adopted"
-                assert replica.status is not ReplicaStatus.NOT_CREATED
-            else:
-                assert replica.status is ReplicaStatus.NOT_CREATED, replica
-                never_created += 1
         assert main(["rerun", name, "--failed"]) == 0
-    doubled = [name for name, ids in _sessions_by_name(queueing_engine).items() if len(ids) > 1]
-    assert doubled == []
+    assert doubled(queueing_engine, "crash-") == []
     for name in names:
         assert all(r.session_id for r in store.get(name).replicas)
     print(f"{never_created} of {TRIALS * 10} replicas were not created before the kill")
-
-
-def _sessions_by_name(engine) -> dict[str, list[str]]:
-    found: dict[str, list[str]] = {}
-    for session in _engine_sessions(engine, "crash-"):
-        found.setdefault(session["name"], []).append(session["id"])
-    return found
 
 
 # ---------------------------------------------------------------- connection

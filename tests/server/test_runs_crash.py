@@ -16,14 +16,13 @@ from pathlib import Path
 
 import httpx
 import nbformat
-import pytest
+from crash_harness import TRIALS, check_every_session_recorded, doubled, sessions_by_name
 from fixtures_engine import wait_for
 from nbformat.v4 import new_code_cell, new_notebook
 
 from canfar_jlab.cli import main
-from canfar_jlab.runs import ReplicaStatus, RunStore
+from canfar_jlab.runs import RunStore
 
-TRIALS = 20
 TOKEN = "crash-test-token"
 REPO = Path(__file__).resolve().parents[2]
 
@@ -91,12 +90,6 @@ class JupyterServer:
         self.process.wait()
 
 
-@pytest.fixture
-def queueing_engine(engine_factory):
-    """One core: the trials' replicas queue as Pending and cost the machine nothing."""
-    return engine_factory(cores=1)
-
-
 def test_killing_the_jupyter_server_mid_launch_never_loses_or_doubles_a_replica(
     queueing_engine, tmp_path, monkeypatch
 ):
@@ -132,32 +125,13 @@ def test_killing_the_jupyter_server_mid_launch_never_loses_or_doubles_a_replica(
     finally:
         server.kill()
     assert sorted(listed) == sorted(names)
-    sessions = _sessions_by_name(queueing_engine)
     store = RunStore(runs)
-    never_created = 0
-    for name in names:
-        for replica in store.get(name).replicas:
-            existing = sessions.get(replica.name, [])
-            assert len(existing) <= 1, f"{replica.name} has {len(existing)} sessions"
-            if existing:
-                assert replica.session_id == existing[0], f"{replica.name} not adopted"
-                assert replica.status is not ReplicaStatus.NOT_CREATED
-            else:
-                assert replica.status is ReplicaStatus.NOT_CREATED, replica
-                never_created += 1
+    never_created = check_every_session_recorded(
+        store, names, sessions_by_name(queueing_engine, "srv-")
+    )
     for name, value in (("CANFAR_JLAB_HOME", queueing_engine.home), ("CANFAR_JLAB_RUNS", runs)):
         monkeypatch.setenv(name, str(value))
     for name in names:
         assert main(["rerun", name, "--failed"]) == 0
-    doubled = [name for name, ids in _sessions_by_name(queueing_engine).items() if len(ids) > 1]
-    assert doubled == []
+    assert doubled(queueing_engine, "srv-") == []
     print(f"{never_created} of {TRIALS * 10} replicas were not created before the kill")
-
-
-def _sessions_by_name(engine) -> dict[str, list[str]]:
-    found: dict[str, list[str]] = {}
-    with engine.client() as http:
-        for session in http.get("/session").json():
-            if session["name"].startswith("srv-"):
-                found.setdefault(session["name"], []).append(session["id"])
-    return found

@@ -23,6 +23,47 @@ test.describe('CANFAR sidebar', () => {
   });
 });
 
+test.describe('For other extensions', () => {
+  test('the plugin provides its live model behind the ICanfarModel token', async ({
+    page
+  }) => {
+    // What another extension's `requires: [ICanfarModel]` gets: resolved by the token the
+    // canfar-jlab plugin declares it provides.
+    const seen = await page.evaluate(async () => {
+      const app = (window as any).jupyterapp;
+      const registry = app.pluginRegistry;
+      const token = [...registry._services.keys()].find(
+        (t: { name: string }) => t.name === 'canfar-jlab:ICanfarModel'
+      );
+      if (!token) {
+        return null;
+      }
+      const model = await app.resolveRequiredService(token);
+      await new Promise<void>(resolve => {
+        if (model.loaded) {
+          resolve();
+        } else {
+          model.changed.connect(() => model.loaded && resolve());
+        }
+      });
+      return {
+        provider: registry._services.get(token),
+        runs: Array.isArray(model.runs),
+        sessions: Array.isArray(model.sessions),
+        loaded: model.loaded,
+        signals: typeof model.runEnded.connect === 'function'
+      };
+    });
+    expect(seen).toEqual({
+      provider: 'canfar-jlab:plugin',
+      runs: true,
+      sessions: true,
+      loaded: true,
+      signals: true
+    });
+  });
+});
+
 test.describe('Platform metrics', () => {
   test('a 503 from the platform stats says "platform metrics unavailable" and nothing else breaks', async ({
     page

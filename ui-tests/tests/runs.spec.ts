@@ -185,7 +185,9 @@ test.describe('Run as batch', () => {
     await fold('Other sessions');
 
     // The log panel opens on launch, at once; its first line shows as soon as a replica
-    // prints it. Timed in the page (Playwright's polling would add its own delays).
+    // prints it: the launch posts at once, with no second preview and no save (the notebook
+    // is unsaved only in what the kernel wrote, its language_info). Timed in the page
+    // (Playwright's polling would add its own delays).
     await page.evaluate(() => {
       const w = window as any;
       const button = document.querySelector('.jp-canfar-launch')!;
@@ -193,6 +195,7 @@ test.describe('Run as batch', () => {
         'click',
         () => {
           w.__clicked = performance.now();
+          w.__wall = Date.now();
           const observer = new MutationObserver(() => {
             const panel = document.getElementById(
               'canfar-logs-run-reduce-fits'
@@ -217,23 +220,59 @@ test.describe('Run as batch', () => {
         { capture: true, once: true }
       );
     });
+    // What the launch asks the server, in order: no save, no second preview before the
+    // POST. The POST's times (wall clock, as the click's) tell the frontend's share.
+    const asked: string[] = [];
+    const post = { sent: 0, answered: 0 };
+    const onRequest = (r: { method(): string; url(): string }) => {
+      if (r.method() === 'PUT' && /\/api\/contents\//.test(r.url())) {
+        asked.push('PUT contents');
+      }
+      const route = /\/canfar-jlab\/(runs(\/preview)?)\b/.exec(r.url());
+      if (route) {
+        asked.push(`${r.method()} ${route[1]}`);
+        if (route[1] === 'runs' && !post.sent) {
+          post.sent = Date.now();
+        }
+      }
+    };
+    const onAnswer = (r: {
+      request(): { method(): string };
+      url(): string;
+    }) => {
+      if (
+        r.request().method() === 'POST' &&
+        /\/canfar-jlab\/runs\?/.test(r.url())
+      ) {
+        post.answered ||= Date.now();
+      }
+    };
+    page.on('request', onRequest);
+    page.on('response', onAnswer);
     await form.locator('.jp-canfar-launch').click();
     await expect(logLines(page, 'reduce-fits')).toContainText(/\S/, {
       timeout: RUN_TIMEOUT
     });
-    const [panelMs, firstLineMs] = await page.evaluate(() => {
+    page.off('request', onRequest);
+    page.off('response', onAnswer);
+    expect(asked[0]).toBe('POST runs');
+    const [panelMs, firstLineMs, clickedAt] = await page.evaluate(() => {
       const w = window as any;
-      return [w.__panel - w.__clicked, w.__line - w.__clicked];
+      return [w.__panel - w.__clicked, w.__line - w.__clicked, w.__wall];
     });
     console.log(
-      `log panel on screen ${Math.round(panelMs)} ms, first log line ${Math.round(firstLineMs)} ms after the click`
+      `log panel on screen ${Math.round(panelMs)} ms, first log line ${Math.round(firstLineMs)} ms after the click ` +
+        `(launch POST sent at ${post.sent - clickedAt} ms, answered at ${post.answered - clickedAt} ms)`
     );
     expect(panelMs).toBeLessThan(1000);
-    if (process.env.CANFAR_JLAB_FIRST_LINE_MS) {
-      expect(firstLineMs).toBeLessThan(
-        Number(process.env.CANFAR_JLAB_FIRST_LINE_MS)
-      );
-    }
+    // Issue 13's goal is the first line within 1 s of the click; the figure above is what
+    // to read (0.6-0.9 s on a quiet machine, up to 2.2 s on a first launch on a loaded one).
+    // The bound here is a guard against a launch path that waits again (a save, a second
+    // preview, a poll), not the goal: timed goals belong in benches, and CI machines are
+    // noisy. CANFAR_JLAB_FIRST_LINE_MS tightens it on a quiet machine.
+    expect(firstLineMs).toBeLessThan(
+      Number(process.env.CANFAR_JLAB_FIRST_LINE_MS || 3000)
+    );
     await expect(form.locator('.jp-canfar-outcome')).toHaveText(
       'Launched run reduce-fits'
     );
@@ -768,5 +807,221 @@ test.describe('Run as batch', () => {
     for (const value of ['3', '4.5', '6']) {
       await expect(logLines(page, 'sweep')).toContainText(`sigma=${value}`);
     }
+  });
+
+  // Issue 17: the server conducts runs (retries, timeout, cap, pilot, reduce step). Each
+  // scenario asks the server first and is skipped, saying why, on one that does not.
+
+  /** Whether the server's preview says how it would conduct a run (issue 17's server). */
+  async function conducts(page: IJupyterLabPageFixture, notebook: string) {
+    const probe = await page.request.post('/canfar-jlab/runs/preview', {
+      data: { notebook, replicas: 2, max_running: 1 }
+    });
+    return probe.ok() && 'max_running' in (await probe.json());
+  }
+
+  test('max running 1: replicas wait in the run, saying why; the reduce cell runs once after all', async ({
+    page,
+    tmpPath
+  }) => {
+    const cell = (id: string, source: string[], tags: string[] = []) => ({
+      ...FLAKY.cells[0],
+      id,
+      metadata: tags.length ? { tags } : {},
+      source
+    });
+    await page.contents.uploadContent(
+      JSON.stringify({
+        ...FLAKY,
+        cells: [
+          cell('work', [
+            'import os, pathlib, time\n',
+            "replica = os.environ.get('REPLICA_ID', '1')\n",
+            'time.sleep(2)\n',
+            "out = pathlib.Path(os.environ.get('CANFAR_RUN_OUTPUTS', '.'))\n",
+            "(out / f'part-{replica}.txt').write_text(replica)\n",
+            "print(f'replica {replica} wrote its part')"
+          ]),
+          cell(
+            'sum',
+            [
+              'import os, pathlib\n',
+              "out = pathlib.Path(os.environ['CANFAR_RUN_OUTPUTS'])\n",
+              "parts = sorted(p.read_text() for p in out.glob('part-*.txt'))\n",
+              "print('reduce combined', len(parts), 'parts')"
+            ],
+            ['reduce']
+          )
+        ]
+      }),
+      'text',
+      `${tmpPath}/paced.ipynb`
+    );
+    test.skip(
+      !(await conducts(page, `${tmpPath}/paced.ipynb`)),
+      'this server does not conduct runs (before issue 17)'
+    );
+    await openNotebook(page, `${tmpPath}/paced.ipynb`);
+    await page.evaluate(() =>
+      (window as any).jupyterapp.commands.execute('canfar-jlab:run-as-batch')
+    );
+    const form = sidebar(page).locator('.jp-canfar-form');
+    await expect(form.locator('.jp-canfar-reduce-note')).toHaveText(
+      '1 cell tagged reduce runs once after all replicas succeed'
+    );
+    await form.locator('#jp-canfar-form-timeout').fill('2 hours');
+    await expect(form).toContainText('"2 hours" is not a duration');
+    await form.locator('#jp-canfar-form-timeout').fill('10m');
+    await form.locator('#jp-canfar-form-retries').fill('1');
+    await form.locator('#jp-canfar-form-maxRunning').fill('1');
+    const ready = await launch(page, 3, 'paced');
+    await ready.locator('.jp-canfar-launch').click();
+
+    // The cap holds two back: Waiting in the run, with the reason, not Pending.
+    const group = runGroup(page, 'paced');
+    await group.locator('.jp-canfar-run-toggle').click();
+    const waiting = group.locator('.jp-canfar-replica[data-status="Waiting"]');
+    await expect(waiting.first()).toBeVisible({ timeout: RUN_TIMEOUT });
+    await expect(
+      waiting.first().locator('.jp-canfar-replica-reason')
+    ).toContainText('waiting in run');
+    // What was asked is what the run records.
+    const record = await (
+      await page.request.get('/canfar-jlab/runs/paced')
+    ).json();
+    expect(record.spec).toMatchObject({
+      retries: 1,
+      timeout_seconds: 600,
+      max_running: 1,
+      reduce: 'cells'
+    });
+
+    // Then the reduce step, once every replica succeeded: in the summary, as the last row
+    // and as a log tab of its own.
+    await expectSummary(page, 'paced', '3 Completed · reduce Completed');
+    const reduce = group.locator('.jp-canfar-replica.jp-canfar-reduce');
+    await expect(reduce).toHaveAttribute('data-status', 'Completed');
+    await reduce
+      .getByRole('button', { name: 'Open the log of the reduce step' })
+      .click();
+    const panel = page.locator('#canfar-logs-run-paced');
+    await expect(panel.getByRole('tab', { name: /reduce/ })).toHaveAttribute(
+      'aria-selected',
+      'true'
+    );
+    await expect(logLines(page, 'paced')).toContainText(
+      'reduce combined 3 parts'
+    );
+    await expect(toasts(page, 'paced')).toHaveText(
+      /Run paced completed: 3 replicas and the reduce step in/
+    );
+  });
+
+  test('a replica out of memory: said so, and re-run with more memory from the notification', async ({
+    page,
+    tmpPath
+  }) => {
+    await page.contents.uploadContent(
+      JSON.stringify({
+        ...FLAKY,
+        cells: [
+          {
+            ...FLAKY.cells[0],
+            source: [
+              "data = b'x' * 1_500_000_000\n",
+              "print('held', len(data) // 10**6, 'MB')"
+            ]
+          }
+        ]
+      }),
+      'text',
+      `${tmpPath}/greedy.ipynb`
+    );
+    test.skip(
+      !(await conducts(page, `${tmpPath}/greedy.ipynb`)),
+      'this server does not re-run with more memory (before issue 17)'
+    );
+    await openNotebook(page, `${tmpPath}/greedy.ipynb`);
+    await page.evaluate(() =>
+      (window as any).jupyterapp.commands.execute('canfar-jlab:run-as-batch')
+    );
+    const form = sidebar(page).locator('.jp-canfar-form');
+    await form.locator('#jp-canfar-form-cores').selectOption('1');
+    await form.locator('#jp-canfar-form-ram').selectOption('1');
+    const ready = await launch(page, 1, 'greedy');
+    await ready.locator('.jp-canfar-launch').click();
+    await expectSummary(page, 'greedy', '1 Failed');
+    const group = runGroup(page, 'greedy');
+    await expect(group.locator('.jp-canfar-run-error')).toContainText(
+      'out of memory'
+    );
+    await group.locator('.jp-canfar-run-toggle').click();
+    await expect(group.locator('.jp-canfar-replica .jp-canfar-oom')).toHaveText(
+      'out of memory'
+    );
+    await expect(
+      group.getByRole('button', { name: 'Re-run with more memory' })
+    ).toBeVisible();
+
+    // From the one notification: the replica again, as a fixed session with twice its peak.
+    const toast = toasts(page, 'greedy');
+    await toast
+      .getByRole('button', { name: 'Re-run with more memory' })
+      .click();
+    await expectSummary(page, 'greedy', '1 Completed');
+    await expect(toast).toHaveText(/Run greedy completed: 1 replica in/);
+    const replica = group.locator('.jp-canfar-replica').first();
+    await expect(replica.locator('.jp-canfar-attempts')).toHaveText(
+      '2 attempts'
+    );
+    await expect(replica.locator('.jp-canfar-attempts')).toHaveAttribute(
+      'title',
+      /Attempt 1: Failed \(out of memory\), then re-run with more memory/
+    );
+  });
+
+  test('a replica past its timeout ends Timed out, said so in its row', async ({
+    page,
+    tmpPath
+  }) => {
+    await page.contents.uploadContent(
+      JSON.stringify({
+        ...FLAKY,
+        cells: [
+          {
+            ...FLAKY.cells[0],
+            source: [
+              'import time\n',
+              "print('working', flush=True)\n",
+              'time.sleep(60)'
+            ]
+          }
+        ]
+      }),
+      'text',
+      `${tmpPath}/slow.ipynb`
+    );
+    test.skip(
+      !(await conducts(page, `${tmpPath}/slow.ipynb`)),
+      'this server has no run timeout (before issue 17)'
+    );
+    await openNotebook(page, `${tmpPath}/slow.ipynb`);
+    await page.evaluate(() =>
+      (window as any).jupyterapp.commands.execute('canfar-jlab:run-as-batch')
+    );
+    const form = sidebar(page).locator('.jp-canfar-form');
+    await form.locator('#jp-canfar-form-timeout').fill('3s');
+    const ready = await launch(page, 1, 'slow');
+    await ready.locator('.jp-canfar-launch').click();
+    await expectSummary(page, 'slow', '1 Timed out');
+    const group = runGroup(page, 'slow');
+    await expect(group.locator('.jp-canfar-run-error')).toContainText(
+      'Replica 1:'
+    );
+    await group.locator('.jp-canfar-run-toggle').click();
+    const replica = group.locator('.jp-canfar-replica').first();
+    await expect(replica).toHaveAttribute('data-status', 'TimedOut');
+    await expect(replica.locator('.jp-canfar-badge')).toHaveText('Timed out');
+    await expect(toasts(page, 'slow')).toHaveText(/Run slow failed: 1 of 1/);
   });
 });

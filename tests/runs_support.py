@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import re
 import time
 from collections.abc import Awaitable, Callable
 from pathlib import Path
@@ -19,7 +20,7 @@ from canfar_jlab.skaha import SkahaClient
 __all__ = ["cell", "kernel_stdout", "normalize", "without_markers", "write_notebook"]
 
 T = TypeVar("T")
-REPO = Path(__file__).resolve().parents[2]
+REPO = Path(__file__).resolve().parents[1]
 EXAMPLE = REPO / "examples" / "reduce_fits.ipynb"
 
 
@@ -67,3 +68,24 @@ def archived(run: Run, index: int) -> str:
     replica = run.replica(index)
     assert replica.log is not None, f"replica {index} has no archived log"
     return without_markers((Path(run.folder) / replica.log).read_text())
+
+
+FAILS_ONCE = """
+import os
+from pathlib import Path
+replica = os.environ["REPLICA_ID"]
+print(f"replica {replica} of {os.environ['REPLICA_COUNT']}")
+marker = Path(os.environ["CANFAR_RUN_OUTPUTS"]) / "replica-2-tried"
+if replica == "2" and not marker.exists():
+    marker.touch()
+    raise RuntimeError("replica 2 fails the first time")
+(Path(os.environ["CANFAR_RUN_OUTPUTS"]) / f"done-{replica}").write_text("ok")
+print("finished")
+"""
+
+_CELL_HEADER = re.compile(r"^\[\d+\] ## canfar-jlab cell \d+/\d+")
+
+
+def printed(text: str) -> list[str]:
+    """What replicas printed, without the runner's `## canfar-jlab cell i/n` headers."""
+    return [line for line in text.splitlines() if not _CELL_HEADER.match(line)]

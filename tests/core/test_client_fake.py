@@ -21,6 +21,7 @@ from fake_skaha import (
 )
 
 from canfar_jlab.models import SessionSpec, SessionStatus
+from canfar_jlab.server.base import http_status
 from canfar_jlab.skaha import (
     AuthError,
     BadReply,
@@ -106,7 +107,7 @@ async def test_a_slow_reply_times_out_without_retrying(fake, make_client, raises
             UpstreamTimeout, match="did not answer GET /skaha/v1/session in time"
         ) as caught:
             await client.list_sessions()
-    assert caught.value.code == "upstream_timeout" and caught.value.http_status == 504
+    assert caught.value.code == "upstream_timeout" and http_status(caught.value) == 504
     assert len(fake.recorded("GET", "/session")) == 1
 
 
@@ -116,7 +117,7 @@ async def test_500_is_reported_with_skahas_message_and_not_retried(fake, make_cl
     async with make_client(fake.url) as client:
         with raises(Unavailable, match="HTTP 500: unexpected exception: java.lang.Boom") as caught:
             await client.get_session(sid)
-    assert caught.value.status == 500 and caught.value.http_status == 502
+    assert caught.value.status == 500 and http_status(caught.value) == 502
     assert len(fake.requests) == 1
 
 

@@ -146,7 +146,7 @@ async def test_refresh_during_a_running_follow(home, idp, skaha):
     assert not any(r for r in skaha.requests if r.headers.get("Authorization") is None)
 
 
-def test_cli_follow_outlives_the_token(home, idp, skaha, cli):
+def test_cli_follow_outlives_the_token(home, idp, skaha, cli_fake):
     """`canfar-jlab logs -f` in a real process, with only the config file's login."""
     _, config = write_login(home, idp, skaha, expires_in=1.0)
     first = config["authentication"]["srcnet"]["token"]["access"]
@@ -159,7 +159,7 @@ def test_cli_follow_outlives_the_token(home, idp, skaha, cli):
             skaha.set_status(session_id, "Completed")
 
     skaha.on_log_read = on_read
-    done = cli("logs", "-f", session, "--interval", "0.1", CANFAR_URL="", token="")
+    done = cli_fake("logs", "-f", session, "--interval", "0.1", CANFAR_URL="", token="")
     assert done.returncode == 0, done.stderr
     assert done.stdout.splitlines()[0] == "step 1" and idp.grants >= 2
     on_disk = read(home / ".canfar" / "config.yaml")["authentication"]["srcnet"]["token"]

@@ -71,7 +71,7 @@ _MUTABLE = (
 )
 
 
-class Store:
+class SessionStore:
     """Writes open a transaction that stays open until `commit()`; the engine commits once per
     event-loop turn (and at once for creates), so a burst of changes costs one commit."""
 

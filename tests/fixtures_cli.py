@@ -1,4 +1,5 @@
-"""Fixtures of the runs tests: the CLI as a real process and in this process."""
+"""The CLI against the test engine, as a real process (`cli`) and in this process
+(`cli_here`): a pytest plugin (tests/conftest.py), used by tests/cli and tests/runs."""
 
 from __future__ import annotations
 

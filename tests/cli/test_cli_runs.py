@@ -6,16 +6,10 @@ import json
 import re
 from pathlib import Path
 
-from runs_support import without_markers, write_notebook
-from test_runs_engine import FAILS_ONCE
+from runs_support import FAILS_ONCE, without_markers, write_notebook
 
 REPO = Path(__file__).resolve().parents[2]
 _CELL_HEADER = re.compile(r"^\[\d+\] ## canfar-jlab cell \d+/\d+")
-
-
-def printed(text: str) -> list[str]:
-    """What replicas printed, without the runner's `## canfar-jlab cell i/n` headers."""
-    return [line for line in text.splitlines() if not _CELL_HEADER.match(line)]
 
 
 def test_run_follow_then_rerun_failed_then_ps_logs_delete(cli, cli_here, tmp_path):

@@ -85,8 +85,8 @@ async def test_interactive_view_lists_only_non_headless_sessions(fake, make_clie
     assert dict(request.query) == {"view": "interactive"}  # Skaha ignores type with this view
 
 
-def test_cli_stats_labels_and_503_warning(cli, fake):
-    shown = cli("stats")
+def test_cli_stats_labels_and_503_warning(cli_fake, fake):
+    shown = cli_fake("stats")
     assert shown.returncode == 0, shown.stderr
     assert shown.stdout.splitlines() == [
         "cores:    12 allocated of 96 capacity (84 free at most)",
@@ -94,11 +94,11 @@ def test_cli_stats_labels_and_503_warning(cli, fake):
         "per-session limit: 8 cores, 34.36 GB RAM",
     ]
     fake.fail_next("GET stats", Status(503, METRICS_DOWN))
-    down = cli("stats")
+    down = cli_fake("stats")
     assert (down.returncode, down.stdout) == (0, "")
     assert down.stderr.strip() == "warning: platform metrics unavailable (temporarily unavailable)"
     fake.fail_next("GET stats", Status(503, METRICS_DOWN))
-    as_json = json.loads(cli("stats", "--json").stdout)
+    as_json = json.loads(cli_fake("stats", "--json").stdout)
     assert as_json == {
         "available": False,
         "warning": "platform metrics unavailable (temporarily unavailable)",

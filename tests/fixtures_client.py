@@ -1,4 +1,6 @@
-"""Fixtures for the Skaha client tests: the misbehaving fake, clients, and the token-leak watch.
+"""Fixtures of the Skaha client tests (tests/core) and the CLI tests against the fake
+(tests/cli): the misbehaving fake, clients, and the token-leak watch. Each folder's conftest
+imports them.
 
 Every log record (canfar_jlab, httpx, httpcore at DEBUG), and every exception text and CLI output
 a test hands to `leaks.add`, is checked for the test token after each test; the last test file
@@ -21,13 +23,14 @@ from fake_skaha import FakeSkaha
 
 from canfar_jlab.skaha import SkahaClient
 
+LEAKS = LeakWatch()
 WATCHED_LOGGERS = ("canfar_jlab", "httpx", "httpcore")
-REPO = Path(__file__).resolve().parents[2]
+REPO = Path(__file__).resolve().parents[1]
 
 
 @pytest.fixture(scope="session")
 def leaks() -> LeakWatch:
-    return LeakWatch()
+    return LEAKS  # one watch for the session, whichever folder's conftest asks
 
 
 @pytest.fixture(autouse=True)
@@ -105,7 +108,7 @@ def home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
 
 
 @pytest.fixture
-def cli(home: Path, fake: FakeSkaha, leaks):
+def cli_fake(home: Path, fake: FakeSkaha, leaks):
     """Run `python -m canfar_jlab ARGS` with the fake's URL and the test token in CANFAR_*."""
 
     def run(*args: str, token: str = TEST_TOKEN, **env: str) -> subprocess.CompletedProcess:
