@@ -251,7 +251,7 @@ async def rerun_failed(
     else:
         run = await create_missing(name, chosen, client, store, concurrency=concurrency)
     if conductor.conducts(run.spec):  # retried, capped... while nobody watches
-        conductor.start_conductor(folder)
+        conductor.start_conductor(folder, client)
     return run
 
 

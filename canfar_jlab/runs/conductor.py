@@ -211,12 +211,18 @@ def _due(run: Run, now: datetime, live: set[str] | None) -> list[int]:
 
 
 def _held(run: Run, live: set[str]) -> int:
-    """The run's places taken: live sessions, and creates under way."""
-    return sum(
-        1
+    """The run's places taken: its live sessions (an earlier attempt's still winding down
+    included), and creates under way."""
+    ids = {
+        session_id
         for r in run.replicas
-        if (r.session_id in live) or (r.session_id is None and r.status is ReplicaStatus.PENDING)
+        for session_id in (r.session_id, *(a.session_id for a in r.attempts))
+        if session_id
+    }
+    creating = sum(
+        1 for r in run.replicas if r.session_id is None and r.status is ReplicaStatus.PENDING
     )
+    return len(ids & live) + creating
 
 
 def _needs_sizing(run: Run) -> bool:
@@ -225,16 +231,6 @@ def _needs_sizing(run: Run) -> bool:
         and run.sizing is None
         and run.replica(1).status is ReplicaStatus.COMPLETED
         and any(r.status is ReplicaStatus.WAITING for r in run.replicas[1:])
-    )
-
-
-def _reduce_due(run: Run) -> bool:
-    return (
-        run.spec.reduce is not None
-        and run.reduce is None
-        and run.stopped is None
-        and run.deleted is None
-        and all(r.status is ReplicaStatus.COMPLETED for r in run.replicas)
     )
 
 
@@ -253,17 +249,16 @@ async def advance(run: Run, client: SkahaClient, store: RunStore) -> Run:
     with _exclusive(Path(run.folder)) as mine:
         if not mine:
             return run  # another process (server, follow, conductor) is doing this step
-        late = [r.index for r in run.replicas if _late(run, r, now)]
+        late = [r.index for r in run.steps if _late(run, r, now)]  # the reduce step too
         if late:
             assert run.spec.timeout_seconds is not None
             why = f"timed out after {duration_text(run.spec.timeout_seconds)}"
             run = await stop_run(name, client, store, late, timed_out=why)
         run = await _create_due(name, client, store)
-        if _reduce_due(run):
-            from .reduce import start_reduce  # issue 17's other half, built on actions
+        from .reduce import reduce_due, start_reduce  # built on actions, as this module
 
-            await start_reduce(run, client, store)
-            run = store.get(name)
+        if reduce_due(run):  # every replica succeeded (a re-run sets it Waiting again)
+            run = await start_reduce(run, client, store)
     return run
 
 
@@ -435,15 +430,17 @@ def _exclusive(folder: Path) -> Iterator[bool]:
 # ------------------------------------------------------------------ the conductor process
 
 
-def start_conductor(folder: Path) -> None:
-    """Start `python -m canfar_jlab.runs.conductor FOLDER` detached from this process (its
-    own session: it outlives a CLI that exits or a kernel that restarts); its output goes to
-    the run's logs/conductor.log."""
+def start_conductor(folder: Path, client: SkahaClient) -> None:
+    """Start `python -m canfar_jlab.runs.conductor FOLDER [ENGINE_URL]` detached from this
+    process (its own session: it outlives a CLI that exits or a kernel that restarts); its
+    output goes to the run's logs/conductor.log. On the local engine, the URL of the engine
+    `client` speaks to (no secret): the conductor conducts on that engine or not at all."""
+    engine = [client.base_url] if client.credentials.is_local_engine else []
     path = folder / CONDUCTOR_LOG
     path.parent.mkdir(exist_ok=True)
     with open(path, "ab") as out:
         process = subprocess.Popen(
-            [sys.executable, "-m", "canfar_jlab.runs.conductor", str(folder)],
+            [sys.executable, "-m", "canfar_jlab.runs.conductor", str(folder), *engine],
             stdin=subprocess.DEVNULL,
             stdout=out,
             stderr=subprocess.STDOUT,
@@ -464,13 +461,15 @@ def over(run: Run) -> bool:
     return not needs_work(run) and not needs_advance(run) and not run.reduce_pending
 
 
-async def conduct(name: str, store: RunStore, *, interval: float = POLL_INTERVAL) -> int:
+async def conduct(
+    name: str, store: RunStore, *, interval: float = POLL_INTERVAL, engine_url: str | None = None
+) -> int:
     """Reconcile (and so advance) run `name` until it is over; 0 then, 1 when its service
     cannot be reached."""
     from .reconciler import reconcile, service_of
 
     run = store.get(name)
-    async with _client_for(run) as client:
+    async with _client_for(run, engine_url) as client:
         if service_of(client) != run.service:
             log.error("run %s lives on %s, not on %s", name, run.service, service_of(client))
             return 1
@@ -499,7 +498,7 @@ async def conduct(name: str, store: RunStore, *, interval: float = POLL_INTERVAL
 
 
 @contextlib.asynccontextmanager
-async def _client_for(run: Run) -> AsyncIterator[Any]:
+async def _client_for(run: Run, engine_url: str | None) -> AsyncIterator[Any]:
     """A connection to the service the run lives on (its site, the local engine, or its
     Skaha URL with the usual credentials)."""
     from .connection import Connection
@@ -511,9 +510,15 @@ async def _client_for(run: Run) -> AsyncIterator[Any]:
             yield client
         return
     if run.service == LOCAL_ENGINE:
-        from ..credentials import engine_credentials
+        from ..credentials import Credentials, engine_credentials
 
-        connection = Connection(resolve=lambda _url: engine_credentials(start=False))
+        def the_engine(_url: str | None) -> Credentials:
+            found = engine_credentials(start=False)
+            if engine_url and found.base_url != engine_url:  # another engine (home) than the run's
+                raise CredentialsError(f"the local engine at {engine_url} is gone")
+            return found
+
+        connection = Connection(resolve=the_engine)
     else:
         connection = Connection(run.service)
     async with connection:
@@ -523,14 +528,16 @@ async def _client_for(run: Run) -> AsyncIterator[Any]:
 
 def main(argv: list[str] | None = None) -> int:
     args = sys.argv[1:] if argv is None else argv
-    if len(args) != 1:
-        print("usage: python -m canfar_jlab.runs.conductor RUN_FOLDER", file=sys.stderr)
+    if len(args) not in (1, 2):
+        print(
+            "usage: python -m canfar_jlab.runs.conductor RUN_FOLDER [ENGINE_URL]", file=sys.stderr
+        )
         return 2
     folder = Path(os.path.abspath(args[0]))
     logging.basicConfig(level=logging.INFO, format="%(asctime)s conductor[%(process)d] %(message)s")
     store = RunStore(folder.parent)
     try:
-        return asyncio.run(conduct(folder.name, store))
+        return asyncio.run(conduct(folder.name, store, engine_url=(args[1:] or [None])[0]))
     except RunNotFound as error:
         log.error("%s", error)
         return 1

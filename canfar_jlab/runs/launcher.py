@@ -308,7 +308,7 @@ async def launch(
     note_active(store, name)
     run = await create_missing(name, first, client, store, concurrency=concurrency)
     if conducts(run.spec):  # retried, capped, piloted... even when nobody watches
-        start_conductor(folder)
+        start_conductor(folder, client)
     return run
 
 

@@ -58,8 +58,6 @@ class Reconciled:
 
 async def reconcile(store: RunStore, sessions: list[Session], client: SkahaClient) -> Reconciled:
     """Bring every run of `client`'s service up to date with `sessions` (one full listing)."""
-    from .reduce import reduce_due, start_reduce  # reduce -> actions -> this module
-
     service = service_of(client)
     listed = {session.id: session for session in sessions}
     runs = []
@@ -71,9 +69,8 @@ async def reconcile(store: RunStore, sessions: list[Session], client: SkahaClien
                     run = store.update(run.name, lambda current, c=changes: _apply(current, c))
                 except RunNotFound:
                     continue  # deleted from disk meanwhile
-        if run.service == service and reduce_due(run):  # every replica succeeded (issue 17)
-            run = await start_reduce(run, client, store)
         runs.append(run)
+    # Issue 17: retries, caps, pilots, and the reduce step once every replica succeeded.
     runs = [await _conduct(run, client, store) if run.service == service else run for run in runs]
     owners = {
         session_id: (run.name, replica.index)
