@@ -68,18 +68,30 @@ def session_spec(run: Run, replica: Replica | None = None) -> SessionSpec:
     has them: a pilot's sizing, a re-run with more memory): the one place a run (and so a
     launch request, through launcher.planned_run) becomes a session spec. ValidationError if
     the service could not take it."""
-    cores = replica.cores if replica is not None and replica.cores else run.spec.cores
-    ram = replica.ram if replica is not None and replica.ram else run.spec.ram
+    cores = cores_of(run, replica)
     return SessionSpec(
         name=run.name,
         image=run.spec.image,
         cores=cores,
-        ram=ram,
+        ram=replica.ram if replica is not None and replica.ram else run.spec.ram,
         gpus=run.spec.gpus,
         cmd=run.spec.argv[0],
         args=run.spec.argv[1:],
         env=run_env_of(run, cores),
     )
+
+
+def cores_of(run: Run, replica: Replica | None = None) -> int | None:
+    """The cores a replica asks for: its own (a pilot's sizing, a re-run) else the run's."""
+    return replica.cores if replica is not None and replica.cores else run.spec.cores
+
+
+def replica_env(run: Run, replica: Replica) -> dict[str, str]:
+    """The whole env `replica` of `run` gets: its session spec's env (as `session_spec` builds
+    it) plus what creating adds (`replica_vars`). What a launch preview shows, so the preview
+    cannot drift from what the replicas are created with."""
+    env = run_env_of(run, cores_of(run, replica))
+    return {**env, **replica_vars(replica.index, run.spec.replicas)}
 
 
 def spec_of(run: Run, replica: Replica | None = None) -> SessionSpec:
