@@ -132,22 +132,8 @@ def cycles() -> list[list[str]]:
     return found
 
 
-# Known and still to break (issue 18, merged in from issue 17 as this test landed): the
-# re-run and launch paths in actions.py call the conductor and the reduce step, which build
-# on actions.py; the reconciler calls the conductor. Any other cycle fails; this one must
-# shrink, never grow.
-KNOWN_CYCLES = [
-    [
-        "canfar_jlab.runs.actions",
-        "canfar_jlab.runs.conductor",
-        "canfar_jlab.runs.reconciler",
-        "canfar_jlab.runs.reduce",
-    ]
-]
-
-
 def test_no_import_cycles():
-    found = [c for c in cycles() if not any(set(c) <= set(k) for k in KNOWN_CYCLES)]
+    found = cycles()
     detail = "; ".join(
         " <-> ".join(f"{m} (imports {sorted(internal(m) & set(c))})" for m in c) for c in found
     )
@@ -206,7 +192,7 @@ def test_the_check_sees_relative_and_lazy_imports():
     # Guard against a resolver that silently finds nothing.
     assert "canfar_jlab.models" in imports("canfar_jlab.live")
     assert "canfar_jlab.engine" in imports("canfar_jlab.credentials")  # inside a function
-    assert "canfar_jlab.runs.snapshot" in imports("canfar_jlab.runs.actions")
+    assert "canfar_jlab.runs.snapshot" in imports("canfar_jlab.runs.rerun")
 
 
 TESTS = Path(__file__).parent

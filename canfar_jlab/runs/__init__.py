@@ -12,8 +12,10 @@ same store, so every front door lists them.
 - `RunService`: `service.py`, what every front door calls (launch, preview, list, get, logs,
   stop, delete, re-run, resolving a run / replica / session name)
 - `Connection`: `connection.py`, one self-healing connection to the session service
-- `rerun_failed`, `stop_run`, `delete_run`, `create_missing` (the one creation path):
-  `actions.py`
+- `stop_run`, `delete_run`, `create_missing` (the one creation path), `spec_of` (a replica's
+  session spec, for launch, preview and re-run alike): `actions.py`; `rerun_failed`: `rerun.py`
+- retries, the cap, the pilot: `conductor.py`; its detached process: `conductor_process.py`;
+  the reduce step: `reduce.py`; adopting a session by name: `adoption.py`
 - replicas' own status reports (`replicas/<i>/status.json`): `reports.py`
 - `reconcile`, `busy`: `reconciler.py` (the session service is the source of truth)
 - `follow_run`: `follow.py` (logs and progress until a run ends)
@@ -32,10 +34,11 @@ from ..errors import (
     RunNotFound,
 )
 from ..models import LaunchRequest, Replica, ReplicaStatus, Run, RunSpec
-from .actions import delete_run, rerun_failed, stop_run
+from .actions import delete_run, stop_run
 from .connection import Connection
 from .follow import RunFollower, follow_run
 from .reconciler import Reconciled, busy, needs_work, reconcile, service_of, session_json
+from .rerun import rerun_failed
 from .service import ReplicaLog, RunService, Target
 from .store import RunStore, default_root
 

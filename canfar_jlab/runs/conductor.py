@@ -19,16 +19,16 @@ them. A run whose spec asks for any of that is moved on by `advance(run, client,
 
 Who calls it: `reconcile` (so every door that brings runs up to date also conducts them: the
 server's polling, `follow`, `ps`, a run's GET), and a detached conductor process per run,
-`python -m canfar_jlab.runs.conductor RUN_FOLDER`, that `launch` starts so that a run launched
-from the CLI without --follow or from the magic is conducted while nobody watches. The state
-changes are read-modify-writes of run.json (RunStore's lock); creating and stopping sessions
-happen under an exclusive lock on the run folder's `.conductor.lock`, taken without waiting:
-whoever holds it does that step, the others skip it, so no replica is ever created twice.
+`python -m canfar_jlab.runs.conductor_process RUN_FOLDER` (runs/conductor_process.py), that
+`launch` starts so that a run launched from the CLI without --follow or from the magic is
+conducted while nobody watches. The state changes are read-modify-writes of run.json
+(RunStore's lock); creating and stopping sessions happen under an exclusive lock on the run
+folder's `.conductor.lock`, taken without waiting: whoever holds it does that step, the others
+skip it, so no replica is ever created twice.
 """
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import fcntl
 import logging
@@ -37,13 +37,13 @@ import re
 import subprocess
 import sys
 import threading
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import Iterator
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 from ..models import Context, Replica, ReplicaStatus, Run, RunSpec
-from ..skaha import CredentialsError, NotFound, SkahaClient, SkahaError
+from ..skaha import NotFound, SkahaClient
 from . import lease
 from .actions import (
     DELETED_BY_USER,
@@ -54,6 +54,7 @@ from .actions import (
     stop_run,
     utc_now,
 )
+from .reduce import reduce_due, start_reduce
 from .sizing import TooLarge, cores_for, ram_for
 from .store import LOGS_DIR, RunNotFound, RunStore
 
@@ -255,7 +256,6 @@ async def advance(run: Run, client: SkahaClient, store: RunStore) -> Run:
             why = f"timed out after {duration_text(run.spec.timeout_seconds)}"
             run = await stop_run(name, client, store, late, timed_out=why)
         run = await _create_due(name, client, store)
-        from .reduce import reduce_due, start_reduce  # built on actions, as this module
 
         if reduce_due(run):  # every replica succeeded (a re-run sets it Waiting again)
             run = await start_reduce(run, client, store)
@@ -431,7 +431,7 @@ def _exclusive(folder: Path) -> Iterator[bool]:
 
 
 def start_conductor(folder: Path, client: SkahaClient) -> None:
-    """Start `python -m canfar_jlab.runs.conductor FOLDER [ENGINE_URL]` detached from this
+    """Start `python -m canfar_jlab.runs.conductor_process FOLDER [ENGINE_URL]` detached from this
     process (its own session: it outlives a CLI that exits or a kernel that restarts); its
     output goes to the run's logs/conductor.log. On the local engine, the URL of the engine
     `client` speaks to (no secret): the conductor conducts on that engine or not at all."""
@@ -440,7 +440,7 @@ def start_conductor(folder: Path, client: SkahaClient) -> None:
     path.parent.mkdir(exist_ok=True)
     with open(path, "ab") as out:
         process = subprocess.Popen(
-            [sys.executable, "-m", "canfar_jlab.runs.conductor", str(folder), *engine],
+            [sys.executable, "-m", "canfar_jlab.runs.conductor_process", str(folder), *engine],
             stdin=subprocess.DEVNULL,
             stdout=out,
             stderr=subprocess.STDOUT,
@@ -450,101 +450,3 @@ def start_conductor(folder: Path, client: SkahaClient) -> None:
         )
     # Reaped when it exits, so a long-lived server keeps no zombie.
     threading.Thread(target=process.wait, name=f"conductor-{folder.name}", daemon=True).start()
-
-
-def over(run: Run) -> bool:
-    """Nothing left for the conductor: ended (logs saved), stopped or deleted."""
-    if run.deleted is not None or run.stopped is not None:
-        return True
-    from .reconciler import needs_work
-
-    return not needs_work(run) and not needs_advance(run) and not run.reduce_pending
-
-
-async def conduct(
-    name: str, store: RunStore, *, interval: float = POLL_INTERVAL, engine_url: str | None = None
-) -> int:
-    """Reconcile (and so advance) run `name` until it is over; 0 then, 1 when its service
-    cannot be reached."""
-    from .reconciler import reconcile, service_of
-
-    run = store.get(name)
-    async with _client_for(run, engine_url) as client:
-        if service_of(client) != run.service:
-            log.error("run %s lives on %s, not on %s", name, run.service, service_of(client))
-            return 1
-        failing_since: datetime | None = None
-        while True:
-            try:
-                sessions = await client.list_sessions()
-                await reconcile(store, sessions, client)
-                failing_since = None
-            except CredentialsError as error:  # e.g. the local engine was stopped
-                log.error("run %s: %s; whoever looks at the run next conducts it", name, error)
-                return 1
-            except SkahaError as error:
-                failing_since = failing_since or utc_now()
-                log.warning("run %s: %s", name, error.message)
-                if utc_now() - failing_since > UNREACHABLE_FOR:
-                    return 1
-            try:
-                run = store.get(name)
-            except RunNotFound:
-                return 0
-            if over(run):
-                log.info("run %s is %s: conductor done", name, run.state)
-                return 0
-            await asyncio.sleep(interval)
-
-
-@contextlib.asynccontextmanager
-async def _client_for(run: Run, engine_url: str | None) -> AsyncIterator[Any]:
-    """A connection to the service the run lives on (its site, the local engine, or its
-    Skaha URL with the usual credentials)."""
-    from .connection import Connection
-    from .reconciler import LOCAL_ENGINE
-    from .sites import site_client
-
-    if run.site is not None:
-        async with site_client(run.site) as client:
-            yield client
-        return
-    if run.service == LOCAL_ENGINE:
-        from ..credentials import Credentials, engine_credentials
-
-        def the_engine(_url: str | None) -> Credentials:
-            found = engine_credentials(start=False)
-            if engine_url and found.base_url != engine_url:  # another engine (home) than the run's
-                raise CredentialsError(f"the local engine at {engine_url} is gone")
-            return found
-
-        connection = Connection(resolve=the_engine)
-    else:
-        connection = Connection(run.service)
-    async with connection:
-        await connection.connect()
-        yield connection
-
-
-def main(argv: list[str] | None = None) -> int:
-    args = sys.argv[1:] if argv is None else argv
-    if len(args) not in (1, 2):
-        print(
-            "usage: python -m canfar_jlab.runs.conductor RUN_FOLDER [ENGINE_URL]", file=sys.stderr
-        )
-        return 2
-    folder = Path(os.path.abspath(args[0]))
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s conductor[%(process)d] %(message)s")
-    store = RunStore(folder.parent)
-    try:
-        return asyncio.run(conduct(folder.name, store, engine_url=(args[1:] or [None])[0]))
-    except RunNotFound as error:
-        log.error("%s", error)
-        return 1
-    except SkahaError as error:
-        log.error("cannot reach the session service: %s", error.message)
-        return 1
-
-
-if __name__ == "__main__":
-    sys.exit(main())

@@ -13,6 +13,7 @@ import os
 import re
 import shutil
 import unicodedata
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -38,12 +39,20 @@ from ..models import (
     Run,
     RunSpec,
     SessionSpec,
+    StagedRun,
     explain,
     replica_names,
 )
 from ..skaha import SkahaClient
 from . import lease
-from .actions import create_missing, note_active, replica_vars, run_env, secret_values, utc_now
+from .actions import (
+    create_missing,
+    note_active,
+    replica_env,
+    secret_values,
+    session_spec,
+    utc_now,
+)
 from .conductor import conducts, first_wave, start_conductor, waiting_reason
 from .reconciler import service_of
 from .sites import same_site, session_image, site_client
@@ -120,11 +129,6 @@ def base_name(notebook: Path) -> str:
     return name[:_BASE_MAX].strip("-") or "run"
 
 
-def replica_env(run_env: dict[str, str], index: int, count: int) -> dict[str, str]:
-    """A replica's env as Skaha will set it (REPLICA_ID/COUNT as the official client sends)."""
-    return {**run_env, **replica_vars(index, count)}
-
-
 # ------------------------------------------------------------------ preview and launch
 
 
@@ -152,12 +156,23 @@ async def preview(
             image = await resolve_image(request.image, client)
         except LaunchRefused:
             image = None  # the UI asks for one
-    env = _run_env(request, folder, name)
-    env.update(dict.fromkeys(secret_values(request.secret_env), SECRET_SHOWN))
-    names = replica_names(name, request.replicas)
     conduct = _conduct_spec(request)
-    first = set(first_wave(conduct))
-    waiting = waiting_reason(conduct, len(first))
+    script = _script_name(notebook)
+    # The run record launch would write; each replica's env is then the one creating gives it.
+    run = planned_run(
+        request,
+        conduct,
+        name=name,
+        folder=folder,
+        notebook=notebook,
+        image=image or "",
+        argv=[replica_python(client), str(folder / RUNNER_NAME), str(folder / script)],
+        script=script,
+        service=service_of(client) if client is not None else "",
+        rows=rows,
+        now=utc_now(),
+    )
+    secret = set(request.secret_env)  # their values go to the replicas only
     shown = Preview(
         name=name,
         folder=str(folder),
@@ -165,13 +180,16 @@ async def preview(
         problems=problems,
         replicas=[
             PreviewReplica(
-                index=i,
-                name=n,
-                env=replica_env(env, i, request.replicas),
-                parameters=rows[i - 1] if rows else None,
-                waiting=None if i in first else waiting,
+                index=replica.index,
+                name=replica.name,
+                env={
+                    key: SECRET_SHOWN if key in secret else value
+                    for key, value in replica_env(run, replica).items()
+                },
+                parameters=replica.parameters,
+                waiting=replica.reason if replica.status is ReplicaStatus.WAITING else None,
             )
-            for i, n in enumerate(names, start=1)
+            for replica in run.replicas
         ],
         retries=conduct.retries,
         timeout_seconds=conduct.timeout_seconds,
@@ -180,11 +198,7 @@ async def preview(
         reduce=conduct.reduce,
         sweep=rows,
         reduce_cells=await asyncio.to_thread(reduce_cells, notebook),
-        argv=[
-            replica_python(client),
-            str(folder / RUNNER_NAME),
-            str(folder / _script_name(notebook)),
-        ],
+        argv=run.spec.argv,
     )
     plan = await plan_staging(client, store.root) if client is not None else None
     return staged_preview(shown, folder, plan.folder(name)) if plan else shown
@@ -241,6 +255,24 @@ async def launch(
             shutil.copyfile(_notebook_path(request.reduce_notebook), folder / conduct.reduce)
         if plan is not None:  # copy it where the replicas can read it
             spec, staged = await stage(plan, client, folder, name, spec)
+        run = planned_run(
+            request,
+            conduct,
+            name=name,
+            folder=folder,
+            notebook=notebook,
+            image=image,
+            argv=[spec.cmd or "", *spec.args],
+            script=exported_script,
+            service=service_of(client),
+            rows=rows,
+            now=utc_now(),
+            site=client.credentials.site,
+            checksum=checksum,
+            staged=staged,
+            warnings=[str(p) for p in problems if p.severity == "warning"],
+        )
+        session_spec(run)  # a value the service cannot take is refused now, not at creating
     except (
         LaunchRefused,
         ExportError,
@@ -258,54 +290,12 @@ async def launch(
             raise LaunchRefused(f"cannot prepare {folder}: {error.strerror or error}") from None
         raise LaunchRefused(str(error)) from None
 
-    now = utc_now()
-    first = first_wave(conduct)
-    run = Run(
-        name=name,
-        notebook=str(notebook),
-        notebook_sha256=checksum,
-        created=now,
-        folder=str(folder),
-        script=exported_script,
-        service=service_of(client),
-        site=client.credentials.site,
-        staged=staged,
-        warnings=[str(p) for p in problems if p.severity == "warning"],
-        spec=RunSpec(
-            image=image,
-            cores=request.cores,
-            ram=request.ram,
-            gpus=request.gpus,
-            env=dict(request.env),
-            replicas=request.replicas,
-            parameters=dict(request.parameters),
-            sweep=rows,
-            secret_env=list(request.secret_env),
-            argv=[spec.cmd or "", *spec.args],
-            retries=conduct.retries,
-            timeout_seconds=conduct.timeout_seconds,
-            max_running=conduct.max_running,
-            pilot=conduct.pilot,
-            reduce=conduct.reduce,
-        ),
-        replicas=[
-            Replica(index=i, name=n, submitted=now, parameters=rows[i - 1] if rows else None)
-            if i in first
-            else Replica(  # issue 17: held back by a pilot or a cap; the conductor creates it
-                index=i,
-                name=n,
-                status=ReplicaStatus.WAITING,
-                reason=waiting_reason(conduct, len(first)),
-                parameters=rows[i - 1] if rows else None,
-            )
-            for i, n in enumerate(replica_names(name, request.replicas), start=1)
-        ],
-        launcher=lease.current(),
-    )
+    run.launcher = lease.current()
     if run.spec.reduce is None and reduce_cells(folder / SNAPSHOT_NAME):
         run.spec.reduce = "cells"  # issue 17: its reduce cells run once all replicas succeed
     store.write(run)  # every replica's name, and this launch's lease, before the first create
     note_active(store, name)
+    first = first_wave(conduct)
     run = await create_missing(name, first, client, store, concurrency=concurrency)
     if conducts(run.spec):  # retried, capped, piloted... even when nobody watches
         start_conductor(folder, client)
@@ -343,12 +333,77 @@ async def _prepare(
         gpus=request.gpus,
         cmd=exported.argv[0],
         args=exported.argv[1:],
-        env={**_run_env(request, folder, name), **secret_values(request.secret_env)},
-    )
+    )  # only its command is kept (run.spec.argv): the env is session_spec's
     return spec, exported.script_path.name, exported.checksum
 
 
 # ------------------------------------------------------------------ helpers
+
+
+def planned_run(
+    request: LaunchRequest,
+    conduct: RunSpec,
+    *,
+    name: str,
+    folder: Path,
+    notebook: Path,
+    image: str,
+    argv: list[str],
+    script: str,
+    service: str,
+    rows: list[dict[str, Any]] | None,
+    now: datetime,
+    site: str | None = None,
+    checksum: str = "",
+    staged: StagedRun | None = None,
+    warnings: list[str] | None = None,
+) -> Run:
+    """The run record a launch request becomes: what `launch` writes and `preview` shows (each
+    replica's session spec is then `actions.session_spec`'s). The first wave is submitted
+    `now`; a replica held back by a pilot or a cap waits in the run, with the reason."""
+    first = first_wave(conduct)
+    waiting = waiting_reason(conduct, len(first))
+    return Run(
+        name=name,
+        notebook=str(notebook),
+        notebook_sha256=checksum,
+        created=now,
+        folder=str(folder),
+        script=script,
+        service=service,
+        site=site,
+        staged=staged,
+        warnings=warnings or [],
+        spec=RunSpec(
+            image=image,
+            cores=request.cores,
+            ram=request.ram,
+            gpus=request.gpus,
+            env=dict(request.env),
+            replicas=request.replicas,
+            parameters=dict(request.parameters),
+            sweep=rows,
+            secret_env=list(request.secret_env),
+            argv=argv,
+            retries=conduct.retries,
+            timeout_seconds=conduct.timeout_seconds,
+            max_running=conduct.max_running,
+            pilot=conduct.pilot,
+            reduce=conduct.reduce,
+        ),
+        replicas=[
+            Replica(index=i, name=n, submitted=now, parameters=rows[i - 1] if rows else None)
+            if i in first
+            else Replica(  # issue 17: held back by a pilot or a cap; the conductor creates it
+                index=i,
+                name=n,
+                status=ReplicaStatus.WAITING,
+                reason=waiting,
+                parameters=rows[i - 1] if rows else None,
+            )
+            for i, n in enumerate(replica_names(name, request.replicas), start=1)
+        ],
+    )
 
 
 def _with_sweep(request: LaunchRequest) -> tuple[LaunchRequest, list[dict[str, Any]] | None]:
@@ -393,10 +448,6 @@ def _choose_name(store: RunStore, notebook: Path, request: LaunchRequest, active
         if free(candidate):
             return candidate
     raise RunNameInUse(f"no free run name left for {base!r}; pass a name")
-
-
-def _run_env(request: LaunchRequest, folder: Path, name: str) -> dict[str, str]:
-    return run_env(request.env, request.cores, folder, name, request.timeout_seconds)
 
 
 def _conduct_spec(request: LaunchRequest) -> RunSpec:

@@ -19,7 +19,9 @@ from ..models import Replica, ReplicaStatus, Run, Session
 from ..skaha import NotFound, SkahaClient, SkahaError
 from ..statuses import SESSION_ENDED, TIMED_OUT
 from . import lease
+from .adoption import INTERRUPTED, adopt_by_name, awaiting_adoption, may_adopt
 from .archive import archive_log
+from .conductor import advance, needs_advance, retry_pending
 from .reports import facts, killed, oom_error, oom_line, report_for
 from .store import RunNotFound, RunStore
 
@@ -29,11 +31,7 @@ log = logging.getLogger(__name__)
 INTERRUPTED_AFTER = timedelta(minutes=10)
 # Its launcher is gone: on Skaha, wait this long for a lagging listing before NotCreated.
 LISTING_LAG = timedelta(seconds=30)
-# A replica recorded NotCreated by an interrupted launch is adopted by name this long after.
-ADOPT_WINDOW = timedelta(hours=2)
-CLOCK_SLACK = timedelta(seconds=5)
 LOCAL_ENGINE = "local-engine"
-INTERRUPTED = "the launch was interrupted before this replica was created"
 # A run seen for the first time already ended is announced if it ended this recently.
 RECENT_END = timedelta(minutes=1)
 _TERMINAL = frozenset(ReplicaStatus(value) for value in (*SESSION_ENDED, TIMED_OUT))
@@ -62,7 +60,7 @@ async def reconcile(store: RunStore, sessions: list[Session], client: SkahaClien
     listed = {session.id: session for session in sessions}
     runs = []
     for run in store.list():
-        if run.service == service and (needs_work(run) or _may_adopt(run)):
+        if run.service == service and (needs_work(run) or may_adopt(run)):
             changes = await _observe(run, listed, client)
             if changes:
                 try:
@@ -85,8 +83,7 @@ async def reconcile(store: RunStore, sessions: list[Session], client: SkahaClien
 
 async def _conduct(run: Run, client: SkahaClient, store: RunStore) -> Run:
     """Issue 17: a run with retries, a timeout, a cap, a pilot or a reduce step is moved on
-    by whoever reconciles it (the conductor is imported here: it builds on this module)."""
-    from .conductor import advance, needs_advance
+    by whoever reconciles it."""
 
     if not needs_advance(run):
         return run
@@ -119,42 +116,6 @@ def _replica_needs_work(replica: Replica) -> bool:
     if replica.session_id is None or replica.log_lost:
         return False
     return replica.log is None or replica.log_partial
-
-
-def _may_adopt(run: Run) -> bool:
-    """A recent run with a replica recorded NotCreated by an interrupted launch: a session of
-    that name showing up later is still adopted (a service's listing may lag its creates)."""
-    recent = datetime.now(timezone.utc) - run.created < ADOPT_WINDOW
-    return recent and any(awaiting_adoption(replica) for replica in run.replicas)
-
-
-def awaiting_adoption(replica: Replica) -> bool:
-    return replica.session_id is None and (
-        replica.status is ReplicaStatus.PENDING
-        or (replica.status is ReplicaStatus.NOT_CREATED and replica.error == INTERRUPTED)
-    )
-
-
-def adopt_by_name(run: Run, replica: Replica, listed: dict[str, Session]) -> Session | None:
-    """The session the service holds under this replica's name that no replica or attempt of
-    the run has recorded and that is not older than the replica's create (names are chosen
-    free of live sessions, but a finished one of an earlier run may linger)."""
-    known = {
-        session_id
-        for each in run.steps
-        for session_id in (each.session_id, *(a.session_id for a in each.attempts))
-        if session_id
-    }
-    since = (replica.submitted or run.created) - CLOCK_SLACK
-    found = [
-        session
-        for session in listed.values()
-        if session.name == replica.name
-        and session.id not in known
-        and (session.start_time is None or session.start_time >= since)
-    ]
-    found.sort(key=lambda s: (s.start_time or datetime.max.replace(tzinfo=timezone.utc), s.id))
-    return found[0] if found else None
 
 
 async def _observe(run: Run, listed: dict[str, Session], client: SkahaClient) -> dict[Any, Any]:
@@ -318,7 +279,6 @@ def _failure_line(path: Path) -> str | None:
 
 
 def _newly_ended(store: RunStore, runs: list[Run]) -> list[Run]:
-    from .conductor import retry_pending  # a failed replica about to be retried: not ended
 
     states = {run.name: "active" if retry_pending(run) else run.state for run in runs}
     previous, store.seen_states = store.seen_states, states

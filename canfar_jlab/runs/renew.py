@@ -24,7 +24,7 @@ from pydantic import BaseModel
 from ..errors import InvalidInput, NothingToRenew
 from ..models import Run
 from ..skaha import NotFound, SkahaClient, SkahaError
-from .reconciler import adopt_by_name, awaiting_adoption
+from .adoption import adopt_by_name, awaiting_adoption
 
 MIN_GAIN = 60.0  # seconds the deadline must move to count as renewed
 NOT_NEAR = (

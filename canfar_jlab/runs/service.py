@@ -18,10 +18,11 @@ from typing import TYPE_CHECKING, Any
 from ..errors import NoMatch
 from ..models import LaunchRequest, Replica, Run, Session
 from ..skaha import InvalidRequest, NotFound, SkahaClient
-from .actions import delete_run, rerun_failed, stop_run
+from .actions import delete_run, stop_run
 from .connection import Connection
 from .follow import LineHandler, ProgressHandler, follow_run
 from .reconciler import Reconciled, reconcile, service_of
+from .rerun import rerun_failed
 from .sites import run_client, same_site
 from .store import RunError, RunStore
 
