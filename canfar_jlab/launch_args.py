@@ -130,6 +130,25 @@ def add_launch_options(
     )
 
 
+def add_rerun_options(parser: argparse.ArgumentParser) -> None:
+    """The flags of `rerun`, shared by the CLI and the magic: which replicas, from what."""
+    parser.add_argument(
+        "--failed",
+        action="store_true",
+        help="only the Failed, TimedOut and NotCreated replicas, with their own REPLICA_ID",
+    )
+    parser.add_argument(
+        "--more-memory",
+        action="store_true",
+        help="only the replicas that ran out of memory, with twice their peak RAM",
+    )
+    parser.add_argument(
+        "--from-notebook",
+        action="store_true",
+        help="export the notebook as saved now (default: the snapshot taken at launch)",
+    )
+
+
 def duration(text: str) -> int:
     """A --timeout value in seconds."""
     from .runs.conductor import parse_duration

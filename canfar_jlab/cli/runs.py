@@ -22,7 +22,7 @@ from typing import TextIO
 
 from pydantic import ValidationError
 
-from ..launch_args import LaunchArgsError, add_launch_options, launch_request
+from ..launch_args import LaunchArgsError, add_launch_options, add_rerun_options, launch_request
 from ..logdelta import lines_of
 from ..models import Run, explain
 from ..runs import (
@@ -58,21 +58,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
     rerun = subparsers.add_parser("rerun", help="run a run's failed replicas again")
     rerun.add_argument("run_name", metavar="RUN")
-    rerun.add_argument(
-        "--failed",
-        action="store_true",
-        help="only the Failed, TimedOut and NotCreated replicas, with their own REPLICA_ID",
-    )
-    rerun.add_argument(
-        "--more-memory",
-        action="store_true",
-        help="only the replicas that ran out of memory, with twice their peak RAM",
-    )
-    rerun.add_argument(
-        "--from-notebook",
-        action="store_true",
-        help="export the notebook as saved now (default: the snapshot taken at launch)",
-    )
+    add_rerun_options(rerun)
     rerun.add_argument("-f", "--follow", action="store_true", help="follow them until they end")
     rerun.add_argument("--json", action="store_true", help="print the run as JSON")
     rerun.add_argument("--interval", type=float, default=1.0, help=argparse.SUPPRESS)

@@ -12,7 +12,13 @@ import argparse
 import shlex
 from typing import NoReturn
 
-from ..launch_args import LaunchArgsError, add_launch_options, pairs, whole_number
+from ..launch_args import (
+    LaunchArgsError,
+    add_launch_options,
+    add_rerun_options,
+    pairs,
+    whole_number,
+)
 
 LAUNCH_VERBS = ("batch", "run")
 VERBS = (
@@ -110,19 +116,7 @@ def build_parsers() -> dict[str, _Parser]:
 
     rerun = new("rerun", "Run the failed replicas of a run again, with their REPLICA_ID.")
     rerun.add_argument("run", metavar="RUN")
-    rerun.add_argument(
-        "--failed", action="store_true", help="only Failed/TimedOut/NotCreated replicas"
-    )
-    rerun.add_argument(
-        "--more-memory",
-        action="store_true",
-        help="only the replicas that ran out of memory, with twice their peak RAM",
-    )
-    rerun.add_argument(
-        "--from-notebook",
-        action="store_true",
-        help="export the notebook as saved now (default: the snapshot taken at launch)",
-    )
+    add_rerun_options(rerun)
     add_follow_option(rerun, "the replicas' logs")
 
     renew = new("renew", "Extend the deadline of a run's live replicas (Skaha's renew).")
