@@ -6,6 +6,7 @@ import asyncio
 import sys
 
 import pytest
+from client_support import CountingSource
 
 from canfar_jlab.credentials import engine_credentials
 from canfar_jlab.live import LiveHub, LogDelta, LogEnd
@@ -13,27 +14,6 @@ from canfar_jlab.models import SessionSpec
 from canfar_jlab.skaha import SkahaClient
 
 PRINTER = "import time\nfor i in range({n}):\n print('line',i,flush=True)\n time.sleep({pause})"
-
-
-class CountingSource:
-    """The real client, with its log reads counted (the hub's upstream cost)."""
-
-    def __init__(self, client: SkahaClient) -> None:
-        self.client = client
-        self.log_reads = 0
-        self.list_calls = 0
-
-    async def list_sessions(self):
-        self.list_calls += 1
-        return await self.client.list_sessions()
-
-    async def logs(self, session_id, offset=None):
-        self.log_reads += 1
-        return await self.client.logs(session_id, offset)
-
-    async def read_log(self, session_id, cursor):
-        self.log_reads += 1
-        return await self.client.read_log(session_id, cursor)
 
 
 @pytest.fixture(scope="module")
@@ -76,7 +56,7 @@ async def test_session_created_after_the_last_list_is_followed_to_its_end(creds,
 
 async def test_many_viewers_share_one_feed_and_each_gets_everything(creds, tmp_path):
     async with SkahaClient(creds) as client:
-        source = CountingSource(client)
+        source = CountingSource(client, stream=False)
         hub = LiveHub(source, list_interval=0.2, log_min_interval=0.05)
         session_id = await _printer(client, tmp_path, "shared-feed", 40, 0.01)
         viewers = [asyncio.ensure_future(_read_all(hub, session_id)) for _ in range(8)]
@@ -98,7 +78,7 @@ async def test_many_viewers_share_one_feed_and_each_gets_everything(creds, tmp_p
 
 async def test_a_slow_viewer_falls_behind_the_buffer_and_still_gets_everything(creds, tmp_path):
     async with SkahaClient(creds) as client:
-        source = CountingSource(client)
+        source = CountingSource(client, stream=False)
         hub = LiveHub(source, list_interval=0.2, log_min_interval=0.05, log_buffer_bytes=64)
         session_id = await _printer(client, tmp_path, "slow-viewer", 40, 0.01)
         fast = asyncio.ensure_future(_read_all(hub, session_id))
@@ -116,7 +96,7 @@ async def test_a_slow_viewer_falls_behind_the_buffer_and_still_gets_everything(c
 
 async def test_no_viewers_no_polling(creds):
     async with SkahaClient(creds) as client:
-        source = CountingSource(client)
+        source = CountingSource(client, stream=False)
         hub = LiveHub(source, list_interval=0.05)
         snapshots = hub.snapshots()
         first = await asyncio.wait_for(snapshots.__anext__(), 10)

@@ -12,6 +12,7 @@ import sys
 import time
 
 import pytest
+from client_support import CountingSource
 from fake_skaha import FakeSkaha, Status
 
 from canfar_jlab.credentials import Credentials, Secret, engine_credentials, normalise_base_url
@@ -26,33 +27,6 @@ TOKEN = "tok-" + secrets.token_hex(12)
 @pytest.fixture(scope="module")
 def creds():
     return engine_credentials()
-
-
-class CountingSource:
-    """The real client with its calls counted; `stream=False` hides the log stream."""
-
-    def __init__(self, client: SkahaClient, stream: bool = True) -> None:
-        self.client = client
-        self.log_reads = 0
-        self.stream_opens = 0
-        if stream:
-            self.log_stream = self._log_stream
-
-    async def list_sessions(self):
-        return await self.client.list_sessions()
-
-    async def logs(self, session_id, offset=None):
-        self.log_reads += 1
-        return await self.client.logs(session_id, offset)
-
-    async def read_log(self, session_id, cursor):
-        self.log_reads += 1
-        return await self.client.read_log(session_id, cursor)
-
-    async def _log_stream(self, sessions):
-        self.stream_opens += 1
-        async for frame in self.client.log_stream(sessions):
-            yield frame
 
 
 async def _printer(client: SkahaClient, tmp_path, name: str, n: int, pause: float) -> str:
