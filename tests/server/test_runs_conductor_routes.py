@@ -5,18 +5,14 @@ from __future__ import annotations
 
 import asyncio
 
-import nbformat
 import pytest
+from runs_support import write_notebook
 from server_config import server_config
 from server_rest import rest_error, rest_json
 
 
 def _notebook(path, *cells: str) -> str:
-    nb = nbformat.v4.new_notebook()
-    nb.cells = [nbformat.v4.new_code_cell(source) for source in cells]
-    path.parent.mkdir(parents=True, exist_ok=True)
-    nbformat.write(nb, path)
-    return path.name
+    return write_notebook(path, list(cells)).name
 
 
 @pytest.fixture
