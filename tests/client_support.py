@@ -1,12 +1,11 @@
-"""Shared by the client tests: the test token, quick retries, credentials, the leak watch, and
-the real client with its calls counted (a live hub's upstream cost)."""
+"""Shared by the client tests: the test token, quick retries, credentials, the leak watch."""
 
 from __future__ import annotations
 
 import secrets
 
 from canfar_jlab.credentials import Credentials, Secret, normalise_base_url
-from canfar_jlab.skaha import RetryPolicy, SkahaClient
+from canfar_jlab.skaha import RetryPolicy
 
 TEST_TOKEN = "tok-" + secrets.token_hex(16)
 FAST_RETRY = RetryPolicy(attempts=3, base_delay=0.01, max_delay=0.05, max_retry_after=2.0)
@@ -153,33 +152,3 @@ def _pem_key(key) -> bytes:
         serialization.PrivateFormat.PKCS8,
         serialization.NoEncryption(),
     )
-
-
-class CountingSource:
-    """The real client with its calls counted (a live hub's upstream cost); `stream=False`
-    hides the log stream, so a hub polls."""
-
-    def __init__(self, client: SkahaClient, stream: bool = True) -> None:
-        self.client = client
-        self.log_reads = 0
-        self.list_calls = 0
-        self.stream_opens = 0
-        if stream:
-            self.log_stream = self._log_stream
-
-    async def list_sessions(self):
-        self.list_calls += 1
-        return await self.client.list_sessions()
-
-    async def logs(self, session_id, offset=None):
-        self.log_reads += 1
-        return await self.client.logs(session_id, offset)
-
-    async def read_log(self, session_id, cursor):
-        self.log_reads += 1
-        return await self.client.read_log(session_id, cursor)
-
-    async def _log_stream(self, sessions):
-        self.stream_opens += 1
-        async for frame in self.client.log_stream(sessions):
-            yield frame
