@@ -820,6 +820,26 @@ test.describe('Run as batch', () => {
     return probe.ok() && 'max_running' in (await probe.json());
   }
 
+  /** A code cell of FLAKY's shape with this id, source and tags. */
+  const cell = (id: string, source: string[], tags: string[] = []) => ({
+    ...FLAKY.cells[0],
+    id,
+    metadata: tags.length ? { tags } : {},
+    source
+  });
+
+  /** Launch one replica from the form as `name`; its run's group once its summary shows. */
+  async function launchOne(
+    page: IJupyterLabPageFixture,
+    name: string,
+    summary: string
+  ): Promise<Locator> {
+    const ready = await launch(page, 1, name);
+    await ready.locator('.jp-canfar-launch').click();
+    await expectSummary(page, name, summary);
+    return runGroup(page, name);
+  }
+
   /**
    * Upload FLAKY with these cells as `name`.ipynb, skip the test (saying why) on a server that
    * does not conduct runs, then open the notebook and its run form.
@@ -849,12 +869,6 @@ test.describe('Run as batch', () => {
     page,
     tmpPath
   }) => {
-    const cell = (id: string, source: string[], tags: string[] = []) => ({
-      ...FLAKY.cells[0],
-      id,
-      metadata: tags.length ? { tags } : {},
-      source
-    });
     const form = await openConducted(
       page,
       tmpPath,
@@ -941,22 +955,16 @@ test.describe('Run as batch', () => {
       tmpPath,
       'greedy',
       [
-        {
-          ...FLAKY.cells[0],
-          source: [
-            "data = b'x' * 1_500_000_000\n",
-            "print('held', len(data) // 10**6, 'MB')"
-          ]
-        }
+        cell('flaky-cell', [
+          "data = b'x' * 1_500_000_000\n",
+          "print('held', len(data) // 10**6, 'MB')"
+        ])
       ],
       'this server does not re-run with more memory (before issue 17)'
     );
     await form.locator('#jp-canfar-form-cores').selectOption('1');
     await form.locator('#jp-canfar-form-ram').selectOption('1');
-    const ready = await launch(page, 1, 'greedy');
-    await ready.locator('.jp-canfar-launch').click();
-    await expectSummary(page, 'greedy', '1 Failed');
-    const group = runGroup(page, 'greedy');
+    const group = await launchOne(page, 'greedy', '1 Failed');
     await expect(group.locator('.jp-canfar-run-error')).toContainText(
       'out of memory'
     );
@@ -994,22 +1002,16 @@ test.describe('Run as batch', () => {
       tmpPath,
       'slow',
       [
-        {
-          ...FLAKY.cells[0],
-          source: [
-            'import time\n',
-            "print('working', flush=True)\n",
-            'time.sleep(60)'
-          ]
-        }
+        cell('flaky-cell', [
+          'import time\n',
+          "print('working', flush=True)\n",
+          'time.sleep(60)'
+        ])
       ],
       'this server has no run timeout (before issue 17)'
     );
     await form.locator('#jp-canfar-form-timeout').fill('3s');
-    const ready = await launch(page, 1, 'slow');
-    await ready.locator('.jp-canfar-launch').click();
-    await expectSummary(page, 'slow', '1 Timed out');
-    const group = runGroup(page, 'slow');
+    const group = await launchOne(page, 'slow', '1 Timed out');
     await expect(group.locator('.jp-canfar-run-error')).toContainText(
       'Replica 1:'
     );
