@@ -23,6 +23,18 @@ from fake_skaha import FakeSkaha
 
 from canfar_jlab.skaha import SkahaClient
 
+# The fixtures a folder's conftest takes with `from fixtures_client import *`.
+__all__ = [
+    "cli_fake",
+    "fake",
+    "home",
+    "leaks",
+    "make_client",
+    "other_host",
+    "raises",
+    "watch_for_leaks",
+]
+
 LEAKS = LeakWatch()
 WATCHED_LOGGERS = ("canfar_jlab", "httpx", "httpcore")
 REPO = Path(__file__).resolve().parents[1]

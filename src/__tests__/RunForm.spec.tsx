@@ -89,6 +89,17 @@ const field = (id: string) =>
 const launchButton = () =>
   screen.getByRole('button', { name: /^Run \d+ replicas?$/ });
 
+// Wait for the preview and the enabled Launch button, then press it.
+async function launchOncePreviewed(): Promise<void> {
+  await screen.findByText('What will be launched');
+  await waitFor(() =>
+    expect((launchButton() as HTMLButtonElement).disabled).toBe(false)
+  );
+  await act(async () => {
+    fireEvent.click(launchButton());
+  });
+}
+
 describe('RunForm', () => {
   it('starts from the notebook name and the settings, and previews what will run', async () => {
     const { previews } = setup({
@@ -136,13 +147,7 @@ describe('RunForm', () => {
     fireEvent.change(screen.getByLabelText('Value of variable 1'), {
       target: { value: 'r' }
     });
-    await screen.findByText('What will be launched');
-    await waitFor(() =>
-      expect((launchButton() as HTMLButtonElement).disabled).toBe(false)
-    );
-    await act(async () => {
-      fireEvent.click(launchButton());
-    });
+    await launchOncePreviewed();
     expect(launches).toEqual([
       {
         notebook: 'work/Reduce FITS.ipynb',
@@ -213,13 +218,7 @@ describe('RunForm', () => {
     fireEvent.change(field('retries'), { target: { value: '2' } });
     fireEvent.change(field('maxRunning'), { target: { value: '2' } });
     fireEvent.click(field('pilot'));
-    await screen.findByText('What will be launched');
-    await waitFor(() =>
-      expect((launchButton() as HTMLButtonElement).disabled).toBe(false)
-    );
-    await act(async () => {
-      fireEvent.click(launchButton());
-    });
+    await launchOncePreviewed();
     expect(launches).toEqual([
       {
         notebook: 'work/Reduce FITS.ipynb',

@@ -286,6 +286,27 @@ export function RunForm(props: IRunFormProps): JSX.Element {
       </div>
     ) : null;
 
+  // Retries, timeout and max running: a labelled text or number input each; their errors
+  // are shown together under the row.
+  const conductField = (
+    name: 'retries' | 'timeout' | 'maxRunning',
+    label: string,
+    title: string,
+    attributes: React.InputHTMLAttributes<HTMLInputElement>
+  ) => (
+    <div className="jp-canfar-field">
+      <label htmlFor={`jp-canfar-form-${name}`}>{label}</label>
+      <input
+        {...field(name)}
+        {...attributes}
+        className="jp-mod-styled"
+        title={title}
+        value={values[name]}
+        onChange={e => set(name, e.target.value)}
+      />
+    </div>
+  );
+
   const resourceField = (name: 'cores' | 'ram' | 'gpus', label: string) => {
     const options = limits[name];
     if (name === 'gpus' && options.length === 0) {
@@ -417,58 +438,34 @@ export function RunForm(props: IRunFormProps): JSX.Element {
       <fieldset className="jp-canfar-params jp-canfar-conduct">
         <legend>{trans.__('Retries, timeout and pacing')}</legend>
         <div className="jp-canfar-field-row jp-canfar-conduct-row">
-          <div className="jp-canfar-field">
-            <label htmlFor="jp-canfar-form-retries">
-              {trans.__('Retries')}
-            </label>
-            <input
-              {...field('retries')}
-              className="jp-mod-styled"
-              type="number"
-              min={0}
-              max={10}
-              placeholder="0"
-              title={trans.__(
-                'Re-create a replica that fails (not one stopped, timed out or out of memory) up to this many times, after 2 s, 4 s, 8 s…'
-              )}
-              value={values.retries}
-              onChange={e => set('retries', e.target.value)}
-            />
-          </div>
-          <div className="jp-canfar-field">
-            <label htmlFor="jp-canfar-form-timeout">
-              {trans.__('Timeout')}
-            </label>
-            <input
-              {...field('timeout')}
-              className="jp-mod-styled"
-              placeholder={trans.__('none')}
-              spellCheck={false}
-              autoComplete="off"
-              title={trans.__(
-                'End a replica that runs longer: 30s, 90m, 2h, 1d (it is then Timed out)'
-              )}
-              value={values.timeout}
-              onChange={e => set('timeout', e.target.value)}
-            />
-          </div>
-          <div className="jp-canfar-field">
-            <label htmlFor="jp-canfar-form-maxRunning">
-              {trans.__('Max running')}
-            </label>
-            <input
-              {...field('maxRunning')}
-              className="jp-mod-styled"
-              type="number"
-              min={1}
-              placeholder={trans.__('all')}
-              title={trans.__(
-                'At most this many replicas at once; the rest wait in the run'
-              )}
-              value={values.maxRunning}
-              onChange={e => set('maxRunning', e.target.value)}
-            />
-          </div>
+          {conductField(
+            'retries',
+            trans.__('Retries'),
+            trans.__(
+              'Re-create a replica that fails (not one stopped, timed out or out of memory) up to this many times, after 2 s, 4 s, 8 s…'
+            ),
+            { type: 'number', min: 0, max: 10, placeholder: '0' }
+          )}
+          {conductField(
+            'timeout',
+            trans.__('Timeout'),
+            trans.__(
+              'End a replica that runs longer: 30s, 90m, 2h, 1d (it is then Timed out)'
+            ),
+            {
+              placeholder: trans.__('none'),
+              spellCheck: false,
+              autoComplete: 'off'
+            }
+          )}
+          {conductField(
+            'maxRunning',
+            trans.__('Max running'),
+            trans.__(
+              'At most this many replicas at once; the rest wait in the run'
+            ),
+            { type: 'number', min: 1, placeholder: trans.__('all') }
+          )}
         </div>
         {error('retries')}
         {error('timeout')}

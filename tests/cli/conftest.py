@@ -1,13 +1,4 @@
 """The CLI tests: against the fake Skaha (`cli_fake`, tests/fixtures_client.py) and against
 the test engine (`cli`, `cli_here`: tests/fixtures_cli.py, a suite-wide plugin)."""
 
-from fixtures_client import (  # noqa: F401 - fixtures, registered by name
-    cli_fake,
-    fake,
-    home,
-    leaks,
-    make_client,
-    other_host,
-    raises,
-    watch_for_leaks,
-)
+from fixtures_client import *  # noqa: F403 - fixtures, registered by name

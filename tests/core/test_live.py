@@ -3,70 +3,19 @@
 from __future__ import annotations
 
 import asyncio
-import sys
 
-import pytest
+from live_support import CountingSource, read_all, start_printer
 
-from canfar_jlab.credentials import engine_credentials
-from canfar_jlab.live import LiveHub, LogDelta, LogEnd
-from canfar_jlab.models import SessionSpec
+from canfar_jlab.live import LiveHub
 from canfar_jlab.skaha import SkahaClient
-
-PRINTER = "import time\nfor i in range({n}):\n print('line',i,flush=True)\n time.sleep({pause})"
-
-
-class CountingSource:
-    """The real client, with its log reads counted (the hub's upstream cost)."""
-
-    def __init__(self, client: SkahaClient) -> None:
-        self.client = client
-        self.log_reads = 0
-        self.list_calls = 0
-
-    async def list_sessions(self):
-        self.list_calls += 1
-        return await self.client.list_sessions()
-
-    async def logs(self, session_id, offset=None):
-        self.log_reads += 1
-        return await self.client.logs(session_id, offset)
-
-    async def read_log(self, session_id, cursor):
-        self.log_reads += 1
-        return await self.client.read_log(session_id, cursor)
-
-
-@pytest.fixture(scope="module")
-def creds():
-    return engine_credentials()
-
-
-async def _printer(client: SkahaClient, tmp_path, name: str, n: int, pause: float) -> str:
-    script = tmp_path / f"{name}.py"
-    script.write_text(PRINTER.format(n=n, pause=pause))
-    image = (await client.images())[0].id
-    spec = SessionSpec(name=name, image=image, cmd=sys.executable, args=[str(script)])
-    return await client.create_session(spec)
-
-
-async def _read_all(hub: LiveHub, session_id: str, offset: int = 0, slow: float = 0.0):
-    text, end = "", None
-    async for item in hub.logs(session_id, offset):
-        if isinstance(item, LogDelta):
-            text += item.text
-            if slow:
-                await asyncio.sleep(slow)  # a viewer that reads slowly, not a wait for state
-        elif isinstance(item, LogEnd):
-            end = item
-    return text, end
 
 
 async def test_session_created_after_the_last_list_is_followed_to_its_end(creds, tmp_path):
     async with SkahaClient(creds) as client:
         hub = LiveHub(client, list_interval=0.2)
         await hub.refresh()  # a list taken before the session exists
-        session_id = await _printer(client, tmp_path, "late-session", 5, 0.01)
-        text, end = await asyncio.wait_for(_read_all(hub, session_id), 30)
+        session_id = await start_printer(client, tmp_path, "late-session", 5, 0.01)
+        text, end = await asyncio.wait_for(read_all(hub, session_id), 30)
         await hub.close()
     assert [ln for ln in text.splitlines() if ln.startswith("line")] == [
         f"line {i}" for i in range(5)
@@ -76,10 +25,10 @@ async def test_session_created_after_the_last_list_is_followed_to_its_end(creds,
 
 async def test_many_viewers_share_one_feed_and_each_gets_everything(creds, tmp_path):
     async with SkahaClient(creds) as client:
-        source = CountingSource(client)
+        source = CountingSource(client, stream=False)
         hub = LiveHub(source, list_interval=0.2, log_min_interval=0.05)
-        session_id = await _printer(client, tmp_path, "shared-feed", 40, 0.01)
-        viewers = [asyncio.ensure_future(_read_all(hub, session_id)) for _ in range(8)]
+        session_id = await start_printer(client, tmp_path, "shared-feed", 40, 0.01)
+        viewers = [asyncio.ensure_future(read_all(hub, session_id)) for _ in range(8)]
         while not hub.log_feeds or hub.log_feeds[session_id].viewers < 8:
             await asyncio.sleep(0.01)
         feed = hub.log_feeds[session_id]
@@ -98,11 +47,11 @@ async def test_many_viewers_share_one_feed_and_each_gets_everything(creds, tmp_p
 
 async def test_a_slow_viewer_falls_behind_the_buffer_and_still_gets_everything(creds, tmp_path):
     async with SkahaClient(creds) as client:
-        source = CountingSource(client)
+        source = CountingSource(client, stream=False)
         hub = LiveHub(source, list_interval=0.2, log_min_interval=0.05, log_buffer_bytes=64)
-        session_id = await _printer(client, tmp_path, "slow-viewer", 40, 0.01)
-        fast = asyncio.ensure_future(_read_all(hub, session_id))
-        slow = asyncio.ensure_future(_read_all(hub, session_id, slow=0.05))
+        session_id = await start_printer(client, tmp_path, "slow-viewer", 40, 0.01)
+        fast = asyncio.ensure_future(read_all(hub, session_id))
+        slow = asyncio.ensure_future(read_all(hub, session_id, slow=0.05))
         (fast_text, _), (slow_text, slow_end) = await asyncio.wait_for(
             asyncio.gather(fast, slow), 60
         )
@@ -116,7 +65,7 @@ async def test_a_slow_viewer_falls_behind_the_buffer_and_still_gets_everything(c
 
 async def test_no_viewers_no_polling(creds):
     async with SkahaClient(creds) as client:
-        source = CountingSource(client)
+        source = CountingSource(client, stream=False)
         hub = LiveHub(source, list_interval=0.05)
         snapshots = hub.snapshots()
         first = await asyncio.wait_for(snapshots.__anext__(), 10)

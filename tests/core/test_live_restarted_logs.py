@@ -8,6 +8,7 @@ from __future__ import annotations
 import asyncio
 import secrets
 import time
+from contextlib import asynccontextmanager
 
 from fake_skaha import FakeSkaha
 
@@ -44,28 +45,38 @@ async def _until(condition, timeout: float = 20.0) -> None:
         await asyncio.sleep(0.02)
 
 
+OLD = "".join(f"old {i}\n" for i in range(300))
+
+
+@asynccontextmanager
+async def _watched_log(**hub_options):
+    """The fake with one session whose log is OLD, a hub over a client on it, and a viewer
+    that has been shown OLD: (fake, session id, hub, viewer)."""
+    with FakeSkaha(TOKEN) as fake:
+        sid = fake.add_session("restarts")
+        fake.append_log(sid, OLD)
+        url = normalise_base_url(fake.url)
+        credentials = Credentials(base_url=url, source="test", kind="explicit", token=Secret(TOKEN))
+        async with SkahaClient(credentials) as client:
+            hub = LiveHub(client, list_interval=0.1, whole_log_interval=0.05, **hub_options)
+            viewer = Viewer(hub, sid)
+            await _until(lambda: viewer.text == OLD)
+            yield fake, sid, hub, viewer
+
+
 async def _follow(change) -> tuple[Viewer, Viewer, str]:
     """A log is read whole, then `change(fake, sid)` changes it upstream and lines follow; the
     session ends. Returns the viewer that watched throughout, one that came at the end, and
     the text the service last served."""
-    with FakeSkaha(TOKEN) as fake:
-        sid = fake.add_session("restarts")
-        first = "".join(f"old {i}\n" for i in range(300))
-        fake.append_log(sid, first)
-        url = normalise_base_url(fake.url)
-        credentials = Credentials(base_url=url, source="test", kind="explicit", token=Secret(TOKEN))
-        async with SkahaClient(credentials) as client:
-            hub = LiveHub(client, list_interval=0.1, whole_log_interval=0.05)
-            viewer = Viewer(hub, sid)
-            await _until(lambda: viewer.text == first)
-            change(fake, sid)
-            await _until(lambda: viewer.text.endswith("again 1\n"))
-            fake.append_log(sid, "again 2\n")
-            await _until(lambda: viewer.text.endswith("again 2\n"))
-            late = Viewer(hub, sid)  # joins now: the hub's buffer shows it the same
-            fake.set_status(sid, "Completed")
-            await asyncio.wait_for(asyncio.gather(viewer.task, late.task), 20)
-            await hub.close()
+    async with _watched_log() as (fake, sid, hub, viewer):
+        change(fake, sid)
+        await _until(lambda: viewer.text.endswith("again 1\n"))
+        fake.append_log(sid, "again 2\n")
+        await _until(lambda: viewer.text.endswith("again 2\n"))
+        late = Viewer(hub, sid)  # joins now: the hub's buffer shows it the same
+        fake.set_status(sid, "Completed")
+        await asyncio.wait_for(asyncio.gather(viewer.task, late.task), 20)
+        await hub.close()
         served = fake.logs[sid].decode()
     for each in (viewer, late):
         assert each.end is not None and each.end.status == "Completed"
@@ -80,8 +91,7 @@ async def test_a_log_that_restarts_shorter_is_shown_after_one_notice():
         fake.replace_log(sid, "again 1\n")
 
     viewer, late, served = await _follow(restart)
-    old = "".join(f"old {i}\n" for i in range(300))
-    assert viewer.text == late.text == old + NOTICE + served
+    assert viewer.text == late.text == OLD + NOTICE + served
     assert served == "again 1\nagain 2\n"
 
 
@@ -90,8 +100,7 @@ async def test_a_log_that_restarts_and_outgrows_the_old_one_is_not_cut_at_the_ol
         fake.replace_log(sid, "".join(f"restarted, longer {i}\n" for i in range(200)) + "again 1\n")
 
     viewer, late, served = await _follow(restart)
-    old = "".join(f"old {i}\n" for i in range(300))
-    assert viewer.text == late.text == old + NOTICE + served
+    assert viewer.text == late.text == OLD + NOTICE + served
 
 
 async def test_a_rotated_log_that_kept_its_tail_continues_after_it_without_repeats():
@@ -99,32 +108,22 @@ async def test_a_rotated_log_that_kept_its_tail_continues_after_it_without_repea
         fake.replace_log(sid, "".join(f"old {i}\n" for i in range(150, 300)) + "again 1\n")
 
     viewer, late, _ = await _follow(rotate)
-    old = "".join(f"old {i}\n" for i in range(300))
-    assert viewer.text == late.text == old + "again 1\nagain 2\n"
+    assert viewer.text == late.text == OLD + "again 1\nagain 2\n"
 
 
 async def test_a_viewer_behind_the_buffer_after_a_restart_gets_the_log_as_it_is_now():
     """The text from before a restart is gone upstream: a viewer that comes back from an older
     offset than the hub still holds gets the notice and the whole current log, not a slice of
     it cut at its old offset."""
-    with FakeSkaha(TOKEN) as fake:
-        sid = fake.add_session("restarts")
-        old = "".join(f"old {i}\n" for i in range(300))
-        fake.append_log(sid, old)
-        url = normalise_base_url(fake.url)
-        credentials = Credentials(base_url=url, source="test", kind="explicit", token=Secret(TOKEN))
-        async with SkahaClient(credentials) as client:
-            hub = LiveHub(client, list_interval=0.1, whole_log_interval=0.05, log_buffer_bytes=64)
-            viewer = Viewer(hub, sid)
-            await _until(lambda: viewer.text == old)
-            fake.replace_log(sid, "again 1\n")
-            await _until(lambda: viewer.text.endswith("again 1\n"))
-            resumed = Viewer(hub, sid, offset=100)  # a browser tab reconnecting from byte 100
-            await _until(lambda: resumed.text.endswith("again 1\n"))
-            fake.append_log(sid, "again 2\n")
-            fake.set_status(sid, "Completed")
-            await asyncio.wait_for(asyncio.gather(viewer.task, resumed.task), 20)
-            await hub.close()
-    assert viewer.text == old + NOTICE + "again 1\nagain 2\n"
+    async with _watched_log(log_buffer_bytes=64) as (fake, sid, hub, viewer):
+        fake.replace_log(sid, "again 1\n")
+        await _until(lambda: viewer.text.endswith("again 1\n"))
+        resumed = Viewer(hub, sid, offset=100)  # a browser tab reconnecting from byte 100
+        await _until(lambda: resumed.text.endswith("again 1\n"))
+        fake.append_log(sid, "again 2\n")
+        fake.set_status(sid, "Completed")
+        await asyncio.wait_for(asyncio.gather(viewer.task, resumed.task), 20)
+        await hub.close()
+    assert viewer.text == OLD + NOTICE + "again 1\nagain 2\n"
     assert resumed.text == NOTICE + "again 1\nagain 2\n"
     assert resumed.offsets[-1][1] == viewer.offsets[-1][1]  # both end at the same offset

@@ -8,69 +8,17 @@ from __future__ import annotations
 
 import asyncio
 import secrets
-import sys
 import time
 
 import pytest
 from fake_skaha import FakeSkaha, Status
+from live_support import CountingSource, read_all, start_printer
 
-from canfar_jlab.credentials import Credentials, Secret, engine_credentials, normalise_base_url
-from canfar_jlab.live import LiveHub, LogDelta, LogEnd
-from canfar_jlab.models import SessionSpec
+from canfar_jlab.credentials import Credentials, Secret, normalise_base_url
+from canfar_jlab.live import LiveHub
 from canfar_jlab.skaha import SkahaClient, Unavailable
 
-PRINTER = "import time\nfor i in range({n}):\n print('line',i,flush=True)\n time.sleep({pause})"
 TOKEN = "tok-" + secrets.token_hex(12)
-
-
-@pytest.fixture(scope="module")
-def creds():
-    return engine_credentials()
-
-
-class CountingSource:
-    """The real client with its calls counted; `stream=False` hides the log stream."""
-
-    def __init__(self, client: SkahaClient, stream: bool = True) -> None:
-        self.client = client
-        self.log_reads = 0
-        self.stream_opens = 0
-        if stream:
-            self.log_stream = self._log_stream
-
-    async def list_sessions(self):
-        return await self.client.list_sessions()
-
-    async def logs(self, session_id, offset=None):
-        self.log_reads += 1
-        return await self.client.logs(session_id, offset)
-
-    async def read_log(self, session_id, cursor):
-        self.log_reads += 1
-        return await self.client.read_log(session_id, cursor)
-
-    async def _log_stream(self, sessions):
-        self.stream_opens += 1
-        async for frame in self.client.log_stream(sessions):
-            yield frame
-
-
-async def _printer(client: SkahaClient, tmp_path, name: str, n: int, pause: float) -> str:
-    script = tmp_path / f"{name}.py"
-    script.write_text(PRINTER.format(n=n, pause=pause))
-    image = (await client.images())[0].id
-    spec = SessionSpec(name=name, image=image, cmd=sys.executable, args=[str(script)])
-    return await client.create_session(spec)
-
-
-async def _read_all(hub: LiveHub, session_id: str, **kwargs) -> tuple[str, LogEnd | None]:
-    text, end = "", None
-    async for item in hub.logs(session_id, **kwargs):
-        if isinstance(item, LogDelta):
-            text += item.text
-        elif isinstance(item, LogEnd):
-            end = item
-    return text, end
 
 
 def _lines(text: str) -> list[str]:
@@ -82,7 +30,7 @@ def _lines(text: str) -> list[str]:
 
 async def test_one_request_carries_every_session_to_its_end(creds, tmp_path):
     async with SkahaClient(creds) as client:
-        ids = [await _printer(client, tmp_path, f"stream-{i}", 20, 0.01) for i in range(3)]
+        ids = [await start_printer(client, tmp_path, f"stream-{i}", 20, 0.01) for i in range(3)]
         received: dict[str, bytearray] = {sid: bytearray() for sid in ids}
         ends: dict[str, str] = {}
 
@@ -127,8 +75,8 @@ async def test_the_hub_streams_from_the_engine_and_never_polls(creds, tmp_path):
     async with SkahaClient(creds) as client:
         source = CountingSource(client)
         hub = LiveHub(source, list_interval=0.2)
-        ids = [await _printer(client, tmp_path, f"hub-stream-{i}", 30, 0.01) for i in range(4)]
-        results = await asyncio.wait_for(asyncio.gather(*(_read_all(hub, sid) for sid in ids)), 60)
+        ids = [await start_printer(client, tmp_path, f"hub-stream-{i}", 30, 0.01) for i in range(4)]
+        results = await asyncio.wait_for(asyncio.gather(*(read_all(hub, sid) for sid in ids)), 60)
         await hub.close()
     for text, end in results:
         assert _lines(text) == [f"line {i}" for i in range(30)]
@@ -141,8 +89,8 @@ async def test_without_a_stream_the_hub_polls_as_before(creds, tmp_path):
     async with SkahaClient(creds) as client:
         source = CountingSource(client, stream=False)
         hub = LiveHub(source, list_interval=0.2, log_min_interval=0.05)
-        sid = await _printer(client, tmp_path, "hub-poll", 10, 0.01)
-        text, end = await asyncio.wait_for(_read_all(hub, sid), 60)
+        sid = await start_printer(client, tmp_path, "hub-poll", 10, 0.01)
+        text, end = await asyncio.wait_for(read_all(hub, sid), 60)
         await hub.close()
     assert _lines(text) == [f"line {i}" for i in range(10)]
     assert end is not None and end.status == "Completed"
@@ -174,9 +122,9 @@ async def test_skaha_without_a_stream_is_polled_and_the_stream_is_not_asked_agai
         fake.append_log(sid, "hello\n")
         async with SkahaClient(_fake_credentials(fake)) as client:
             hub = LiveHub(client, list_interval=0.1, whole_log_interval=0.05)
-            follow = asyncio.ensure_future(_read_all(hub, sid))
+            follow = asyncio.ensure_future(read_all(hub, sid))
             await _until(lambda: hub.log_feeds.get(sid) and hub.log_feeds[sid].next_offset == 6)
-            other = asyncio.ensure_future(_read_all(hub, fake.add_session("s2")))
+            other = asyncio.ensure_future(read_all(hub, fake.add_session("s2")))
             await _until(lambda: len(fake.recorded("GET", sid)) >= 2)
             fake.append_log(sid, "bye\n")
             fake.set_status(sid, "Completed")
@@ -195,8 +143,8 @@ async def test_quiet_logs_back_off_visible_ones_do_not():
         async with SkahaClient(_fake_credentials(fake)) as client:
             hub = LiveHub(client, list_interval=0.1, whole_log_interval=0.05, quiet_interval=0.4)
             tasks = [
-                asyncio.ensure_future(_read_all(hub, quiet, visible=False)),
-                asyncio.ensure_future(_read_all(hub, shown, visible=True)),
+                asyncio.ensure_future(read_all(hub, quiet, visible=False)),
+                asyncio.ensure_future(read_all(hub, shown, visible=True)),
             ]
             await _until(lambda: quiet in hub.log_feeds and hub.log_feeds[quiet].interval >= 0.4)
             assert hub.log_feeds[shown].interval <= 0.05
@@ -222,7 +170,7 @@ async def test_a_replica_that_just_ended_is_read_once_more_at_once():
         async with SkahaClient(_fake_credentials(fake)) as client:
             # Quiet logs wait up to a minute: only the end, seen in the list, wakes the feed.
             hub = LiveHub(client, list_interval=0.1, whole_log_interval=20.0, quiet_interval=60.0)
-            follow = asyncio.ensure_future(_read_all(hub, sid, visible=False))
+            follow = asyncio.ensure_future(read_all(hub, sid, visible=False))
             await _until(lambda: len(fake.recorded("GET", sid)) >= 1)
             fake.append_log(sid, "done\n")
             fake.set_status(sid, "Completed")
@@ -246,7 +194,7 @@ async def test_whole_log_bytes_per_second_are_capped():
                 whole_log_interval=0.05,
                 whole_log_bytes_per_second=cap,
             )
-            tasks = [asyncio.ensure_future(_read_all(hub, sid)) for sid in ids]
+            tasks = [asyncio.ensure_future(read_all(hub, sid)) for sid in ids]
             started = time.monotonic()
             await _until(lambda: hub.whole_log_bytes >= 500_000)  # every log read once
             await asyncio.sleep(1.5)  # a window over which to measure the rate
@@ -268,7 +216,7 @@ async def test_a_stream_refused_with_any_status_means_polling():
         fake.set_status(sid, "Completed")
         async with SkahaClient(_fake_credentials(fake)) as client:
             hub = LiveHub(client, list_interval=0.1, whole_log_interval=0.05)
-            text, end = await asyncio.wait_for(_read_all(hub, sid), 20)
+            text, end = await asyncio.wait_for(read_all(hub, sid), 20)
             await hub.close()
         assert text == "polled\n" and end is not None
         assert hub.stream is None  # decided once for the hub's life
@@ -287,8 +235,8 @@ async def test_a_stream_that_never_opens_gives_way_to_polling(creds, tmp_path):
     async with SkahaClient(creds) as client:
         source = BrokenStream(client)
         hub = LiveHub(source, list_interval=0.2, log_min_interval=0.05)
-        sid = await _printer(client, tmp_path, "no-stream", 5, 0.01)
-        text, end = await asyncio.wait_for(_read_all(hub, sid), 60)
+        sid = await start_printer(client, tmp_path, "no-stream", 5, 0.01)
+        text, end = await asyncio.wait_for(read_all(hub, sid), 60)
         await hub.close()
     assert _lines(text) == [f"line {i}" for i in range(5)]
     assert end is not None and end.status == "Completed"

@@ -10,10 +10,12 @@ from __future__ import annotations
 import logging
 import os
 from pathlib import Path
+from secrets import token_hex
 
 import pytest
 import tornado.httpclient
 from credentials_in_use import CREDENTIALS_IN_USE
+from fake_skaha import FakeSkaha
 
 
 class Seen:
@@ -81,3 +83,28 @@ def no_credential_leaks(seen, caplog):
     texts = seen.texts + [("log", f"{r.name} {r.getMessage()}") for r in caplog.get_records("call")]
     leaked = [(kind, text[:200]) for kind, text in texts for s in secrets if s and s in text]
     assert not leaked, f"a credential reached a response or a log: {leaked}"
+
+
+@pytest.fixture
+def runs_root(jp_root_dir):
+    """Runs inside the server root, so the sidebar can open their folders (tests that want it
+    there pass it to server_config)."""
+    return jp_root_dir / "canfar-runs"
+
+
+@pytest.fixture
+def skaha_token() -> str:
+    """A CANFAR token for the fake Skaha, one per test, watched for leaks like the others."""
+    token = "canfar-" + token_hex(12)
+    CREDENTIALS_IN_USE.add(token)
+    return token
+
+
+@pytest.fixture
+def skaha(monkeypatch, skaha_token):
+    """The misbehaving Skaha look-alike on 127.0.0.1 (the real CANFAR cannot run here), set as
+    the server's CANFAR_URL and CANFAR_TOKEN."""
+    with FakeSkaha(skaha_token) as fake:
+        monkeypatch.setenv("CANFAR_URL", fake.url)
+        monkeypatch.setenv("CANFAR_TOKEN", skaha_token)
+        yield fake

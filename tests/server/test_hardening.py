@@ -10,16 +10,11 @@ import json
 import logging
 import os
 
-import nbformat
 import pytest
 import tornado.httpclient
 import tornado.websocket
+from runs_support import write_notebook
 from server_config import server_config
-
-
-@pytest.fixture
-def runs_root(jp_root_dir):
-    return jp_root_dir / "canfar-runs"
 
 
 @pytest.fixture
@@ -28,11 +23,7 @@ def jp_server_config(jp_server_config, runs_root):
 
 
 def _notebook(path, *cells: str) -> str:
-    nb = nbformat.v4.new_notebook()
-    nb.cells = [nbformat.v4.new_code_cell(source) for source in cells]
-    path.parent.mkdir(parents=True, exist_ok=True)
-    nbformat.write(nb, path)
-    return str(path.name)
+    return write_notebook(path, list(cells)).name
 
 
 async def _refused(jp_fetch, *path, body: bytes | str | None, method="POST") -> tuple[int, str]:

@@ -8,31 +8,17 @@ from __future__ import annotations
 import asyncio
 import itertools
 import json
-import secrets
 import time
 
 import pytest
-from credentials_in_use import CREDENTIALS_IN_USE
-from fake_skaha import FakeSkaha
 from server_config import server_config
 
 from canfar_jlab.logdelta import RESTART_NOTICE
-
-TOKEN = "canfar-" + secrets.token_hex(12)
-CREDENTIALS_IN_USE.add(TOKEN)
 
 
 @pytest.fixture
 def jp_server_config(jp_server_config):
     return server_config({"list_interval": 0.1})
-
-
-@pytest.fixture
-def skaha(monkeypatch):
-    with FakeSkaha(TOKEN) as fake:
-        monkeypatch.setenv("CANFAR_URL", fake.url)
-        monkeypatch.setenv("CANFAR_TOKEN", TOKEN)
-        yield fake
 
 
 async def test_a_log_that_restarts_upstream_is_shown_once_after_a_notice(skaha, jp_ws_fetch):

@@ -17,11 +17,6 @@ from canfar_jlab.runs import RunStore
 
 
 @pytest.fixture
-def runs_root(jp_root_dir):
-    return jp_root_dir / "canfar-runs"
-
-
-@pytest.fixture
 def jp_server_config(jp_server_config, runs_root):
     return server_config({"runs_root": str(runs_root)})
 

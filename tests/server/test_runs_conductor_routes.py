@@ -4,46 +4,20 @@ server's own polling conducts the run (the cap), bad values are one-line 400s.""
 from __future__ import annotations
 
 import asyncio
-import json
 
-import nbformat
 import pytest
-import tornado.httpclient
+from runs_support import write_notebook
 from server_config import server_config
+from server_rest import rest_error, rest_json
 
 
 def _notebook(path, *cells: str) -> str:
-    nb = nbformat.v4.new_notebook()
-    nb.cells = [nbformat.v4.new_code_cell(source) for source in cells]
-    path.parent.mkdir(parents=True, exist_ok=True)
-    nbformat.write(nb, path)
-    return path.name
-
-
-@pytest.fixture
-def runs_root(jp_root_dir):
-    return jp_root_dir / "canfar-runs"
+    return write_notebook(path, list(cells)).name
 
 
 @pytest.fixture
 def jp_server_config(jp_server_config, runs_root):
     return server_config({"runs_root": str(runs_root)})
-
-
-async def _json(jp_fetch, *path, method="GET", body=None):
-    kwargs = {"method": method}
-    if body is not None:
-        kwargs["body"] = json.dumps(body)
-    response = await jp_fetch("canfar-jlab", *path, **kwargs)
-    return response.code, json.loads(response.body)
-
-
-async def _error(jp_fetch, *path, body=None) -> tuple[int, str]:
-    with pytest.raises(tornado.httpclient.HTTPClientError) as info:
-        await _json(jp_fetch, *path, method="POST", body=body)
-    message = json.loads(info.value.response.body.decode())["message"]
-    assert "\n" not in message and "Traceback" not in message
-    return info.value.code, message
 
 
 async def test_preview_and_launch_carry_the_conductor_options(jp_fetch, jp_root_dir, runs_root):
@@ -56,7 +30,7 @@ async def test_preview_and_launch_carry_the_conductor_options(jp_fetch, jp_root_
         "timeout_seconds": 600,
         "max_running": 1,
     }
-    _, preview = await _json(jp_fetch, "runs", "preview", method="POST", body=body)
+    _, preview = await rest_json(jp_fetch, "runs", "preview", method="POST", body=body)
     assert (preview["retries"], preview["timeout_seconds"], preview["max_running"]) == (2, 600, 1)
     assert [r["waiting"] for r in preview["replicas"]] == [
         None,
@@ -66,7 +40,7 @@ async def test_preview_and_launch_carry_the_conductor_options(jp_fetch, jp_root_
     assert preview["replicas"][0]["env"]["CANFAR_JLAB_TIMEOUT"] == "600"
     assert not runs_root.exists() or not any(runs_root.iterdir())
 
-    code, run = await _json(jp_fetch, "runs", method="POST", body=body)
+    code, run = await rest_json(jp_fetch, "runs", method="POST", body=body)
     assert code == 201
     spec = run["spec"]
     assert (spec["retries"], spec["timeout_seconds"], spec["max_running"]) == (2, 600, 1)
@@ -75,7 +49,7 @@ async def test_preview_and_launch_carry_the_conductor_options(jp_fetch, jp_root_
     loop = asyncio.get_running_loop()
     deadline = loop.time() + 120
     while True:  # the server conducts the run: no browser, no CLI
-        _, run = await _json(jp_fetch, "runs", run["name"])
+        _, run = await rest_json(jp_fetch, "runs", run["name"])
         if run["state"] != "active" and all(r["log"] for r in run["replicas"]):
             break
         assert loop.time() < deadline, run["counts"]
@@ -86,7 +60,7 @@ async def test_preview_and_launch_carry_the_conductor_options(jp_fetch, jp_root_
     assert submitted[1] >= ends[0] and submitted[2] >= ends[1]  # one at a time
 
     # --reduce NOTEBOOK: confined to the root like the notebook, copied into the run folder.
-    _, preview = await _json(
+    _, preview = await rest_json(
         jp_fetch,
         "runs",
         "preview",
@@ -113,6 +87,6 @@ async def test_bad_conductor_options_are_one_line_errors(
 ):
     _notebook(jp_root_dir / "a.ipynb", "print(1)")
     for route in (("runs",), ("runs", "preview")):
-        got, message = await _error(jp_fetch, *route, body={"notebook": "a.ipynb", **extra})
+        got, message = await rest_error(jp_fetch, *route, body={"notebook": "a.ipynb", **extra})
         assert got == code and field in message
     assert not runs_root.exists() or not any(runs_root.iterdir())

@@ -12,6 +12,7 @@ import nbformat
 import pytest
 from nbformat.v4 import new_code_cell, new_notebook
 from server_config import server_config
+from server_rest import rest_json
 from status_report import SLEEPS_3, assert_real_run, engine_lifetime
 
 from canfar_jlab.cli import main
@@ -28,18 +29,10 @@ def _notebook(path: Path, source: str) -> Path:
     return path
 
 
-async def _json(jp_fetch, *path, method="GET", body=None):
-    kwargs = {"method": method}
-    if body is not None:
-        kwargs["body"] = json.dumps(body)
-    response = await jp_fetch("canfar-jlab", *path, **kwargs)
-    return response.code, json.loads(response.body)
-
-
 async def _until(jp_fetch, name: str, timeout: float = 90.0) -> dict:
     deadline = asyncio.get_running_loop().time() + timeout
     while True:
-        _, run = await _json(jp_fetch, "runs", name)
+        _, run = await rest_json(jp_fetch, "runs", name)
         if run["state"] != "active" and all(r["log"] for r in run["replicas"]):
             return run
         assert asyncio.get_running_loop().time() < deadline, run["counts"]
@@ -111,7 +104,7 @@ async def test_runs_from_every_door_appear_in_the_others(jp_fetch, jp_root_dir, 
     _notebook(jp_root_dir / "work" / "sleeps.ipynb", SLEEPS_3)
     tiny = _notebook(jp_root_dir / "work" / "tiny.ipynb", TINY)
 
-    code, _ = await _json(
+    code, _ = await rest_json(
         jp_fetch,
         "runs",
         method="POST",
@@ -127,7 +120,7 @@ async def test_runs_from_every_door_appear_in_the_others(jp_fetch, jp_root_dir, 
     for replica in ended["from-rest"]["replicas"]:
         assert_real_run(replica, real[replica["session_id"]])
         assert replica["exit_code"] == 0 and replica["attempt_count"] == 1
-    _, listed = await _json(jp_fetch, "runs")
+    _, listed = await rest_json(jp_fetch, "runs")
     rest_states = {run["name"]: run["state"] for run in listed["runs"]}
     assert rest_states == dict.fromkeys(("from-rest", "from-cli", "from-magic"), "completed")
     assert await asyncio.to_thread(_cli_runs) == rest_states
@@ -146,7 +139,7 @@ async def test_every_door_records_the_real_run_when_read_30_s_later(
     real run (its process, as the engine measured it) to 1 s, through REST and the CLI."""
     sleeps = _notebook(jp_root_dir / "sleeps.ipynb", SLEEPS_3)
     body = {"notebook": "sleeps.ipynb", "name": "late-rest"}
-    assert (await _json(jp_fetch, "runs", method="POST", body=body))[0] == 201
+    assert (await rest_json(jp_fetch, "runs", method="POST", body=body))[0] == 201
     assert await _cli("run", str(sleeps), "--name", "late-cli") == 0
     _magic(f"batch {sleeps} --name late-magic")
     names = ("late-rest", "late-cli", "late-magic")
@@ -189,7 +182,7 @@ async def test_every_door_launches_after_an_engine_restart(
 ):
     _notebook(jp_root_dir / "tiny.ipynb", TINY)
     tiny = jp_root_dir / "tiny.ipynb"
-    code, _ = await _json(
+    code, _ = await rest_json(
         jp_fetch, "runs", method="POST", body={"notebook": "tiny.ipynb", "name": "before"}
     )
     assert code == 201
@@ -199,11 +192,11 @@ async def test_every_door_launches_after_an_engine_restart(
     assert after.url != before.url or after.token() != before.token_file.read_text()
 
     # No other route first: preview and launch themselves find the new engine.
-    code, preview = await _json(
+    code, preview = await rest_json(
         jp_fetch, "runs", "preview", method="POST", body={"notebook": "tiny.ipynb"}
     )
     assert code == 200 and preview["image"]
-    code, run = await _json(
+    code, run = await rest_json(
         jp_fetch, "runs", method="POST", body={"notebook": "tiny.ipynb", "name": "after-rest"}
     )
     assert code == 201 and all(r["session_id"] for r in run["replicas"])

@@ -7,18 +7,15 @@ import asyncio
 import json
 import os
 
-import nbformat
 import pytest
 import tornado.httpclient
+from runs_support import write_notebook
 from server_config import server_config
+from server_rest import rest_error, rest_json
 
 
 def _notebook(path, *cells: str) -> str:
-    nb = nbformat.v4.new_notebook()
-    nb.cells = [nbformat.v4.new_code_cell(source) for source in cells]
-    path.parent.mkdir(parents=True, exist_ok=True)
-    nbformat.write(nb, path)
-    return path.name
+    return write_notebook(path, list(cells)).name
 
 
 # Replica 2 fails until a marker file exists next to the notebook.
@@ -32,39 +29,15 @@ if rid == '2' and not pathlib.Path('fixed').exists():
 
 
 @pytest.fixture
-def runs_root(jp_root_dir):
-    # Runs inside the server root, so the sidebar can open their folders.
-    return jp_root_dir / "canfar-runs"
-
-
-@pytest.fixture
 def jp_server_config(jp_server_config, runs_root):
     return server_config({"runs_root": str(runs_root)})
-
-
-async def _json(jp_fetch, *path, method="GET", body=None):
-    kwargs = {"method": method}
-    if body is not None:
-        kwargs["body"] = json.dumps(body)
-    response = await jp_fetch("canfar-jlab", *path, **kwargs)
-    return response.code, json.loads(response.body)
-
-
-async def _error(jp_fetch, *path, method="POST", body=None) -> tuple[int, str]:
-    with pytest.raises(tornado.httpclient.HTTPClientError) as info:
-        await _json(jp_fetch, *path, method=method, body=body)
-    body_text = info.value.response.body.decode()
-    assert "Traceback" not in body_text
-    message = json.loads(body_text)["message"]
-    assert "\n" not in message
-    return info.value.code, message
 
 
 async def _until_ended(jp_fetch, name: str, timeout: float = 60.0) -> dict:
     loop = asyncio.get_running_loop()
     deadline = loop.time() + timeout
     while True:
-        _, run = await _json(jp_fetch, "runs", name)
+        _, run = await rest_json(jp_fetch, "runs", name)
         if run["state"] != "active" and all(r["log"] for r in run["replicas"]):
             return run
         assert loop.time() < deadline, f"run {name} still {run['counts']}"
@@ -73,7 +46,7 @@ async def _until_ended(jp_fetch, name: str, timeout: float = 60.0) -> dict:
 
 async def test_launch_watch_rerun_failed_and_delete(jp_fetch, jp_root_dir, runs_root):
     _notebook(jp_root_dir / "work" / "sweep.ipynb", FAILS_UNTIL_FIXED)
-    code, run = await _json(
+    code, run = await rest_json(
         jp_fetch, "runs", method="POST", body={"notebook": "work/sweep.ipynb", "replicas": 3}
     )
     assert code == 201
@@ -89,11 +62,11 @@ async def test_launch_watch_rerun_failed_and_delete(jp_fetch, jp_root_dir, runs_
     log = (runs_root / run["name"] / failed["log"]).read_text()
     assert "replica 2 is broken" in log and "Traceback" in log
 
-    _, listed = await _json(jp_fetch, "runs")
+    _, listed = await rest_json(jp_fetch, "runs")
     assert run["name"] in [r["name"] for r in listed["runs"]]
 
     (jp_root_dir / "work" / "fixed").write_text("")
-    code, rerun = await _json(
+    code, rerun = await rest_json(
         jp_fetch, "runs", run["name"], "rerun", method="POST", body={"failed_only": True}
     )
     assert rerun["replicas"][1]["session_id"] != failed["session_id"]
@@ -103,28 +76,30 @@ async def test_launch_watch_rerun_failed_and_delete(jp_fetch, jp_root_dir, runs_
     again = await _until_ended(jp_fetch, run["name"])
     assert again["state"] == "completed" and again["counts"] == {"Completed": 3}
 
-    code, deleted = await _json(jp_fetch, "runs", run["name"], method="DELETE")
+    code, deleted = await rest_json(jp_fetch, "runs", run["name"], method="DELETE")
     assert set(deleted["deleted"]) >= {r["session_id"] for r in again["replicas"]}
     assert (runs_root / run["name"] / "run.json").is_file()  # the folder stays
-    _, listed = await _json(jp_fetch, "runs")
+    _, listed = await rest_json(jp_fetch, "runs")
     assert run["name"] not in [r["name"] for r in listed["runs"]]  # but the run leaves the list
-    _, gone = await _json(jp_fetch, "runs", run["name"])
+    _, gone = await rest_json(jp_fetch, "runs", run["name"])
     assert gone["deleted"]
 
 
 async def test_preview_creates_nothing_and_shows_problems(jp_fetch, jp_root_dir, runs_root):
     _notebook(jp_root_dir / "ask.ipynb", "x = 1", "name = input('who? ')")
-    _, preview = await _json(
+    _, preview = await rest_json(
         jp_fetch, "runs", "preview", method="POST", body={"notebook": "ask.ipynb", "replicas": 2}
     )
     assert [p["cell"] for p in preview["problems"]] == [2]
     assert [r["env"]["REPLICA_ID"] for r in preview["replicas"]] == ["1", "2"]
     assert not runs_root.exists() or not any(runs_root.iterdir())
 
-    code, message = await _error(jp_fetch, "runs", body={"notebook": "ask.ipynb", "replicas": 2})
+    code, message = await rest_error(
+        jp_fetch, "runs", body={"notebook": "ask.ipynb", "replicas": 2}
+    )
     assert code == 400 and "input" in message and "2" in message
     assert not runs_root.exists() or not any(runs_root.iterdir())
-    _, sessions = await _json(jp_fetch, "sessions")
+    _, sessions = await rest_json(jp_fetch, "sessions")
     assert not [s for s in sessions["sessions"] if s["name"].startswith("ask")]
 
 
@@ -149,7 +124,7 @@ async def test_notebook_paths_stay_inside_the_root(
     if not link.exists():
         os.symlink(outside, link)
     (jp_root_dir / "notes.txt").write_text("hi")
-    code, message = await _error(jp_fetch, "runs", body={"notebook": notebook, "replicas": 1})
+    code, message = await rest_error(jp_fetch, "runs", body={"notebook": notebook, "replicas": 1})
     assert code == expected
     assert "notebook" in message
     assert str(outside) not in message
@@ -167,14 +142,14 @@ async def test_notebook_paths_stay_inside_the_root(
 )
 async def test_bad_launch_requests_name_the_field(jp_fetch, jp_root_dir, runs_root, body, field):
     _notebook(jp_root_dir / "a.ipynb", "print(1)")
-    code, message = await _error(jp_fetch, "runs", body=body)
+    code, message = await rest_error(jp_fetch, "runs", body=body)
     assert code == 400 and field in message
 
 
 async def test_unknown_run_is_404(jp_fetch):
-    code, message = await _error(jp_fetch, "runs", "no-such-run", method="GET")
+    code, message = await rest_error(jp_fetch, "runs", "no-such-run", method="GET")
     assert code == 404 and "no-such-run" in message
-    code, _ = await _error(jp_fetch, "runs", "no-such-run", "rerun", body={})
+    code, _ = await rest_error(jp_fetch, "runs", "no-such-run", "rerun", body={})
     assert code == 404
 
 
@@ -221,7 +196,7 @@ async def test_run_end_is_told_once_and_only_to_tabs_that_were_watching(
     _notebook(jp_root_dir / "quick.ipynb", "print('done')")
     watching = await jp_ws_fetch("canfar-jlab", "live")
     watching.write_message(json.dumps({"op": "subscribe", "topic": "sessions"}))
-    _, run = await _json(
+    _, run = await rest_json(
         jp_fetch, "runs", method="POST", body={"notebook": "quick.ipynb", "replicas": 2}
     )
     seen = await _messages_until(
@@ -246,13 +221,15 @@ async def test_run_end_is_told_once_and_only_to_tabs_that_were_watching(
 
 async def test_rerun_with_more_memory_is_refused_when_no_replica_ran_out(jp_fetch, jp_root_dir):
     _notebook(jp_root_dir / "work" / "small.ipynb", "print('fits')")
-    _, run = await _json(
+    _, run = await rest_json(
         jp_fetch, "runs", method="POST", body={"notebook": "work/small.ipynb", "replicas": 1}
     )
     ended = await _until_ended(jp_fetch, run["name"])
     assert ended["state"] == "completed" and ended["replicas"][0]["oom"] is False
-    code, message = await _error(jp_fetch, "runs", run["name"], "rerun", body={"more_memory": True})
+    code, message = await rest_error(
+        jp_fetch, "runs", run["name"], "rerun", body={"more_memory": True}
+    )
     assert code == 409
     assert message == f"run {run['name']} has no replica that ran out of memory"
-    _, after = await _json(jp_fetch, "runs", run["name"])
+    _, after = await rest_json(jp_fetch, "runs", run["name"])
     assert after["replicas"][0]["attempts"] == []

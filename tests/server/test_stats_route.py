@@ -4,28 +4,15 @@ and a 503 from the metrics backend as a warning (200, `available: false`), never
 from __future__ import annotations
 
 import json
-import secrets
 
 import pytest
-from credentials_in_use import CREDENTIALS_IN_USE
-from fake_skaha import LEGACY_STATS, METRICS_DOWN, FakeSkaha, Status
+from fake_skaha import LEGACY_STATS, METRICS_DOWN, Status
 from server_config import server_config
-
-TOKEN = "canfar-" + secrets.token_hex(12)
-CREDENTIALS_IN_USE.add(TOKEN)
 
 
 @pytest.fixture
 def jp_server_config(jp_server_config):
     return server_config({"request_timeout": 2.0})
-
-
-@pytest.fixture
-def skaha(monkeypatch):
-    with FakeSkaha(TOKEN) as fake:
-        monkeypatch.setenv("CANFAR_URL", fake.url)
-        monkeypatch.setenv("CANFAR_TOKEN", TOKEN)
-        yield fake
 
 
 async def _stats(jp_fetch) -> dict:

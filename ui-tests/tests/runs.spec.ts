@@ -820,52 +820,81 @@ test.describe('Run as batch', () => {
     return probe.ok() && 'max_running' in (await probe.json());
   }
 
+  /** A code cell of FLAKY's shape with this id, source and tags. */
+  const cell = (id: string, source: string[], tags: string[] = []) => ({
+    ...FLAKY.cells[0],
+    id,
+    metadata: tags.length ? { tags } : {},
+    source
+  });
+
+  /** Launch one replica from the form as `name`; its run's group once its summary shows. */
+  async function launchOne(
+    page: IJupyterLabPageFixture,
+    name: string,
+    summary: string
+  ): Promise<Locator> {
+    const ready = await launch(page, 1, name);
+    await ready.locator('.jp-canfar-launch').click();
+    await expectSummary(page, name, summary);
+    return runGroup(page, name);
+  }
+
+  /**
+   * Upload FLAKY with these cells as `name`.ipynb, skip the test (saying why) on a server that
+   * does not conduct runs, then open the notebook and its run form.
+   */
+  async function openConducted(
+    page: IJupyterLabPageFixture,
+    tmpPath: string,
+    name: string,
+    cells: Record<string, unknown>[],
+    skipReason: string
+  ): Promise<Locator> {
+    const file = `${tmpPath}/${name}.ipynb`;
+    await page.contents.uploadContent(
+      JSON.stringify({ ...FLAKY, cells }),
+      'text',
+      file
+    );
+    test.skip(!(await conducts(page, file)), skipReason);
+    await openNotebook(page, file);
+    await page.evaluate(() =>
+      (window as any).jupyterapp.commands.execute('canfar-jlab:run-as-batch')
+    );
+    return sidebar(page).locator('.jp-canfar-form');
+  }
+
   test('max running 1: replicas wait in the run, saying why; the reduce cell runs once after all', async ({
     page,
     tmpPath
   }) => {
-    const cell = (id: string, source: string[], tags: string[] = []) => ({
-      ...FLAKY.cells[0],
-      id,
-      metadata: tags.length ? { tags } : {},
-      source
-    });
-    await page.contents.uploadContent(
-      JSON.stringify({
-        ...FLAKY,
-        cells: [
-          cell('work', [
-            'import os, pathlib, time\n',
-            "replica = os.environ.get('REPLICA_ID', '1')\n",
-            'time.sleep(2)\n',
-            "out = pathlib.Path(os.environ.get('CANFAR_RUN_OUTPUTS', '.'))\n",
-            "(out / f'part-{replica}.txt').write_text(replica)\n",
-            "print(f'replica {replica} wrote its part')"
-          ]),
-          cell(
-            'sum',
-            [
-              'import os, pathlib\n',
-              "out = pathlib.Path(os.environ['CANFAR_RUN_OUTPUTS'])\n",
-              "parts = sorted(p.read_text() for p in out.glob('part-*.txt'))\n",
-              "print('reduce combined', len(parts), 'parts')"
-            ],
-            ['reduce']
-          )
-        ]
-      }),
-      'text',
-      `${tmpPath}/paced.ipynb`
-    );
-    test.skip(
-      !(await conducts(page, `${tmpPath}/paced.ipynb`)),
+    const form = await openConducted(
+      page,
+      tmpPath,
+      'paced',
+      [
+        cell('work', [
+          'import os, pathlib, time\n',
+          "replica = os.environ.get('REPLICA_ID', '1')\n",
+          'time.sleep(2)\n',
+          "out = pathlib.Path(os.environ.get('CANFAR_RUN_OUTPUTS', '.'))\n",
+          "(out / f'part-{replica}.txt').write_text(replica)\n",
+          "print(f'replica {replica} wrote its part')"
+        ]),
+        cell(
+          'sum',
+          [
+            'import os, pathlib\n',
+            "out = pathlib.Path(os.environ['CANFAR_RUN_OUTPUTS'])\n",
+            "parts = sorted(p.read_text() for p in out.glob('part-*.txt'))\n",
+            "print('reduce combined', len(parts), 'parts')"
+          ],
+          ['reduce']
+        )
+      ],
       'this server does not conduct runs (before issue 17)'
     );
-    await openNotebook(page, `${tmpPath}/paced.ipynb`);
-    await page.evaluate(() =>
-      (window as any).jupyterapp.commands.execute('canfar-jlab:run-as-batch')
-    );
-    const form = sidebar(page).locator('.jp-canfar-form');
     await expect(form.locator('.jp-canfar-reduce-note')).toHaveText(
       '1 cell tagged reduce runs once after all replicas succeed'
     );
@@ -921,37 +950,21 @@ test.describe('Run as batch', () => {
     page,
     tmpPath
   }) => {
-    await page.contents.uploadContent(
-      JSON.stringify({
-        ...FLAKY,
-        cells: [
-          {
-            ...FLAKY.cells[0],
-            source: [
-              "data = b'x' * 1_500_000_000\n",
-              "print('held', len(data) // 10**6, 'MB')"
-            ]
-          }
-        ]
-      }),
-      'text',
-      `${tmpPath}/greedy.ipynb`
-    );
-    test.skip(
-      !(await conducts(page, `${tmpPath}/greedy.ipynb`)),
+    const form = await openConducted(
+      page,
+      tmpPath,
+      'greedy',
+      [
+        cell('flaky-cell', [
+          "data = b'x' * 1_500_000_000\n",
+          "print('held', len(data) // 10**6, 'MB')"
+        ])
+      ],
       'this server does not re-run with more memory (before issue 17)'
     );
-    await openNotebook(page, `${tmpPath}/greedy.ipynb`);
-    await page.evaluate(() =>
-      (window as any).jupyterapp.commands.execute('canfar-jlab:run-as-batch')
-    );
-    const form = sidebar(page).locator('.jp-canfar-form');
     await form.locator('#jp-canfar-form-cores').selectOption('1');
     await form.locator('#jp-canfar-form-ram').selectOption('1');
-    const ready = await launch(page, 1, 'greedy');
-    await ready.locator('.jp-canfar-launch').click();
-    await expectSummary(page, 'greedy', '1 Failed');
-    const group = runGroup(page, 'greedy');
+    const group = await launchOne(page, 'greedy', '1 Failed');
     await expect(group.locator('.jp-canfar-run-error')).toContainText(
       'out of memory'
     );
@@ -984,37 +997,21 @@ test.describe('Run as batch', () => {
     page,
     tmpPath
   }) => {
-    await page.contents.uploadContent(
-      JSON.stringify({
-        ...FLAKY,
-        cells: [
-          {
-            ...FLAKY.cells[0],
-            source: [
-              'import time\n',
-              "print('working', flush=True)\n",
-              'time.sleep(60)'
-            ]
-          }
-        ]
-      }),
-      'text',
-      `${tmpPath}/slow.ipynb`
-    );
-    test.skip(
-      !(await conducts(page, `${tmpPath}/slow.ipynb`)),
+    const form = await openConducted(
+      page,
+      tmpPath,
+      'slow',
+      [
+        cell('flaky-cell', [
+          'import time\n',
+          "print('working', flush=True)\n",
+          'time.sleep(60)'
+        ])
+      ],
       'this server has no run timeout (before issue 17)'
     );
-    await openNotebook(page, `${tmpPath}/slow.ipynb`);
-    await page.evaluate(() =>
-      (window as any).jupyterapp.commands.execute('canfar-jlab:run-as-batch')
-    );
-    const form = sidebar(page).locator('.jp-canfar-form');
     await form.locator('#jp-canfar-form-timeout').fill('3s');
-    const ready = await launch(page, 1, 'slow');
-    await ready.locator('.jp-canfar-launch').click();
-    await expectSummary(page, 'slow', '1 Timed out');
-    const group = runGroup(page, 'slow');
+    const group = await launchOne(page, 'slow', '1 Timed out');
     await expect(group.locator('.jp-canfar-run-error')).toContainText(
       'Replica 1:'
     );
