@@ -105,23 +105,34 @@ os.execv(sys.executable, [sys.executable, "-m", "ipykernel_launcher", *sys.argv[
 """
 
 
-def test_a_stalled_kernel_start_is_retried_once(make_notebook, helpers, tmp_path):
-    script = tmp_path / "slow_kernel.py"
-    script.write_text(SLOW_FIRST_START)
-    marker = tmp_path / "stalled-once"
+def run_in_wrapped_kernel(wrapper, name, make_notebook, helpers, tmp_path, env=None):
+    """Run a one-cell notebook in kernel `name`, started through the `wrapper` script (given a
+    marker file, then ipykernel's arguments) instead of ipykernel itself: (run, marker)."""
+    script = tmp_path / f"{name}.py"
+    script.write_text(wrapper)
+    marker = tmp_path / f"{name}-marker"
     jupyter = kernelspec(
         tmp_path / "jupyter",
-        "slowstart",
+        name,
         [sys.executable, str(script), str(marker), "-f", "{connection_file}"],
     )
     notebook = make_notebook(
         ["print('kernel answered')"],
-        metadata={"kernelspec": {"name": "slowstart", "display_name": "s", "language": "python"}},
+        metadata={"kernelspec": {"name": name, "display_name": name, "language": "python"}},
     )
     exported = export_notebook(notebook, tmp_path / "run")
-    run = helpers.run_batch(
-        exported.argv,
-        env={"JUPYTER_PATH": str(jupyter), "CANFAR_JLAB_KERNEL_START_TIMEOUT": "5"},
+    run = helpers.run_batch(exported.argv, env={"JUPYTER_PATH": str(jupyter), **(env or {})})
+    return run, marker
+
+
+def test_a_stalled_kernel_start_is_retried_once(make_notebook, helpers, tmp_path):
+    run, marker = run_in_wrapped_kernel(
+        SLOW_FIRST_START,
+        "slowstart",
+        make_notebook,
+        helpers,
+        tmp_path,
+        env={"CANFAR_JLAB_KERNEL_START_TIMEOUT": "5"},
     )
     assert run.returncode == 0, run.stderr
     assert marker.read_text() == "stalled once"
@@ -149,20 +160,9 @@ os.execv(sys.executable, [sys.executable, "-m", "ipykernel_launcher", *args])
 
 
 def test_a_kernel_whose_port_was_taken_is_started_once_more(make_notebook, helpers, tmp_path):
-    script = tmp_path / "port_taken.py"
-    script.write_text(PORT_TAKEN_FIRST)
-    marker = tmp_path / "taken-once"
-    jupyter = kernelspec(
-        tmp_path / "jupyter",
-        "porttaken",
-        [sys.executable, str(script), str(marker), "-f", "{connection_file}"],
+    run, marker = run_in_wrapped_kernel(
+        PORT_TAKEN_FIRST, "porttaken", make_notebook, helpers, tmp_path
     )
-    notebook = make_notebook(
-        ["print('kernel answered')"],
-        metadata={"kernelspec": {"name": "porttaken", "display_name": "p", "language": "python"}},
-    )
-    exported = export_notebook(notebook, tmp_path / "run")
-    run = helpers.run_batch(exported.argv, env={"JUPYTER_PATH": str(jupyter)})
     assert run.returncode == 0, run.stderr
     assert marker.read_text() == "port taken once"
     assert (
