@@ -101,6 +101,34 @@ async function launch(
   return form;
 }
 
+/** Upload a notebook of `cells` (FLAKY's metadata) as `${tmpPath}/${name}.ipynb`; its path. */
+async function uploadNotebook(
+  page: IJupyterLabPageFixture,
+  tmpPath: string,
+  name: string,
+  cells: Record<string, unknown>[]
+): Promise<string> {
+  const file = `${tmpPath}/${name}.ipynb`;
+  await page.contents.uploadContent(
+    JSON.stringify({ ...FLAKY, cells }),
+    'text',
+    file
+  );
+  return file;
+}
+
+/** Open `file` and, through the toolbar's command, its Run as batch form. */
+async function openForm(
+  page: IJupyterLabPageFixture,
+  file: string
+): Promise<Locator> {
+  await openNotebook(page, file);
+  await page.evaluate(() =>
+    (window as any).jupyterapp.commands.execute('canfar-jlab:run-as-batch')
+  );
+  return sidebar(page).locator('.jp-canfar-form');
+}
+
 function logLines(page: IJupyterLabPageFixture, name: string): Locator {
   return page.locator(`#canfar-logs-run-${name} .jp-canfar-logview-lines`);
 }
@@ -470,19 +498,11 @@ test.describe('Run as batch', () => {
     tmpPath
   }) => {
     await page.theme.setDarkTheme();
-    await page.contents.uploadContent(
-      JSON.stringify({
-        ...FLAKY,
-        cells: [
-          { ...FLAKY.cells[0], source: ["print('dark side of the moon')"] }
-        ]
-      }),
-      'text',
-      `${tmpPath}/dark.ipynb`
-    );
-    await openNotebook(page, `${tmpPath}/dark.ipynb`);
-    await page.evaluate(() =>
-      (window as any).jupyterapp.commands.execute('canfar-jlab:run-as-batch')
+    await openForm(
+      page,
+      await uploadNotebook(page, tmpPath, 'dark', [
+        { ...FLAKY.cells[0], source: ["print('dark side of the moon')"] }
+      ])
     );
     const form = await launch(page, 2, 'dark');
     await form.locator('.jp-canfar-launch').click();
@@ -556,29 +576,21 @@ test.describe('Run as batch', () => {
       id,
       source
     });
-    await page.contents.uploadContent(
-      JSON.stringify({
-        ...FLAKY,
-        cells: [
-          cell('slow', [
-            'import time\n',
-            'for i in range(40):\n',
-            "    print(f'step {i}', flush=True)\n",
-            '    time.sleep(0.1)'
-          ]),
-          { cell_type: 'markdown', id: 'md', metadata: {}, source: ['# Fit'] },
-          cell('boom', [
-            'pixels = [1, 2, 3]\n',
-            "raise ValueError(f'the pixel at (3, 4) of frame 17 is saturated beyond repair: {pixels}')"
-          ])
-        ]
-      }),
-      'text',
-      `${tmpPath}/boom.ipynb`
-    );
-    await openNotebook(page, `${tmpPath}/boom.ipynb`);
-    await page.evaluate(() =>
-      (window as any).jupyterapp.commands.execute('canfar-jlab:run-as-batch')
+    await openForm(
+      page,
+      await uploadNotebook(page, tmpPath, 'boom', [
+        cell('slow', [
+          'import time\n',
+          'for i in range(40):\n',
+          "    print(f'step {i}', flush=True)\n",
+          '    time.sleep(0.1)'
+        ]),
+        { cell_type: 'markdown', id: 'md', metadata: {}, source: ['# Fit'] },
+        cell('boom', [
+          'pixels = [1, 2, 3]\n',
+          "raise ValueError(f'the pixel at (3, 4) of frame 17 is saturated beyond repair: {pixels}')"
+        ])
+      ])
     );
     const form = await launch(page, 1, 'boom');
     await form.locator('.jp-canfar-launch').click();
@@ -632,31 +644,22 @@ test.describe('Run as batch', () => {
     page,
     tmpPath
   }) => {
-    await page.contents.uploadContent(
-      JSON.stringify({
-        ...FLAKY,
-        cells: [
-          {
-            ...FLAKY.cells[0],
-            id: 'params',
-            metadata: { tags: ['parameters'] },
-            source: ['n_images = 10  # how many\n', "band = 'r'"]
-          },
-          {
-            ...FLAKY.cells[0],
-            id: 'use',
-            source: ["print(f'n_images={n_images} band={band}')"]
-          }
-        ]
-      }),
-      'text',
-      `${tmpPath}/params.ipynb`
+    const form = await openForm(
+      page,
+      await uploadNotebook(page, tmpPath, 'params', [
+        {
+          ...FLAKY.cells[0],
+          id: 'params',
+          metadata: { tags: ['parameters'] },
+          source: ['n_images = 10  # how many\n', "band = 'r'"]
+        },
+        {
+          ...FLAKY.cells[0],
+          id: 'use',
+          source: ["print(f'n_images={n_images} band={band}')"]
+        }
+      ])
     );
-    await openNotebook(page, `${tmpPath}/params.ipynb`);
-    await page.evaluate(() =>
-      (window as any).jupyterapp.commands.execute('canfar-jlab:run-as-batch')
-    );
-    const form = sidebar(page).locator('.jp-canfar-form');
     await form.locator('#jp-canfar-form-param-n_images').fill('abc');
     await expect(form).toContainText('"abc" is not a whole number');
     await form.locator('#jp-canfar-form-param-n_images').fill('3');
@@ -690,25 +693,17 @@ test.describe('Run as batch', () => {
       id,
       source
     });
-    await page.contents.uploadContent(
-      JSON.stringify({
-        ...FLAKY,
-        cells: [
-          cell('wait', ['import os, time\n', 'time.sleep(4)']),
-          cell('check', [
-            "if os.environ.get('REPLICA_ID') == '2':\n",
-            "    raise ValueError('replica 2 has a bug')\n",
-            "print('checked')"
-          ]),
-          cell('end', ["print('done', os.environ.get('REPLICA_ID'))"])
-        ]
-      }),
-      'text',
-      `${tmpPath}/fixme.ipynb`
-    );
-    await openNotebook(page, `${tmpPath}/fixme.ipynb`);
-    await page.evaluate(() =>
-      (window as any).jupyterapp.commands.execute('canfar-jlab:run-as-batch')
+    await openForm(
+      page,
+      await uploadNotebook(page, tmpPath, 'fixme', [
+        cell('wait', ['import os, time\n', 'time.sleep(4)']),
+        cell('check', [
+          "if os.environ.get('REPLICA_ID') == '2':\n",
+          "    raise ValueError('replica 2 has a bug')\n",
+          "print('checked')"
+        ]),
+        cell('end', ["print('done', os.environ.get('REPLICA_ID'))"])
+      ])
     );
     const form = await launch(page, 3, 'fixme');
     await form.locator('.jp-canfar-launch').click();
@@ -769,31 +764,22 @@ test.describe('Run as batch', () => {
       /sweep: Extra inputs/.test(await probe.text()),
       'this server has no parameter sweeps (before issue 12)'
     );
-    await page.contents.uploadContent(
-      JSON.stringify({
-        ...FLAKY,
-        cells: [
-          {
-            ...FLAKY.cells[0],
-            id: 'params',
-            metadata: { tags: ['parameters'] },
-            source: ['sigma = 5.0']
-          },
-          {
-            ...FLAKY.cells[0],
-            id: 'use',
-            source: ["print(f'sigma={sigma}')"]
-          }
-        ]
-      }),
-      'text',
-      `${tmpPath}/sweep.ipynb`
+    const form = await openForm(
+      page,
+      await uploadNotebook(page, tmpPath, 'sweep', [
+        {
+          ...FLAKY.cells[0],
+          id: 'params',
+          metadata: { tags: ['parameters'] },
+          source: ['sigma = 5.0']
+        },
+        {
+          ...FLAKY.cells[0],
+          id: 'use',
+          source: ["print(f'sigma={sigma}')"]
+        }
+      ])
     );
-    await openNotebook(page, `${tmpPath}/sweep.ipynb`);
-    await page.evaluate(() =>
-      (window as any).jupyterapp.commands.execute('canfar-jlab:run-as-batch')
-    );
-    const form = sidebar(page).locator('.jp-canfar-form');
     await form.locator('#jp-canfar-form-name').fill('sweep');
     await form.locator('#jp-canfar-form-param-sigma').fill('3, 4.5, 6');
     await expect(form).toContainText('Sweep over 3 values');
@@ -851,18 +837,9 @@ test.describe('Run as batch', () => {
     cells: Record<string, unknown>[],
     skipReason: string
   ): Promise<Locator> {
-    const file = `${tmpPath}/${name}.ipynb`;
-    await page.contents.uploadContent(
-      JSON.stringify({ ...FLAKY, cells }),
-      'text',
-      file
-    );
+    const file = await uploadNotebook(page, tmpPath, name, cells);
     test.skip(!(await conducts(page, file)), skipReason);
-    await openNotebook(page, file);
-    await page.evaluate(() =>
-      (window as any).jupyterapp.commands.execute('canfar-jlab:run-as-batch')
-    );
-    return sidebar(page).locator('.jp-canfar-form');
+    return openForm(page, file);
   }
 
   test('max running 1: replicas wait in the run, saying why; the reduce cell runs once after all', async ({
