@@ -39,7 +39,11 @@ class JsonWatcher(threading.Thread):
         self.versions: set[str] = set()
 
     def run(self) -> None:
-        while not self.stop.wait(0.0005):  # pace the reads: the machine is shared
+        stopping = False
+        while not stopping:
+            # Pace the reads (the machine is shared); one last read once told to stop, so the
+            # version written just before the stop is always seen.
+            stopping = self.stop.wait(0.0005)
             try:
                 text = self.path.read_text()
             except FileNotFoundError:
